@@ -1,0 +1,307 @@
+/* af.c: errors, allocation, arena, RNG, atomic writes, timing. */
+#include "af.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int af_errf(af_err *e, const char *fmt, ...) {
+    if (!e) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int af_err_prefix(af_err *e, const char *fmt, ...) {
+    if (!e) return -1;
+    char pre[512], old[sizeof e->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    return -1;
+}
+
+static void oom(size_t n) {
+    fprintf(stderr, "af: out of memory (%zu bytes)\n", n);
+    abort();
+}
+
+void *af_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+void *af_calloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) oom(n * size);
+    return p;
+}
+
+void *af_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n);
+    return q;
+}
+
+char *af_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(af_malloc(n), s, n);
+}
+
+/* ---- arena ---- */
+void af_arena_init(af_arena *a, size_t bytes) {
+    a->size = (bytes + 63) & ~(size_t)63;
+    a->used = a->peak = 0;
+    a->base = NULL;
+    if (a->size && posix_memalign((void **)&a->base, 64, a->size)) oom(a->size);
+}
+
+void af_arena_free(af_arena *a) {
+    free(a->base);
+    memset(a, 0, sizeof *a);
+}
+
+void af_arena_reset(af_arena *a) {
+    a->used = 0;
+}
+
+void *af_arena_alloc(af_arena *a, size_t bytes) {
+    size_t n = (bytes + 63) & ~(size_t)63;
+    if (n > a->size - a->used) {
+        fprintf(stderr, "af: arena exhausted (%zu of %zu bytes used, %zu more asked)\n", a->used,
+                a->size, n);
+        abort();
+    }
+    void *p = a->base + a->used;
+    a->used += n;
+    if (a->used > a->peak) a->peak = a->used;
+    return p;
+}
+
+float *af_arena_floats(af_arena *a, size_t n) {
+    float *p = af_arena_alloc(a, n * sizeof(float));
+    memset(p, 0, n * sizeof(float));
+    return p;
+}
+
+/* ---- rng: xoshiro256** seeded through splitmix64 ---- */
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void af_rng_seed(af_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t af_rng_u64(af_rng *r) {
+    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+float af_rng_uniform(af_rng *r) {
+    return (float)(af_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+float af_rng_normal(af_rng *r) {
+    double u1 = ((af_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0); /* (0,1] */
+    double u2 = (af_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+}
+
+uint32_t af_rng_below(af_rng *r, uint32_t n) {
+    return (uint32_t)(((af_rng_u64(r) >> 32) * (uint64_t)n) >> 32);
+}
+
+/* ---- files ---- */
+int af_write_atomic(const char *path, af_write_fn write, void *ctx, af_err *e) {
+    size_t n = strlen(path);
+    char *tmp = af_malloc(n + 16);
+    snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        af_errf(e, "%s: cannot create temporary file: %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    /* mkstemp makes 0600; a result file should have the usual permissions. */
+    mode_t um = umask(0);
+    umask(um);
+    fchmod(fd, 0666 & ~um);
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return af_errf(e, "%s: %s", path, strerror(errno));
+    }
+    int rc = write(f, ctx, e);
+    if (rc == 0 && (fflush(f) != 0 || ferror(f)))
+        rc = af_errf(e, "%s: write failed: %s", path, strerror(errno));
+    if (rc == 0 && fsync(fileno(f)) != 0)
+        rc = af_errf(e, "%s: fsync failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 && rc == 0) rc = af_errf(e, "%s: close failed: %s", path, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = af_errf(e, "%s: cannot rename temporary file into place: %s", path, strerror(errno));
+    if (rc != 0) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int af_read_file(const char *path, char **data, size_t *len, af_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return af_errf(e, "%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = af_malloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) buf = af_realloc(buf, cap *= 2);
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return af_errf(e, "%s: read error", path);
+    }
+    buf[n] = 0;
+    *data = buf;
+    if (len) *len = n;
+    return 0;
+}
+
+/* ---- sha256 (FIPS 180-4) ---- */
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_block(uint32_t h[8], const uint8_t *p) {
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = k + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        k = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
+}
+
+typedef struct {
+    uint32_t h[8];
+    uint8_t buf[64];
+    size_t nbuf;
+    uint64_t total;
+} sha256_ctx;
+
+static void sha256_init(sha256_ctx *c) {
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0);
+    c->nbuf = 0;
+    c->total = 0;
+}
+
+static void sha256_update(sha256_ctx *c, const uint8_t *p, size_t n) {
+    c->total += n;
+    while (n) {
+        if (c->nbuf == 0 && n >= 64) {
+            sha256_block(c->h, p);
+            p += 64, n -= 64;
+            continue;
+        }
+        size_t k = 64 - c->nbuf < n ? 64 - c->nbuf : n;
+        memcpy(c->buf + c->nbuf, p, k);
+        c->nbuf += k, p += k, n -= k;
+        if (c->nbuf == 64) sha256_block(c->h, c->buf), c->nbuf = 0;
+    }
+}
+
+static void sha256_final(sha256_ctx *c, char out[65]) {
+    uint64_t bits = c->total * 8;
+    uint8_t pad = 0x80, zero = 0, len[8];
+    sha256_update(c, &pad, 1);
+    while (c->nbuf != 56) sha256_update(c, &zero, 1);
+    for (int i = 0; i < 8; i++) len[i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha256_update(c, len, 8);
+    for (int i = 0; i < 8; i++) snprintf(out + 8 * i, 9, "%08x", c->h[i]);
+}
+
+void af_sha256_hex(const void *data, size_t len, char out[65]) {
+    sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, data, len);
+    sha256_final(&c, out);
+}
+
+int af_sha256_file(const char *path, char out[65], af_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return af_errf(e, "%s: %s", path, strerror(errno));
+    sha256_ctx c;
+    sha256_init(&c);
+    static uint8_t buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sha256_update(&c, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return af_errf(e, "%s: read error", path);
+    sha256_final(&c, out);
+    return 0;
+}
+
+/* ---- misc ---- */
+double af_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int af_ncores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void af_set_threads(int n) {
+    openblas_set_num_threads(n > 0 ? n : af_ncores());
+}

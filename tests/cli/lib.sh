@@ -1,0 +1,55 @@
+# lib.sh: a small TAP library for af's shell tests, in the spirit of git's test-lib.sh.
+# Each test runs in its own scratch directory; steps chain with && so any failing step fails it.
+#   . "$(dirname "$0")/lib.sh"
+#   test_expect_success 'name' 'cmd1 && cmd2'
+#   test_done
+set -u
+AF_TOP=${AF_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+AF_BIN=${AF_BIN:-$AF_TOP/bin}
+FIXTURES=$AF_TOP/tests/fixtures
+PATH=$AF_BIN:$PATH
+export PATH AF_TOP AF_BIN FIXTURES
+export NO_COLOR=1 OPENBLAS_NUM_THREADS=1
+TEST_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/af-test.XXXXXX")
+trap 'rm -rf "$TEST_ROOT"' EXIT
+test_count=0
+test_failed=0
+
+test_expect_success() {
+    test_count=$((test_count + 1))
+    dir="$TEST_ROOT/t$test_count"
+    mkdir -p "$dir"
+    if (cd "$dir" && eval "$2") >"$TEST_ROOT/out.$test_count" 2>&1; then
+        echo "ok $test_count - $1"
+    else
+        echo "not ok $test_count - $1"
+        sed 's/^/#   /' "$TEST_ROOT/out.$test_count"
+        test_failed=$((test_failed + 1))
+    fi
+}
+
+# Runs a command that must fail with exit status $1.
+test_exit() {
+    want=$1
+    shift
+    "$@"
+    got=$?
+    if [ "$got" -ne "$want" ]; then
+        echo "expected exit $want, got $got: $*" >&2
+        return 1
+    fi
+    return 0
+}
+
+# test_grep PATTERN FILE: like grep -q, but shows the file when it does not match.
+test_grep() {
+    if grep -q -e "$1" "$2"; then return 0; fi
+    echo "'$1' not found in $2:" >&2
+    cat "$2" >&2
+    return 1
+}
+
+test_done() {
+    echo "1..$test_count"
+    [ "$test_failed" -eq 0 ]
+}
