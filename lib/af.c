@@ -29,7 +29,14 @@ int af_err_prefix(af_err *e, const char *fmt, ...) {
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    size_t np = strlen(pre), room = sizeof e->msg - 1;
+    if (np > room - 2) np = room - 2;
+    memcpy(e->msg, pre, np);
+    memcpy(e->msg + np, ": ", 2);
+    size_t no = strnlen(old, sizeof old - 1);
+    if (no > room - np - 2) no = room - np - 2;
+    memcpy(e->msg + np + 2, old, no);
+    e->msg[np + 2 + no] = 0;
     return -1;
 }
 
@@ -139,7 +146,7 @@ uint32_t af_rng_below(af_rng *r, uint32_t n) {
 }
 
 /* ---- files ---- */
-int af_write_atomic(const char *path, af_write_fn write, void *ctx, af_err *e) {
+int af_write_atomic(const char *path, af_write_fn fill, void *ctx, af_err *e) {
     size_t n = strlen(path);
     char *tmp = af_malloc(n + 16);
     snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
@@ -160,7 +167,7 @@ int af_write_atomic(const char *path, af_write_fn write, void *ctx, af_err *e) {
         free(tmp);
         return af_errf(e, "%s: %s", path, strerror(errno));
     }
-    int rc = write(f, ctx, e);
+    int rc = fill(f, ctx, e);
     if (rc == 0 && (fflush(f) != 0 || ferror(f)))
         rc = af_errf(e, "%s: write failed: %s", path, strerror(errno));
     if (rc == 0 && fsync(fileno(f)) != 0)
