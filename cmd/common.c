@@ -1,0 +1,71 @@
+/* common.c: shared front-end helpers; see common.h. */
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *af_prog = "af";
+
+static void vmsg(const char *fmt, va_list ap) {
+    fprintf(stderr, "%s: ", af_prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    exit(EXIT_RUNTIME);
+}
+
+void die_err(const af_err *e) {
+    fprintf(stderr, "%s: %s\n", af_prog, e->msg);
+    exit(EXIT_RUNTIME);
+}
+
+void usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try '%s --help' for more information.\n", af_prog);
+    exit(EXIT_USAGE);
+}
+
+void warnx(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+long opt_long(const char *opt, const char *val, long min, long max) {
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < min || v > max)
+        usage_error("%s: '%s' is not an integer in [%ld, %ld]", opt, val, min, max);
+    return v;
+}
+
+double opt_double(const char *opt, const char *val, double min, double max) {
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end || !isfinite(v) || v < min || v > max)
+        usage_error("%s: '%s' is not a number in [%g, %g]", opt, val, min, max);
+    return v;
+}
+
+int finish(int status) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "%s: write error on standard output: %s\n", af_prog, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    return status;
+}
