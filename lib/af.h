@@ -5,8 +5,7 @@
  *    they never print and never exit;
  *  - matrices are row-major float32; activations are [tokens, features] with tokens = batch*seq;
  *    nn.Linear weights are [out, in] as PyTorch stores them;
- *  - backward functions accumulate (+=) into parameter gradients and overwrite input gradients
- *    unless their comment says otherwise. */
+ *  - backward functions accumulate (+=) into every gradient they produce (see ops.h). */
 #ifndef AF_H
 #define AF_H
 

@@ -1,0 +1,59 @@
+/* ops.h: the elementary layers every model part is built from, each a forward/backward pair.
+ *
+ * Argument order (llm.c): outputs first, then inputs, then dimensions. Shapes are row-major.
+ * Every backward ACCUMULATES (+=) into all its gradient outputs, inputs' and parameters' alike, so
+ * a value used in several places simply receives the sum; callers zero gradients when they start.
+ * A NULL gradient pointer means "not needed" (frozen weights, inputs nothing trains below) and is
+ * never computed. */
+#ifndef AF_OPS_H
+#define AF_OPS_H
+
+#include "af.h"
+
+/* out[M,N] = inp[M,K] · w[N,K]ᵀ + b[N]   (nn.Linear; b may be NULL) */
+void linear_forward(float *out, const float *inp, const float *w, const float *b, int M, int K,
+                    int N);
+/* dinp[M,K] += dout·w;  dw[N,K] += doutᵀ·inp;  db[N] += Σ_rows dout */
+void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                     const float *w, int M, int K, int N);
+
+/* out = LN(inp)·w + b over rows of C; mean/rstd [M] are saved for backward (may be NULL). */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int M, int C, float eps);
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int M, int C);
+
+typedef enum {
+    AF_ACT_RELU,
+    AF_ACT_GELU,      /* exact: x·Φ(x) (HF "gelu") */
+    AF_ACT_GELU_TANH, /* HF "gelu_new" / "gelu_pytorch_tanh" */
+    AF_ACT_SWISH,     /* x·σ(x) (AdapterHub "swish") */
+    AF_ACT_TANH,
+    AF_ACT_SIGMOID,
+} af_act;
+
+/* Name <-> enum: "relu", "gelu", "gelu_new", "gelu_pytorch_tanh", "swish"/"silu", "tanh",
+ * "sigmoid". Returns -1 for an unknown name. */
+int act_parse(const char *name);
+const char *act_name(int act);
+/* out[n] = act(inp[n]); out may equal inp only for forward-only use (backward needs inp). */
+void act_forward(float *out, const float *inp, size_t n, int act);
+/* dinp += dout · act'(inp) */
+void act_backward(float *dinp, const float *dout, const float *inp, size_t n, int act);
+
+/* Row softmax over N columns: out[M,N]. */
+void softmax_forward(float *out, const float *inp, int M, int N);
+/* dinp += out ⊙ (dout − Σ dout⊙out) per row */
+void softmax_backward(float *dinp, const float *dout, const float *out, int M, int N);
+
+/* Inverted dropout: out = inp·mask/(1−p) with mask ~ Bernoulli(1−p), stored as 0/1 bytes.
+ * p == 0 or mask == NULL: out = inp. */
+void dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, float p, af_rng *rng);
+void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, size_t n, float p);
+
+/* y += x */
+void vec_add(float *y, const float *x, size_t n);
+/* out = a + b */
+void vec_add2(float *out, const float *a, const float *b, size_t n);
+
+#endif
