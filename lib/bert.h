@@ -1,0 +1,118 @@
+/* bert.h: the frozen BERT encoder (Hugging Face layout), forward and backward.
+ *
+ * Per layer l (post-LN BERT, as HF BertLayer):
+ *   attention block: h1 = Dropout(Wo·MHA(x) + bo);  site ATTN: a = LN1(h1 + x)
+ *   FFN block:       h2 = Dropout(W2·act(W1·a + b1) + b2);  site OUT: y = LN2(h2 + a)
+ * A "site" is where adapters and fusion plug in (DESIGN §1): a hook may replace out = LN(h + r)
+ * by its own function of h, r and the site's original LayerNorm. */
+#ifndef AF_BERT_H
+#define AF_BERT_H
+
+#include "af.h"
+#include "safetensors.h"
+
+enum { BERT_SITE_ATTN = 0, BERT_SITE_OUT = 1, BERT_NSITES = 2 };
+
+typedef struct {
+    int vocab_size, hidden, layers, heads, ffn, max_pos, type_vocab, pad_id;
+    int act;             /* af_act from config hidden_act */
+    float ln_eps;
+    float hidden_dropout, attn_dropout;
+} bert_config;
+
+/* One layer's weights, [out, in] as nn.Linear stores them. */
+typedef struct {
+    float *qkv_w;              /* (3H, H): query, key, value stacked, so one sgemm does all three */
+    float *qkv_b;              /* (3H) */
+    float *ao_w, *ao_b;        /* (H, H), (H): attention.output.dense */
+    float *ln1_w, *ln1_b;      /* (H): attention.output.LayerNorm */
+    float *ff1_w, *ff1_b;      /* (F, H), (F): intermediate.dense */
+    float *ff2_w, *ff2_b;      /* (H, F), (H): output.dense */
+    float *ln2_w, *ln2_b;      /* (H): output.LayerNorm */
+} bert_layer;
+
+typedef struct {
+    float *word_emb;           /* (V, H) */
+    float *pos_emb;            /* (P, H) */
+    float *type_emb;           /* (T, H) */
+    float *emb_ln_w, *emb_ln_b;/* (H) */
+    bert_layer *layer;         /* [L] */
+} bert_weights;
+
+typedef struct {
+    bert_config cfg;
+    bert_weights w;
+    float *mem;                /* one allocation holding every weight as float32 */
+    size_t nparams;
+    char fingerprint[65];      /* see bert_fingerprint */
+    char *dir;
+} bert;
+
+/* Loads config.json + model.safetensors from a Hugging Face directory (F32/F16/BF16; names with
+ * or without "bert."; LayerNorm gamma/beta or weight/bias; pooler/cls/classifier ignored). */
+int bert_load(bert *m, const char *dir, af_err *e);
+/* A new model with BERT's init: N(0, 0.02) linear and embedding weights, zero biases, LN = 1/0. */
+void bert_init_random(bert *m, const bert_config *cfg, uint64_t seed);
+void bert_free(bert *m);
+/* Parses a config.json text into cfg. */
+int bert_config_parse(bert_config *cfg, const char *json, const char *name, af_err *e);
+
+/* Fingerprint of a base: sha256 over the safetensors header and one 4 KiB block of every 1 MiB
+ * of tensor data, so it is cheap for a 440 MB checkpoint yet differs between any two trainings. */
+int bert_fingerprint(const char *dir, char out[65], af_err *e);
+
+/* A batch of B sequences padded to S (the longest in the batch). Arrays are [B*S]. */
+typedef struct {
+    int B, S;
+    const int *ids, *type_ids, *mask;
+} bert_batch;
+
+/* Hooks at the adapter sites. */
+typedef struct {
+    void *ctx;
+    /* Non-zero when the hook replaces out = LN(h + r) at (layer, site). */
+    int (*active)(void *ctx, int layer, int site);
+    /* out[M,H] from h[M,H] and r[M,H]; ln_w/ln_b/eps: the site's original LayerNorm. The hook keeps
+     * what its backward will need (it knows layer and site). */
+    void (*forward)(void *ctx, int layer, int site, float *out, const float *h, const float *r,
+                    const float *ln_w, const float *ln_b, float eps, int M);
+    /* Accumulates dh, dr from dout, for the h, r of the last forward. */
+    void (*backward)(void *ctx, int layer, int site, float *dh, float *dr, const float *dout,
+                     const float *h, const float *r, const float *ln_w, const float *ln_b,
+                     float eps, int M);
+} bert_hooks;
+
+/* Activations for one batch shape, carved from an arena. */
+typedef struct bert_acts bert_acts;
+
+/* Bytes an arena needs for activations of up to B×S tokens (train: keep what backward needs). */
+size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train);
+bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int train);
+
+/* Forward. train: dropout on (seeded by rng) and activations kept for backward. Returns the last
+ * layer's hidden states [B*S, H] (owned by acts). */
+const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
+                          const bert_hooks *hooks, int train, af_rng *rng);
+/* Hidden states after layer l (l = -1: embeddings), valid after a forward. */
+const float *bert_hidden(const bert_acts *acts, int l);
+
+/* Gradients of every weight (full fine-tuning, pretraining), same layout as bert_weights. */
+typedef struct {
+    bert_weights g;
+    float *mem;
+} bert_grads;
+void bert_grads_init(bert_grads *g, const bert_config *cfg);
+void bert_grads_zero(bert_grads *g, const bert_config *cfg);
+void bert_grads_free(bert_grads *g);
+
+/* Backward from dout = dLoss/d(last hidden) [B*S, H]. With grads == NULL the weights are frozen:
+ * no weight gradient is computed, and nothing below the lowest active hook is visited. With grads,
+ * every weight gradient (embeddings included) is accumulated. */
+void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert_hooks *hooks,
+                   bert_grads *grads);
+
+/* Writes a Hugging Face directory: config.json and model.safetensors (BertModel names with the
+ * "bert." prefix; extra tensors, e.g. an MLM head, may be appended by the caller via `extra`). */
+int bert_save(const bert *m, const char *dir, st_writer *extra, af_err *e);
+
+#endif
