@@ -75,8 +75,13 @@ void st_writer_init(st_writer *w);
 void st_writer_free(st_writer *w);
 void st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape,
                    const void *data);
+/* The ndim dimensions that follow are int64_t: cast literals, (int64_t)768. */
 void st_writer_add_f32(st_writer *w, const char *name, const float *data, int ndim, ...);
+/* Sets a metadata string (replacing an earlier value for the same key). */
 void st_writer_meta(st_writer *w, const char *key, const char *value);
+/* Sets a metadata value to the compact JSON text of value (the spec stores strings only). */
+typedef struct cJSON cJSON;
+int st_writer_meta_json(st_writer *w, const char *key, const cJSON *value);
 int st_writer_write(st_writer *w, const char *path, af_err *e);
 
 /* float16 / bfloat16 conversions (round to nearest even). */
