@@ -89,12 +89,20 @@ typedef struct bert_acts bert_acts;
 size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train);
 bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int train);
 
+/* 0 when every id, type id and mask value of b is in range for m and S <= max_pos; otherwise -1
+ * with a message naming the sequence, the token and the value. */
+int bert_batch_check(const bert *m, const bert_batch *b, af_err *e);
+
 /* Forward. train: dropout on (seeded by rng) and activations kept for backward. Returns the last
- * layer's hidden states [B*S, H] (owned by acts). */
+ * layer's hidden states [B*S, H] (owned by acts), or NULL when the batch fails bert_batch_check,
+ * exceeds the B×S the acts were made for, or asks train of inference-only acts. */
 const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
                           const bert_hooks *hooks, int train, af_rng *rng);
 /* Hidden states after layer l (l = -1: embeddings), valid after a forward. */
 const float *bert_hidden(const bert_acts *acts, int l);
+/* dLoss/d(hidden states after layer l), valid after a backward for the layers it went through
+ * completely (all of them with grads; in frozen mode those above the lowest hooked site); else NULL. */
+const float *bert_dhidden(const bert_acts *acts, int l);
 
 /* Gradients of every weight (full fine-tuning, pretraining), same layout as bert_weights. */
 typedef struct {
@@ -107,7 +115,8 @@ void bert_grads_free(bert_grads *g);
 
 /* Backward from dout = dLoss/d(last hidden) [B*S, H]. With grads == NULL the weights are frozen:
  * no weight gradient is computed, and nothing below the lowest active hook is visited. With grads,
- * every weight gradient (embeddings included) is accumulated. */
+ * every weight gradient (embeddings included) is accumulated, except the LayerNorm of a hooked
+ * site, which belongs to the hook then. acts must come from a forward with train = 1. */
 void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert_hooks *hooks,
                    bert_grads *grads);
 

@@ -220,3 +220,79 @@ void vec_add(float *y, const float *x, size_t n) {
 void vec_add2(float *out, const float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
+
+/* HF adds finfo(float32).min rather than -inf: a fully masked row then stays finite (uniform)
+ * instead of NaN, and exp() of a masked score underflows to exactly 0, so padding never leaks. */
+#define ATT_MASKED (-3.4028234663852886e38f)
+
+void attention_forward(float *ctx, float *probs, uint8_t *dmask, float *scratch, const float *qkv,
+                       const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng) {
+    const int H = NH * D, ld = 3 * H;
+    const float alpha = 1.0f / sqrtf((float)D);
+    const size_t SS = (size_t)S * S;
+    for (int b = 0; b < B; b++) {
+        const float *q = qkv + (size_t)b * S * ld, *k = q + H, *v = q + 2 * H;
+        const int *km = key_mask ? key_mask + (size_t)b * S : NULL;
+        for (int h = 0; h < NH; h++) {
+            float *P = probs + ((size_t)b * NH + h) * SS;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, alpha, q + h * D, ld,
+                        k + h * D, ld, 0.0f, P, S);
+            if (km)
+                for (int i = 0; i < S; i++)
+                    for (int j = 0; j < S; j++)
+                        if (!km[j]) P[(size_t)i * S + j] += ATT_MASKED;
+            softmax_forward(P, P, S, S);
+            const float *Pd = P;
+            if (dmask && p > 0) {
+                dropout_forward(scratch, dmask + ((size_t)b * NH + h) * SS, P, SS, p, rng);
+                Pd = scratch;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, D, S, 1.0f, Pd, S, v + h * D,
+                        ld, 0.0f, ctx + (size_t)b * S * H + h * D, H);
+        }
+    }
+}
+
+void attention_backward(float *dqkv, float *scratch, const float *dctx, const float *qkv,
+                        const float *probs, const uint8_t *dmask, int B, int S, int NH, int D,
+                        float p) {
+    const int H = NH * D, ld = 3 * H;
+    const float alpha = 1.0f / sqrtf((float)D);
+    const size_t SS = (size_t)S * S;
+    const int drop = dmask && p > 0;
+    const float scale = drop ? 1.0f / (1.0f - p) : 1.0f;
+    float *Pd = scratch, *dS = scratch + SS;
+    for (int b = 0; b < B; b++) {
+        const float *q = qkv + (size_t)b * S * ld, *k = q + H, *v = q + 2 * H;
+        float *dq = dqkv + (size_t)b * S * ld, *dk = dq + H, *dv = dq + 2 * H;
+        const float *dc = dctx + (size_t)b * S * H;
+        for (int h = 0; h < NH; h++) {
+            const float *P = probs + ((size_t)b * NH + h) * SS;
+            const uint8_t *mk = drop ? dmask + ((size_t)b * NH + h) * SS : NULL;
+            const float *Pv = P;
+            if (drop) {
+                for (size_t i = 0; i < SS; i++) Pd[i] = mk[i] ? P[i] * scale : 0.0f;
+                Pv = Pd;
+            }
+            /* dV += dropout(P)ᵀ·dctx;  d dropout(P) = dctx·Vᵀ */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, S, 1.0f, Pv, S, dc + h * D, H,
+                        1.0f, dv + h * D, ld);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, 1.0f, dc + h * D, H,
+                        v + h * D, ld, 0.0f, dS, S);
+            if (drop)
+                for (size_t i = 0; i < SS; i++) dS[i] = mk[i] ? dS[i] * scale : 0.0f;
+            /* softmax backward in place: dS = P ⊙ (dP − Σ dP⊙P); masked keys have P = 0 */
+            for (int i = 0; i < S; i++) {
+                float *d = dS + (size_t)i * S;
+                const float *y = P + (size_t)i * S;
+                float dot = 0;
+                for (int j = 0; j < S; j++) dot += d[j] * y[j];
+                for (int j = 0; j < S; j++) d[j] = y[j] * (d[j] - dot);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, D, S, alpha, dS, S, k + h * D,
+                        ld, 1.0f, dq + h * D, ld);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, S, alpha, dS, S, q + h * D, ld,
+                        1.0f, dk + h * D, ld);
+        }
+    }
+}

@@ -56,4 +56,17 @@ void vec_add(float *y, const float *x, size_t n);
 /* out = a + b */
 void vec_add2(float *out, const float *a, const float *b, size_t n);
 
+/* Multi-head self-attention core (HF BertSelfAttention after the q/k/v projections), batched per
+ * (sequence, head) with cblas_sgemm. qkv [B*S, 3*NH*D] holds q | k | v per token, head h at
+ * columns h*D of each; key_mask [B*S] is 1 for real tokens, 0 for padding (NULL: all real).
+ *   probs[b,h] = softmax(Q·Kᵀ/√D + (1 − key_mask)·finfo.min)     [B, NH, S, S], kept for backward
+ *   ctx[b·S+i, h·D..] = dropout(probs[b,h])·V                      [B*S, NH*D]
+ * dmask [B, NH, S, S] receives the dropout mask (NULL or p == 0: no dropout). scratch: S*S floats. */
+void attention_forward(float *ctx, float *probs, uint8_t *dmask, float *scratch, const float *qkv,
+                       const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng);
+/* dqkv [B*S, 3*NH*D] += gradients of q, k and v from dctx. scratch: 2*S*S floats. */
+void attention_backward(float *dqkv, float *scratch, const float *dctx, const float *qkv,
+                        const float *probs, const uint8_t *dmask, int B, int S, int NH, int D,
+                        float p);
+
 #endif

@@ -1,0 +1,884 @@
+/* bert.c: the BERT encoder (Hugging Face BertModel, post-LN): config, loading, saving, forward and
+ * backward with adapter-site hooks. See bert.h for the layer equations. */
+#include "bert.h"
+
+#include "ops.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- config ------------------------------------------------------------------------------ */
+
+/* Hugging Face BertConfig defaults (bert-base-uncased). */
+static void config_defaults(bert_config *c) {
+    c->vocab_size = 30522;
+    c->hidden = 768;
+    c->layers = 12;
+    c->heads = 12;
+    c->ffn = 3072;
+    c->max_pos = 512;
+    c->type_vocab = 2;
+    c->pad_id = 0;
+    c->act = AF_ACT_GELU;
+    c->ln_eps = 1e-12f;
+    c->hidden_dropout = 0.1f;
+    c->attn_dropout = 0.1f;
+}
+
+static int get_int(const cJSON *root, const char *key, int *dst, int min, const char *name,
+                   af_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return af_errf(e, "%s: \"%s\": an integer expected", name, key);
+    if (v->valuedouble < min || v->valuedouble > INT_MAX)
+        return af_errf(e, "%s: \"%s\": %.17g out of range (at least %d expected)", name, key,
+                       v->valuedouble, min);
+    *dst = (int)v->valuedouble;
+    return 0;
+}
+
+static int get_prob(const cJSON *root, const char *key, float *dst, const char *name, af_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 1))
+        return af_errf(e, "%s: \"%s\": a probability in [0, 1) expected", name, key);
+    *dst = (float)v->valuedouble;
+    return 0;
+}
+
+static const char *get_str(const cJSON *root, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int bert_config_parse(bert_config *cfg, const char *json, const char *name, af_err *e) {
+    bert_config c;
+    config_defaults(&c);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, 0);
+    if (!root) {
+        size_t at = end && end >= json ? (size_t)(end - json) : 0;
+        return af_errf(e, "%s: invalid JSON at byte %zu", name, at);
+    }
+    int rc = -1;
+    if (!cJSON_IsObject(root)) {
+        af_errf(e, "%s: a JSON object expected", name);
+        goto out;
+    }
+    const char *mt = get_str(root, "model_type");
+    if (mt && strcmp(mt, "bert")) {
+        af_errf(e, "%s: \"model_type\": \"bert\" expected, \"%s\" found", name, mt);
+        goto out;
+    }
+    const char *pt = get_str(root, "position_embedding_type");
+    if (pt && strcmp(pt, "absolute")) {
+        af_errf(e, "%s: \"position_embedding_type\": \"absolute\" expected, \"%s\" found", name,
+                pt);
+        goto out;
+    }
+    if (get_int(root, "vocab_size", &c.vocab_size, 1, name, e) ||
+        get_int(root, "hidden_size", &c.hidden, 1, name, e) ||
+        get_int(root, "num_hidden_layers", &c.layers, 1, name, e) ||
+        get_int(root, "num_attention_heads", &c.heads, 1, name, e) ||
+        get_int(root, "intermediate_size", &c.ffn, 1, name, e) ||
+        get_int(root, "max_position_embeddings", &c.max_pos, 1, name, e) ||
+        get_int(root, "type_vocab_size", &c.type_vocab, 1, name, e) ||
+        get_int(root, "pad_token_id", &c.pad_id, 0, name, e) ||
+        get_prob(root, "hidden_dropout_prob", &c.hidden_dropout, name, e) ||
+        get_prob(root, "attention_probs_dropout_prob", &c.attn_dropout, name, e))
+        goto out;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (v && !cJSON_IsNull(v)) {
+        int act = cJSON_IsString(v) ? act_parse(v->valuestring) : -1;
+        if (act < 0) {
+            af_errf(e,
+                    "%s: \"hidden_act\": one of gelu, gelu_new, gelu_pytorch_tanh, relu, silu "
+                    "expected, %s found",
+                    name, cJSON_IsString(v) ? v->valuestring : "a non-string");
+            goto out;
+        }
+        c.act = act;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    if (v && !cJSON_IsNull(v)) {
+        if (!cJSON_IsNumber(v) || !(v->valuedouble > 0 && v->valuedouble < 1)) {
+            af_errf(e, "%s: \"layer_norm_eps\": a number in (0, 1) expected", name);
+            goto out;
+        }
+        c.ln_eps = (float)v->valuedouble;
+    }
+    if (c.hidden % c.heads) {
+        af_errf(e, "%s: \"hidden_size\" %d is not a multiple of \"num_attention_heads\" %d", name,
+                c.hidden, c.heads);
+        goto out;
+    }
+    if (c.pad_id >= c.vocab_size) {
+        af_errf(e, "%s: \"pad_token_id\" %d out of range [0, %d)", name, c.pad_id, c.vocab_size);
+        goto out;
+    }
+    *cfg = c;
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* The shortest decimal that reads back as the same float, so 1e-12f is written "1e-12". */
+static double short_float(float f) {
+    char buf[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    return strtod(buf, NULL);
+}
+
+static char *config_json(const bert_config *c) {
+    cJSON *o = cJSON_CreateObject();
+    const char *arch[] = {"BertModel"};
+    cJSON_AddItemToObject(o, "architectures", cJSON_CreateStringArray(arch, 1));
+    cJSON_AddStringToObject(o, "model_type", "bert");
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(o, "hidden_size", c->hidden);
+    cJSON_AddNumberToObject(o, "num_hidden_layers", c->layers);
+    cJSON_AddNumberToObject(o, "num_attention_heads", c->heads);
+    cJSON_AddNumberToObject(o, "intermediate_size", c->ffn);
+    cJSON_AddStringToObject(o, "hidden_act", act_name(c->act));
+    cJSON_AddNumberToObject(o, "hidden_dropout_prob", short_float(c->hidden_dropout));
+    cJSON_AddNumberToObject(o, "attention_probs_dropout_prob", short_float(c->attn_dropout));
+    cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_pos);
+    cJSON_AddNumberToObject(o, "type_vocab_size", c->type_vocab);
+    cJSON_AddNumberToObject(o, "initializer_range", 0.02);
+    cJSON_AddNumberToObject(o, "layer_norm_eps", short_float(c->ln_eps));
+    cJSON_AddNumberToObject(o, "pad_token_id", c->pad_id);
+    cJSON_AddStringToObject(o, "position_embedding_type", "absolute");
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---- parameter layout ------------------------------------------------------------------- */
+
+static size_t layer_params(const bert_config *c) {
+    size_t H = c->hidden, F = c->ffn;
+    return 3 * H * H + 3 * H + H * H + H + 2 * H + F * H + F + H * F + H + 2 * H;
+}
+
+static size_t count_params(const bert_config *c) {
+    size_t H = c->hidden;
+    return ((size_t)c->vocab_size + c->max_pos + c->type_vocab) * H + 2 * H +
+           (size_t)c->layers * layer_params(c);
+}
+
+/* Points w's tensors into mem (count_params floats); allocates the layer array. */
+static void carve_weights(bert_weights *w, float *mem, const bert_config *c) {
+    size_t H = c->hidden, F = c->ffn;
+    float *p = mem;
+#define TAKE(n) (p += (n), p - (n))
+    w->word_emb = TAKE((size_t)c->vocab_size * H);
+    w->pos_emb = TAKE((size_t)c->max_pos * H);
+    w->type_emb = TAKE((size_t)c->type_vocab * H);
+    w->emb_ln_w = TAKE(H);
+    w->emb_ln_b = TAKE(H);
+    w->layer = af_calloc(c->layers, sizeof *w->layer);
+    for (int l = 0; l < c->layers; l++) {
+        bert_layer *L = &w->layer[l];
+        L->qkv_w = TAKE(3 * H * H);
+        L->qkv_b = TAKE(3 * H);
+        L->ao_w = TAKE(H * H);
+        L->ao_b = TAKE(H);
+        L->ln1_w = TAKE(H);
+        L->ln1_b = TAKE(H);
+        L->ff1_w = TAKE(F * H);
+        L->ff1_b = TAKE(F);
+        L->ff2_w = TAKE(H * F);
+        L->ff2_b = TAKE(H);
+        L->ln2_w = TAKE(H);
+        L->ln2_b = TAKE(H);
+    }
+#undef TAKE
+}
+
+/* One tensor of the HF layout: its name without "bert.", where it lives, and its shape. */
+enum { K_WEIGHT, K_BIAS, K_LN_W, K_LN_B };
+typedef struct {
+    char name[96];
+    float *dst;
+    int ndim;
+    int64_t shape[2];
+    int kind;
+} spec;
+
+#define SPECS_PER_LAYER 16
+static int nspecs(const bert_config *c) {
+    return 5 + SPECS_PER_LAYER * c->layers;
+}
+
+static void add_spec(spec *s, int *n, int kind, float *dst, int64_t d0, int64_t d1, const char *fmt,
+                     ...) __attribute__((format(printf, 7, 8)));
+static void add_spec(spec *s, int *n, int kind, float *dst, int64_t d0, int64_t d1, const char *fmt,
+                     ...) {
+    spec *t = &s[(*n)++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->name, sizeof t->name, fmt, ap);
+    va_end(ap);
+    t->dst = dst;
+    t->kind = kind;
+    t->ndim = d1 ? 2 : 1;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+}
+
+/* The tensors of BertModel in state_dict order; q, k, v are slices of the stacked qkv_w. */
+static int list_specs(spec *s, const bert_weights *w, const bert_config *c) {
+    int64_t H = c->hidden, F = c->ffn;
+    int n = 0;
+    add_spec(s, &n, K_WEIGHT, w->word_emb, c->vocab_size, H, "embeddings.word_embeddings.weight");
+    add_spec(s, &n, K_WEIGHT, w->pos_emb, c->max_pos, H, "embeddings.position_embeddings.weight");
+    add_spec(s, &n, K_WEIGHT, w->type_emb, c->type_vocab, H,
+             "embeddings.token_type_embeddings.weight");
+    add_spec(s, &n, K_LN_W, w->emb_ln_w, H, 0, "embeddings.LayerNorm.weight");
+    add_spec(s, &n, K_LN_B, w->emb_ln_b, H, 0, "embeddings.LayerNorm.bias");
+    static const char *qkv[3] = {"query", "key", "value"};
+    for (int l = 0; l < c->layers; l++) {
+        const bert_layer *L = &w->layer[l];
+        for (int i = 0; i < 3; i++) {
+            add_spec(s, &n, K_WEIGHT, L->qkv_w + i * H * H, H, H,
+                     "encoder.layer.%d.attention.self.%s.weight", l, qkv[i]);
+            add_spec(s, &n, K_BIAS, L->qkv_b + i * H, H, 0,
+                     "encoder.layer.%d.attention.self.%s.bias", l, qkv[i]);
+        }
+        add_spec(s, &n, K_WEIGHT, L->ao_w, H, H, "encoder.layer.%d.attention.output.dense.weight",
+                 l);
+        add_spec(s, &n, K_BIAS, L->ao_b, H, 0, "encoder.layer.%d.attention.output.dense.bias", l);
+        add_spec(s, &n, K_LN_W, L->ln1_w, H, 0,
+                 "encoder.layer.%d.attention.output.LayerNorm.weight", l);
+        add_spec(s, &n, K_LN_B, L->ln1_b, H, 0, "encoder.layer.%d.attention.output.LayerNorm.bias",
+                 l);
+        add_spec(s, &n, K_WEIGHT, L->ff1_w, F, H, "encoder.layer.%d.intermediate.dense.weight", l);
+        add_spec(s, &n, K_BIAS, L->ff1_b, F, 0, "encoder.layer.%d.intermediate.dense.bias", l);
+        add_spec(s, &n, K_WEIGHT, L->ff2_w, H, F, "encoder.layer.%d.output.dense.weight", l);
+        add_spec(s, &n, K_BIAS, L->ff2_b, H, 0, "encoder.layer.%d.output.dense.bias", l);
+        add_spec(s, &n, K_LN_W, L->ln2_w, H, 0, "encoder.layer.%d.output.LayerNorm.weight", l);
+        add_spec(s, &n, K_LN_B, L->ln2_b, H, 0, "encoder.layer.%d.output.LayerNorm.bias", l);
+    }
+    return n;
+}
+
+static void alloc_weights(bert *m, const bert_config *cfg) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->nparams = count_params(cfg);
+    m->mem = af_malloc(m->nparams * sizeof(float));
+    carve_weights(&m->w, m->mem, cfg);
+}
+
+void bert_free(bert *m) {
+    if (!m) return;
+    free(m->mem);
+    free(m->w.layer);
+    free(m->dir);
+    memset(m, 0, sizeof *m);
+}
+
+void bert_init_random(bert *m, const bert_config *cfg, uint64_t seed) {
+    alloc_weights(m, cfg);
+    af_rng rng;
+    af_rng_seed(&rng, seed);
+    int n = nspecs(cfg);
+    spec *s = af_malloc(n * sizeof *s);
+    list_specs(s, &m->w, cfg);
+    for (int i = 0; i < n; i++) {
+        size_t k = (size_t)s[i].shape[0] * (s[i].ndim == 2 ? (size_t)s[i].shape[1] : 1);
+        for (size_t j = 0; j < k; j++)
+            s[i].dst[j] = s[i].kind == K_WEIGHT ? 0.02f * af_rng_normal(&rng)
+                          : s[i].kind == K_LN_W ? 1.0f
+                                                : 0.0f;
+    }
+    free(s);
+    /* HF _init_weights zeroes the padding_idx row of the word embeddings. */
+    memset(m->w.word_emb + (size_t)cfg->pad_id * cfg->hidden, 0, cfg->hidden * sizeof(float));
+    /* No file backs this model: the fingerprint names its recipe until it is saved and loaded. */
+    char *js = config_json(cfg);
+    size_t len = strlen(js) + 64;
+    char *buf = af_malloc(len);
+    snprintf(buf, len, "random:%llu:%s", (unsigned long long)seed, js);
+    af_sha256_hex(buf, strlen(buf), m->fingerprint);
+    free(buf);
+    free(js);
+}
+
+/* ---- loading ---------------------------------------------------------------------------- */
+
+static char *path_join(const char *dir, const char *file) {
+    size_t n = strlen(dir) + strlen(file) + 2;
+    char *p = af_malloc(n);
+    snprintf(p, n, "%s/%s", dir, file);
+    return p;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+/* LayerNorm parameters were called gamma/beta in the original TF-converted checkpoints. */
+static const st_tensor *find_spec(const st_file *f, const spec *s) {
+    char alt[112], name[112];
+    snprintf(alt, sizeof alt, "%s", s->name);
+    if (s->kind == K_LN_W || s->kind == K_LN_B) {
+        char *dot = strrchr(alt, '.');
+        strcpy(dot + 1, s->kind == K_LN_W ? "gamma" : "beta");
+    }
+    const char *cand[2] = {s->name, alt};
+    for (int i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "bert.%s", cand[i]);
+        const st_tensor *t = st_find(f, name);
+        if (!t) t = st_find(f, cand[i]);
+        if (t) return t;
+    }
+    return NULL;
+}
+
+/* Tensors that belong to BertModel's encoder must all be consumed; everything else (pooler, MLM
+ * and NSP heads, task heads, the position_ids buffer) is someone else's business. */
+static int encoder_tensor(const char *name) {
+    if (!strncmp(name, "bert.", 5)) name += 5;
+    if (!strcmp(name, "embeddings.position_ids")) return 0;
+    return !strncmp(name, "embeddings.", 11) || !strncmp(name, "encoder.", 8);
+}
+
+static int load_tensors(bert *m, const st_file *f, const char *path, af_err *e) {
+    int n = nspecs(&m->cfg), rc = -1;
+    spec *s = af_malloc(n * sizeof *s);
+    list_specs(s, &m->w, &m->cfg);
+    char *used = af_calloc(f->ntensors, 1);
+    for (int i = 0; i < n; i++) {
+        const st_tensor *t = find_spec(f, &s[i]);
+        char want[64], got[64];
+        shape_str(want, sizeof want, s[i].ndim, s[i].shape);
+        if (!t) {
+            af_errf(e, "%s: tensor bert.%s missing (with or without \"bert.\"), shape %s expected",
+                    path, s[i].name, want);
+            goto out;
+        }
+        used[t - f->tensors] = 1;
+        int same = t->ndim == s[i].ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == s[i].shape[d];
+        if (!same) {
+            shape_str(got, sizeof got, t->ndim, t->shape);
+            af_errf(e, "%s: %s: shape %s expected, %s found", path, t->name, want, got);
+            goto out;
+        }
+        if (st_to_f32(t, s[i].dst, t->numel, e)) {
+            af_err_prefix(e, "%s", path);
+            goto out;
+        }
+    }
+    for (int i = 0; i < f->ntensors; i++)
+        if (!used[i] && encoder_tensor(f->tensors[i].name)) {
+            af_errf(e, "%s: unexpected tensor %s (not part of a %d-layer BertModel)", path,
+                    f->tensors[i].name, m->cfg.layers);
+            goto out;
+        }
+    rc = 0;
+out:
+    free(used);
+    free(s);
+    return rc;
+}
+
+int bert_load(bert *m, const char *dir, af_err *e) {
+    memset(m, 0, sizeof *m);
+    char *cpath = path_join(dir, "config.json"), *wpath = path_join(dir, "model.safetensors");
+    char *json = NULL;
+    bert_config cfg;
+    st_file f;
+    int rc = -1, opened = 0;
+    if (af_read_file(cpath, &json, NULL, e) || bert_config_parse(&cfg, json, cpath, e)) goto out;
+    struct stat sb;
+    if (stat(wpath, &sb) != 0) {
+        char *bin = path_join(dir, "pytorch_model.bin");
+        int has_bin = stat(bin, &sb) == 0;
+        free(bin);
+        af_errf(e, "%s: %s%s", wpath, strerror(errno),
+                has_bin ? " (pytorch_model.bin is not read: convert it to safetensors)" : "");
+        goto out;
+    }
+    if (st_open(&f, wpath, e)) goto out;
+    opened = 1;
+    alloc_weights(m, &cfg);
+    if (load_tensors(m, &f, wpath, e) || bert_fingerprint(dir, m->fingerprint, e)) {
+        bert_free(m);
+        goto out;
+    }
+    m->dir = af_strdup(dir);
+    rc = 0;
+out:
+    if (opened) st_close(&f);
+    free(json);
+    free(cpath);
+    free(wpath);
+    return rc;
+}
+
+/* ---- fingerprint -------------------------------------------------------------------------- */
+
+#define FP_BLOCK 4096
+#define FP_STRIDE (1 << 20)
+
+int bert_fingerprint(const char *dir, char out[65], af_err *e) {
+    char *path = path_join(dir, "model.safetensors");
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    int rc = -1;
+    if (!f) {
+        af_errf(e, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    uint8_t len8[8];
+    uint64_t hlen = 0;
+    if (fseeko(f, 0, SEEK_END) != 0) goto io;
+    off_t size = ftello(f);
+    if (size < 8 || fseeko(f, 0, SEEK_SET) != 0 || fread(len8, 1, 8, f) != 8) goto io;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
+    if (hlen > ST_MAX_HEADER || hlen > (uint64_t)size - 8) {
+        af_errf(e, "%s: header length %llu exceeds the file size %lld", path,
+                (unsigned long long)hlen, (long long)size);
+        goto out;
+    }
+    /* The header names every tensor with its shape and dtype; the sampled blocks catch weights
+     * that differ with the same header (two trainings of one architecture). */
+    uint64_t data = (uint64_t)size - 8 - hlen, nblocks = (data + FP_STRIDE - 1) / FP_STRIDE;
+    size_t cap = 8 + hlen + nblocks * FP_BLOCK, n = 8 + hlen;
+    buf = af_malloc(cap ? cap : 1);
+    memcpy(buf, len8, 8);
+    if (fread(buf + 8, 1, hlen, f) != hlen) goto io;
+    for (uint64_t b = 0; b < nblocks; b++) {
+        uint64_t off = b * FP_STRIDE, k = data - off < FP_BLOCK ? data - off : FP_BLOCK;
+        if (fseeko(f, (off_t)(8 + hlen + off), SEEK_SET) != 0 || fread(buf + n, 1, k, f) != k)
+            goto io;
+        n += k;
+    }
+    af_sha256_hex(buf, n, out);
+    rc = 0;
+    goto out;
+io:
+    af_errf(e, "%s: read error or truncated file", path);
+out:
+    if (f) fclose(f);
+    free(buf);
+    free(path);
+    return rc;
+}
+
+/* ---- saving ------------------------------------------------------------------------------- */
+
+static int write_text(FILE *f, void *ctx, af_err *e) {
+    const char *s = ctx;
+    if (fputs(s, f) < 0 || fputc('\n', f) < 0) return af_errf(e, "write failed");
+    return 0;
+}
+
+int bert_save(const bert *m, const char *dir, st_writer *extra, af_err *e) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return af_errf(e, "%s: cannot create directory: %s", dir, strerror(errno));
+    char *cpath = path_join(dir, "config.json"), *wpath = path_join(dir, "model.safetensors");
+    char *js = config_json(&m->cfg);
+    int rc = af_write_atomic(cpath, write_text, js, e);
+    if (rc == 0) {
+        int n = nspecs(&m->cfg);
+        spec *s = af_malloc(n * sizeof *s);
+        list_specs(s, &m->w, &m->cfg);
+        st_writer w;
+        st_writer_init(&w);
+        st_writer_meta(&w, "format", "pt");
+        for (int i = 0; i < n; i++) {
+            char name[112];
+            snprintf(name, sizeof name, "bert.%s", s[i].name);
+            st_writer_add(&w, name, ST_F32, s[i].ndim, s[i].shape, s[i].dst);
+        }
+        for (int i = 0; extra && i < extra->n; i++)
+            st_writer_add(&w, extra->t[i].name, extra->t[i].dtype, extra->t[i].ndim,
+                          extra->t[i].shape, extra->t[i].data);
+        for (int i = 0; extra && i < extra->nmeta; i++)
+            st_writer_meta(&w, extra->meta[i].key, extra->meta[i].value);
+        rc = st_writer_write(&w, wpath, e);
+        st_writer_free(&w);
+        free(s);
+    }
+    free(js);
+    free(cpath);
+    free(wpath);
+    return rc;
+}
+
+/* ---- gradients ---------------------------------------------------------------------------- */
+
+void bert_grads_init(bert_grads *g, const bert_config *cfg) {
+    g->mem = af_calloc(count_params(cfg), sizeof(float));
+    carve_weights(&g->g, g->mem, cfg);
+}
+
+void bert_grads_zero(bert_grads *g, const bert_config *cfg) {
+    memset(g->mem, 0, count_params(cfg) * sizeof(float));
+}
+
+void bert_grads_free(bert_grads *g) {
+    if (!g) return;
+    free(g->mem);
+    free(g->g.layer);
+    memset(g, 0, sizeof *g);
+}
+
+/* ---- activations -------------------------------------------------------------------------- */
+
+/* What one layer keeps for backward. In inference mode every layer shares one set. */
+typedef struct {
+    float *qkv;               /* (M, 3H) */
+    float *probs;             /* (B, NH, S, S) softmax output, before dropout */
+    float *ctx;               /* (M, H) attention context, input of attention.output.dense */
+    float *h1;                /* (M, H) dropout(attention.output.dense): the ATTN site's h */
+    float *a;                 /* (M, H) ATTN site output: FFN input, the OUT site's r */
+    float *u;                 /* (M, F) intermediate.dense output, before the activation */
+    float *h2;                /* (M, H) dropout(output.dense): the OUT site's h */
+    float *mean1, *rstd1;     /* (M) LayerNorm statistics of the default sites */
+    float *mean2, *rstd2;     /* (M) */
+    uint8_t *pmask, *m1, *m2; /* dropout masks: (B, NH, S, S), (M, H), (M, H) */
+} layer_acts;
+
+struct bert_acts {
+    int maxB, maxS, train;
+    int B, S; /* shape of the last forward */
+    int L, H, F, NH;
+    int *ids, *type_ids, *mask; /* (maxM) copies of the last batch */
+    unsigned char *active;      /* (L, 2) hooks active in the last forward */
+    float *hidden;              /* (L+1, maxM, H): [0] embeddings, [l+1] after layer l */
+    float *dhidden;             /* (L+1, maxM, H) train only: gradients of the same */
+    int dvalid;                 /* dhidden[k] holds a complete gradient for k >= dvalid */
+    float *emb_sum;             /* (M, H) train: word + type + position, the LayerNorm input */
+    float *emb_mean, *emb_rstd; /* (M) */
+    uint8_t *emb_mask;          /* (M, H) */
+    layer_acts *la;             /* [L] */
+    /* scratch shared by all layers */
+    float *tmp;                          /* (M, H) a site's LayerNorm input h + r */
+    float *g;                            /* (M, F) activation output */
+    float *att;                          /* (2 S S) attention scratch */
+    float *dqkv;                         /* (M, 3H) backward only from here on */
+    float *dctx, *dh1, *da, *dh2, *dtmp; /* (M, H) */
+    float *dg, *du;                      /* (M, F) */
+};
+
+/* Carves from an arena, or only counts the bytes when a == NULL (bert_acts_bytes). */
+typedef struct {
+    af_arena *a;
+    size_t bytes;
+} carver;
+
+static void *carve(carver *c, size_t bytes) {
+    c->bytes += (bytes + 63) & ~(size_t)63;
+    return c->a ? af_arena_alloc(c->a, bytes) : NULL;
+}
+
+static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, int train) {
+    size_t M = (size_t)B * S, H = cfg->hidden, F = cfg->ffn, L = cfg->layers;
+    size_t P = (size_t)B * cfg->heads * S * S;
+    bert_acts *A = carve(c, sizeof *A);
+    layer_acts *la = carve(c, L * sizeof *la);
+    if (A) {
+        memset(A, 0, sizeof *A);
+        memset(la, 0, L * sizeof *la);
+        A->maxB = B, A->maxS = S, A->train = train;
+        A->L = (int)L, A->H = (int)H, A->F = (int)F, A->NH = cfg->heads;
+        A->la = la;
+    }
+#define CF(n) ((float *)carve(c, (n) * sizeof(float)))
+#define CI(n) ((int *)carve(c, (n) * sizeof(int)))
+#define CB(n) ((uint8_t *)carve(c, (n)))
+    int *ids = CI(M), *tids = CI(M), *mask = CI(M);
+    unsigned char *active = CB(2 * L);
+    float *hidden = CF((L + 1) * M * H);
+    float *dhidden = train ? CF((L + 1) * M * H) : NULL;
+    float *emb_sum = train ? CF(M * H) : NULL, *emb_mean = train ? CF(M) : NULL;
+    float *emb_rstd = train ? CF(M) : NULL;
+    uint8_t *emb_mask = train ? CB(M * H) : NULL;
+    layer_acts shared = {0};
+    for (size_t l = 0; l < L; l++) {
+        layer_acts x;
+        if (l == 0 || train) {
+            x.qkv = CF(M * 3 * H), x.probs = CF(P), x.ctx = CF(M * H), x.h1 = CF(M * H);
+            x.a = CF(M * H), x.u = CF(M * F), x.h2 = CF(M * H);
+            x.mean1 = CF(M), x.rstd1 = CF(M), x.mean2 = CF(M), x.rstd2 = CF(M);
+            x.pmask = train ? CB(P) : NULL, x.m1 = train ? CB(M * H) : NULL;
+            x.m2 = train ? CB(M * H) : NULL;
+            if (l == 0) shared = x;
+        } else {
+            x = shared;
+        }
+        if (A) la[l] = x;
+    }
+    float *tmp = CF(M * H), *g = CF(M * F), *att = CF(2 * (size_t)S * S);
+    float *dqkv = NULL, *dctx = NULL, *dh1 = NULL, *da = NULL, *dh2 = NULL, *dtmp = NULL;
+    float *dg = NULL, *du = NULL;
+    if (train) {
+        dqkv = CF(M * 3 * H), dctx = CF(M * H), dh1 = CF(M * H), da = CF(M * H);
+        dh2 = CF(M * H), dtmp = CF(M * H), dg = CF(M * F), du = CF(M * F);
+    }
+#undef CF
+#undef CI
+#undef CB
+    if (A) {
+        A->ids = ids, A->type_ids = tids, A->mask = mask, A->active = active;
+        A->hidden = hidden, A->dhidden = dhidden, A->dvalid = (int)L + 1;
+        A->emb_sum = emb_sum, A->emb_mean = emb_mean, A->emb_rstd = emb_rstd;
+        A->emb_mask = emb_mask;
+        A->tmp = tmp, A->g = g, A->att = att;
+        A->dqkv = dqkv, A->dctx = dctx, A->dh1 = dh1, A->da = da, A->dh2 = dh2, A->dtmp = dtmp;
+        A->dg = dg, A->du = du;
+    }
+    return A;
+}
+
+size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train) {
+    carver c = {NULL, 0};
+    layout_acts(&c, cfg, B, S, train);
+    return c.bytes;
+}
+
+bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int train) {
+    carver c = {a, 0};
+    return layout_acts(&c, cfg, B, S, train);
+}
+
+/* hidden[k] for k = 0 (embeddings) .. L, packed for the current batch. */
+static float *hid(const bert_acts *A, float *base, int k) {
+    return base + (size_t)k * A->maxB * A->maxS * A->H;
+}
+
+const float *bert_hidden(const bert_acts *acts, int l) {
+    if (l < -1 || l >= acts->L) return NULL;
+    return hid(acts, acts->hidden, l + 1);
+}
+
+const float *bert_dhidden(const bert_acts *acts, int l) {
+    if (!acts->train || l < -1 || l >= acts->L || l + 1 < acts->dvalid) return NULL;
+    return hid(acts, acts->dhidden, l + 1);
+}
+
+/* ---- forward ------------------------------------------------------------------------------ */
+
+int bert_batch_check(const bert *m, const bert_batch *b, af_err *e) {
+    const bert_config *c = &m->cfg;
+    if (b->B < 1 || b->S < 1 || !b->ids) return af_errf(e, "batch: empty (%d x %d)", b->B, b->S);
+    if (b->S > c->max_pos)
+        return af_errf(e, "batch: sequence length %d exceeds max_position_embeddings %d", b->S,
+                       c->max_pos);
+    for (int i = 0; i < b->B * b->S; i++) {
+        int seq = i / b->S, tok = i % b->S;
+        if (b->ids[i] < 0 || b->ids[i] >= c->vocab_size)
+            return af_errf(e, "batch: sequence %d token %d: input_ids %d out of range [0, %d)", seq,
+                           tok, b->ids[i], c->vocab_size);
+        if (b->type_ids && (b->type_ids[i] < 0 || b->type_ids[i] >= c->type_vocab))
+            return af_errf(e, "batch: sequence %d token %d: token_type_ids %d out of range [0, %d)",
+                           seq, tok, b->type_ids[i], c->type_vocab);
+        if (b->mask && b->mask[i] != 0 && b->mask[i] != 1)
+            return af_errf(e, "batch: sequence %d token %d: attention_mask %d is not 0 or 1", seq,
+                           tok, b->mask[i]);
+    }
+    return 0;
+}
+
+static int hooked(const bert_hooks *hk, int l, int site) {
+    return hk && hk->active && hk->active(hk->ctx, l, site);
+}
+
+/* out = LN(h + r), or the hook's replacement of it. */
+static void site_forward(bert_acts *A, const bert_hooks *hk, int l, int site, float *out,
+                         const float *h, const float *r, const float *ln_w, const float *ln_b,
+                         float eps, float *mean, float *rstd, int M) {
+    if (A->active[2 * l + site]) {
+        hk->forward(hk->ctx, l, site, out, h, r, ln_w, ln_b, eps, M);
+        return;
+    }
+    vec_add2(A->tmp, h, r, (size_t)M * A->H);
+    layernorm_forward(out, mean, rstd, A->tmp, ln_w, ln_b, M, A->H, eps);
+}
+
+static void embed_forward(const bert *m, bert_acts *A, float *out, int train, af_rng *rng) {
+    const bert_weights *w = &m->w;
+    int H = A->H, S = A->S, M = A->B * A->S;
+    float *sum = train ? A->emb_sum : A->tmp;
+    for (int t = 0; t < M; t++) {
+        const float *we = w->word_emb + (size_t)A->ids[t] * H;
+        const float *te = w->type_emb + (size_t)A->type_ids[t] * H;
+        const float *pe = w->pos_emb + (size_t)(t % S) * H;
+        float *y = sum + (size_t)t * H;
+        /* HF order: (inputs_embeds + token_type_embeddings) + position_embeddings */
+        for (int j = 0; j < H; j++) y[j] = (we[j] + te[j]) + pe[j];
+    }
+    layernorm_forward(out, train ? A->emb_mean : NULL, train ? A->emb_rstd : NULL, sum, w->emb_ln_w,
+                      w->emb_ln_b, M, H, m->cfg.ln_eps);
+    if (train) dropout_forward(out, A->emb_mask, out, (size_t)M * H, m->cfg.hidden_dropout, rng);
+}
+
+static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *hk, int train,
+                          af_rng *rng) {
+    const bert_layer *W = &m->w.layer[l];
+    layer_acts *la = &A->la[l];
+    const bert_config *c = &m->cfg;
+    int B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
+    size_t MH = (size_t)M * H;
+    const float *x = hid(A, A->hidden, l);
+    float *y = hid(A, A->hidden, l + 1);
+    linear_forward(la->qkv, x, W->qkv_w, W->qkv_b, M, H, 3 * H);
+    attention_forward(la->ctx, la->probs, train ? la->pmask : NULL, A->att, la->qkv, A->mask, B, S,
+                      NH, H / NH, c->attn_dropout, rng);
+    linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, M, H, H);
+    if (train) dropout_forward(la->h1, la->m1, la->h1, MH, c->hidden_dropout, rng);
+    site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, x, W->ln1_w, W->ln1_b, c->ln_eps,
+                 la->mean1, la->rstd1, M);
+    linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, M, H, F);
+    act_forward(A->g, la->u, (size_t)M * F, c->act);
+    linear_forward(la->h2, A->g, W->ff2_w, W->ff2_b, M, F, H);
+    if (train) dropout_forward(la->h2, la->m2, la->h2, MH, c->hidden_dropout, rng);
+    site_forward(A, hk, l, BERT_SITE_OUT, y, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
+                 la->mean2, la->rstd2, M);
+}
+
+const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
+                          const bert_hooks *hooks, int train, af_rng *rng) {
+    bert_acts *A = acts;
+    const bert_config *c = &m->cfg;
+    if (!b || b->B > A->maxB || b->S > A->maxS || (train && !A->train) || A->L != c->layers ||
+        A->H != c->hidden || A->F != c->ffn || A->NH != c->heads)
+        return NULL;
+    if (train && !rng && (c->hidden_dropout > 0 || c->attn_dropout > 0)) return NULL;
+    if (!b->ids || bert_batch_check(m, b, NULL)) return NULL;
+    A->B = b->B, A->S = b->S;
+    int M = b->B * b->S;
+    memcpy(A->ids, b->ids, M * sizeof(int));
+    for (int i = 0; i < M; i++) {
+        A->type_ids[i] = b->type_ids ? b->type_ids[i] : 0;
+        A->mask[i] = b->mask ? b->mask[i] : 1;
+    }
+    for (int l = 0; l < c->layers; l++)
+        for (int s = 0; s < BERT_NSITES; s++)
+            A->active[2 * l + s] = (unsigned char)hooked(hooks, l, s);
+    A->dvalid = c->layers + 1;
+    embed_forward(m, A, hid(A, A->hidden, 0), train, rng);
+    for (int l = 0; l < c->layers; l++) layer_forward(m, A, l, hooks, train, rng);
+    return hid(A, A->hidden, c->layers);
+}
+
+/* ---- backward ----------------------------------------------------------------------------- */
+
+static void zero(float *p, size_t n) {
+    memset(p, 0, n * sizeof(float));
+}
+
+/* dh, dr += d out / d(h, r) for the site out = LN(h + r) or its hook. */
+static void site_backward(bert_acts *A, const bert_hooks *hk, int l, int site, float *dh, float *dr,
+                          const float *dout, const float *h, const float *r, const float *ln_w,
+                          const float *ln_b, float *dln_w, float *dln_b, float eps,
+                          const float *mean, const float *rstd, int M) {
+    size_t MH = (size_t)M * A->H;
+    if (A->active[2 * l + site]) {
+        hk->backward(hk->ctx, l, site, dh, dr, dout, h, r, ln_w, ln_b, eps, M);
+        return;
+    }
+    vec_add2(A->tmp, h, r, MH);
+    zero(A->dtmp, MH);
+    layernorm_backward(A->dtmp, dln_w, dln_b, dout, A->tmp, ln_w, mean, rstd, M, A->H);
+    vec_add(dh, A->dtmp, MH);
+    vec_add(dr, A->dtmp, MH);
+}
+
+static void embed_backward(const bert *m, bert_acts *A, bert_weights *g) {
+    const bert_config *c = &m->cfg;
+    int H = A->H, S = A->S, M = A->B * A->S;
+    size_t MH = (size_t)M * H;
+    float *d = A->dh1, *dsum = A->dh2;
+    zero(d, MH);
+    dropout_backward(d, hid(A, A->dhidden, 0), A->emb_mask, MH, c->hidden_dropout);
+    zero(dsum, MH);
+    layernorm_backward(dsum, g->emb_ln_w, g->emb_ln_b, d, A->emb_sum, m->w.emb_ln_w, A->emb_mean,
+                       A->emb_rstd, M, H);
+    for (int t = 0; t < M; t++) {
+        const float *x = dsum + (size_t)t * H;
+        /* nn.Embedding(padding_idx=pad_token_id) never gives its padding row a gradient */
+        if (A->ids[t] != c->pad_id) vec_add(g->word_emb + (size_t)A->ids[t] * H, x, H);
+        vec_add(g->pos_emb + (size_t)(t % S) * H, x, H);
+        vec_add(g->type_emb + (size_t)A->type_ids[t] * H, x, H);
+    }
+}
+
+void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert_hooks *hooks,
+                   bert_grads *grads) {
+    bert_acts *A = acts;
+    const bert_config *c = &m->cfg;
+    if (!A->train) return;
+    int L = c->layers, B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
+    size_t MH = (size_t)M * H, MF = (size_t)M * F;
+    /* Frozen: stop at the lowest hooked site, below which nothing trains. */
+    int lowest = INT_MAX;
+    for (int p = 2 * L - 1; p >= 0; p--)
+        if (A->active[p]) lowest = p;
+    if (!grads && lowest == INT_MAX) return;
+    float ph = c->hidden_dropout, pa = c->attn_dropout;
+    memcpy(hid(A, A->dhidden, L), dout, MH * sizeof(float));
+    A->dvalid = L;
+    for (int l = L - 1; l >= 0; l--) {
+        const bert_layer *W = &m->w.layer[l];
+        bert_layer *G = grads ? &grads->g.layer[l] : NULL;
+        const layer_acts *la = &A->la[l];
+        const float *x = hid(A, A->hidden, l);
+        float *dx = hid(A, A->dhidden, l), *dy = hid(A, A->dhidden, l + 1);
+
+        zero(A->dh2, MH);
+        zero(A->da, MH);
+        site_backward(A, hooks, l, BERT_SITE_OUT, A->dh2, A->da, dy, la->h2, la->a, W->ln2_w,
+                      W->ln2_b, G ? G->ln2_w : NULL, G ? G->ln2_b : NULL, c->ln_eps, la->mean2,
+                      la->rstd2, M);
+        if (!grads && lowest == 2 * l + BERT_SITE_OUT) return;
+
+        zero(A->dtmp, MH);
+        dropout_backward(A->dtmp, A->dh2, la->m2, MH, ph);
+        if (G) act_forward(A->g, la->u, MF, c->act); /* only dW2 needs it; cheaper than storing */
+        zero(A->dg, MF);
+        linear_backward(A->dg, G ? G->ff2_w : NULL, G ? G->ff2_b : NULL, A->dtmp, A->g, W->ff2_w, M,
+                        F, H);
+        zero(A->du, MF);
+        act_backward(A->du, A->dg, la->u, MF, c->act);
+        linear_backward(A->da, G ? G->ff1_w : NULL, G ? G->ff1_b : NULL, A->du, la->a, W->ff1_w, M,
+                        H, F);
+
+        zero(dx, MH);
+        zero(A->dh1, MH);
+        site_backward(A, hooks, l, BERT_SITE_ATTN, A->dh1, dx, A->da, la->h1, x, W->ln1_w, W->ln1_b,
+                      G ? G->ln1_w : NULL, G ? G->ln1_b : NULL, c->ln_eps, la->mean1, la->rstd1, M);
+        if (!grads && lowest == 2 * l + BERT_SITE_ATTN) return;
+
+        zero(A->dtmp, MH);
+        dropout_backward(A->dtmp, A->dh1, la->m1, MH, ph);
+        zero(A->dctx, MH);
+        linear_backward(A->dctx, G ? G->ao_w : NULL, G ? G->ao_b : NULL, A->dtmp, la->ctx, W->ao_w,
+                        M, H, H);
+        zero(A->dqkv, 3 * MH);
+        attention_backward(A->dqkv, A->att, A->dctx, la->qkv, la->probs, la->pmask, B, S, NH,
+                           H / NH, pa);
+        linear_backward(dx, G ? G->qkv_w : NULL, G ? G->qkv_b : NULL, A->dqkv, x, W->qkv_w, M, H,
+                        3 * H);
+        A->dvalid = l;
+    }
+    if (grads) embed_backward(m, A, &grads->g);
+}
