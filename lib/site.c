@@ -1,0 +1,128 @@
+/* site.c: adapters and fusion at one encoder site; see site.h. */
+#include "site.h"
+
+#include <string.h>
+
+#include "ops.h"
+
+int site_arch_parse(const char *name) {
+    if (!strcmp(name, "pfeiffer")) return SITE_PFEIFFER;
+    if (!strcmp(name, "houlsby")) return SITE_HOULSBY;
+    return -1;
+}
+
+const char *site_arch_name(int arch) {
+    return arch == SITE_PFEIFFER ? "pfeiffer" : arch == SITE_HOULSBY ? "houlsby" : "?";
+}
+
+int site_check(const site *s, af_err *e) {
+    if (s->arch != SITE_PFEIFFER && s->arch != SITE_HOULSBY)
+        return af_errf(e, "site: unknown architecture %d", s->arch);
+    if (s->N < 1) return af_errf(e, "site: at least 1 adapter expected, %d found", s->N);
+    if (!s->fusion && s->N != 1)
+        return af_errf(e, "site: %d adapters need a fusion layer, none given", s->N);
+    int H = s->adapters[0].H;
+    for (int i = 1; i < s->N; i++)
+        if (s->adapters[i].H != H)
+            return af_errf(e, "site: adapter %d: hidden size %d expected, %d found", i, H,
+                           s->adapters[i].H);
+    if (s->fusion && (s->fusion->cfg.H != H || s->fusion->cfg.N != s->N))
+        return af_errf(e,
+                       "site: fusion for %d adapters of size %d expected, for %d of size %d "
+                       "found",
+                       s->N, H, s->fusion->cfg.N, s->fusion->cfg.H);
+    return 0;
+}
+
+/* Sizing (mem == NULL) and carving walk the same layout. */
+static size_t layout(site_cache *c, float *mem, const site *s, int M) {
+    size_t H = s->adapters[0].H, MH = (size_t)M * H, n = 0;
+    site_cache tmp;
+    if (!c) c = &tmp;
+    c->M = M;
+#define TAKE(field, count)                                                                         \
+    do {                                                                                           \
+        c->field = mem ? mem + n : NULL;                                                           \
+        n += (count);                                                                              \
+    } while (0)
+    TAKE(hr, MH);
+    TAKE(x, s->arch == SITE_PFEIFFER ? MH : 0);
+    TAKE(mean1, M);
+    TAKE(rstd1, M);
+    TAKE(ups, MH * s->N);
+    TAKE(y, MH);
+    TAKE(mean2, M);
+    TAKE(rstd2, M);
+    TAKE(dy, MH);
+    TAKE(dx, MH);
+    TAKE(dups, s->fusion ? MH * s->N : 0);
+#undef TAKE
+    if (mem) adapter_cache_carve(&c->ac, mem + n, s->adapters, s->N, M);
+    n += adapter_cache_floats(s->adapters, s->N, M);
+    if (s->fusion) {
+        if (mem) fusion_cache_carve(&c->fc, mem + n, &s->fusion->cfg, M);
+        n += fusion_cache_floats(&s->fusion->cfg, M);
+    } else {
+        memset(&c->fc, 0, sizeof c->fc);
+    }
+    return n;
+}
+
+size_t site_cache_floats(const site *s, int M) {
+    return layout(NULL, NULL, s, M);
+}
+
+void site_cache_carve(site_cache *c, float *mem, const site *s, int M) {
+    layout(c, mem, s, M);
+}
+
+void site_forward(float *out, site_cache *c, const site *s, const float *h, const float *r,
+                  const float *ln_w, const float *ln_b, float eps, int M, float T, af_rng *rng) {
+    int H = s->adapters[0].H;
+    size_t MH = (size_t)M * H;
+    vec_add2(c->hr, h, r, MH);
+    const float *x = h;
+    if (s->arch == SITE_PFEIFFER) {
+        layernorm_forward(c->x, c->mean1, c->rstd1, c->hr, ln_w, ln_b, M, H, eps);
+        x = c->x;
+    }
+    adapter_stack_forward(c->ups, &c->ac, x, s->adapters, s->N, M);
+    if (s->fusion)
+        fusion_forward(c->y, &c->fc, x, c->ups, s->fusion, M, T, rng);
+    else
+        memcpy(c->y, c->ups, MH * sizeof(float));
+    vec_add(c->y, c->hr, MH);
+    layernorm_forward(out, c->mean2, c->rstd2, c->y, ln_w, ln_b, M, H, eps);
+}
+
+void site_backward(float *dh, float *dr, site_cache *c, const site *s, const float *dout,
+                   const float *h, const float *r, const float *ln_w, int M) {
+    int H = s->adapters[0].H;
+    size_t MH = (size_t)M * H;
+    const float *x = s->arch == SITE_PFEIFFER ? c->x : h;
+    memset(c->dy, 0, MH * sizeof(float));
+    layernorm_backward(c->dy, NULL, NULL, dout, c->y, ln_w, c->mean2, c->rstd2, M, H);
+    if (dh) vec_add(dh, c->dy, MH);
+    if (dr) vec_add(dr, c->dy, MH);
+    /* Everything below reaches h and r only through x; skip it if nothing wants a gradient. */
+    int want_x = s->arch == SITE_PFEIFFER ? dh || dr : dh != NULL;
+    if (!want_x && !s->adapter_grads && !s->fusion_grad) return;
+    float *dx = want_x ? c->dx : NULL;
+    if (dx) memset(dx, 0, MH * sizeof(float));
+    if (s->fusion) {
+        memset(c->dups, 0, MH * s->N * sizeof(float));
+        fusion_backward(dx, c->dups, s->fusion_grad, &c->fc, c->dy, x, c->ups, s->fusion, M);
+        adapter_stack_backward(dx, s->adapter_grads, &c->ac, c->dups, x, s->adapters, s->N, M);
+    } else {
+        adapter_stack_backward(dx, s->adapter_grads, &c->ac, c->dy, x, s->adapters, 1, M);
+    }
+    if (!dx) return;
+    if (s->arch == SITE_HOULSBY) {
+        vec_add(dh, dx, MH);
+        return;
+    }
+    memset(c->dy, 0, MH * sizeof(float)); /* reused: d(h + r) */
+    layernorm_backward(c->dy, NULL, NULL, dx, c->hr, ln_w, c->mean1, c->rstd1, M, H);
+    if (dh) vec_add(dh, c->dy, MH);
+    if (dr) vec_add(dr, c->dy, MH);
+}
