@@ -19,8 +19,8 @@ typedef struct {
     int *token_type_ids;  /* [len], zeros when absent */
     int *attention_mask;  /* [len], ones when absent */
     int len;
-    jl_label_kind label_kind;
-    long label_int;       /* JL_LABEL_INT (an integer JSON number) */
+    jl_label_kind label_kind; /* NONE when absent or null */
+    long label_int;       /* JL_LABEL_INT: a number with an integral value (1 and 1.0 alike) */
     double label_num;     /* JL_LABEL_NUMBER (a non-integer number) and also set for INT */
     char *label_str;      /* JL_LABEL_STRING */
     char *task;           /* NULL when absent */
@@ -41,11 +41,14 @@ const char *jl_name(const jl_reader *r);   /* "-" shows as "stdin" */
 void jl_close(jl_reader *r);
 void jl_example_free(jl_example *ex);
 
-/* Parses one line (no trailing newline needed) into ex. Used by jl_next and the fuzzer. */
+/* Parses one line (no trailing newline needed) into ex. Used by jl_next and the fuzzer.
+ * ex must be zeroed before its first use; its buffers are reused. A key that is null counts as
+ * absent (except input_ids, which is required). Keys may not appear twice. */
 int jl_parse_line(const char *line, size_t n, jl_example *ex, int vocab_size, const char *name,
                   long lineno, af_err *e);
 
-/* Reads a whole file into an array (for training sets). */
+/* Reads a whole file into an array (for training sets). The examples' json trees are freed
+ * (json is NULL): a tree per example costs kilobytes, and training needs only the fields. */
 typedef struct {
     jl_example *ex;
     int n, cap;

@@ -22,10 +22,12 @@ static int is_numchar(unsigned char c) {
 static int number_ok(const char *p, size_t n) {
     size_t i = 0;
     if (i < n && p[i] == '-') i++;
-    if (i < n && p[i] == '0') i++;
+    if (i < n && p[i] == '0')
+        i++;
     else if (i < n && is_digit(p[i]))
         while (i < n && is_digit(p[i])) i++;
-    else return 0;
+    else
+        return 0;
     if (i < n && p[i] == '.') {
         size_t d = ++i;
         while (i < n && is_digit(p[i])) i++;
@@ -63,7 +65,7 @@ typedef struct {
     size_t n;
     const char *key; /* current top-level key */
     size_t keylen;
-    int in_key;      /* the key is still being read: its length is not known yet */
+    int in_key; /* the key is still being read: its length is not known yet */
     jsonlex_result *r;
 } lexer;
 
@@ -84,8 +86,8 @@ int jsonlex_check(const char *s, size_t n, jsonlex_result *r) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) {
             utf8proc_int32_t cp;
-            utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
-                                                  (utf8proc_ssize_t)(n - i), &cp);
+            utf8proc_ssize_t k =
+                utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
             if (k < 0) return fail(&L, "invalid UTF-8", i, 1);
             i += (size_t)k; /* outside a string this is a JSON error, which cJSON reports */
             continue;
@@ -165,8 +167,10 @@ static size_t skip_value(const char *s, size_t n, size_t i) {
         for (; i < n; i++) {
             char c = s[i];
             if (in_string) {
-                if (c == '\\') i++;
-                else if (c == '"') in_string = 0;
+                if (c == '\\')
+                    i++;
+                else if (c == '"')
+                    in_string = 0;
             } else if (c == '"') {
                 in_string = 1;
             } else if (c == '{' || c == '[') {

@@ -13,13 +13,13 @@
 #include <stddef.h>
 
 typedef struct {
-    size_t pos, len;     /* byte offset and length of the offending text */
-    const char *key;     /* raw text of the enclosing top-level key, NULL if none */
+    size_t pos, len; /* byte offset and length of the offending text */
+    const char *key; /* raw text of the enclosing top-level key, NULL if none */
     size_t keylen;
 } jsonlex_at;
 
 typedef struct {
-    const char *error;   /* NULL when the text passed; else a static description */
+    const char *error; /* NULL when the text passed; else a static description */
     jsonlex_at at;
     /* Numbers not written as plain non-negative integers ("-1", "2.0", "1e3"): not errors in
      * JSON, but safetensors shapes and offsets must be integers as written. */

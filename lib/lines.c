@@ -17,9 +17,9 @@
 struct af_lines {
     gzFile gz;
     char *name;
-    char *buf;          /* raw bytes read but not yet returned: buf[pos, len) */
+    char *buf; /* raw bytes read but not yet returned: buf[pos, len) */
     size_t pos, len;
-    char *line;         /* the current line, NUL-terminated */
+    char *line; /* the current line, NUL-terminated */
     size_t linecap;
     long lineno;
     int eof;
@@ -52,8 +52,10 @@ int af_lines_open(af_lines **lp, const char *path, af_err *e) {
 static int read_error(af_lines *l, af_err *e) {
     int zerr;
     const char *msg = gzerror(l->gz, &zerr);
-    if (zerr == Z_ERRNO) msg = strerror(errno);
-    else if (strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": ")) msg = strstr(msg, ": ") + 2;
+    if (zerr == Z_ERRNO)
+        msg = strerror(errno);
+    else if (strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": "))
+        msg = strstr(msg, ": ") + 2;
     return af_errf(e, "%s:%ld: read error: %s", l->name, l->lineno + 1, msg);
 }
 

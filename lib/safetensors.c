@@ -26,12 +26,11 @@ static const struct {
     const char *name;
     size_t size;
 } DTYPES[ST_NDTYPES] = {
-    [ST_BOOL] = {"BOOL", 1},         [ST_U8] = {"U8", 1},     [ST_I8] = {"I8", 1},
-    [ST_I16] = {"I16", 2},           [ST_U16] = {"U16", 2},   [ST_F16] = {"F16", 2},
-    [ST_BF16] = {"BF16", 2},         [ST_I32] = {"I32", 4},   [ST_U32] = {"U32", 4},
-    [ST_F32] = {"F32", 4},           [ST_F64] = {"F64", 8},   [ST_I64] = {"I64", 8},
-    [ST_U64] = {"U64", 8},           [ST_F8_E4M3] = {"F8_E4M3", 1},
-    [ST_F8_E5M2] = {"F8_E5M2", 1},
+    [ST_BOOL] = {"BOOL", 1}, [ST_U8] = {"U8", 1},           [ST_I8] = {"I8", 1},
+    [ST_I16] = {"I16", 2},   [ST_U16] = {"U16", 2},         [ST_F16] = {"F16", 2},
+    [ST_BF16] = {"BF16", 2}, [ST_I32] = {"I32", 4},         [ST_U32] = {"U32", 4},
+    [ST_F32] = {"F32", 4},   [ST_F64] = {"F64", 8},         [ST_I64] = {"I64", 8},
+    [ST_U64] = {"U64", 8},   [ST_F8_E4M3] = {"F8_E4M3", 1}, [ST_F8_E5M2] = {"F8_E5M2", 1},
 };
 
 const char *st_dtype_name(st_dtype t) {
@@ -127,9 +126,12 @@ static int parse_entry(st_file *f, st_tensor *t, const cJSON *j, af_err *e) {
     if (dup) return af_errf(e, "%s: tensor '%s': duplicate key '%s'", name, tn, dup);
     const cJSON *dtype = NULL, *shape = NULL, *offs = NULL;
     for (const cJSON *c = j->child; c; c = c->next) {
-        if (strcmp(c->string, "dtype") == 0) dtype = c;
-        else if (strcmp(c->string, "shape") == 0) shape = c;
-        else if (strcmp(c->string, "data_offsets") == 0) offs = c;
+        if (strcmp(c->string, "dtype") == 0)
+            dtype = c;
+        else if (strcmp(c->string, "shape") == 0)
+            shape = c;
+        else if (strcmp(c->string, "data_offsets") == 0)
+            offs = c;
         else
             return af_errf(e,
                            "%s: tensor '%s': unexpected key '%s' (an entry holds dtype, shape "
@@ -147,8 +149,10 @@ static int parse_entry(st_file *f, st_tensor *t, const cJSON *j, af_err *e) {
         return af_errf(e, "%s: tensor '%s': unknown dtype '%s'", name, tn, dtype->valuestring);
 
     if (!cJSON_IsArray(shape))
-        return af_errf(e, "%s: tensor '%s': shape must be an array of non-negative integers, "
-                          "found %s", name, tn, json_type(shape));
+        return af_errf(e,
+                       "%s: tensor '%s': shape must be an array of non-negative integers, "
+                       "found %s",
+                       name, tn, json_type(shape));
     int ndim = cJSON_GetArraySize(shape);
     if (ndim > ST_MAX_DIMS)
         return af_errf(e, "%s: tensor '%s': shape has %d dimensions, af supports at most %d", name,
@@ -158,8 +162,10 @@ static int parse_entry(st_file *f, st_tensor *t, const cJSON *j, af_err *e) {
         uint64_t v;
         if (json_uint(c, &v)) {
             char *s = cJSON_PrintUnformatted(c);
-            af_errf(e, "%s: tensor '%s': shape must be an array of non-negative integers, "
-                       "found %s %s", name, tn, json_type(c), s ? s : "");
+            af_errf(e,
+                    "%s: tensor '%s': shape must be an array of non-negative integers, "
+                    "found %s %s",
+                    name, tn, json_type(c), s ? s : "");
             free(s);
             return -1;
         }
@@ -167,16 +173,20 @@ static int parse_entry(st_file *f, st_tensor *t, const cJSON *j, af_err *e) {
     }
 
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
-        return af_errf(e, "%s: tensor '%s': data_offsets must be an array of 2 non-negative "
-                          "integers, found %s", name, tn,
+        return af_errf(e,
+                       "%s: tensor '%s': data_offsets must be an array of 2 non-negative "
+                       "integers, found %s",
+                       name, tn,
                        cJSON_IsArray(offs) ? "an array of another length" : json_type(offs));
     uint64_t b, en;
     if (json_uint(offs->child, &b) || json_uint(offs->child->next, &en))
-        return af_errf(e, "%s: tensor '%s': data_offsets must be an array of 2 non-negative "
-                          "integers", name, tn);
+        return af_errf(e,
+                       "%s: tensor '%s': data_offsets must be an array of 2 non-negative "
+                       "integers",
+                       name, tn);
     if (en < b)
-        return af_errf(e, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin",
-                       name, tn, (unsigned long long)b, (unsigned long long)en);
+        return af_errf(e, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", name,
+                       tn, (unsigned long long)b, (unsigned long long)en);
     t->begin = (size_t)b;
     t->end = (size_t)en;
 
@@ -286,16 +296,18 @@ static int parse_header(st_file *f, const unsigned char *p, size_t size, af_err 
     jsonlex_result lx;
     if (jsonlex_check(h, (size_t)n, &lx)) {
         char where[300] = "";
-        if (lx.at.key)
-            snprintf(where, sizeof where, ", in tensor '%.*s'", (int)(lx.at.keylen < 200 ? lx.at.keylen : 200),
-                     lx.at.key);
+        if (lx.at.key && lx.at.keylen)
+            snprintf(where, sizeof where, ", in tensor '%.*s'",
+                     (int)(lx.at.keylen < 200 ? lx.at.keylen : 200), lx.at.key);
         if (strcmp(lx.error, "invalid UTF-8") == 0)
             return af_errf(e, "%s: header is not valid UTF-8 (byte %zu of the header%s)", name,
                            lx.at.pos, where);
         unsigned char c = (unsigned char)h[lx.at.pos];
         if (c < 0x20 || c == 0x7f)
-            return af_errf(e, "%s: header is not valid JSON: %s (byte 0x%02x at byte %zu of the "
-                              "header%s)", name, lx.error, c, lx.at.pos, where);
+            return af_errf(e,
+                           "%s: header is not valid JSON: %s (byte 0x%02x at byte %zu of the "
+                           "header%s)",
+                           name, lx.error, c, lx.at.pos, where);
         return af_errf(e, "%s: header is not valid JSON: %s '%.*s' at byte %zu of the header%s",
                        name, lx.error, (int)(lx.at.len < 40 ? lx.at.len : 40), h + lx.at.pos,
                        lx.at.pos, where);
@@ -658,13 +670,13 @@ static int build_header(const st_writer *w, const char *path, sbuf *h, af_err *e
             return af_errf(e, "%s: '%s' cannot be a tensor name", path, t->name);
         if (t->nbytes == SIZE_MAX || __builtin_add_overflow(off, t->nbytes, &(size_t){0}))
             return af_errf(e, "%s: tensor '%s': negative or overflowing shape", path, t->name);
-        if (!t->data && t->nbytes)
-            return af_errf(e, "%s: tensor '%s': no data", path, t->name);
+        if (!t->data && t->nbytes) return af_errf(e, "%s: tensor '%s': no data", path, t->name);
         if (!first) sb_put(h, ",", 1);
         first = 0;
         sb_json_string(h, t->name);
         sb_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_name(t->dtype));
-        for (int d = 0; d < t->ndim; d++) sb_printf(h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        for (int d = 0; d < t->ndim; d++)
+            sb_printf(h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
         sb_printf(h, "],\"data_offsets\":[%zu,%zu]}", off, off + t->nbytes);
         off += t->nbytes;
     }

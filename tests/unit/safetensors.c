@@ -139,10 +139,10 @@ static void test_rejections(void) {
     REJECT("a dimension that is a string",
            img("{\"a\":{\"dtype\":\"F32\",\"shape\":[\"2\"],\"data_offsets\":[0,8]}}", 8),
            "tensor 'a'", "non-negative integers", "a string");
-    REJECT("more than 8 dimensions",
-           img("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,2],\"data_offsets\":[0,8]}}",
-               8),
-           "tensor 'a'", "9 dimensions");
+    REJECT(
+        "more than 8 dimensions",
+        img("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,2],\"data_offsets\":[0,8]}}", 8),
+        "tensor 'a'", "9 dimensions");
     REJECT("data_offsets that are not an array",
            img("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":8}}", 8), "tensor 'a'",
            "data_offsets must be an array of 2");
@@ -170,11 +170,12 @@ static void test_rejections(void) {
                "8]}}",
                8),
            "__metadata__ must be an object");
-    REJECT("a __metadata__ value that is not a string",
-           img("{\"__metadata__\":{\"k\":1},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":"
-               "[0,8]}}",
-               8),
-           "__metadata__", "value of 'k' must be a string", "a number");
+    REJECT(
+        "a __metadata__ value that is not a string",
+        img("{\"__metadata__\":{\"k\":1},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":"
+            "[0,8]}}",
+            8),
+        "__metadata__", "value of 'k' must be a string", "a number");
     REJECT("a __metadata__ value that is an object",
            img("{\"__metadata__\":{\"k\":{}},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_"
                "offsets\":[0,8]}}",
@@ -196,11 +197,11 @@ static void test_rejections(void) {
                8),
            "tensor 'a' appears twice");
     REJECT("data_offsets that end before they begin",
-           img("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", 8),
-           "tensor 'a'", "end before they begin");
+           img("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", 8), "tensor 'a'",
+           "end before they begin");
     REJECT("a hole at the start of the data",
-           img("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8),
-           "tensor 'a'", "hole at the start");
+           img("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8), "tensor 'a'",
+           "hole at the start");
     REJECT("a hole between tensors",
            img("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
@@ -217,11 +218,11 @@ static void test_rejections(void) {
                8),
            "overlap");
     REJECT("a byte length that does not match the shape",
-           img("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8),
-           "tensor 'a'", "hold 8 bytes", "shape [3] of F32 needs 12");
+           img("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8), "tensor 'a'",
+           "hold 8 bytes", "shape [3] of F32 needs 12");
     REJECT("a byte length that does not match the dtype",
-           img("{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8),
-           "tensor 'a'", "needs 4");
+           img("{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8), "tensor 'a'",
+           "needs 4");
     REJECT("a shape whose element count overflows",
            img("{\"a\":{\"dtype\":\"U8\",\"shape\":[4294967296,4294967296],"
                "\"data_offsets\":[0,0]}}",
@@ -299,8 +300,8 @@ static void test_reference_layout(void) {
     st_writer w;
     st_writer_init(&w);
     ok(st_writer_write(&w, tmp("empty.st"), &e) == 0, "write an empty file");
-    static const unsigned char empty[] = {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ',
-                                          ' ', ' '};
+    static const unsigned char empty[] = {8,   0,   0,   0,   0,   0,   0,   0,
+                                          '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
     ok(bytes_equal(tmp("empty.st"), empty, sizeof empty), "empty file: '{}' padded to 8");
     st_writer_meta(&w, "framework", "pt");
     ok(st_writer_write(&w, tmp("meta.st"), &e) == 0, "write metadata only");
@@ -374,7 +375,7 @@ static void test_round_trip(void) {
     af_err e;
     float a[6] = {1.5f, -2.25f, 3e-8f, 1e30f, -0.0f, 7};
     float h[5] = {1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 0.33325195f}; /* exact in F16 */
-    float b[4] = {1.0f, -3.0f, 0x1.8p126f, 0.0078125f};              /* exact in BF16 */
+    float b[4] = {1.0f, -3.0f, 0x1.8p126f, 0.0078125f};                /* exact in BF16 */
     uint16_t h16[5], b16[4];
     for (int i = 0; i < 5; i++) h16[i] = st_f32_to_f16(h[i]);
     for (int i = 0; i < 4; i++) b16[i] = st_f32_to_bf16(b[i]);
@@ -420,8 +421,7 @@ static void test_round_trip(void) {
     ok(t && t->dtype == ST_F16 && st_to_f32(t, out, 5, &e) == 0 && memcmp(out, h, sizeof h) == 0,
        "F16 round trip of representable values is exact");
     t = st_find(&f, "w.bf16");
-    ok(t && t->dtype == ST_BF16 && st_to_f32(t, out, 4, &e) == 0 &&
-           memcmp(out, b, sizeof b) == 0,
+    ok(t && t->dtype == ST_BF16 && st_to_f32(t, out, 4, &e) == 0 && memcmp(out, b, sizeof b) == 0,
        "BF16 round trip of representable values is exact");
     t = st_find(&f, "empty");
     ok(t && t->numel == 0 && t->nbytes == 0 && t->ndim == 2 && t->shape[1] == 768,
