@@ -17,8 +17,8 @@
 /* An epoch's batches. Zero-initialise (batch_plan p = {0}) and reuse across epochs: the arrays
  * are grown, not reallocated each time. */
 typedef struct {
-    int *idx;      /* [n]: example indices; batch b is idx[start[b] .. start[b+1]) */
-    int *start;    /* [nbatches + 1] */
+    int *idx;   /* [n]: example indices; batch b is idx[start[b] .. start[b+1]) */
+    int *start; /* [nbatches + 1] */
     int n, nbatches;
     int cap_n, cap_b;
 } batch_plan;
@@ -47,11 +47,11 @@ int batch_lengths(int *len, const jl_example *ex, int n, int max_len);
 typedef struct {
     int max_batch, max_len;
     int B, S;
-    int *input_ids;       /* [B, S], pad_id beyond each row's length */
-    int *token_type_ids;  /* [B, S], 0 in padding */
-    int *attention_mask;  /* [B, S], the example's own mask, 0 in padding */
-    int *lengths;         /* [B] tokens kept per row */
-    long truncated;       /* rows cut to max_len, summed over every fill */
+    int *input_ids;      /* [B, S], pad_id beyond each row's length */
+    int *token_type_ids; /* [B, S], 0 in padding */
+    int *attention_mask; /* [B, S], the example's own mask, 0 in padding */
+    int *lengths;        /* [B] tokens kept per row */
+    long truncated;      /* rows cut to max_len, summed over every fill */
 } batch_tokens;
 
 void batch_tokens_init(batch_tokens *t, int max_batch, int max_len);

@@ -140,7 +140,7 @@ static int rank_cmp(const void *a, const void *b) {
     double x = rank_keys[i], y = rank_keys[j];
     if (x < y) return -1;
     if (x > y) return 1;
-    return (i > j) - (i < j);   /* total order, so any qsort gives the same permutation */
+    return (i > j) - (i < j); /* total order, so any qsort gives the same permutation */
 }
 
 void metrics_rank(double *rank, const double *x, long n) {
@@ -151,7 +151,7 @@ void metrics_rank(double *rank, const double *x, long n) {
     for (long i = 0; i < n;) {
         long j = i;
         while (j + 1 < n && x[ord[j + 1]] == x[ord[i]]) j++;
-        double r = (i + j) / 2.0 + 1;   /* mean of the 1-based positions i+1 .. j+1 */
+        double r = (i + j) / 2.0 + 1; /* mean of the 1-based positions i+1 .. j+1 */
         for (long t = i; t <= j; t++) rank[ord[t]] = r;
         i = j + 1;
     }

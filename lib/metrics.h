@@ -15,11 +15,11 @@
 #include "af.h"
 
 typedef struct {
-    int nclass;       /* >= 2: classification; 0: regression */
-    long n;           /* pairs added */
-    long *confusion;  /* [nclass, nclass]: row = gold, column = predicted */
-    double *gold;     /* [n] regression targets */
-    double *pred;     /* [n] regression predictions */
+    int nclass;      /* >= 2: classification; 0: regression */
+    long n;          /* pairs added */
+    long *confusion; /* [nclass, nclass]: row = gold, column = predicted */
+    double *gold;    /* [n] regression targets */
+    double *pred;    /* [n] regression predictions */
     long cap;
 } metrics;
 
@@ -28,18 +28,18 @@ typedef struct {
     int regression;
     /* classification (NAN for regression) */
     double accuracy;
-    double f1;        /* macro-F1 over the labels present in gold ∪ predicted (sklearn) */
-    double mcc;       /* multiclass Matthews correlation (sklearn); 0 when undefined */
+    double f1;  /* macro-F1 over the labels present in gold ∪ predicted (sklearn) */
+    double mcc; /* multiclass Matthews correlation (sklearn); 0 when undefined */
     /* regression (NAN for classification) */
-    double pearson;   /* NAN when undefined (fewer than 2 pairs or a constant side), as scipy */
-    double spearman;  /* Pearson of average ranks */
+    double pearson;  /* NAN when undefined (fewer than 2 pairs or a constant side), as scipy */
+    double spearman; /* Pearson of average ranks */
     double mse;
 } metrics_result;
 
 /* nclass <= 1 means regression. */
 void metrics_init(metrics *m, int nclass);
 void metrics_free(metrics *m);
-void metrics_reset(metrics *m);   /* forget the pairs, keep the kind */
+void metrics_reset(metrics *m); /* forget the pairs, keep the kind */
 
 /* Classification pair; labels outside [0, nclass) are a bug in the caller (aborts). */
 void metrics_add_class(metrics *m, int gold, int pred);

@@ -222,8 +222,8 @@ int optim_state_load(optim *o, const st_file *f, const char *prefix, af_err *e) 
                 known = strcmp(rest + 8, pn) == 0;
         }
         if (!known)
-            rc = af_errf(e, "%s: optimizer state %s belongs to no parameter being trained",
-                         f->path, name);
+            rc = af_errf(e, "%s: optimizer state %s belongs to no parameter being trained", f->path,
+                         name);
     }
     if (!rc) {
         memcpy(o->state, tmp, 2 * o->total * sizeof(float));

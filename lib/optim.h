@@ -24,13 +24,13 @@
 #include "safetensors.h"
 
 typedef struct {
-    char *name;       /* tensor name, used to name its moments in checkpoints */
-    float *param;     /* [n] */
-    float *grad;      /* [n] */
+    char *name;   /* tensor name, used to name its moments in checkpoints */
+    float *param; /* [n] */
+    float *grad;  /* [n] */
     size_t n;
-    int decay;        /* 0: weight decay not applied (biases, LayerNorm weights) */
-    float *exp_avg;   /* [n] into optim.state */
-    float *exp_avg_sq;/* [n] into optim.state */
+    int decay;         /* 0: weight decay not applied (biases, LayerNorm weights) */
+    float *exp_avg;    /* [n] into optim.state */
+    float *exp_avg_sq; /* [n] into optim.state */
 } optim_param;
 
 typedef struct {
@@ -43,13 +43,13 @@ typedef struct {
     double beta1, beta2, eps; /* 0.9, 0.999, 1e-8 */
     optim_group *groups;
     int ngroups;
-    optim_param *params;      /* in the order added; a group's parameters are contiguous */
+    optim_param *params; /* in the order added; a group's parameters are contiguous */
     int nparams;
-    float *state;             /* [2 * total]: every exp_avg then every exp_avg_sq */
-    size_t total;             /* Σ n over all parameters */
-    int64_t step;             /* optimizer steps taken (PyTorch's state['step']) */
-    long total_steps;         /* schedule length T; 0: constant lr */
-    long warmup_steps;        /* W */
+    float *state;      /* [2 * total]: every exp_avg then every exp_avg_sq */
+    size_t total;      /* Σ n over all parameters */
+    int64_t step;      /* optimizer steps taken (PyTorch's state['step']) */
+    long total_steps;  /* schedule length T; 0: constant lr */
+    long warmup_steps; /* W */
 } optim;
 
 void optim_init(optim *o);

@@ -176,7 +176,7 @@ void progress_eval(progress *p, const progress_eval_info *ev) {
     fprintf(p->out, "%s\n", line);
     fflush(p->out);
     p->shown = 0;
-    if (p->tty) p->t_last = -INFINITY;  /* bring the progress line back at the next step */
+    if (p->tty) p->t_last = -INFINITY; /* bring the progress line back at the next step */
 }
 
 /* ---- JSONL log ---- */

@@ -25,7 +25,7 @@
 
 typedef struct {
     FILE *out;
-    int tty;             /* rewrite in place; set from isatty(), may be overridden */
+    int tty; /* rewrite in place; set from isatty(), may be overridden */
     int quiet;
     int width;           /* terminal columns (0: unknown); longer lines are cut */
     double interval;     /* seconds between plain lines when not a terminal (default 30) */
@@ -33,15 +33,15 @@ typedef struct {
 
     int nepochs, epoch;
     long total_steps;
-    long step;           /* optimizer steps done, counting those of a resumed run */
-    long first_step;     /* step when this process started */
-    long examples;       /* examples trained on by this process */
-    double loss_sum;     /* this epoch's losses, for the running mean */
+    long step;       /* optimizer steps done, counting those of a resumed run */
+    long first_step; /* step when this process started */
+    long examples;   /* examples trained on by this process */
+    double loss_sum; /* this epoch's losses, for the running mean */
     long loss_n;
     double lr;
     double t_start, t_last, paused_at, paused_total;
     int paused;
-    int shown;           /* a line is on the terminal without its newline */
+    int shown; /* a line is on the terminal without its newline */
 } progress;
 
 /* done_steps: steps already taken when resuming (0 for a fresh run). */
@@ -57,8 +57,8 @@ void progress_resume(progress *p);
 /* Prints the final state of the line and ends it. */
 void progress_done(progress *p);
 
-double progress_mean_loss(const progress *p);   /* NAN before the first step of an epoch */
-double progress_elapsed(const progress *p);     /* seconds since progress_init, pauses included */
+double progress_mean_loss(const progress *p); /* NAN before the first step of an epoch */
+double progress_elapsed(const progress *p);   /* seconds since progress_init, pauses included */
 /* The progress line as it would be shown (without \r or newline). */
 void progress_format(const progress *p, char *buf, size_t size);
 /* "45s", "2m13s", "1h02m" */
@@ -68,14 +68,14 @@ void progress_format_duration(double seconds, char *buf, size_t size);
 typedef struct {
     int epoch;
     long step;
-    long examples;        /* training examples seen so far */
-    double elapsed;       /* seconds */
+    long examples;  /* training examples seen so far */
+    double elapsed; /* seconds */
     double lr;
-    double train_loss;    /* running mean, NAN if none */
-    const char *task;     /* NULL unless multi-task */
-    double dev_loss;      /* NAN if not computed */
+    double train_loss; /* running mean, NAN if none */
+    const char *task;  /* NULL unless multi-task */
+    double dev_loss;   /* NAN if not computed */
     metrics_result m;
-    int best;             /* the best evaluation so far (the checkpoint kept) */
+    int best; /* the best evaluation so far (the checkpoint kept) */
 } progress_eval_info;
 
 /* Fills the training-side fields (epoch, step, examples, elapsed, lr, train_loss) from p. */

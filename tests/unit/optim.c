@@ -13,7 +13,7 @@ static const struct {
     int64_t shape[2];
     int group, decay;
 } P[] = {
-    {"a.weight", 2, {4, 3}, 0, 1}, {"a.bias", 1, {3}, 0, 0},   {"ln.weight", 1, {5}, 0, 0},
+    {"a.weight", 2, {4, 3}, 0, 1}, {"a.bias", 1, {3}, 0, 0}, {"ln.weight", 1, {5}, 0, 0},
     {"b.weight", 2, {2, 3}, 1, 1}, {"b.bias", 1, {2}, 1, 0},
 };
 enum { NP = 5, STEPS = 5 };
@@ -98,15 +98,14 @@ static void run_steps(rig *r, const st_file *f, const char *label, int from, int
 static void check_moments(rig *r, const st_file *f, const char *label) {
     double worst = 0;
     for (int i = 0; i < NP; i++) {
-        double d1 = worst_rel(r->o.params[i].exp_avg, tensor(f, "%s.exp_avg", P[i].name, 0),
-                              r->n[i]);
-        double d2 = worst_rel(r->o.params[i].exp_avg_sq,
-                              tensor(f, "%s.exp_avg_sq", P[i].name, 0), r->n[i]);
+        double d1 =
+            worst_rel(r->o.params[i].exp_avg, tensor(f, "%s.exp_avg", P[i].name, 0), r->n[i]);
+        double d2 =
+            worst_rel(r->o.params[i].exp_avg_sq, tensor(f, "%s.exp_avg_sq", P[i].name, 0), r->n[i]);
         if (d1 > worst) worst = d1;
         if (d2 > worst) worst = d2;
     }
-    ok(worst < 1e-5, "%s: moments match torch's exp_avg/exp_avg_sq (worst rel %.3g)", label,
-       worst);
+    ok(worst < 1e-5, "%s: moments match torch's exp_avg/exp_avg_sq (worst rel %.3g)", label, worst);
 }
 
 static void test_schedule(void) {
@@ -114,14 +113,14 @@ static void test_schedule(void) {
         long k, T, W;
         double want;
     } c[] = {
-        {0, 10, 0, 1.0}, {5, 10, 0, 0.5}, {9, 10, 0, 0.1},  {10, 10, 0, 0.0}, {0, 10, 2, 0.0},
-        {1, 10, 2, 0.5}, {2, 10, 2, 1.0}, {6, 10, 2, 0.5},  {12, 10, 2, 0.0}, {3, 0, 0, 1.0},
+        {0, 10, 0, 1.0}, {5, 10, 0, 0.5}, {9, 10, 0, 0.1}, {10, 10, 0, 0.0}, {0, 10, 2, 0.0},
+        {1, 10, 2, 0.5}, {2, 10, 2, 1.0}, {6, 10, 2, 0.5}, {12, 10, 2, 0.0}, {3, 0, 0, 1.0},
         {0, 4, 4, 0.0},  {3, 4, 4, 0.75}, {4, 4, 4, 0.0},
     };
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
         double f = optim_schedule_factor(c[i].k, c[i].T, c[i].W);
-        ok(fabs(f - c[i].want) < 1e-12, "schedule factor k=%ld T=%ld W=%ld: %g (want %g)",
-           c[i].k, c[i].T, c[i].W, f, c[i].want);
+        ok(fabs(f - c[i].want) < 1e-12, "schedule factor k=%ld T=%ld W=%ld: %g (want %g)", c[i].k,
+           c[i].T, c[i].W, f, c[i].want);
     }
 }
 

@@ -54,8 +54,7 @@ static void test_line(void) {
     char line[512];
     progress_format(&r.p, line, sizeof line);
     /* 96 examples in 12 s = 8.0 ex/s; 4 s a step, 7 steps left = 28 s */
-    ok(strcmp(line, "epoch 1/2  step 3/10  30%  8.0 ex/s  loss 0.6000  lr 5.00e-05  ETA 28s") ==
-           0,
+    ok(strcmp(line, "epoch 1/2  step 3/10  30%  8.0 ex/s  loss 0.6000  lr 5.00e-05  ETA 28s") == 0,
        "line: %s", line);
     fflush(r.f);
     ok(r.len == 0, "plain output: nothing before the interval has passed");
@@ -65,7 +64,7 @@ static void test_line(void) {
     progress_format(&r.p, line, sizeof line);
     ok(strstr(line, "8.0 ex/s") && strstr(line, "ETA 28s"), "a pause does not count: %s", line);
     progress_resume(&r.p);
-    fake_t += 20;   /* 20 s more for one step: 128 ex in 32 s = 4.0 ex/s, 8 s a step, 6 left */
+    fake_t += 20; /* 20 s more for one step: 128 ex in 32 s = 4.0 ex/s, 8 s a step, 6 left */
     progress_step(&r.p, 32, 0.2, 4e-5);
     fflush(r.f);
     ok(count(r.buf, "\n") == 1 && strstr(r.buf, "step 4/10  40%  4.0 ex/s") &&
@@ -81,7 +80,8 @@ static void test_line(void) {
     ok(isnan(progress_mean_loss(&r.p)), "a new epoch restarts the running loss");
     progress_done(&r.p);
     fflush(r.f);
-    ok(count(r.buf, "\n") == 2 && strstr(r.buf, "epoch 2/2  step 5/10"), "done prints the last state");
+    ok(count(r.buf, "\n") == 2 && strstr(r.buf, "epoch 2/2  step 5/10"),
+       "done prints the last state");
     rig_free(&r);
 }
 
@@ -96,8 +96,8 @@ static void test_tty(void) {
     fflush(r.f);
     ok(count(r.buf, "\r") == 1 && count(r.buf, "\033[K") == 1 && !strchr(r.buf, '\n'),
        "terminal: rewritten in place, at most 10 times a second");
-    progress_eval_info ev = {.dev_loss = NAN, .m = {.n = 5, .accuracy = 0.8, .f1 = 0.75,
-                                                    .mcc = 0.5}};
+    progress_eval_info ev = {.dev_loss = NAN,
+                             .m = {.n = 5, .accuracy = 0.8, .f1 = 0.75, .mcc = 0.5}};
     progress_eval_fill(&r.p, &ev);
     progress_eval(&r.p, &ev);
     fflush(r.f);
@@ -157,11 +157,23 @@ static void test_quiet_and_resume(void) {
 }
 
 static void test_eval_json(void) {
-    progress_eval_info ev = {.epoch = 3, .step = 640, .examples = 20480, .elapsed = 81.25,
-                             .lr = 4.47e-05, .train_loss = 0.1, .task = "st\"s\nb",
-                             .dev_loss = NAN, .best = 1};
-    ev.m = (metrics_result){.n = 10, .regression = 1, .pearson = 0.875, .spearman = 1.0 / 3,
-                            .mse = INFINITY, .accuracy = NAN, .f1 = NAN, .mcc = NAN};
+    progress_eval_info ev = {.epoch = 3,
+                             .step = 640,
+                             .examples = 20480,
+                             .elapsed = 81.25,
+                             .lr = 4.47e-05,
+                             .train_loss = 0.1,
+                             .task = "st\"s\nb",
+                             .dev_loss = NAN,
+                             .best = 1};
+    ev.m = (metrics_result){.n = 10,
+                            .regression = 1,
+                            .pearson = 0.875,
+                            .spearman = 1.0 / 3,
+                            .mse = INFINITY,
+                            .accuracy = NAN,
+                            .f1 = NAN,
+                            .mcc = NAN};
     char buf[1024];
     progress_eval_json(&ev, buf, sizeof buf);
     ok(strcmp(buf, "{\"epoch\":3,\"step\":640,\"examples\":20480,\"elapsed\":81.25,\"lr\":4.47e-05,"

@@ -28,11 +28,15 @@ static int once_then_twice(int sig) {
     if (signals_pending() != 0 || signals_exit_status() != 0) return 3;
     raise(sig);
     if (signals_pending() != sig || signals_exit_status() != 128 + sig) return 4;
-    raise(sig);   /* the second one must not return */
+    raise(sig); /* the second one must not return */
     return 5;
 }
-static int sigint_twice(void) { return once_then_twice(SIGINT); }
-static int sigterm_twice(void) { return once_then_twice(SIGTERM); }
+static int sigint_twice(void) {
+    return once_then_twice(SIGINT);
+}
+static int sigterm_twice(void) {
+    return once_then_twice(SIGTERM);
+}
 
 static int mixed(void) {
     af_err e;
@@ -47,7 +51,7 @@ static int mixed(void) {
 static int polling_loop(void) {
     af_err e;
     if (signals_install(&e)) return 2;
-    kill(getppid(), SIGUSR1);   /* ready */
+    kill(getppid(), SIGUSR1); /* ready */
     for (int i = 0; i < 5000; i++) {
         if (signals_pending()) return signals_pending() == SIGTERM ? 42 : 6;
         usleep(1000);
@@ -68,7 +72,7 @@ static int restore(void) {
     af_err e;
     if (signals_install(&e)) return 2;
     signals_restore();
-    raise(SIGTERM);   /* default action again: killed by the signal */
+    raise(SIGTERM); /* default action again: killed by the signal */
     return 3;
 }
 
@@ -80,14 +84,16 @@ static void on_usr1(int s) {
 
 int main(void) {
     int st = in_child(sigint_twice);
-    ok(WIFEXITED(st) && WEXITSTATUS(st) == 130, "SIGINT: first sets the flag, second exits 130 "
-       "(status %d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 130,
+       "SIGINT: first sets the flag, second exits 130 "
+       "(status %d)",
+       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     st = in_child(sigterm_twice);
     ok(WIFEXITED(st) && WEXITSTATUS(st) == 143, "SIGTERM twice exits 143 (status %d)",
        WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     st = in_child(mixed);
-    ok(WIFEXITED(st) && WEXITSTATUS(st) == 130, "SIGTERM then SIGINT exits at once, 130 (status %d)",
-       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 130,
+       "SIGTERM then SIGINT exits at once, 130 (status %d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 
     signal(SIGUSR1, on_usr1);
     fflush(stdout);
