@@ -1,0 +1,57 @@
+/* pretrain.h: one MLM training or evaluation step of a whole BERT (encoder + MLM head), and the
+ * table of its tensors under Hugging Face BertForMaskedLM names.
+ *
+ * A step takes packed sequences (mlm.h), masks a copy of them, runs the encoder and the head,
+ * and (training) accumulates every gradient scaled for the mean over the masked positions of the
+ * step's micro-batches. The optimizer (optim.h) then sees the tensors of pretrain_tensors. */
+#ifndef AF_PRETRAIN_H
+#define AF_PRETRAIN_H
+
+#include "af.h"
+#include "bert.h"
+#include "mlm.h"
+
+typedef struct {
+    char name[96];   /* e.g. bert.encoder.layer.0.attention.self.query.weight */
+    float *w, *g;    /* into the model's and the gradients' single allocations */
+    int ndim;
+    int64_t shape[2];
+    size_t n;
+    int decay;       /* HF Trainer: no weight decay on biases and LayerNorm weights */
+} pretrain_tensor;
+
+/* Fills t (when not NULL) with every trainable tensor, encoder then head, and returns how many.
+ * query/key/value are views into the encoder's stacked qkv weights. */
+int pretrain_tensors(const bert *m, const bert_grads *g, const mlm_head *h, pretrain_tensor *t);
+
+typedef struct {
+    bert *m;
+    mlm_head *head;
+    mlm_masker *masker;
+    bert_grads g;
+    mlm_acts ha;
+    af_arena arena;
+    bert_acts *acts;
+    int maxB, maxS;
+    int B, S;
+    int *ids, *types, *mask;   /* [maxB * maxS] the batch as the encoder sees it (masked) */
+    int *pos, *labels;         /* [maxB * maxS] masked rows (b·S + s) and their original ids */
+    int n;                     /* masked positions in the batch */
+    float *dhidden;            /* [maxB * maxS * H] */
+} pretrain;
+
+void pretrain_init(pretrain *p, bert *m, mlm_head *head, mlm_masker *masker, int maxB, int maxS);
+void pretrain_free(pretrain *p);
+
+/* Fills the batch from B sequences seqs[i] of lens[i] tokens (padded to the longest), masking
+ * them with rng. Callers with their own masks (the parity test) set B, S, ids, types, mask, pos,
+ * labels and n directly instead. */
+void pretrain_fill(pretrain *p, const int *const *seqs, const int *lens, int B, af_rng *rng);
+
+/* Forward (and with train, backward with gradients scaled by `scale` per masked position, e.g.
+ * 1/(masked positions of all micro-batches of the optimizer step)). Adds the summed
+ * cross-entropy to *loss and the argmax hits to *correct. dropout_rng: the encoder's dropout. */
+int pretrain_run(pretrain *p, int train, float scale, af_rng *dropout_rng, double *loss,
+                 long *correct, af_err *e);
+
+#endif
