@@ -237,8 +237,8 @@ static void mix_backward(float *dp, float *dups, const float *dmix, const float 
 
 /* ---- attention, static -------------------------------------------------------------------- */
 
-static void qk_forward(float *o, fusion_cache *c, const float *x, const float *ups,
-                              const fusion *f, int M, float T, af_rng *rng) {
+static void qk_forward(float *o, fusion_cache *c, const float *x, const float *ups, const fusion *f,
+                       int M, float T, af_rng *rng) {
     int H = f->cfg.H, N = f->cfg.N;
     float *s = c->p;
     linear_forward(c->q, x, f->query_w, f->query_b, M, H, H);
@@ -262,9 +262,8 @@ static void qk_forward(float *o, fusion_cache *c, const float *x, const float *u
     }
 }
 
-static void qk_backward(float *dx, float *dups, fusion *g, fusion_cache *c,
-                               const float *dout, const float *x, const float *ups, const fusion *f,
-                               int M) {
+static void qk_backward(float *dx, float *dups, fusion *g, fusion_cache *c, const float *dout,
+                        const float *x, const float *ups, const fusion *f, int M) {
     int H = f->cfg.H, N = f->cfg.N;
     size_t MH = (size_t)M * H, MN = (size_t)M * N;
     float *dmix = c->scratch, *du = dmix + MH, *dq = du + MH;
@@ -515,6 +514,6 @@ void fusion_reg_backward(fusion *g, const fusion *f, float scale) {
     int H = f->cfg.H;
     for (int r = 0; r < H; r++)
         for (int k = 0; k < H; k++)
-            g->value_w[r * H + k] +=
-                scale * 2 * FUSION_REG_COEF * (f->value_w[r * H + k] - (r == k ? 1.0f : 0.0f));
+            g->value_w[r * H + k] += scale * (float)(2 * FUSION_REG_COEF) *
+                                     (f->value_w[r * H + k] - (r == k ? 1.0f : 0.0f));
 }

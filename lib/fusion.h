@@ -59,7 +59,7 @@ typedef enum {
 } fusion_method;
 
 #define FUSION_MAX_PARAMS 5
-#define FUSION_REG_COEF 0.01f /* AdapterHub get_fusion_regularization_loss */
+#define FUSION_REG_COEF 0.01 /* AdapterHub get_fusion_regularization_loss */
 
 typedef struct {
     int method;       /* fusion_method */
