@@ -227,6 +227,28 @@ static void test_files(void) {
     ok(read_count(tmp("empty.jsonl"), 0, &e, &sum) == 0, "an empty file has no examples");
 }
 
+/* The shared line reader, directly: what the TSV and text readers see. */
+static void test_lines(void) {
+    af_err e;
+    const char *text = "a\r\nb\rc\n\r\n\nlast";
+    put(tmp("l.txt"), text, strlen(text));
+    af_lines *l;
+    char *s;
+    int good = af_lines_open(&l, tmp("l.txt"), &e) == 0;
+    ok(good && strstr(af_lines_name(l), "l.txt"), "af_lines_open");
+    if (!good) return;
+    long n1 = af_lines_next(l, &s, &e);
+    ok(n1 == 1 && strcmp(s, "a") == 0 && af_lines_lineno(l) == 1, "CRLF stripped");
+    long n2 = af_lines_next(l, &s, &e);
+    ok(n2 == 3 && strcmp(s, "b\rc") == 0, "a CR inside a line is kept");
+    long n3 = af_lines_next(l, &s, &e), n4 = af_lines_next(l, &s, &e);
+    ok(n3 == 0 && n4 == 0 && af_lines_lineno(l) == 4, "empty lines are returned and counted");
+    long n5 = af_lines_next(l, &s, &e);
+    ok(n5 == 4 && strcmp(s, "last") == 0 && af_lines_lineno(l) == 5, "last line without newline");
+    ok(af_lines_next(l, &s, &e) == -1 && af_lines_next(l, &s, &e) == -1, "then end of input");
+    af_lines_close(l);
+}
+
 static void test_stdin(void) {
     af_err e;
     const char *text = "{\"input_ids\":[7]}\n{\"input_ids\":[8,9]}\n";
@@ -269,6 +291,7 @@ int main(void) {
     test_fields();
     test_errors();
     test_files();
+    test_lines();
     test_stdin();
     test_read_all();
     char cmd[300];
