@@ -436,6 +436,7 @@ out:
 
 #define FP_BLOCK 4096
 #define FP_STRIDE (1 << 20)
+#define FP_WHOLE (4 << 20)
 
 int bert_fingerprint(const char *dir, char out[65], af_err *e) {
     char *path = path_join(dir, "model.safetensors");
@@ -460,12 +461,15 @@ int bert_fingerprint(const char *dir, char out[65], af_err *e) {
     /* The header names every tensor with its shape and dtype; the sampled blocks catch weights
      * that differ with the same header (two trainings of one architecture). */
     uint64_t data = (uint64_t)size - 8 - hlen, nblocks = (data + FP_STRIDE - 1) / FP_STRIDE;
-    size_t cap = 8 + hlen + nblocks * FP_BLOCK, n = 8 + hlen;
+    uint64_t block = FP_BLOCK, stride = FP_STRIDE;
+    /* A small file is hashed whole, so a tiny model changed in one weight changes too. */
+    if (data <= FP_WHOLE) nblocks = data ? 1 : 0, block = stride = data;
+    size_t cap = 8 + hlen + nblocks * block, n = 8 + hlen;
     buf = af_malloc(cap ? cap : 1);
     memcpy(buf, len8, 8);
     if (fread(buf + 8, 1, hlen, f) != hlen) goto io;
     for (uint64_t b = 0; b < nblocks; b++) {
-        uint64_t off = b * FP_STRIDE, k = data - off < FP_BLOCK ? data - off : FP_BLOCK;
+        uint64_t off = b * stride, k = data - off < block ? data - off : block;
         if (fseeko(f, (off_t)(8 + hlen + off), SEEK_SET) != 0 || fread(buf + n, 1, k, f) != k)
             goto io;
         n += k;

@@ -1,0 +1,540 @@
+/* bert.c: config parsing, loading (name variants, errors), saving, fingerprints, padding
+ * isolation, activation reuse, dropout, and finite-difference checks of the whole encoder's
+ * backward (full mode, with dropout, and through a hooked site). */
+#include "bert.h"
+#include "ops.h"
+
+#include "gradcheck.h"
+#include "tap.h"
+#include "testhook.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static const char *top(void) {
+    const char *t = getenv("AF_TOP");
+    return t ? t : ".";
+}
+
+/* Formats into one of 8 rotating buffers: for immediate use only. */
+static char *path(const char *fmt, const char *a) {
+    static char buf[8][1024];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, 1024, fmt, a);
+    return p;
+}
+
+static int contains(const char *s, const char *sub) {
+    return strstr(s, sub) != NULL;
+}
+
+/* ---- config ---- */
+
+static void test_config(void) {
+    bert_config c;
+    af_err e;
+    ok(bert_config_parse(&c, "{}", "c.json", &e) == 0 && c.vocab_size == 30522 && c.hidden == 768 &&
+           c.layers == 12 && c.heads == 12 && c.ffn == 3072 && c.max_pos == 512 &&
+           c.type_vocab == 2 && c.pad_id == 0 && c.act == AF_ACT_GELU && c.ln_eps == 1e-12f &&
+           c.hidden_dropout == 0.1f && c.attn_dropout == 0.1f,
+       "empty config: Hugging Face BertConfig defaults");
+    ok(bert_config_parse(&c,
+                         "{\"hidden_size\": 256, \"num_attention_heads\": 4, \"hidden_act\": "
+                         "\"gelu_new\", \"layer_norm_eps\": 1e-5, \"pad_token_id\": null, "
+                         "\"hidden_dropout_prob\": 0, \"vocab_size\": 100}",
+                         "c.json", &e) == 0 &&
+           c.hidden == 256 && c.heads == 4 && c.act == AF_ACT_GELU_TANH && c.ln_eps == 1e-5f &&
+           c.hidden_dropout == 0 && c.vocab_size == 100,
+       "config values are read");
+    static const struct {
+        const char *json, *want;
+    } bad[] = {
+        {"{\"hidden_size\": \"x\"}", "\"hidden_size\": an integer expected"},
+        {"{\"vocab_size\": 1.5}", "\"vocab_size\": an integer expected"},
+        {"{\"num_hidden_layers\": 0}", "\"num_hidden_layers\": 0 out of range"},
+        {"{\"num_attention_heads\": 5}", "\"hidden_size\" 768 is not a multiple of"},
+        {"{\"hidden_act\": \"swishy\"}", "\"hidden_act\": one of gelu"},
+        {"{\"hidden_act\": 3}", "\"hidden_act\""},
+        {"{\"layer_norm_eps\": -1}", "\"layer_norm_eps\""},
+        {"{\"attention_probs_dropout_prob\": 1.5}", "\"attention_probs_dropout_prob\""},
+        {"{\"pad_token_id\": 40000}", "\"pad_token_id\" 40000 out of range"},
+        {"{\"model_type\": \"roberta\"}", "\"model_type\": \"bert\" expected, \"roberta\" found"},
+        {"{\"position_embedding_type\": \"relative_key\"}", "\"position_embedding_type\""},
+        {"{\"hidden_size\": 32,", "c.json: invalid JSON"},
+        {"[1]", "a JSON object expected"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        e.msg[0] = 0;
+        int rc = bert_config_parse(&c, bad[i].json, "c.json", &e);
+        ok(rc == -1 && contains(e.msg, bad[i].want) && contains(e.msg, "c.json"),
+           "config %s rejected: %s", bad[i].json, e.msg);
+    }
+}
+
+/* ---- loading and saving ---- */
+
+static int copy_file(const char *from, const char *to) {
+    char *data;
+    size_t n;
+    af_err e;
+    if (af_read_file(from, &data, &n, &e)) return -1;
+    FILE *f = fopen(to, "wb");
+    int rc = f && fwrite(data, 1, n, f) == n ? 0 : -1;
+    if (f) fclose(f);
+    free(data);
+    return rc;
+}
+
+/* Writes dir/model.safetensors from src's tensors, renamed by `rename` (NULL result: dropped),
+ * plus one extra tensor when extra_name is set; copies config.json. */
+typedef const char *(*rename_fn)(const char *name, char *buf);
+
+static int write_variant(const char *src, const char *dir, rename_fn rename, const char *extra_name,
+                         st_dtype extra_dtype, int extra_ndim, const int64_t *extra_shape) {
+    af_err e;
+    st_file f;
+    mkdir(dir, 0777);
+    if (st_open(&f, path("%s/model.safetensors", src), &e)) return -1;
+    st_writer w;
+    st_writer_init(&w);
+    static float zeros[4096];
+    for (int i = 0; i < f.ntensors; i++) {
+        char buf[256];
+        const char *n = rename ? rename(f.tensors[i].name, buf) : f.tensors[i].name;
+        if (n)
+            st_writer_add(&w, n, f.tensors[i].dtype, f.tensors[i].ndim, f.tensors[i].shape,
+                          f.tensors[i].data);
+    }
+    if (extra_name) st_writer_add(&w, extra_name, extra_dtype, extra_ndim, extra_shape, zeros);
+    int rc = st_writer_write(&w, path("%s/model.safetensors", dir), &e);
+    st_writer_free(&w);
+    st_close(&f);
+    if (rc == 0) rc = copy_file(path("%s/config.json", src), path("%s/config.json", dir));
+    return rc;
+}
+
+static const char *strip_prefix_gamma(const char *n, char *buf) {
+    if (!strncmp(n, "bert.", 5)) n += 5;
+    strcpy(buf, n);
+    char *p = strstr(buf, "LayerNorm.weight");
+    if (p) strcpy(p, "LayerNorm.gamma");
+    p = strstr(buf, "LayerNorm.bias");
+    if (p) strcpy(p, "LayerNorm.beta");
+    return buf;
+}
+
+static const char *drop_bias(const char *n, char *buf) {
+    return strcmp(n, "bert.encoder.layer.1.output.dense.bias") ? n : NULL;
+}
+
+static const char *drop_ffn_w(const char *n, char *buf) {
+    return strcmp(n, "bert.encoder.layer.0.intermediate.dense.weight") ? n : NULL;
+}
+
+static void test_load_save(void) {
+    bert m, m2;
+    af_err e;
+    char fx[512], d1[512], d2[512], d3[512], d4[512];
+    snprintf(fx, sizeof fx, "%s/tests/fixtures/encoder/f32", top());
+    snprintf(d1, sizeof d1, "%s/saved", tmpdir);
+    snprintf(d2, sizeof d2, "%s/saved2", tmpdir);
+    snprintf(d3, sizeof d3, "%s/plain", tmpdir);
+    snprintf(d4, sizeof d4, "%s/bad", tmpdir);
+    if (!ok(bert_load(&m, fx, &e) == 0, "load the gamma/beta, bert.-prefixed fixture"))
+        return diag("%s", e.msg);
+    char fp[65];
+    ok(bert_fingerprint(fx, fp, &e) == 0 && !strcmp(fp, m.fingerprint) && strlen(fp) == 64,
+       "bert_load records the fingerprint");
+    /* save writes the modern names (bert. prefix, weight/bias); loading it back is exact */
+    ok(bert_save(&m, d1, NULL, &e) == 0, "save");
+    ok(bert_load(&m2, d1, &e) == 0 && m2.nparams == m.nparams &&
+           !memcmp(m2.mem, m.mem, m.nparams * sizeof(float)) &&
+           !memcmp(&m2.cfg, &m.cfg, sizeof m.cfg),
+       "saved model loads back identical (weights and config)");
+    bert_free(&m2);
+    st_file f;
+    if (st_open(&f, path("%s/model.safetensors", d1), &e) == 0) {
+        ok(st_find(&f, "bert.encoder.layer.1.attention.self.value.weight") &&
+               st_find(&f, "bert.embeddings.LayerNorm.weight") && f.ntensors == 5 + 16 * 2,
+           "saved file has HF BertModel names");
+        st_close(&f);
+    }
+    char *cj;
+    ok(af_read_file(path("%s/config.json", d1), &cj, NULL, &e) == 0 &&
+           contains(cj, "\"model_type\":\t\"bert\"") && contains(cj, "BertModel") &&
+           contains(cj, "\"layer_norm_eps\":\t1e-12") && contains(cj, "\"hidden_act\":\t\"gelu\""),
+       "saved config.json has model_type, architectures and exact values");
+    free(cj);
+    /* same weights, same bytes, same fingerprint; one weight changed, another fingerprint */
+    char fp1[65], fp2[65];
+    bert_save(&m, d2, NULL, &e);
+    bert_fingerprint(d1, fp1, &e), bert_fingerprint(d2, fp2, &e);
+    ok(!strcmp(fp1, fp2), "equal weights give equal fingerprints");
+    m.w.layer[1].ff2_b[3] += 1e-3f;
+    bert_save(&m, d2, NULL, &e);
+    bert_fingerprint(d2, fp2, &e);
+    ok(strcmp(fp1, fp2) != 0, "one changed weight changes the fingerprint");
+    m.w.layer[1].ff2_b[3] -= 1e-3f;
+
+    /* extra tensors appended by the caller */
+    st_writer x;
+    st_writer_init(&x);
+    float bias[64] = {0};
+    st_writer_add_f32(&x, "cls.predictions.bias", bias, 1, (int64_t)64);
+    ok(bert_save(&m, d2, &x, &e) == 0 && st_open(&f, path("%s/model.safetensors", d2), &e) == 0 &&
+           st_find(&f, "cls.predictions.bias") != NULL,
+       "bert_save appends the caller's extra tensors");
+    st_close(&f);
+    st_writer_free(&x);
+    ok(bert_load(&m2, d2, &e) == 0, "a file with cls.* loads (ignored)");
+    bert_free(&m2);
+
+    /* name variants: no prefix + gamma/beta */
+    write_variant(d1, d3, strip_prefix_gamma, NULL, 0, 0, NULL);
+    ok(bert_load(&m2, d3, &e) == 0 && !memcmp(m2.mem, m.mem, m.nparams * sizeof(float)),
+       "no prefix + gamma/beta loads the same weights");
+    bert_free(&m2);
+
+    /* errors */
+    write_variant(d1, d4, drop_bias, NULL, 0, 0, NULL);
+    ok(bert_load(&m2, d4, &e) == -1 && contains(e.msg, "encoder.layer.1.output.dense.bias") &&
+           contains(e.msg, "missing") && contains(e.msg, "[32] expected") &&
+           contains(e.msg, "model.safetensors"),
+       "missing tensor named: %s", e.msg);
+    int64_t tshape[2] = {32, 64};
+    write_variant(d1, d4, drop_ffn_w, "bert.encoder.layer.0.intermediate.dense.weight", ST_F32, 2,
+                  tshape);
+    ok(bert_load(&m2, d4, &e) == -1 &&
+           contains(e.msg, "bert.encoder.layer.0.intermediate.dense.weight: shape [64, 32] "
+                           "expected, [32, 64] found"),
+       "mis-shaped tensor named with both shapes: %s", e.msg);
+    int64_t bshape[1] = {32};
+    write_variant(d1, d4, NULL, "bert.encoder.layer.2.output.dense.bias", ST_F32, 1, bshape);
+    ok(bert_load(&m2, d4, &e) == -1 && contains(e.msg, "unexpected tensor") &&
+           contains(e.msg, "encoder.layer.2.output.dense.bias"),
+       "a tensor of a layer the config does not have: %s", e.msg);
+    write_variant(d1, d4, drop_bias, "bert.encoder.layer.1.output.dense.bias", ST_I32, 1, bshape);
+    ok(bert_load(&m2, d4, &e) == -1 && contains(e.msg, "encoder.layer.1.output.dense.bias") &&
+           contains(e.msg, "I32"),
+       "an integer weight is refused: %s", e.msg);
+    int64_t cshape[2] = {2, 32};
+    write_variant(d1, d4, NULL, "classifier.weight", ST_F32, 2, cshape);
+    ok(bert_load(&m2, d4, &e) == 0, "classifier.* is ignored");
+    bert_free(&m2);
+    unlink(path("%s/model.safetensors", d4));
+    ok(bert_load(&m2, d4, &e) == -1 && contains(e.msg, "bad/model.safetensors"),
+       "no weights file: %s", e.msg);
+    FILE *cf = fopen(path("%s/config.json", d4), "w");
+    fputs("{\"hidden_size\": 30}", cf);
+    fclose(cf);
+    ok(bert_load(&m2, d4, &e) == -1 && contains(e.msg, "config.json") &&
+           contains(e.msg, "hidden_size"),
+       "bad config named: %s", e.msg);
+    bert_free(&m);
+}
+
+/* ---- random init ---- */
+
+static bert_config tiny(void) {
+    bert_config c = {.vocab_size = 20,
+                     .hidden = 16,
+                     .layers = 2,
+                     .heads = 2,
+                     .ffn = 32,
+                     .max_pos = 10,
+                     .type_vocab = 2,
+                     .pad_id = 0,
+                     .act = AF_ACT_GELU,
+                     .ln_eps = 1e-12f,
+                     .hidden_dropout = 0.1f,
+                     .attn_dropout = 0.1f};
+    return c;
+}
+
+static void test_init(void) {
+    bert_config c = tiny();
+    c.vocab_size = 2000;
+    bert m, m2;
+    bert_init_random(&m, &c, 3);
+    bert_init_random(&m2, &c, 3);
+    ok(!memcmp(m.mem, m2.mem, m.nparams * 4) && !strcmp(m.fingerprint, m2.fingerprint),
+       "same seed, same model");
+    double s = 0, s2 = 0;
+    size_t n = (size_t)c.vocab_size * c.hidden;
+    for (size_t i = 0; i < n; i++)
+        s += m.w.word_emb[i], s2 += (double)m.w.word_emb[i] * m.w.word_emb[i];
+    double sd = sqrt(s2 / (n - c.hidden));
+    int zero_pad = 1, ln = 1;
+    for (int j = 0; j < c.hidden; j++) zero_pad &= m.w.word_emb[j] == 0;
+    for (int j = 0; j < c.hidden; j++)
+        ln &=
+            m.w.layer[1].ln2_w[j] == 1 && m.w.layer[1].ln2_b[j] == 0 && m.w.layer[0].ff1_b[j] == 0;
+    ok(fabs(sd - 0.02) < 0.001, "embeddings ~ N(0, 0.02) (sd %.4f)", sd);
+    ok(zero_pad && ln, "padding row zero, LayerNorm 1/0, biases 0");
+    bert_free(&m2);
+    bert_init_random(&m2, &c, 4);
+    ok(memcmp(m.mem, m2.mem, m.nparams * 4) && strcmp(m.fingerprint, m2.fingerprint),
+       "another seed, another model and fingerprint");
+    bert_free(&m), bert_free(&m2);
+}
+
+/* A random model with weights large enough that attention and activations are non-trivial. */
+static void tiny_model(bert *m, uint64_t seed) {
+    bert_config c = tiny();
+    bert_init_random(m, &c, seed);
+    af_rng r;
+    af_rng_seed(&r, seed + 100);
+    /* weights N(0, 0.1), biases and LayerNorm offsets N(0, 0.05), LayerNorm scales 1 + N(0, 0.05)
+     */
+    for (size_t i = 0; i < m->nparams; i++) m->mem[i] = m->mem[i] * 5 + 0.05f * af_rng_normal(&r);
+    for (int l = 0; l < c.layers; l++)
+        for (int j = 0; j < c.hidden; j++)
+            m->w.layer[l].ln1_w[j] = 1 + 0.05f * af_rng_normal(&r),
+            m->w.layer[l].ln2_w[j] = 1 + 0.05f * af_rng_normal(&r);
+    for (int j = 0; j < c.hidden; j++) m->w.emb_ln_w[j] = 1 + 0.05f * af_rng_normal(&r);
+}
+
+/* ---- padding, reuse, dropout ---- */
+
+static void test_padding(void) {
+    bert m;
+    tiny_model(&m, 11);
+    int H = m.cfg.hidden;
+    /* sequence 0: 5 real tokens of 8; sequence 1: all 8 real */
+    int ids[16] = {2, 5, 7, 9, 3, 0, 0, 0, 2, 4, 6, 8, 10, 12, 14, 3};
+    int types[16] = {0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1};
+    int mask[16] = {1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+    bert_batch b = {2, 8, ids, types, mask};
+    af_arena a;
+    af_arena_init(&a, bert_acts_bytes(&m.cfg, 3, 9, 0));
+    bert_acts *A = bert_acts_new(&a, &m.cfg, 3, 9, 0);
+    float out1[16 * 16], out2[16 * 16];
+    memcpy(out1, bert_forward(&m, A, &b, NULL, 0, NULL), sizeof out1);
+    int ids2[16], types2[16];
+    memcpy(ids2, ids, sizeof ids), memcpy(types2, types, sizeof types);
+    for (int t = 5; t < 8; t++) ids2[t] = 17 + t % 3, types2[t] = 1;
+    bert_batch b2 = {2, 8, ids2, types2, mask};
+    memcpy(out2, bert_forward(&m, A, &b2, NULL, 0, NULL), sizeof out2);
+    ok(!memcmp(out1, out2, 5 * H * 4) && !memcmp(out1 + 8 * H, out2 + 8 * H, 8 * H * 4),
+       "changing padding tokens changes no real token's output (bit-identical)");
+    /* the short sequence alone, without padding */
+    bert_batch b3 = {1, 5, ids, types, mask};
+    const float *o3 = bert_forward(&m, A, &b3, NULL, 0, NULL);
+    double d = tap_maxdiff(o3, out1, 5 * H);
+    ok(d < 1e-5, "a padded sequence equals the same sequence unpadded (max diff %.2g)", d);
+    bert_batch b4 = {1, 8, ids + 8, types + 8, mask + 8};
+    d = tap_maxdiff(bert_forward(&m, A, &b4, NULL, 0, NULL), out1 + 8 * H, 8 * H);
+    ok(d < 1e-5, "a sequence does not depend on the others in its batch (%.2g)", d);
+
+    /* acts sized 3x9 serve a 2x8 batch exactly like acts made for 2x8 */
+    af_arena a2;
+    af_arena_init(&a2, bert_acts_bytes(&m.cfg, 2, 8, 0));
+    bert_acts *A2 = bert_acts_new(&a2, &m.cfg, 2, 8, 0);
+    ok(!memcmp(bert_forward(&m, A2, &b, NULL, 0, NULL), out1, sizeof out1),
+       "activations made for a larger shape give the same result");
+    ok(a2.used == bert_acts_bytes(&m.cfg, 2, 8, 0), "bert_acts_bytes is exactly what is carved");
+    bert_batch big = {3, 10, ids, types, mask};
+    ok(bert_forward(&m, A2, &big, NULL, 0, NULL) == NULL, "a larger batch than the acts: NULL");
+    af_rng rng;
+    af_rng_seed(&rng, 1);
+    ok(bert_forward(&m, A2, &b, NULL, 1, &rng) == NULL, "train on inference acts: NULL");
+    ids2[3] = 20;
+    af_err e;
+    ok(bert_forward(&m, A2, &b2, NULL, 0, NULL) == NULL && bert_batch_check(&m, &b2, &e) == -1 &&
+           contains(e.msg, "sequence 0 token 3: input_ids 20 out of range [0, 20)"),
+       "out-of-range id refused: %s", e.msg);
+    ids2[3] = 1, types2[1] = 2;
+    ok(bert_batch_check(&m, &b2, &e) == -1 && contains(e.msg, "token_type_ids 2"),
+       "out-of-range type id refused: %s", e.msg);
+    types2[1] = 0;
+    bert_batch longb = {1, 11, ids, types, mask};
+    ok(bert_batch_check(&m, &longb, &e) == -1 && contains(e.msg, "max_position_embeddings 10"),
+       "too long a sequence refused: %s", e.msg);
+    af_arena_free(&a2);
+    af_arena_free(&a);
+
+    /* train mode: dropout 0 equals inference; dropout on is seeded and changes the output */
+    af_arena_init(&a, bert_acts_bytes(&m.cfg, 2, 8, 1));
+    A = bert_acts_new(&a, &m.cfg, 2, 8, 1);
+    ok(a.used > bert_acts_bytes(&m.cfg, 2, 8, 0), "training keeps more activations");
+    float p = m.cfg.hidden_dropout;
+    m.cfg.hidden_dropout = m.cfg.attn_dropout = 0;
+    ok(!memcmp(bert_forward(&m, A, &b, NULL, 1, &rng), out1, sizeof out1),
+       "train mode with dropout 0 equals inference");
+    m.cfg.hidden_dropout = m.cfg.attn_dropout = p;
+    af_rng_seed(&rng, 1);
+    memcpy(out2, bert_forward(&m, A, &b, NULL, 1, &rng), sizeof out2);
+    ok(memcmp(out1, out2, sizeof out1) != 0, "dropout changes the output in train mode");
+    af_rng_seed(&rng, 1);
+    ok(!memcmp(bert_forward(&m, A, &b, NULL, 1, &rng), out2, sizeof out2),
+       "same seed, same output");
+    af_rng_seed(&rng, 2);
+    ok(memcmp(bert_forward(&m, A, &b, NULL, 1, &rng), out2, sizeof out2) != 0,
+       "another seed, another output");
+    af_arena_free(&a);
+    bert_free(&m);
+}
+
+/* ---- the whole encoder against finite differences ---- */
+
+typedef struct {
+    bert *m;
+    bert_acts *A;
+    const bert_batch *b;
+    const bert_hooks *hk;
+    const float *R;
+    size_t n;
+} enc_ctx;
+
+static double enc_loss(void *p) {
+    enc_ctx *c = p;
+    af_rng r;
+    af_rng_seed(&r, 77); /* the same dropout masks every call */
+    const float *out = bert_forward(c->m, c->A, c->b, c->hk, 1, &r);
+    return gc_dot(out, c->R, c->n);
+}
+
+#define ENC_TOL 1e-2
+
+/* skip: the hooked sites, whose LayerNorm parameters belong to the hook (NULL: none) */
+static void check_all(enc_ctx *c, bert_grads *g, const char *what, int (*skip)[BERT_NSITES]) {
+    bert_weights *w = &c->m->w, *gw = &g->g;
+    const bert_config *cf = &c->m->cfg;
+    size_t H = cf->hidden, F = cf->ffn;
+    double r;
+    /* the padding row has no gradient by design (nn.Embedding padding_idx): skip row pad_id = 0 */
+    r = gc_check(w->word_emb + H, gw->word_emb + H, (cf->vocab_size - 1) * H, 60, 1e-2f, enc_loss,
+                 c);
+    ok(r < ENC_TOL, "%s: word embeddings (%.2g)", what, r);
+    r = gc_check(w->pos_emb, gw->pos_emb, cf->max_pos * H, 60, 1e-3f, enc_loss, c);
+    ok(r < ENC_TOL, "%s: position embeddings (%.2g)", what, r);
+    r = gc_check(w->type_emb, gw->type_emb, cf->type_vocab * H, 32, 1e-3f, enc_loss, c);
+    ok(r < ENC_TOL, "%s: token type embeddings (%.2g)", what, r);
+    r = gc_check(w->emb_ln_w, gw->emb_ln_w, H, 16, 1e-3f, enc_loss, c);
+    ok(r < ENC_TOL, "%s: embeddings LayerNorm weight (%.2g)", what, r);
+    r = gc_check(w->emb_ln_b, gw->emb_ln_b, H, 16, 1e-3f, enc_loss, c);
+    ok(r < ENC_TOL, "%s: embeddings LayerNorm bias (%.2g)", what, r);
+    for (int l = 0; l < cf->layers; l++) {
+        bert_layer *W = &w->layer[l], *G = &gw->layer[l];
+        struct {
+            float *p, *g;
+            size_t n;
+            const char *name;
+            int site;
+        } t[] = {
+            {W->qkv_w, G->qkv_w, 3 * H * H, "query/key/value weight", -1},
+            {W->qkv_b, G->qkv_b, 3 * H, "query/key/value bias", -1},
+            {W->ao_w, G->ao_w, H * H, "attention output weight", -1},
+            {W->ao_b, G->ao_b, H, "attention output bias", -1},
+            {W->ln1_w, G->ln1_w, H, "attention LayerNorm weight", BERT_SITE_ATTN},
+            {W->ln1_b, G->ln1_b, H, "attention LayerNorm bias", BERT_SITE_ATTN},
+            {W->ff1_w, G->ff1_w, F * H, "intermediate weight", -1},
+            {W->ff1_b, G->ff1_b, F, "intermediate bias", -1},
+            {W->ff2_w, G->ff2_w, H * F, "output weight", -1},
+            {W->ff2_b, G->ff2_b, H, "output bias", -1},
+            {W->ln2_w, G->ln2_w, H, "output LayerNorm weight", BERT_SITE_OUT},
+            {W->ln2_b, G->ln2_b, H, "output LayerNorm bias", BERT_SITE_OUT},
+        };
+        for (size_t k = 0; k < sizeof t / sizeof *t; k++) {
+            if (skip && t[k].site >= 0 && skip[l][t[k].site]) continue;
+            r = gc_check(t[k].p, t[k].g, t[k].n, 60, 1e-3f, enc_loss, c);
+            ok(r < ENC_TOL, "%s: layer %d %s (%.2g)", what, l, t[k].name, r);
+        }
+    }
+}
+
+static void test_encoder_fd(void) {
+    bert m;
+    tiny_model(&m, 21);
+    int ids[10] = {2, 5, 7, 9, 3, 1, 4, 6, 0, 0};
+    int types[10] = {0, 0, 1, 1, 1, 0, 1, 1, 0, 0};
+    int mask[10] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    bert_batch b = {2, 5, ids, types, mask};
+    int M = 10, H = m.cfg.hidden;
+    af_arena a;
+    af_arena_init(&a, bert_acts_bytes(&m.cfg, 2, 5, 1));
+    bert_acts *A = bert_acts_new(&a, &m.cfg, 2, 5, 1);
+    af_rng r;
+    af_rng_seed(&r, 5);
+    float *R = malloc((size_t)M * H * 4);
+    for (int i = 0; i < M * H; i++) R[i] = af_rng_normal(&r);
+    enc_ctx c = {&m, A, &b, NULL, R, (size_t)M * H};
+    bert_grads g;
+    bert_grads_init(&g, &m.cfg);
+
+    /* full mode, dropout 0.1 everywhere (fixed masks) */
+    enc_loss(&c);
+    bert_backward(&m, A, R, NULL, &g);
+    check_all(&c, &g, "full backward, dropout", NULL);
+
+    /* frozen mode with a pass-through hook at layer 0's attention site: the input gradients of
+     * every layer above equal the full mode's */
+    float *full1 = malloc((size_t)M * H * 4);
+    enc_loss(&c);
+    bert_grads_zero(&g, &m.cfg);
+    bert_backward(&m, A, R, NULL, &g);
+    memcpy(full1, bert_dhidden(A, 0), (size_t)M * H * 4);
+    testhook th;
+    th_init(&th, m.cfg.layers, H, M, 0.0f);
+    th.on[0][BERT_SITE_ATTN] = 1;
+    bert_hooks hk = th_hooks(&th);
+    c.hk = &hk;
+    enc_loss(&c);
+    bert_backward(&m, A, R, &hk, NULL);
+    ok(bert_dhidden(A, 0) && !memcmp(bert_dhidden(A, 0), full1, (size_t)M * H * 4) &&
+           bert_dhidden(A, -1) == NULL,
+       "frozen mode gives the full mode's hidden gradients down to the hooked site, no further");
+
+    /* full mode through a real hook (c = 0.5) at layer 0's output site and layer 1's attention
+     * site; the hooked sites' LayerNorm parameters are the hook's to train, so not checked */
+    th_free(&th);
+    th_init(&th, m.cfg.layers, H, M, 0.5f);
+    th.on[0][BERT_SITE_OUT] = th.on[1][BERT_SITE_ATTN] = 1;
+    hk = th_hooks(&th);
+    enc_loss(&c);
+    bert_grads_zero(&g, &m.cfg);
+    bert_backward(&m, A, R, &hk, &g);
+    check_all(&c, &g, "full backward through hooked sites", th.on);
+    th_free(&th);
+    free(full1);
+    free(R);
+    bert_grads_free(&g);
+    af_arena_free(&a);
+    bert_free(&m);
+}
+
+static void rm_rf(const char *dir) {
+    const char *subs[] = {"saved", "saved2", "plain", "bad"};
+    const char *files[] = {"config.json", "model.safetensors"};
+    for (int i = 0; i < 4; i++) {
+        char d[512], f[600];
+        snprintf(d, sizeof d, "%s/%s", dir, subs[i]);
+        for (int j = 0; j < 2; j++) {
+            snprintf(f, sizeof f, "%s/%s", d, files[j]);
+            unlink(f);
+        }
+        rmdir(d);
+    }
+    rmdir(dir);
+}
+
+int main(void) {
+    const char *t = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/af-bert-XXXXXX", t ? t : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_config();
+    test_load_save();
+    test_init();
+    test_padding();
+    test_encoder_fd();
+    rm_rf(tmpdir);
+    return done_testing();
+}
