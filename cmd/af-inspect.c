@@ -197,7 +197,7 @@ int main(int argc, char **argv) {
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
-    options o = {0};
+    static options o; /* static: still reachable when usage_error exits */
     o.tensors = af_calloc((size_t)argc, sizeof *o.tensors);
     int c;
     opterr = 0; /* usage_error says it, with the hint to --help */
