@@ -1,0 +1,823 @@
+/* model.c: base + adapters + fusion + heads; see model.h. */
+#include "model.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+static const char *site_path(int s) {
+    return s == BERT_SITE_ATTN ? "attention.output" : "output";
+}
+
+int model_site_mask(int arch) {
+    return arch == SITE_HOULSBY ? (1 << BERT_SITE_ATTN) | (1 << BERT_SITE_OUT)
+                                : (1 << BERT_SITE_OUT);
+}
+
+static int site_has(const af_model *m, int s) {
+    return m->N > 0 && (model_site_mask(m->arch) >> s & 1);
+}
+
+/* Sites holding adapters are laid out one after the other: how many come before site p. */
+static int site_rank(const af_model *m, int p) {
+    int k = 0;
+    for (int q = 0; q < p; q++) k += site_has(m, q % 2);
+    return k;
+}
+
+void model_init(af_model *m, bert *base) {
+    memset(m, 0, sizeof *m);
+    m->base = base;
+    m->L = base->cfg.layers;
+    m->H = base->cfg.hidden;
+    m->dropout = base->cfg.hidden_dropout;
+    m->train_heads = 1;
+}
+
+static void free_head(model_head *h) {
+    free(h->name);
+    if (h->labels)
+        for (int j = 0; j < h->L; j++) free(h->labels[j]);
+    free(h->labels);
+    free(h->mem);
+    free(h->grad);
+}
+
+void model_free(af_model *m) {
+    for (int i = 0; i < m->N; i++) free(m->ad[i].name), free(m->ad[i].path);
+    free(m->ad);
+    free(m->amem), free(m->agrad), free(m->aw), free(m->ag);
+    free(m->fusion_name);
+    free(m->fmem), free(m->fgrad), free(m->fw), free(m->fg);
+    for (int i = 0; i < m->nheads; i++) free_head(&m->heads[i]);
+    free(m->heads);
+    for (int i = 0; i < m->nparams; i++) free(m->params[i].name);
+    free(m->params);
+    free(m->sites), free(m->sc);
+    af_arena_free(&m->arena);
+    memset(m, 0, sizeof *m);
+}
+
+/* Allocates the adapter stacks for m->N adapters with bottlenecks r[] and activations act[]. */
+static void alloc_adapters(af_model *m) {
+    int N = m->N, *r = af_malloc(N * sizeof(int)), *act = af_malloc(N * sizeof(int));
+    size_t per = 0;
+    for (int i = 0; i < N; i++) {
+        r[i] = m->ad[i].r, act[i] = m->ad[i].act;
+        per += adapter_nparams(m->H, r[i]);
+    }
+    int nsites = 0;
+    for (int s = 0; s < BERT_NSITES; s++) nsites += site_has(m, s);
+    m->an = per * nsites * m->L;
+    m->amem = af_calloc(m->an, sizeof(float));
+    m->aw = af_calloc((size_t)2 * m->L * N, sizeof(adapter));
+    m->ag = af_calloc((size_t)2 * m->L * N, sizeof(adapter));
+    float *p = m->amem;
+    for (int l = 0; l < m->L; l++)
+        for (int s = 0; s < BERT_NSITES; s++)
+            if (site_has(m, s)) {
+                adapter_stack_carve(&m->aw[(size_t)(2 * l + s) * N], N, p, m->H, r, act);
+                p += per;
+            }
+    free(r), free(act);
+}
+
+int model_new_adapter(af_model *m, const char *name, const adapter_spec *spec, uint64_t seed,
+                      af_err *e) {
+    if (m->N) return af_errf(e, "model: an adapter is already loaded");
+    int r = spec->bottleneck > 0 ? spec->bottleneck
+                                 : (spec->reduction > 0 ? m->H / spec->reduction : 0);
+    if (r < 1 || r > m->H)
+        return af_errf(e, "bottleneck size %d is not in [1, hidden size %d]", r, m->H);
+    m->arch = spec->arch;
+    m->N = 1;
+    m->ad = af_calloc(1, sizeof *m->ad);
+    m->ad[0] = (model_adapter){af_strdup(name), NULL, "", r, spec->act};
+    alloc_adapters(m);
+    af_rng rng;
+    af_rng_seed(&rng, seed);
+    for (int p = 0; p < 2 * m->L; p++)
+        if (site_has(m, p % 2)) adapter_init(&m->aw[p], &rng);
+    return 0;
+}
+
+/* ---- metadata helpers ---- */
+
+static cJSON *meta_json(const st_file *f, const char *key, af_err *e) {
+    const char *v = st_meta_get(f, key);
+    if (!v) {
+        af_errf(e, "%s: metadata '%s' missing", f->path, key);
+        return NULL;
+    }
+    cJSON *j = cJSON_Parse(v);
+    if (!j) af_errf(e, "%s: metadata '%s' is not JSON", f->path, key);
+    return j;
+}
+
+static int check_base(const af_model *m, const st_file *f, af_err *e) {
+    cJSON *b = meta_json(f, "base", e);
+    if (!b) return -1;
+    const cJSON *fp = cJSON_GetObjectItemCaseSensitive(b, "fingerprint");
+    int rc = 0;
+    if (!cJSON_IsString(fp))
+        rc = af_errf(e, "%s: metadata 'base' has no fingerprint", f->path);
+    else if (strcmp(fp->valuestring, m->base->fingerprint))
+        rc = af_errf(e,
+                     "%s: trained on a different base (fingerprint %.12s…), not on %s "
+                     "(fingerprint %.12s…)",
+                     f->path, fp->valuestring, m->base->dir ? m->base->dir : "this base",
+                     m->base->fingerprint);
+    cJSON_Delete(b);
+    return rc;
+}
+
+static int json_int(const cJSON *o, const char *k, int dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valueint : dflt;
+}
+
+static const char *json_str(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Reads an adapter's name and shape from a file's metadata. */
+static int adapter_meta(const st_file *f, model_adapter *a, int *arch, af_err *e) {
+    const char *fmt = st_meta_get(f, "format");
+    if (!fmt || (strcmp(fmt, MODEL_FORMAT_ADAPTER) && strcmp(fmt, MODEL_FORMAT_FUSION)))
+        return af_errf(e, "%s: not an af adapter file (metadata format is %s, %s expected)",
+                       f->path, fmt ? fmt : "missing", MODEL_FORMAT_ADAPTER);
+    cJSON *c = meta_json(f, "config", e);
+    if (!c) return -1;
+    const char *name = st_meta_get(f, "name"), *archs = json_str(c, "arch"),
+               *acts = json_str(c, "non_linearity");
+    int r = json_int(c, "bottleneck", 0), rc = 0;
+    if (!name) rc = af_errf(e, "%s: metadata 'name' missing", f->path);
+    else if (!archs || site_arch_parse(archs) < 0)
+        rc = af_errf(e, "%s: config.arch missing or unknown", f->path);
+    else if (!acts || act_parse(acts) < 0)
+        rc = af_errf(e, "%s: config.non_linearity missing or unknown", f->path);
+    else if (r < 1)
+        rc = af_errf(e, "%s: config.bottleneck missing", f->path);
+    if (!rc) {
+        a->name = af_strdup(name);
+        a->r = r;
+        a->act = act_parse(acts);
+        *arch = site_arch_parse(archs);
+    }
+    cJSON_Delete(c);
+    return rc;
+}
+
+static void adapter_param_name(char *buf, size_t n, int l, int s, const char *adapter,
+                               const char *param) {
+    snprintf(buf, n, "bert.encoder.layer.%d.%s.adapters.%s.%s", l, site_path(s), adapter, param);
+}
+
+/* Copies one F32/F16/BF16 tensor of the expected shape. */
+static int copy_tensor(const st_file *f, const char *name, float *dst, int ndim,
+                       const int64_t *shape, af_err *e) {
+    const st_tensor *t = st_find(f, name);
+    if (!t) return af_errf(e, "%s: tensor %s missing", f->path, name);
+    int ok = t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
+    if (!ok) {
+        char want[64], got[64];
+        int n = 0;
+        for (int d = 0; d < ndim; d++)
+            n += snprintf(want + n, sizeof want - n, "%s%lld", d ? ", " : "", (long long)shape[d]);
+        n = 0;
+        got[0] = 0;
+        for (int d = 0; d < t->ndim && n < (int)sizeof got; d++)
+            n += snprintf(got + n, sizeof got - n, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+        return af_errf(e, "%s: %s: shape [%s] expected, [%s] found", f->path, name, want, got);
+    }
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    if (st_to_f32(t, dst, numel, e)) return af_err_prefix(e, "%s: %s", f->path, name);
+    return 0;
+}
+
+static int load_adapter_tensors(af_model *m, const st_file *f, int i, af_err *e) {
+    for (int l = 0; l < m->L; l++)
+        for (int s = 0; s < BERT_NSITES; s++) {
+            if (!site_has(m, s)) continue;
+            adapter *a = &m->aw[(size_t)(2 * l + s) * m->N + i];
+            float *dst[ADAPTER_NPARAMS] = {a->down_w, a->down_b, a->up_w, a->up_b};
+            param_desc pd[ADAPTER_NPARAMS];
+            adapter_params(pd, m->H, a->r);
+            for (int k = 0; k < ADAPTER_NPARAMS; k++) {
+                char name[512];
+                adapter_param_name(name, sizeof name, l, s, m->ad[i].name, pd[k].name);
+                if (copy_tensor(f, name, dst[k], pd[k].ndim, pd[k].shape, e)) return -1;
+            }
+        }
+    return 0;
+}
+
+int model_load_adapters(af_model *m, const char **paths, int N, af_err *e) {
+    if (m->N) return af_errf(e, "model: adapters are already loaded");
+    if (N < 1) return af_errf(e, "no adapter given");
+    st_file *f = af_calloc(N, sizeof *f);
+    m->ad = af_calloc(N, sizeof *m->ad);
+    int rc = 0, arch0 = -1;
+    for (int i = 0; i < N && !rc; i++) {
+        int arch = -1;
+        if (st_open(&f[i], paths[i], e) || adapter_meta(&f[i], &m->ad[i], &arch, e) ||
+            check_base(m, &f[i], e) || af_sha256_file(paths[i], m->ad[i].sha256, e)) {
+            rc = -1;
+            break;
+        }
+        m->ad[i].path = af_strdup(paths[i]);
+        m->N = i + 1;
+        if (i == 0) arch0 = arch;
+        else if (arch != arch0)
+            rc = af_errf(e, "%s: a %s adapter, but %s is %s: fused adapters must share the "
+                            "architecture",
+                         paths[i], site_arch_name(arch), paths[0], site_arch_name(arch0));
+        for (int j = 0; j < i && !rc; j++)
+            if (!strcmp(m->ad[j].name, m->ad[i].name))
+                rc = af_errf(e, "%s and %s both hold an adapter named '%s'", paths[j], paths[i],
+                             m->ad[i].name);
+    }
+    if (!rc) {
+        m->arch = arch0;
+        alloc_adapters(m);
+        for (int i = 0; i < N && !rc; i++) rc = load_adapter_tensors(m, &f[i], i, e);
+        /* One adapter alone brings its heads; fused adapters' heads are not the target's. */
+        if (!rc && N == 1) rc = model_load_heads(m, &f[0], e);
+    }
+    for (int i = 0; i < N; i++) st_close(&f[i]);
+    free(f);
+    return rc;
+}
+
+static char *join_names(const af_model *m) {
+    size_t n = 1;
+    for (int i = 0; i < m->N; i++) n += strlen(m->ad[i].name) + 1;
+    char *s = af_malloc(n);
+    s[0] = 0;
+    for (int i = 0; i < m->N; i++) {
+        if (i) strcat(s, ",");
+        strcat(s, m->ad[i].name);
+    }
+    return s;
+}
+
+static void alloc_fusion(af_model *m, const fusion_config *cfg) {
+    m->fcfg = *cfg;
+    m->fcfg.N = m->N;
+    m->fcfg.H = m->H;
+    m->fused = 1;
+    m->fusion_name = join_names(m);
+    size_t per = fusion_nparams(&m->fcfg);
+    int nsites = 0;
+    for (int s = 0; s < BERT_NSITES; s++) nsites += site_has(m, s);
+    m->fn = per * nsites * m->L;
+    m->fmem = af_calloc(m->fn ? m->fn : 1, sizeof(float));
+    m->fw = af_calloc(2 * m->L, sizeof(fusion));
+    m->fg = af_calloc(2 * m->L, sizeof(fusion));
+    float *p = m->fmem;
+    for (int l = 0; l < m->L; l++)
+        for (int s = 0; s < BERT_NSITES; s++)
+            if (site_has(m, s)) {
+                fusion_carve(&m->fw[2 * l + s], &m->fcfg, p);
+                p += per;
+            }
+}
+
+int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t seed, af_err *e) {
+    if (m->N < 2) return af_errf(e, "fusion needs at least 2 adapters, %d given", m->N);
+    fusion_config c = *cfg;
+    c.N = m->N, c.H = m->H;
+    if (fusion_config_check(&c, e)) return -1;
+    alloc_fusion(m, &c);
+    m->anneal = anneal;
+    af_rng rng;
+    af_rng_seed(&rng, seed);
+    for (int p = 0; p < 2 * m->L; p++)
+        if (site_has(m, p % 2)) fusion_init(&m->fw[p], &rng);
+    return 0;
+}
+
+static void fusion_param_name(char *buf, size_t n, int l, int s, const char *key,
+                              const char *param) {
+    snprintf(buf, n, "bert.encoder.layer.%d.%s.adapter_fusion_layer.%s.%s", l, site_path(s), key,
+             param);
+}
+
+int model_load_fusion(af_model *m, const char *path, af_err *e) {
+    if (m->N < 2) return af_errf(e, "%s: a fusion needs its adapters (at least 2) given first", path);
+    st_file f;
+    if (st_open(&f, path, e)) return -1;
+    int rc = 0;
+    cJSON *cfg = NULL, *ads = NULL;
+    const char *fmt = st_meta_get(&f, "format");
+    if (!fmt || strcmp(fmt, MODEL_FORMAT_FUSION)) {
+        rc = af_errf(e, "%s: not an af fusion file (metadata format is %s, %s expected)", path,
+                     fmt ? fmt : "missing", MODEL_FORMAT_FUSION);
+        goto out;
+    }
+    if (check_base(m, &f, e) || !(cfg = meta_json(&f, "config", e)) ||
+        !(ads = meta_json(&f, "adapters", e))) {
+        rc = -1;
+        goto out;
+    }
+    /* The record lists the adapters in fusion order, each with the sha256 of its file. */
+    if (!cJSON_IsArray(ads) || cJSON_GetArraySize(ads) != m->N) {
+        rc = af_errf(e, "%s: fuses %d adapters, %d given", path,
+                     cJSON_IsArray(ads) ? cJSON_GetArraySize(ads) : 0, m->N);
+        goto out;
+    }
+    for (int i = 0; i < m->N; i++) {
+        const cJSON *a = cJSON_GetArrayItem(ads, i);
+        const char *name = json_str(a, "name"), *sha = json_str(a, "sha256");
+        if (!name || !sha) {
+            rc = af_errf(e, "%s: metadata 'adapters' entry %d lacks name or sha256", path, i);
+            goto out;
+        }
+        if (strcmp(name, m->ad[i].name)) {
+            rc = af_errf(e, "%s: adapter %d must be '%s', but %s holds '%s'", path, i + 1, name,
+                         m->ad[i].path, m->ad[i].name);
+            goto out;
+        }
+        if (strcmp(sha, m->ad[i].sha256)) {
+            rc = af_errf(e,
+                         "%s: adapter '%s': %s has sha256 %.12s…, but the fusion was trained "
+                         "with a file of sha256 %.12s…",
+                         path, name, m->ad[i].path, m->ad[i].sha256, sha);
+            goto out;
+        }
+    }
+    fusion_config fc = {0};
+    const char *method = json_str(cfg, "method");
+    fc.method = method ? fusion_method_parse(method) : -1;
+    if (fc.method < 0) {
+        rc = af_errf(e, "%s: config.method missing or unknown", path);
+        goto out;
+    }
+    fc.heads = json_int(cfg, "heads", 1);
+    const char *gate = json_str(cfg, "gate");
+    fc.gate_softmax = gate && !strcmp(gate, "softmax");
+    fc.fixed = json_int(cfg, "fixed_weights", 0);
+    fc.N = m->N, fc.H = m->H;
+    if (fusion_config_check(&fc, e)) {
+        rc = af_err_prefix(e, "%s", path);
+        goto out;
+    }
+    alloc_fusion(m, &fc);
+    param_desc pd[FUSION_MAX_PARAMS];
+    int np = fusion_params(pd, &m->fcfg);
+    for (int l = 0; l < m->L && !rc; l++)
+        for (int s = 0; s < BERT_NSITES && !rc; s++) {
+            if (!site_has(m, s)) continue;
+            float *base = m->fmem + fusion_nparams(&m->fcfg) * site_rank(m, 2 * l + s);
+            for (int j = 0; j < np && !rc; j++) {
+                char name[512];
+                fusion_param_name(name, sizeof name, l, s, m->fusion_name, pd[j].name);
+                rc = copy_tensor(&f, name, base + pd[j].offset, pd[j].ndim, pd[j].shape, e);
+            }
+        }
+    /* Adapters trained along with the fusion (--unfreeze-adapters) travel in the fusion file. */
+    if (!rc && json_int(cfg, "adapters_updated", 0))
+        for (int i = 0; i < m->N && !rc; i++) rc = load_adapter_tensors(m, &f, i, e);
+    if (!rc) rc = model_load_heads(m, &f, e);
+out:
+    cJSON_Delete(cfg);
+    cJSON_Delete(ads);
+    st_close(&f);
+    return rc;
+}
+
+/* ---- heads ---- */
+
+int model_head_index(const af_model *m, const char *task) {
+    for (int i = 0; i < m->nheads; i++)
+        if (!task || !strcmp(m->heads[i].name, task)) return i;
+    return -1;
+}
+
+int model_add_head(af_model *m, const char *task, int L, char **labels, int regression,
+                   uint64_t seed, af_err *e) {
+    if (model_head_index(m, task) >= 0 && m->nheads)
+        if (!strcmp(m->heads[model_head_index(m, task)].name, task))
+            return af_errf(e, "a head for task '%s' already exists", task);
+    if (regression) L = 1;
+    if (L < 1 || (!regression && L < 2))
+        return af_errf(e, "task '%s': %d labels; a classification head needs at least 2", task, L);
+    m->heads = af_realloc(m->heads, (m->nheads + 1) * sizeof *m->heads);
+    model_head *h = &m->heads[m->nheads++];
+    memset(h, 0, sizeof *h);
+    h->name = af_strdup(task);
+    h->L = L;
+    h->regression = regression;
+    if (!regression) {
+        h->labels = af_calloc(L, sizeof(char *));
+        for (int j = 0; j < L; j++) h->labels[j] = af_strdup(labels[j]);
+    }
+    h->mem = af_calloc(head_nparams(m->H, L), sizeof(float));
+    head_carve(&h->w, h->mem, m->H, L, m->dropout);
+    af_rng rng;
+    af_rng_seed(&rng, seed + 7919 * (uint64_t)m->nheads);
+    head_init(&h->w, &rng);
+    return 0;
+}
+
+int model_load_heads(af_model *m, const st_file *f, af_err *e) {
+    cJSON *hs = meta_json(f, "heads", e);
+    if (!hs) return -1;
+    int rc = 0;
+    if (!cJSON_IsObject(hs)) rc = af_errf(e, "%s: metadata 'heads' is not an object", f->path);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, hs) {
+        if (rc) break;
+        int regression = cJSON_IsString(it) && !strcmp(it->valuestring, "regression");
+        int L = regression ? 1 : cJSON_GetArraySize(it);
+        char **labels = NULL;
+        if (!regression) {
+            if (!cJSON_IsArray(it) || L < 2) {
+                rc = af_errf(e, "%s: heads.%s: a list of at least 2 label names expected",
+                             f->path, it->string);
+                break;
+            }
+            labels = af_calloc(L, sizeof(char *));
+            for (int j = 0; j < L; j++) {
+                const cJSON *s = cJSON_GetArrayItem(it, j);
+                labels[j] = cJSON_IsString(s) ? s->valuestring : "";
+            }
+        }
+        if (model_add_head(m, it->string, L, labels, regression, 0, e)) rc = af_err_prefix(e, "%s", f->path);
+        free(labels);
+        if (rc) break;
+        model_head *h = &m->heads[m->nheads - 1];
+        param_desc pd[HEAD_NPARAMS];
+        head_params(pd, m->H, h->L);
+        for (int k = 0; k < HEAD_NPARAMS && !rc; k++) {
+            char name[512];
+            snprintf(name, sizeof name, "heads.%s.%s", h->name, pd[k].name);
+            rc = copy_tensor(f, name, h->mem + pd[k].offset, pd[k].ndim, pd[k].shape, e);
+        }
+    }
+    cJSON_Delete(hs);
+    return rc;
+}
+
+int model_label_id(const model_head *h, int is_int, long ival, const char *sval) {
+    if (h->regression) return -1;
+    char buf[32];
+    if (is_int) snprintf(buf, sizeof buf, "%ld", ival), sval = buf;
+    for (int j = 0; j < h->L; j++)
+        if (!strcmp(h->labels[j], sval)) return j;
+    if (is_int && ival >= 0 && ival < h->L) {
+        /* an index, unless the names are themselves integers (then "7" must mean label "7") */
+        for (int j = 0; j < h->L; j++) {
+            char *end;
+            strtol(h->labels[j], &end, 10);
+            if (*h->labels[j] && !*end) return -1;
+        }
+        return (int)ival;
+    }
+    return -1;
+}
+
+/* ---- the parameter table ---- */
+
+static void add_param(af_model *m, const char *name, int group, const param_desc *pd, float *data,
+                      float *grad) {
+    m->params = af_realloc(m->params, (m->nparams + 1) * sizeof *m->params);
+    m->params[m->nparams++] = (model_param){af_strdup(name), group, pd->ndim,
+                                            {pd->shape[0], pd->shape[1]}, data, grad, pd->numel,
+                                            pd->decay, pd->trainable};
+}
+
+void model_finalize(af_model *m) {
+    for (int i = 0; i < m->nparams; i++) free(m->params[i].name);
+    free(m->params);
+    m->params = NULL;
+    m->nparams = 0;
+    char name[512];
+    /* gradients for what trains */
+    if (m->train_adapters && m->N) {
+        free(m->agrad);
+        m->agrad = af_calloc(m->an, sizeof(float));
+        int *r = af_malloc(m->N * sizeof(int)), *act = af_malloc(m->N * sizeof(int));
+        for (int i = 0; i < m->N; i++) r[i] = m->ad[i].r, act[i] = m->ad[i].act;
+        for (int p = 0; p < 2 * m->L; p++)
+            if (site_has(m, p % 2))
+                adapter_stack_carve(&m->ag[(size_t)p * m->N], m->N,
+                                    m->agrad + (m->aw[(size_t)p * m->N].down_w - m->amem), m->H, r,
+                                    act);
+        free(r), free(act);
+    }
+    if (m->train_fusion && m->fused) {
+        free(m->fgrad);
+        m->fgrad = af_calloc(m->fn ? m->fn : 1, sizeof(float));
+        for (int p = 0; p < 2 * m->L; p++)
+            if (site_has(m, p % 2)) {
+                fusion_carve(&m->fg[p], &m->fcfg,
+                             m->fgrad + fusion_nparams(&m->fcfg) * site_rank(m, p));
+            }
+    }
+    for (int i = 0; i < m->nheads && m->train_heads; i++) {
+        model_head *h = &m->heads[i];
+        free(h->grad);
+        h->grad = af_calloc(head_nparams(m->H, h->L), sizeof(float));
+        head_carve(&h->g, h->grad, m->H, h->L, m->dropout);
+    }
+    /* the table: adapters, fusion, heads, in the order files list them */
+    for (int i = 0; i < m->N; i++)
+        for (int l = 0; l < m->L; l++)
+            for (int s = 0; s < BERT_NSITES; s++) {
+                if (!site_has(m, s)) continue;
+                size_t k = (size_t)(2 * l + s) * m->N + i;
+                adapter *a = &m->aw[k], *g = m->agrad ? &m->ag[k] : NULL;
+                param_desc pd[ADAPTER_NPARAMS];
+                adapter_params(pd, m->H, a->r);
+                float *d[] = {a->down_w, a->down_b, a->up_w, a->up_b};
+                float *gd[] = {g ? g->down_w : NULL, g ? g->down_b : NULL, g ? g->up_w : NULL,
+                               g ? g->up_b : NULL};
+                for (int j = 0; j < ADAPTER_NPARAMS; j++) {
+                    adapter_param_name(name, sizeof name, l, s, m->ad[i].name, pd[j].name);
+                    add_param(m, name, PG_ADAPTER, &pd[j], d[j], gd[j]);
+                }
+            }
+    if (m->fused) {
+        param_desc pd[FUSION_MAX_PARAMS];
+        int np = fusion_params(pd, &m->fcfg);
+        size_t per = fusion_nparams(&m->fcfg);
+        int k = 0;
+        for (int l = 0; l < m->L; l++)
+            for (int s = 0; s < BERT_NSITES; s++) {
+                if (!site_has(m, s)) continue;
+                for (int j = 0; j < np; j++) {
+                    fusion_param_name(name, sizeof name, l, s, m->fusion_name, pd[j].name);
+                    float *d = m->fmem + per * k + pd[j].offset;
+                    float *g = m->fgrad ? m->fgrad + per * k + pd[j].offset : NULL;
+                    add_param(m, name, PG_FUSION, &pd[j], d, pd[j].trainable ? g : NULL);
+                }
+                k++;
+            }
+    }
+    for (int i = 0; i < m->nheads; i++) {
+        model_head *h = &m->heads[i];
+        param_desc pd[HEAD_NPARAMS];
+        head_params(pd, m->H, h->L);
+        for (int j = 0; j < HEAD_NPARAMS; j++) {
+            snprintf(name, sizeof name, "heads.%s.%s", h->name, pd[j].name);
+            add_param(m, name, PG_HEAD, &pd[j], h->mem + pd[j].offset,
+                      h->grad ? h->grad + pd[j].offset : NULL);
+        }
+    }
+}
+
+int model_load_params(af_model *m, const st_file *f, int group_mask, int require, af_err *e) {
+    for (int i = 0; i < m->nparams; i++) {
+        model_param *p = &m->params[i];
+        if (!(group_mask >> p->group & 1)) continue;
+        if (!st_find(f, p->name)) {
+            if (require) return af_errf(e, "%s: tensor %s missing", f->path, p->name);
+            continue;
+        }
+        if (copy_tensor(f, p->name, p->data, p->ndim, p->shape, e)) return -1;
+    }
+    return 0;
+}
+
+/* ---- running ---- */
+
+static int hook_active(void *ctx, int l, int s) {
+    af_model *m = ctx;
+    return m->sites[2 * l + s].N > 0;
+}
+
+static float fusion_T(const af_model *m) {
+    return m->anneal ? (float)fusion_temperature(m->fusion_steps) : 1.0f;
+}
+
+static void hook_forward(void *ctx, int l, int s, float *out, const float *h, const float *r,
+                         const float *ln_w, const float *ln_b, float eps, int M) {
+    af_model *m = ctx;
+    int p = 2 * l + s;
+    site_forward(out, &m->sc[p], &m->sites[p], h, r, ln_w, ln_b, eps, M, fusion_T(m),
+                 m->train ? &m->rng : NULL);
+}
+
+static void hook_backward(void *ctx, int l, int s, float *dh, float *dr, const float *dout,
+                          const float *h, const float *r, const float *ln_w, const float *ln_b,
+                          float eps, int M) {
+    af_model *m = ctx;
+    int p = 2 * l + s;
+    site_backward(dh, dr, &m->sc[p], &m->sites[p], dout, h, r, ln_w, M);
+}
+
+static int max_labels(const af_model *m) {
+    int L = 1;
+    for (int i = 0; i < m->nheads; i++) L = m->heads[i].L > L ? m->heads[i].L : L;
+    return L;
+}
+
+void model_prepare(af_model *m, int maxB, int maxS, int train) {
+    af_arena_free(&m->arena);
+    free(m->sites), free(m->sc);
+    m->maxB = maxB, m->maxS = maxS, m->train = train;
+    m->sites = af_calloc(2 * m->L, sizeof(site));
+    m->sc = af_calloc(2 * m->L, sizeof(site_cache));
+    int M = maxB * maxS, H = m->H, Lmax = max_labels(m);
+    size_t bytes = bert_acts_bytes(&m->base->cfg, maxB, maxS, train) + 64 * 64;
+    for (int p = 0; p < 2 * m->L; p++) {
+        if (!site_has(m, p % 2)) continue;
+        site *s = &m->sites[p];
+        s->arch = m->arch;
+        s->N = m->N;
+        s->adapters = &m->aw[(size_t)p * m->N];
+        s->adapter_grads = m->agrad ? &m->ag[(size_t)p * m->N] : NULL;
+        s->fusion = m->fused ? &m->fw[p] : NULL;
+        s->fusion_grad = m->fused && m->fgrad ? &m->fg[p] : NULL;
+        bytes += site_cache_floats(s, M) * sizeof(float) + 64;
+    }
+    bytes += ((size_t)M * H + 2 * (size_t)maxB * H + 3 * (size_t)maxB * Lmax + maxB) * 4 +
+             2 * maxB * sizeof(int) + head_cache_floats(H, maxB) * 4 + 16 * 64;
+    af_arena_init(&m->arena, bytes);
+    m->acts = bert_acts_new(&m->arena, &m->base->cfg, maxB, maxS, train);
+    for (int p = 0; p < 2 * m->L; p++)
+        if (m->sites[p].N)
+            site_cache_carve(&m->sc[p], af_arena_floats(&m->arena, site_cache_floats(&m->sites[p], M)),
+                             &m->sites[p], M);
+    m->dhidden = af_arena_floats(&m->arena, (size_t)M * H);
+    m->cls = af_arena_floats(&m->arena, (size_t)maxB * H);
+    m->dcls = af_arena_floats(&m->arena, (size_t)maxB * H);
+    m->logits = af_arena_floats(&m->arena, (size_t)maxB * Lmax);
+    m->probs = af_arena_floats(&m->arena, (size_t)maxB * Lmax);
+    m->dlogits = af_arena_floats(&m->arena, (size_t)maxB * Lmax);
+    m->gold = af_arena_floats(&m->arena, maxB);
+    m->ilabels = af_arena_alloc(&m->arena, maxB * sizeof(int));
+    m->rows = af_arena_alloc(&m->arena, maxB * sizeof(int));
+    head_cache_carve(&m->hc, af_arena_floats(&m->arena, head_cache_floats(H, maxB)), H, maxB);
+}
+
+double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
+                 int train, float *out, int ldo) {
+    bert_hooks hooks = {m, hook_active, hook_forward, hook_backward};
+    int B = b->B, S = b->S, H = m->H;
+    train = train && m->train;
+    const float *hid = bert_forward(m->base, m->acts, b, &hooks, train, &m->rng);
+    if (!hid) return NAN;
+    if (train) memset(m->dhidden, 0, (size_t)B * S * H * sizeof(float));
+    double loss = 0;
+    /* rows go through their own task's head, gathered into one contiguous block per head */
+    for (int hi = 0; hi < m->nheads; hi++) {
+        model_head *h = &m->heads[hi];
+        int n = 0;
+        for (int r = 0; r < B; r++)
+            if (head_of[r] == hi) m->rows[n++] = r;
+        if (!n) continue;
+        for (int k = 0; k < n; k++)
+            memcpy(m->cls + (size_t)k * H, hid + (size_t)m->rows[k] * S * H, H * sizeof(float));
+        int L = h->L;
+        h->w.dropout = h->g.dropout = m->dropout;
+        head_forward(m->logits, &m->hc, m->cls, H, &h->w, n, train ? &m->rng : NULL);
+        double part = NAN;
+        if (h->regression) {
+            for (int k = 0; k < n; k++) m->probs[k] = m->logits[k];
+            if (gold) {
+                for (int k = 0; k < n; k++) m->gold[k] = gold[m->rows[k]];
+                part = head_mse_forward(m->logits, m->gold, n);
+            }
+        } else {
+            if (gold) {
+                for (int k = 0; k < n; k++) m->ilabels[k] = (int)gold[m->rows[k]];
+                part = head_ce_forward(m->probs, m->logits, m->ilabels, n, L);
+            } else
+                softmax_forward(m->probs, m->logits, n, L);
+        }
+        if (out)
+            for (int k = 0; k < n; k++)
+                memcpy(out + (size_t)m->rows[k] * ldo, m->probs + (size_t)k * L, L * sizeof(float));
+        if (gold) loss += part * n / B;
+        if (train && gold) {
+            /* the batch loss is the mean over all rows: this head's mean weighs n/B */
+            memset(m->dlogits, 0, (size_t)n * L * sizeof(float));
+            if (h->regression) head_mse_backward(m->dlogits, m->logits, m->gold, n);
+            else head_ce_backward(m->dlogits, m->probs, m->ilabels, n, L);
+            float scale = (float)n / B;
+            for (int k = 0; k < n * L; k++) m->dlogits[k] *= scale;
+            memset(m->dcls, 0, (size_t)n * H * sizeof(float));
+            head_backward(m->dcls, H, h->grad ? &h->g : NULL, &m->hc, m->dlogits, &h->w, n);
+            for (int k = 0; k < n; k++)
+                vec_add(m->dhidden + (size_t)m->rows[k] * S * H, m->dcls + (size_t)k * H, H);
+        }
+    }
+    if (!gold) loss = NAN;
+    if (train && gold) {
+        if (m->fused && m->fgrad && m->fcfg.method == FUSION_ATTENTION) {
+            loss += model_fusion_reg(m);
+            for (int p = 0; p < 2 * m->L; p++)
+                if (m->sites[p].N) fusion_reg_backward(&m->fg[p], &m->fw[p], 1.0f);
+        }
+        if (m->N) bert_backward(m->base, m->acts, m->dhidden, &hooks, NULL);
+        if (m->fused) m->fusion_steps++;
+    }
+    return loss;
+}
+
+double model_fusion_reg(const af_model *m) {
+    double r = 0;
+    if (!m->fused || m->fcfg.method != FUSION_ATTENTION) return 0;
+    for (int p = 0; p < 2 * m->L; p++)
+        if (site_has(m, p % 2)) r += fusion_reg_forward(&m->fw[p]);
+    return r;
+}
+
+const float *model_fusion_weights(const af_model *m, int p) {
+    if (!m->fused || !m->sites || !m->sites[p].N) return NULL;
+    return m->sc[p].fc.p;
+}
+
+/* ---- writing ---- */
+
+static char *json_print(cJSON *j) {
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+static void meta_owned(st_writer *w, const char *key, char *value) {
+    st_writer_meta(w, key, value);
+    free(value);
+}
+
+static cJSON *base_json(const af_model *m) {
+    const bert_config *c = &m->base->cfg;
+    cJSON *b = cJSON_CreateObject(), *cfg = cJSON_AddObjectToObject(b, "config");
+    cJSON_AddStringToObject(b, "fingerprint", m->base->fingerprint);
+    cJSON_AddNumberToObject(cfg, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(cfg, "hidden_size", c->hidden);
+    cJSON_AddNumberToObject(cfg, "num_hidden_layers", c->layers);
+    cJSON_AddNumberToObject(cfg, "num_attention_heads", c->heads);
+    cJSON_AddNumberToObject(cfg, "intermediate_size", c->ffn);
+    cJSON_AddStringToObject(cfg, "hidden_act", act_name(c->act));
+    return b;
+}
+
+void model_writer(af_model *m, st_writer *w, const char *format, int group_mask,
+                  const char *training) {
+    int fusionf = !strcmp(format, MODEL_FORMAT_FUSION);
+    st_writer_meta(w, "format", format);
+    st_writer_meta(w, "name", fusionf ? m->fusion_name : m->ad[0].name);
+    cJSON *cfg = cJSON_CreateObject();
+    cJSON_AddStringToObject(cfg, "arch", site_arch_name(m->arch));
+    if (fusionf) {
+        cJSON_AddStringToObject(cfg, "method", fusion_method_name(m->fcfg.method));
+        if (m->fcfg.method == FUSION_MULTIHEAD) cJSON_AddNumberToObject(cfg, "heads", m->fcfg.heads);
+        if (m->fcfg.method == FUSION_GATING)
+            cJSON_AddStringToObject(cfg, "gate", m->fcfg.gate_softmax ? "softmax" : "sigmoid");
+        if (m->fcfg.method == FUSION_WEIGHTED)
+            cJSON_AddNumberToObject(cfg, "fixed_weights", m->fcfg.fixed);
+        cJSON_AddBoolToObject(cfg, "temperature_anneal", m->anneal);
+        cJSON_AddNumberToObject(cfg, "adapters_updated", (group_mask >> PG_ADAPTER) & 1);
+        cJSON *names = cJSON_AddArrayToObject(cfg, "adapter_names");
+        for (int i = 0; i < m->N; i++) cJSON_AddItemToArray(names, cJSON_CreateString(m->ad[i].name));
+    } else {
+        cJSON_AddNumberToObject(cfg, "reduction_factor", (double)m->H / m->ad[0].r);
+        cJSON_AddNumberToObject(cfg, "bottleneck", m->ad[0].r);
+        cJSON_AddStringToObject(cfg, "non_linearity", act_name(m->ad[0].act));
+        cJSON_AddNumberToObject(cfg, "hidden_size", m->H);
+        cJSON_AddNumberToObject(cfg, "num_layers", m->L);
+    }
+    meta_owned(w, "config", json_print(cfg));
+    cJSON *heads = cJSON_CreateObject();
+    for (int i = 0; i < m->nheads; i++) {
+        model_head *h = &m->heads[i];
+        if (h->regression) cJSON_AddStringToObject(heads, h->name, "regression");
+        else {
+            cJSON *a = cJSON_AddArrayToObject(heads, h->name);
+            for (int j = 0; j < h->L; j++) cJSON_AddItemToArray(a, cJSON_CreateString(h->labels[j]));
+        }
+    }
+    meta_owned(w, "heads", json_print(heads));
+    meta_owned(w, "base", json_print(base_json(m)));
+    if (fusionf) {
+        cJSON *ads = cJSON_CreateArray();
+        for (int i = 0; i < m->N; i++) {
+            cJSON *a = cJSON_CreateObject();
+            cJSON_AddStringToObject(a, "name", m->ad[i].name);
+            cJSON_AddStringToObject(a, "sha256", m->ad[i].sha256);
+            if (m->ad[i].path) {
+                const char *slash = strrchr(m->ad[i].path, '/');
+                cJSON_AddStringToObject(a, "file", slash ? slash + 1 : m->ad[i].path);
+            }
+            cJSON_AddItemToArray(ads, a);
+        }
+        meta_owned(w, "adapters", json_print(ads));
+    }
+    if (training) st_writer_meta(w, "training", training);
+    st_writer_meta(w, "created_by", "af " AF_VERSION);
+    for (int i = 0; i < m->nparams; i++) {
+        model_param *p = &m->params[i];
+        if (group_mask >> p->group & 1)
+            st_writer_add(w, p->name, ST_F32, p->ndim, p->shape, p->data);
+    }
+}

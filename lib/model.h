@@ -1,0 +1,165 @@
+/* model.h: a frozen BERT base with adapters, an optional fusion layer and task heads: the model
+ * every af program trains or runs.
+ *
+ * The base never changes. Adapters sit at the sites of their architecture (Pfeiffer: the FFN
+ * output of every layer; Houlsby: the attention output too), N of them stacked per site so their
+ * down projections are one sgemm. With a fusion layer, each site combines the N adapters' outputs
+ * (site.h); without, N must be 1. Heads read the last layer's [CLS] vector, one head per task.
+ *
+ * Every parameter the model owns (adapters, fusion, heads) is listed in m->params with its full
+ * AdapterHub tensor name, so saving, loading, checkpoints and the optimizer all walk one table. */
+#ifndef AF_MODEL_H
+#define AF_MODEL_H
+
+#include "adapter.h"
+#include "af.h"
+#include "bert.h"
+#include "fusion.h"
+#include "head.h"
+#include "safetensors.h"
+#include "site.h"
+
+#define MODEL_FORMAT_ADAPTER "af-adapter/1"
+#define MODEL_FORMAT_FUSION "af-fusion/1"
+
+typedef enum { PG_ADAPTER, PG_FUSION, PG_HEAD } param_group;
+
+/* One tensor of the model: its full name, where it lives, its gradient (NULL when frozen). */
+typedef struct {
+    char *name;
+    int group;      /* param_group */
+    int ndim;
+    int64_t shape[2];
+    float *data, *grad;
+    size_t n;
+    int decay;      /* Hugging Face: no weight decay on biases */
+    int trainable;  /* e.g. fixed fusion weights are saved but never trained */
+} model_param;
+
+typedef struct {
+    char *name;     /* the task */
+    int L;          /* outputs: labels, or 1 for regression */
+    int regression;
+    char **labels;  /* [L] names (NULL for regression) */
+    head w, g;      /* weights and gradient views (g.w1 NULL when frozen) */
+    float *mem, *grad;
+} model_head;
+
+typedef struct {
+    char *name;
+    char *path;        /* the file it was read from (NULL: created here) */
+    char sha256[65];   /* of that file */
+    int r, act;
+} model_adapter;
+
+/* How a new adapter is shaped. */
+typedef struct {
+    int arch;          /* site_arch */
+    int reduction;     /* bottleneck = hidden / reduction, unless bottleneck > 0 */
+    int bottleneck;
+    int act;           /* af_act */
+} adapter_spec;
+
+typedef struct af_model {
+    bert *base;
+    int L, H;              /* base layers and hidden size */
+    int arch;              /* site_arch shared by all adapters */
+    int N;                 /* adapters */
+    model_adapter *ad;     /* [N] */
+    float *amem, *agrad;   /* every adapter weight, per site a stack (adapter_stack_carve) */
+    size_t an;
+    adapter *aw, *ag;      /* [2L·N]: site p = 2l + s, adapter i at [p·N + i] */
+
+    int fused;             /* a fusion layer combines the adapters */
+    char *fusion_name;     /* "A,B,C": AdapterHub's key, the adapter names joined */
+    fusion_config fcfg;
+    float *fmem, *fgrad;
+    size_t fn;
+    fusion *fw, *fg;       /* [2L] */
+    int anneal;            /* temperature annealing 50 -> 1 */
+    long fusion_steps;     /* forwards in training so far (the annealing clock) */
+
+    int nheads;
+    model_head *heads;
+
+    model_param *params;
+    int nparams;
+
+    /* What trains (set before model_prepare): gradients exist only for these. */
+    int train_adapters, train_fusion, train_heads;
+
+    /* Runtime, sized by model_prepare. */
+    site *sites;           /* [2L]; sites[p].N == 0 where no adapter sits */
+    site_cache *sc;        /* [2L] */
+    af_arena arena;
+    int maxB, maxS, train;
+    bert_acts *acts;
+    float *dhidden;        /* (maxB·maxS, H) */
+    float *cls, *dcls;     /* (maxB, H) gathered [CLS] rows of one head */
+    float *logits, *probs, *dlogits; /* (maxB, maxL) */
+    float *gold;           /* (maxB) */
+    int *ilabels, *rows;   /* (maxB) */
+    head_cache hc;
+    af_rng rng;            /* dropout */
+    float dropout;         /* hidden dropout used by heads (the base's unless overridden) */
+} af_model;
+
+/* A model on a base with no adapters yet. */
+void model_init(af_model *m, bert *base);
+void model_free(af_model *m);
+
+/* A new adapter to train (N = 1), AdapterHub init drawn from seed. */
+int model_new_adapter(af_model *m, const char *name, const adapter_spec *spec, uint64_t seed,
+                      af_err *e);
+/* Reads N adapter files (each checked against the base's fingerprint; all must share the
+ * architecture). Their heads come along (model_load_heads_from picks them up). */
+int model_load_adapters(af_model *m, const char **paths, int N, af_err *e);
+/* A new fusion layer over the loaded adapters. */
+int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t seed, af_err *e);
+/* Reads a fusion file made for the loaded adapters: checks their names and sha256 against its
+ * record, loads the fusion weights, its heads, and updated adapter weights if it carries them. */
+int model_load_fusion(af_model *m, const char *path, af_err *e);
+
+/* A new head for a task. labels: L names, or NULL with regression = 1 (L = 1). */
+int model_add_head(af_model *m, const char *task, int L, char **labels, int regression,
+                   uint64_t seed, af_err *e);
+/* Adds the heads recorded in a file (its "heads" metadata and heads.* tensors). */
+int model_load_heads(af_model *m, const st_file *f, af_err *e);
+int model_head_index(const af_model *m, const char *task);
+
+/* Builds m->params (call after the adapters, fusion and heads are in place, and after setting
+ * train_*). Gradient buffers are allocated for what trains. */
+void model_finalize(af_model *m);
+/* Copies every tensor of m->params found in f (checkpoints, fusion files with adapters). With
+ * require, a missing tensor is an error. Shapes must match. */
+int model_load_params(af_model *m, const st_file *f, int group_mask, int require, af_err *e);
+
+/* Sizes the activation arena for batches up to maxB × maxS. */
+void model_prepare(af_model *m, int maxB, int maxS, int train);
+
+/* One batch: forward, and with train also backward (gradients accumulate; zero them first).
+ * head_of[b] is the head of row b; gold[b] its label id (classification) or target value
+ * (regression), or gold == NULL (no loss). out[b·ldo + j] receives the probabilities (or the
+ * score for regression). Returns the mean loss over the rows (NaN when gold == NULL), including
+ * the fusion regulariser when training fusion. */
+double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
+                 int train, float *out, int ldo);
+/* Weights over adapters of the last forward at site p = 2l + s: (B·S, N), or NULL. */
+const float *model_fusion_weights(const af_model *m, int p);
+/* The fusion regulariser of the current weights (0 unless attention fusion trains). */
+double model_fusion_reg(const af_model *m);
+
+/* Fills a writer with the model's tensors of the given groups and its metadata for a file of
+ * `format`; `training` (JSON text or NULL) goes in as metadata. The writer references the model's
+ * memory: write it before changing the model. */
+void model_writer(af_model *m, st_writer *w, const char *format, int group_mask,
+                  const char *training);
+
+/* Label handling for a head: the id of a JSON label (an integer or a string; integers are matched
+ * by name first, then taken as an index), or -1. */
+int model_label_id(const model_head *h, int is_int, long ival, const char *sval);
+
+/* The adapter sites of an architecture: bit s set when site s of every layer holds adapters. */
+int model_site_mask(int arch);
+
+#endif
