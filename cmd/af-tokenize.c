@@ -18,7 +18,8 @@ typedef struct {
     const char *text, *pair, *label, *id, *task;
     char **keep;
     int nkeep;
-    int lower; /* -1: from the model's config, else HF's default (1) */
+    int lower;  /* -1: from the model's config, else HF's default (1) */
+    int strip;  /* -1: from the model's config, else as lower */
     int max_len, pad, header, tokens, quiet;
     rec_format fmt;
     long build_vocab;
@@ -36,6 +37,9 @@ static void usage(void) {
            "  --lowercase, --no-lowercase\n"
            "                      lower-case and strip accents (default: the model's config,\n"
            "                      else lower-case)\n"
+           "  --strip-accents, --no-strip-accents\n"
+           "                      NFD and drop accents (default: the model's config, else\n"
+           "                      when lower-casing)\n"
            "  --max-len N         at most N ids, longest-first truncation (default 128;\n"
            "                      0: no limit)\n"
            "  --pad               pad with [PAD] up to --max-len\n"
@@ -58,13 +62,14 @@ static void usage(void) {
 }
 
 enum {
-    O_VOCAB = 256, O_MODEL, O_LOWER, O_NOLOWER, O_MAXLEN, O_PAD, O_JSONL, O_TSV, O_CSV,
+    O_VOCAB = 256, O_MODEL, O_LOWER, O_NOLOWER, O_STRIP, O_NOSTRIP, O_MAXLEN, O_PAD, O_JSONL, O_TSV, O_CSV,
     O_HEADER, O_TEXT, O_PAIR, O_LABEL, O_ID, O_KEEP, O_TASK, O_TOKENS, O_BUILD, O_VERSION
 };
 
 static const struct option longopts[] = {
     {"vocab", required_argument, 0, O_VOCAB},   {"model", required_argument, 0, O_MODEL},
     {"lowercase", no_argument, 0, O_LOWER},     {"no-lowercase", no_argument, 0, O_NOLOWER},
+    {"strip-accents", no_argument, 0, O_STRIP}, {"no-strip-accents", no_argument, 0, O_NOSTRIP},
     {"max-len", required_argument, 0, O_MAXLEN}, {"pad", no_argument, 0, O_PAD},
     {"jsonl", no_argument, 0, O_JSONL},         {"tsv", no_argument, 0, O_TSV},
     {"csv", no_argument, 0, O_CSV},             {"header", no_argument, 0, O_HEADER},
@@ -92,7 +97,7 @@ static void split_keep(config *c, const char *list) {
 
 static void parse_args(config *c, int argc, char **argv) {
     int o;
-    c->lower = -1;
+    c->lower = c->strip = -1;
     c->max_len = 128;
     c->fmt = REC_AUTO;
     while ((o = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
@@ -101,6 +106,8 @@ static void parse_args(config *c, int argc, char **argv) {
         case O_MODEL: c->model = optarg; break;
         case O_LOWER: c->lower = 1; break;
         case O_NOLOWER: c->lower = 0; break;
+        case O_STRIP: c->strip = 1; break;
+        case O_NOSTRIP: c->strip = 0; break;
         case O_MAXLEN: c->max_len = (int)opt_long("--max-len", optarg, 0, 1 << 20); break;
         case O_PAD: c->pad = 1; break;
         case O_JSONL: c->fmt = REC_JSONL; break;
@@ -181,6 +188,7 @@ static void load_options(config *c) {
         free(path);
     }
     if (c->lower >= 0) c->topt.lower = c->lower;
+    if (c->strip >= 0) c->topt.strip_accents = c->strip;
 }
 
 /* ---- tokenizing ---------------------------------------------------------------------------- */

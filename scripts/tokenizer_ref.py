@@ -10,7 +10,7 @@ two agree only if both follow the algorithm.
 Output: one JSON line per example, {"input_ids":[...],"token_type_ids":[...],"attention_mask":[...]}
 with no spaces, the form af-tokenize writes when it is given no --label/--id/--keep/--task.
 
-    tokenizer_ref.py --vocab V [--no-lowercase] [--max-len N]
+    tokenizer_ref.py --vocab V [--no-lowercase] [--[no-]strip-accents] [--max-len N]
                      [--tsv|--csv|--jsonl] [--header] [--text F] [--pair F] [--tokens] [FILE]
 
 Unicode tables come from the running Python (unicodedata.unidata_version); af-tokenize's come
@@ -214,6 +214,8 @@ def main():
     p.add_argument("--vocab", required=True)
     p.add_argument("--no-lowercase", dest="lower", action="store_false")
     p.add_argument("--lowercase", dest="lower", action="store_true")
+    p.add_argument("--strip-accents", dest="strip", action="store_true", default=None)
+    p.add_argument("--no-strip-accents", dest="strip", action="store_false")
     p.add_argument("--max-len", type=int, default=128)
     p.add_argument("--tsv", action="store_true")
     p.add_argument("--csv", action="store_true")
@@ -221,11 +223,13 @@ def main():
     p.add_argument("--header", action="store_true")
     p.add_argument("--text")
     p.add_argument("--pair")
-    p.add_argument("--tokens", action="store_true", help="print the tokens, not the JSON")
+    p.add_argument("--tokens", action="store_true", help="print the word pieces, not the JSON")
     p.add_argument("file", nargs="?", default="-")
     args = p.parse_args()
-    ref = Reference(load_vocab(args.vocab), lower=args.lower)
+    ref = Reference(load_vocab(args.vocab), lower=args.lower, strip_accents=args.strip)
     out = sys.stdout
+    with open(args.vocab, "r", encoding="utf-8") as f:  # id -> the text of its line
+        names = {i: t.rstrip("\n") for i, t in enumerate(f.readlines())}
     header = None
     for row in rows(args):
         if args.tsv or args.csv:
@@ -237,10 +241,10 @@ def main():
         else:
             a = row[args.text or "text"]
             b = row[args.pair] if args.pair else None
-        if args.tokens:
-            out.write(" ".join(ref.tokenize(a)) + "\n")
-            continue
         ids, types, mask = ref.encode(a, b, args.max_len)
+        if args.tokens:
+            out.write(" ".join(names[i] for i in ids) + "\n")
+            continue
         out.write(json.dumps({"input_ids": ids, "token_type_ids": types, "attention_mask": mask},
                              separators=(",", ":")) + "\n")
 
