@@ -64,8 +64,15 @@ check: all $(UNIT_BIN) $(PAR_BIN)
 	AF_BIN=$(abspath $(BINDIR)) AF_TOP=$(CURDIR) OPENBLAS_NUM_THREADS=1 \
 	  prove --exec '' $(PROVE_FLAGS) $(UNIT_BIN) $(PAR_BIN) $(CLI_TESTS)
 
-bench: all
-	scripts/bench.sh
+# Benchmark programs: tests/bench/*.c, run by scripts/bench.sh.
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/bench/%)
+$(BUILD)/tests/bench/%: tests/bench/%.c $(LIBAF)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests $(LDSAN) -o $@ $< $(LIBAF) $(LIBS)
+
+bench: all $(BENCH_BIN)
+	AF_BENCH=$(abspath $(BUILD)/tests/bench) scripts/bench.sh
 
 demo: all
 	scripts/demo.sh
