@@ -1,0 +1,632 @@
+/* train.c: the shared training loop and evaluation; see train.h. */
+#include "train.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "optim.h"
+#include "progress.h"
+#include "signals.h"
+
+void train_opts_defaults(train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = 10;
+    o->batch_size = 32;
+    o->max_len = 128;
+    o->lr = 1e-4;
+    o->adapter_lr = 1e-4;
+    o->weight_decay = 0;
+    o->warmup_ratio = 0;
+    o->max_grad_norm = 1.0;
+    o->beta1 = 0.9, o->beta2 = 0.999, o->eps = 1e-8;
+    o->dropout = -1;
+    o->seed = 42;
+}
+
+/* ---- data ---- */
+
+static const char *task_of(const jl_example *x, const af_model *m) {
+    return x->task ? x->task : (m->nheads == 1 ? m->heads[0].name : NULL);
+}
+
+int train_data_build(train_data *d, const af_model *m, jl_set *s, const char *name, int max_len,
+                     int need_labels, af_err *e) {
+    memset(d, 0, sizeof *d);
+    d->name = name;
+    d->ex = s->ex;
+    d->n = s->n;
+    d->head_of = af_malloc((s->n ? s->n : 1) * sizeof(int));
+    d->len = af_malloc((s->n ? s->n : 1) * sizeof(int));
+    int labelled = 0;
+    for (int i = 0; i < s->n; i++) labelled |= s->ex[i].label_kind != JL_LABEL_NONE;
+    if (need_labels || labelled) d->gold = af_malloc((s->n ? s->n : 1) * sizeof(float));
+    for (int i = 0; i < s->n; i++) {
+        const jl_example *x = &s->ex[i];
+        const char *task = task_of(x, m);
+        int h = task ? model_head_index(m, task) : -1;
+        if (h < 0) {
+            if (!x->task)
+                return af_errf(e, "%s:%ld: no \"task\" given, and the model has %d heads", name,
+                               x->line, m->nheads);
+            return af_errf(e, "%s:%ld: task \"%s\" has no head (heads: %s%s)", name, x->line,
+                           x->task, m->nheads ? m->heads[0].name : "none",
+                           m->nheads > 1 ? ", ..." : "");
+        }
+        d->head_of[i] = h;
+        const model_head *hd = &m->heads[h];
+        if (!d->gold) continue;
+        if (x->label_kind == JL_LABEL_NONE) {
+            if (need_labels || labelled)
+                return af_errf(e, "%s:%ld: label missing", name, x->line);
+            continue;
+        }
+        if (hd->regression) {
+            if (x->label_kind == JL_LABEL_STRING)
+                return af_errf(e, "%s:%ld: label \"%s\": task %s is a regression, a number is "
+                                  "expected",
+                               name, x->line, x->label_str, hd->name);
+            d->gold[i] = (float)x->label_num;
+        } else {
+            if (x->label_kind == JL_LABEL_NUMBER)
+                return af_errf(e, "%s:%ld: label %g: task %s has classes, not numbers", name,
+                               x->line, x->label_num, hd->name);
+            int id = model_label_id(hd, x->label_kind == JL_LABEL_INT, x->label_int, x->label_str);
+            if (id < 0) {
+                char buf[64];
+                if (x->label_kind == JL_LABEL_INT) snprintf(buf, sizeof buf, "%ld", x->label_int);
+                return af_errf(e, "%s:%ld: label %s%s%s is not one of task %s's %d labels", name,
+                               x->line, x->label_kind == JL_LABEL_STRING ? "\"" : "",
+                               x->label_kind == JL_LABEL_STRING ? x->label_str : buf,
+                               x->label_kind == JL_LABEL_STRING ? "\"" : "", hd->name, hd->L);
+            }
+            d->gold[i] = (float)id;
+        }
+    }
+    d->truncated = batch_lengths(d->len, s->ex, s->n, max_len);
+    return 0;
+}
+
+void train_data_free(train_data *d) {
+    free(d->head_of);
+    free(d->gold);
+    free(d->len);
+    memset(d, 0, sizeof *d);
+}
+
+/* ---- head discovery ---- */
+
+typedef struct {
+    char *task;
+    char **labels;
+    int n, cap;
+    int all_int, any_number, any_label;
+} task_labels;
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_intstr(const void *a, const void *b) {
+    long x = strtol(*(char *const *)a, NULL, 10), y = strtol(*(char *const *)b, NULL, 10);
+    return (x > y) - (x < y);
+}
+
+static char **split_commas(const char *s, int *n) {
+    char **v = NULL;
+    *n = 0;
+    const char *p = s;
+    for (;;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        v = af_realloc(v, (*n + 1) * sizeof *v);
+        v[*n] = af_malloc(len + 1);
+        memcpy(v[*n], p, len);
+        v[(*n)++][len] = 0;
+        if (!c) break;
+        p = c + 1;
+    }
+    return v;
+}
+
+static void free_strs(char **v, int n) {
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+int train_add_heads(af_model *m, const jl_set *train, const char *default_task,
+                    const char *labels_opt, char **task_opts, int ntask_opts, int regression,
+                    uint64_t seed, af_err *e) {
+    task_labels *t = NULL;
+    int nt = 0, rc = 0;
+    for (int i = 0; i < train->n; i++) {
+        const jl_example *x = &train->ex[i];
+        const char *task = x->task ? x->task : default_task;
+        int k = 0;
+        while (k < nt && strcmp(t[k].task, task)) k++;
+        if (k == nt) {
+            t = af_realloc(t, (nt + 1) * sizeof *t);
+            t[nt++] = (task_labels){af_strdup(task), NULL, 0, 0, 1, 0, 0};
+        }
+        task_labels *tl = &t[k];
+        char buf[64];
+        const char *lab = NULL;
+        if (x->label_kind == JL_LABEL_INT) snprintf(buf, sizeof buf, "%ld", x->label_int), lab = buf;
+        else if (x->label_kind == JL_LABEL_STRING) lab = x->label_str, tl->all_int = 0;
+        else if (x->label_kind == JL_LABEL_NUMBER) tl->any_number = 1;
+        if (x->label_kind != JL_LABEL_NONE) tl->any_label = 1;
+        if (!lab) continue;
+        int j = 0;
+        while (j < tl->n && strcmp(tl->labels[j], lab)) j++;
+        if (j == tl->n) {
+            if (tl->n == tl->cap) tl->labels = af_realloc(tl->labels, (tl->cap = tl->cap * 2 + 4) * sizeof(char *));
+            tl->labels[tl->n++] = af_strdup(lab);
+        }
+    }
+    if (nt == 0) {
+        t = af_calloc(1, sizeof *t);
+        t[nt++] = (task_labels){af_strdup(default_task), NULL, 0, 0, 1, 0, 0};
+    }
+    for (int k = 0; k < nt && !rc; k++) {
+        task_labels *tl = &t[k];
+        const char *given = NULL;
+        int reg = regression || tl->any_number;
+        for (int j = 0; j < ntask_opts; j++) {
+            const char *colon = strchr(task_opts[j], ':');
+            if (colon && (size_t)(colon - task_opts[j]) == strlen(tl->task) &&
+                !strncmp(task_opts[j], tl->task, colon - task_opts[j]))
+                given = colon + 1;
+        }
+        if (!given && labels_opt && (nt == 1 || !strcmp(tl->task, default_task))) given = labels_opt;
+        if (given && !strcmp(given, "regression")) reg = 1, given = NULL;
+        if (reg) {
+            rc = model_add_head(m, tl->task, 1, NULL, 1, seed, e);
+        } else if (given) {
+            int n;
+            char **v = split_commas(given, &n);
+            rc = model_add_head(m, tl->task, n, v, 0, seed, e);
+            free_strs(v, n);
+        } else {
+            if (!tl->any_label) {
+                rc = af_errf(e, "task %s: no labels in the training data; give --labels", tl->task);
+                break;
+            }
+            qsort(tl->labels, tl->n, sizeof(char *), tl->all_int ? cmp_intstr : cmp_str);
+            rc = model_add_head(m, tl->task, tl->n, tl->labels, 0, seed, e);
+        }
+    }
+    for (int k = 0; k < nt; k++) free(t[k].task), free_strs(t[k].labels, t[k].n);
+    free(t);
+    return rc;
+}
+
+/* ---- evaluation ---- */
+
+static int argmax(const float *p, int n) {
+    int b = 0;
+    for (int j = 1; j < n; j++)
+        if (p[j] > p[b]) b = j;
+    return b;
+}
+
+int train_evaluate(af_model *m, const train_data *d, int batch_size, metrics_result *res,
+                   double *loss, float *probs, int ldo) {
+    int Lmax = 1;
+    for (int h = 0; h < m->nheads; h++) Lmax = m->heads[h].L > Lmax ? m->heads[h].L : Lmax;
+    metrics *mt = af_calloc(m->nheads, sizeof *mt);
+    for (int h = 0; h < m->nheads; h++)
+        metrics_init(&mt[h], m->heads[h].regression ? 0 : m->heads[h].L);
+    batch_plan plan = {0};
+    batch_plan_sequential(&plan, d->n, batch_size);
+    batch_tokens bt;
+    batch_tokens_init(&bt, batch_size, m->maxS);
+    float *out = af_malloc((size_t)batch_size * Lmax * sizeof(float));
+    int *hof = af_malloc(batch_size * sizeof(int));
+    float *gold = af_malloc(batch_size * sizeof(float));
+    double lsum = 0;
+    long ln = 0;
+    for (int b = 0; b < plan.nbatches; b++) {
+        const int *idx = batch_plan_batch(&plan, b);
+        int n = batch_plan_size(&plan, b);
+        batch_tokens_fill(&bt, d->ex, idx, n, m->base->cfg.pad_id);
+        for (int k = 0; k < n; k++) {
+            hof[k] = d->head_of[idx[k]];
+            if (d->gold) gold[k] = d->gold[idx[k]];
+        }
+        bert_batch bb = {bt.B, bt.S, bt.input_ids, bt.token_type_ids, bt.attention_mask};
+        double l = model_run(m, &bb, hof, d->gold ? gold : NULL, 0, out, Lmax);
+        if (d->gold) lsum += l * n, ln += n;
+        for (int k = 0; k < n; k++) {
+            const model_head *h = &m->heads[hof[k]];
+            const float *o = out + (size_t)k * Lmax;
+            if (probs) memcpy(probs + (size_t)idx[k] * ldo, o, h->L * sizeof(float));
+            if (!d->gold) continue;
+            if (h->regression) metrics_add_value(&mt[hof[k]], gold[k], o[0]);
+            else metrics_add_class(&mt[hof[k]], (int)gold[k], argmax(o, h->L));
+        }
+    }
+    if (res)
+        for (int h = 0; h < m->nheads; h++) metrics_compute(&mt[h], &res[h]);
+    if (loss) *loss = ln ? lsum / ln : NAN;
+    for (int h = 0; h < m->nheads; h++) metrics_free(&mt[h]);
+    free(mt), free(out), free(hof), free(gold);
+    batch_plan_free(&plan);
+    batch_tokens_free(&bt);
+    return 0;
+}
+
+static const char *default_metric(const af_model *m) {
+    return m->nheads && m->heads[0].regression ? "pearson" : "accuracy";
+}
+
+double train_score(const af_model *m, const metrics_result *res, const char *metric) {
+    if (!metric) metric = default_metric(m);
+    double s = 0;
+    int n = 0;
+    for (int h = 0; h < m->nheads; h++) {
+        double v;
+        if (res[h].n == 0 || metrics_get(&res[h], metric, &v, NULL)) continue;
+        s += v, n++;
+    }
+    return n ? s / n : NAN;
+}
+
+/* ---- checkpoints ---- */
+
+typedef struct {
+    int epoch, batch;  /* where to continue: epoch (from 0) and batch index within it */
+    long step;
+    double best;
+    long best_step;
+    int bad_evals;
+    long fusion_steps;
+    af_rng rng;
+} train_state;
+
+static char *state_json(const train_state *s) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "epoch", s->epoch);
+    cJSON_AddNumberToObject(j, "batch", s->batch);
+    cJSON_AddNumberToObject(j, "step", s->step);
+    cJSON_AddNumberToObject(j, "best", isfinite(s->best) ? s->best : 0);
+    cJSON_AddBoolToObject(j, "has_best", isfinite(s->best));
+    cJSON_AddNumberToObject(j, "best_step", s->best_step);
+    cJSON_AddNumberToObject(j, "bad_evals", s->bad_evals);
+    cJSON_AddNumberToObject(j, "fusion_steps", s->fusion_steps);
+    char rng[4 * 17 + 1];
+    for (int i = 0; i < 4; i++) snprintf(rng + 16 * i, 17, "%016" PRIx64, s->rng.s[i]);
+    cJSON_AddStringToObject(j, "rng", rng);
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return out;
+}
+
+static int state_parse(train_state *s, const char *txt, const char *path, af_err *e) {
+    cJSON *j = cJSON_Parse(txt);
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(j, "rng");
+    if (!j || !cJSON_IsString(rng) || strlen(rng->valuestring) != 64) {
+        cJSON_Delete(j);
+        return af_errf(e, "%s: metadata 'resume' is damaged", path);
+    }
+#define NUM(k) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, k))
+    s->epoch = (int)NUM("epoch");
+    s->batch = (int)NUM("batch");
+    s->step = (long)NUM("step");
+    s->best = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "has_best")) ? NUM("best") : NAN;
+    s->best_step = (long)NUM("best_step");
+    s->bad_evals = (int)NUM("bad_evals");
+    s->fusion_steps = (long)NUM("fusion_steps");
+#undef NUM
+    for (int i = 0; i < 4; i++) {
+        char h[17];
+        memcpy(h, rng->valuestring + 16 * i, 16);
+        h[16] = 0;
+        s->rng.s[i] = strtoull(h, NULL, 16);
+    }
+    cJSON_Delete(j);
+    return 0;
+}
+
+/* The trainable tensors of the output, copied aside when an evaluation is the best so far. */
+typedef struct {
+    float *mem;
+    size_t n;
+} snapshot;
+
+static void snapshot_take(snapshot *s, const af_model *m, int groups) {
+    size_t n = 0;
+    for (int i = 0; i < m->nparams; i++)
+        if (groups >> m->params[i].group & 1) n += m->params[i].n;
+    if (!s->mem) s->mem = af_malloc((n ? n : 1) * sizeof(float)), s->n = n;
+    float *p = s->mem;
+    for (int i = 0; i < m->nparams; i++)
+        if (groups >> m->params[i].group & 1) {
+            memcpy(p, m->params[i].data, m->params[i].n * sizeof(float));
+            p += m->params[i].n;
+        }
+}
+
+static void snapshot_restore(const snapshot *s, af_model *m, int groups) {
+    const float *p = s->mem;
+    for (int i = 0; i < m->nparams; i++)
+        if (groups >> m->params[i].group & 1) {
+            memcpy(m->params[i].data, p, m->params[i].n * sizeof(float));
+            p += m->params[i].n;
+        }
+}
+
+static int trained_groups(const af_model *m) {
+    return (m->train_adapters ? 1 << PG_ADAPTER : 0) | (m->train_fusion ? 1 << PG_FUSION : 0) |
+           (m->train_heads ? 1 << PG_HEAD : 0);
+}
+
+/* A checkpoint is an output file plus the optimizer state, the loop's position ("resume"
+ * metadata) and the best evaluation's weights so far (best.* tensors). */
+static int write_checkpoint(af_model *m, optim *o, const train_opts *opt, const train_state *s,
+                            const snapshot *best, af_err *e) {
+    st_writer w;
+    st_writer_init(&w);
+    model_writer(m, &w, opt->format, opt->save_groups | trained_groups(m), opt->args_json);
+    char **names = af_calloc(m->nparams, sizeof(char *));
+    const float *bp = best->mem;
+    for (int i = 0; bp && i < m->nparams; i++) {
+        model_param *p = &m->params[i];
+        if (!(opt->save_groups >> p->group & 1)) continue;
+        size_t n = strlen(p->name) + 6;
+        names[i] = af_malloc(n);
+        snprintf(names[i], n, "best.%s", p->name);
+        st_writer_add(&w, names[i], ST_F32, p->ndim, p->shape, bp);
+        bp += p->n;
+    }
+    char *st = state_json(s);
+    st_writer_meta(&w, "resume", st);
+    free(st);
+    optim_state_add(o, &w, "optim.");
+    int rc = st_writer_write(&w, opt->ckpt_path, e);
+    st_writer_free(&w);
+    for (int i = 0; i < m->nparams; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+static int load_best(snapshot *s, const af_model *m, const st_file *f, int groups, af_err *e) {
+    size_t n = 0;
+    for (int i = 0; i < m->nparams; i++)
+        if (groups >> m->params[i].group & 1) n += m->params[i].n;
+    char name[600];
+    snprintf(name, sizeof name, "best.%s", m->nparams ? m->params[0].name : "");
+    int any = 0;
+    for (int i = 0; i < m->nparams && !any; i++)
+        if (groups >> m->params[i].group & 1) {
+            snprintf(name, sizeof name, "best.%s", m->params[i].name);
+            any = st_find(f, name) != NULL;
+        }
+    if (!any) return 0;
+    s->mem = af_malloc((n ? n : 1) * sizeof(float));
+    s->n = n;
+    float *p = s->mem;
+    for (int i = 0; i < m->nparams; i++) {
+        const model_param *mp = &m->params[i];
+        if (!(groups >> mp->group & 1)) continue;
+        snprintf(name, sizeof name, "best.%s", mp->name);
+        const st_tensor *t = st_find(f, name);
+        if (!t || t->numel != (int64_t)mp->n)
+            return af_errf(e, "%s: tensor %s missing or of the wrong size", f->path, name);
+        if (st_to_f32(t, p, t->numel, e)) return -1;
+        p += mp->n;
+    }
+    return 0;
+}
+
+static char *training_json(const af_model *m, const train_opts *o, const train_data *tr,
+                           const train_data *dev, const train_state *s, double last_score) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON *args = o->args_json ? cJSON_Parse(o->args_json) : NULL;
+    if (args) cJSON_AddItemToObject(j, "args", args);
+    cJSON_AddNumberToObject(j, "steps", s->step);
+    cJSON_AddNumberToObject(j, "train_examples", tr->n);
+    if (dev) {
+        cJSON_AddNumberToObject(j, "dev_examples", dev->n);
+        cJSON_AddStringToObject(j, "metric", o->metric ? o->metric : default_metric(m));
+        if (isfinite(s->best)) {
+            cJSON_AddNumberToObject(j, "best_dev", s->best);
+            cJSON_AddNumberToObject(j, "best_step", s->best_step);
+        }
+    }
+    if (isfinite(last_score)) cJSON_AddNumberToObject(j, "last_dev", last_score);
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return out;
+}
+
+/* ---- the loop ---- */
+
+static void register_params(optim *o, af_model *m, const train_opts *opt) {
+    /* group 0: what the run is about (adapter or fusion) and the heads; group 1: adapters
+     * trained next to a fusion, at their own lr */
+    int g0 = optim_add_group(o, opt->lr, opt->weight_decay);
+    for (int i = 0; i < m->nparams; i++) {
+        model_param *p = &m->params[i];
+        if (!p->grad || !p->trainable) continue;
+        if (m->fused && p->group == PG_ADAPTER) continue;
+        optim_add_param(o, g0, p->name, p->data, p->grad, p->n, p->decay);
+    }
+    if (m->fused && m->train_adapters) {
+        int g1 = optim_add_group(o, opt->adapter_lr, opt->weight_decay);
+        for (int i = 0; i < m->nparams; i++) {
+            model_param *p = &m->params[i];
+            if (p->grad && p->group == PG_ADAPTER)
+                optim_add_param(o, g1, p->name, p->data, p->grad, p->n, p->decay);
+        }
+    }
+}
+
+static int improved(double score, double best, const char *metric) {
+    if (!isfinite(score)) return 0;
+    if (!isfinite(best)) return 1;
+    int up = !metric || metrics_higher_is_better(metric);
+    return up ? score > best : score < best;
+}
+
+int train_run(af_model *m, const train_data *tr, const train_data *dev, const train_opts *opt,
+              af_err *e) {
+    if (tr->n == 0) return af_errf(e, "%s: no training examples", tr->name);
+    int maxS = 1;
+    for (int i = 0; i < tr->n; i++) maxS = tr->len[i] > maxS ? tr->len[i] : maxS;
+    for (int i = 0; dev && i < dev->n; i++) maxS = dev->len[i] > maxS ? dev->len[i] : maxS;
+    int eb = opt->eval_batch_size > 0 ? opt->eval_batch_size : opt->batch_size;
+    if (opt->dropout >= 0) {
+        m->base->cfg.hidden_dropout = (float)opt->dropout;
+        m->base->cfg.attn_dropout = (float)opt->dropout;
+        m->dropout = (float)opt->dropout;
+        m->fcfg.dropout = (float)opt->dropout;
+        for (int p = 0; m->fused && p < 2 * m->L; p++) m->fw[p].cfg.dropout = (float)opt->dropout;
+    }
+    model_prepare(m, opt->batch_size > eb ? opt->batch_size : eb, maxS, 1);
+
+    batch_plan plan = {0};
+    batch_plan_epoch(&plan, tr->len, tr->n, opt->batch_size, BATCH_BUCKET_DEFAULT, opt->seed, 0);
+    long per_epoch = plan.nbatches;
+    long total = (long)opt->epochs * per_epoch;
+    if (opt->max_steps > 0 && opt->max_steps < total) total = opt->max_steps;
+    long warmup = (long)ceil(opt->warmup_ratio * total);
+
+    optim o;
+    optim_init(&o);
+    o.beta1 = opt->beta1, o.beta2 = opt->beta2, o.eps = opt->eps;
+    register_params(&o, m, opt);
+    optim_schedule(&o, total, warmup);
+
+    train_state s = {0, 0, 0, NAN, 0, 0, 0, {{0}}};
+    af_rng_seed(&s.rng, opt->seed ^ 0x5eed5eedULL);
+    int rc = 0, groups = opt->save_groups;
+    snapshot best = {0};
+    if (opt->resume_path) {
+        st_file f;
+        if (st_open(&f, opt->resume_path, e)) return -1;
+        const char *rs = st_meta_get(&f, "resume");
+        if (!rs) rc = af_errf(e, "%s: not a checkpoint (no 'resume' metadata)", opt->resume_path);
+        if (!rc) rc = state_parse(&s, rs, opt->resume_path, e);
+        if (!rc) rc = model_load_params(m, &f, trained_groups(m) | groups, 1, e);
+        if (!rc) rc = optim_state_load(&o, &f, "optim.", e);
+        if (!rc) rc = load_best(&best, m, &f, groups, e);
+        st_close(&f);
+        if (rc) return -1;
+        m->fusion_steps = s.fusion_steps;
+    }
+    m->rng = s.rng;
+
+    progress pr;
+    progress_init(&pr, stderr, opt->quiet, opt->epochs, total, s.step);
+    progress_log *log = NULL;
+    if (opt->log_path && progress_log_open(&log, opt->log_path, opt->resume_path != NULL, e))
+        return -1;
+    if (signals_install(e)) return -1;
+
+    batch_tokens bt;
+    batch_tokens_init(&bt, opt->batch_size, maxS);
+    int *hof = af_malloc(opt->batch_size * sizeof(int));
+    float *gold = af_malloc(opt->batch_size * sizeof(float));
+    metrics_result *res = af_calloc(m->nheads, sizeof *res);
+    double last_score = NAN;
+    int stop = 0, interrupted = 0;
+
+    /* One evaluation: summary, log, best snapshot, early stopping. */
+#define EVALUATE()                                                                                \
+    do {                                                                                          \
+        if (!dev) break;                                                                          \
+        progress_pause(&pr);                                                                      \
+        double dl;                                                                                \
+        train_evaluate(m, dev, eb, res, &dl, NULL, 0);                                            \
+        last_score = train_score(m, res, opt->metric);                                            \
+        int isbest = improved(last_score, s.best, opt->metric);                                   \
+        if (isbest) {                                                                             \
+            s.best = last_score, s.best_step = s.step, s.bad_evals = 0;                           \
+            snapshot_take(&best, m, groups);                                                      \
+        } else                                                                                    \
+            s.bad_evals++;                                                                        \
+        for (int h = 0; h < m->nheads; h++) {                                                     \
+            progress_eval_info ev;                                                                \
+            memset(&ev, 0, sizeof ev);                                                            \
+            progress_eval_fill(&pr, &ev);                                                         \
+            ev.epoch = epoch + 1;                                                                 \
+            ev.task = m->nheads > 1 ? m->heads[h].name : NULL;                                    \
+            ev.dev_loss = dl;                                                                     \
+            ev.m = res[h];                                                                        \
+            ev.best = isbest;                                                                     \
+            progress_eval(&pr, &ev);                                                              \
+            if (log && progress_log_write(log, &ev, e)) {                                         \
+                rc = -1;                                                                          \
+                goto done;                                                                        \
+            }                                                                                     \
+        }                                                                                         \
+        if (opt->patience > 0 && s.bad_evals >= opt->patience) stop = 1;                          \
+        progress_resume(&pr);                                                                     \
+    } while (0)
+
+    int epoch = s.epoch;
+    for (; epoch < opt->epochs && !stop && s.step < total; epoch++) {
+        batch_plan_epoch(&plan, tr->len, tr->n, opt->batch_size, BATCH_BUCKET_DEFAULT, opt->seed,
+                         epoch);
+        progress_epoch(&pr, epoch + 1);
+        int b = epoch == s.epoch ? s.batch : 0;
+        for (; b < plan.nbatches && s.step < total && !stop; b++) {
+            if (signals_pending()) {
+                interrupted = 1;
+                s.epoch = epoch, s.batch = b;
+                goto done;
+            }
+            const int *idx = batch_plan_batch(&plan, b);
+            int n = batch_plan_size(&plan, b);
+            batch_tokens_fill(&bt, tr->ex, idx, n, m->base->cfg.pad_id);
+            for (int k = 0; k < n; k++) hof[k] = tr->head_of[idx[k]], gold[k] = tr->gold[idx[k]];
+            bert_batch bb = {bt.B, bt.S, bt.input_ids, bt.token_type_ids, bt.attention_mask};
+            optim_zero_grad(&o);
+            double loss = model_run(m, &bb, hof, gold, 1, NULL, 0);
+            if (!isfinite(loss)) {
+                rc = af_errf(e, "step %ld: the loss is %g; lower --lr?", s.step + 1, loss);
+                goto done;
+            }
+            if (opt->max_grad_norm > 0) optim_clip_grad_norm(&o, opt->max_grad_norm);
+            double lr = optim_lr(&o, 0);
+            optim_step(&o);
+            s.step++;
+            progress_step(&pr, n, loss, lr);
+            if (opt->eval_every > 0 && s.step % opt->eval_every == 0) EVALUATE();
+        }
+        s.epoch = epoch + 1, s.batch = 0;
+        if (opt->eval_every <= 0 && b == plan.nbatches) EVALUATE();
+    }
+done:
+    progress_done(&pr);
+    s.rng = m->rng;
+    s.fusion_steps = m->fusion_steps;
+    if (rc == 0 && interrupted) {
+        if (write_checkpoint(m, &o, opt, &s, &best, e)) rc = -1;
+        else {
+            fprintf(stderr, "%s: interrupted; checkpoint written to %s (continue with --resume %s)\n",
+                    "af", opt->ckpt_path, opt->ckpt_path);
+            rc = signals_exit_status();
+        }
+    } else if (rc == 0) {
+        char *tj = training_json(m, opt, tr, dev, &s, last_score);
+        if (best.mem) snapshot_restore(&best, m, groups);
+        st_writer w;
+        st_writer_init(&w);
+        model_writer(m, &w, opt->format, groups, tj);
+        rc = st_writer_write(&w, opt->out_path, e);
+        st_writer_free(&w);
+        free(tj);
+    }
+    if (progress_log_close(log, rc ? NULL : e) && rc == 0) rc = -1;
+    signals_restore();
+    free(hof), free(gold), free(res), free(best.mem);
+    batch_plan_free(&plan);
+    batch_tokens_free(&bt);
+    optim_free(&o);
+    return rc;
+#undef EVALUATE
+}
