@@ -27,8 +27,8 @@ static inline double kg_dot(const float *g, const float *y, size_t n) {
 }
 
 /* Compares grad (the analytic gradient of f w.r.t. x[n]) with central differences on up to 48
- * coordinates spread over x; x is restored and f run once more on it. Passes when the relative L2 error over the sampled
- * coordinates is below tol. */
+ * coordinates spread over x; x is restored and f run once more on it. Passes when the relative L2
+ * error over the sampled coordinates is below tol. */
 static inline int kg_check(const char *what, kg_fn f, void *ctx, float *x, const float *grad,
                            size_t n, float eps, double tol) {
     enum { K = 48 };
