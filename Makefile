@@ -35,6 +35,9 @@ PAR_SRC  := $(wildcard tests/parity/*.c)
 PAR_BIN  := $(PAR_SRC:tests/parity/%.c=$(BUILD)/tests/parity/%.t)
 CLI_TESTS:= $(sort $(wildcard tests/cli/t*.sh))
 
+# Keep objects make would otherwise delete as intermediates.
+.SECONDARY:
+
 .PHONY: all check bench demo base install clean fuzz lint-man
 all: $(LIBAF) $(PROGS)
 	@if [ "$(BUILD)" = build/rel ]; then ln -sf ../$(LIBAF) lib/libaf.a 2>/dev/null || true; fi
@@ -47,9 +50,16 @@ $(LIBAF): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BINDIR)/%: $(BUILD)/cmd/%.o $(CMD_HOBJ) $(LIBAF)
+# Front-end helpers shared by the programs (cmd/common.c, ...) go in their own archive, so each
+# program links only what it uses.
+CMD_HLIB := $(BUILD)/libcmd.a
+$(CMD_HLIB): $(CMD_HOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/%: $(BUILD)/cmd/%.o $(CMD_HLIB) $(LIBAF)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $< $(CMD_HOBJ) $(LIBAF) $(LIBS)
+	$(CC) $(LDSAN) -o $@ $< $(CMD_HLIB) $(LIBAF) $(LIBS)
 
 $(BUILD)/tests/unit/%.t: tests/unit/%.c $(LIBAF) tests/tap.h
 	@mkdir -p $(dir $@)

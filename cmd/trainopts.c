@@ -1,0 +1,182 @@
+/* trainopts.c: options and flow shared by af-train-adapter and af-fuse. */
+#include "trainopts.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "metrics.h"
+
+enum {
+    O_BASE = 1000, O_NAME, O_DEV, O_EPOCHS, O_MAX_STEPS, O_LR, O_WD, O_BETA1, O_BETA2, O_EPS,
+    O_WARMUP, O_CLIP, O_BATCH, O_EVAL_BATCH, O_MAXLEN, O_DROPOUT, O_SEED, O_THREADS, O_EVAL_EVERY,
+    O_METRIC, O_PATIENCE, O_RESUME, O_CHECKPOINT, O_LOG, O_LABELS, O_TASK, O_REGRESSION,
+    O_VERSION, O_HELP
+};
+
+const struct option train_long_options[] = {
+    {"base", required_argument, 0, O_BASE},
+    {"name", required_argument, 0, O_NAME},
+    {"output", required_argument, 0, 'o'},
+    {"dev", required_argument, 0, O_DEV},
+    {"epochs", required_argument, 0, O_EPOCHS},
+    {"max-steps", required_argument, 0, O_MAX_STEPS},
+    {"lr", required_argument, 0, O_LR},
+    {"weight-decay", required_argument, 0, O_WD},
+    {"adam-beta1", required_argument, 0, O_BETA1},
+    {"adam-beta2", required_argument, 0, O_BETA2},
+    {"adam-eps", required_argument, 0, O_EPS},
+    {"warmup-ratio", required_argument, 0, O_WARMUP},
+    {"max-grad-norm", required_argument, 0, O_CLIP},
+    {"batch-size", required_argument, 0, O_BATCH},
+    {"eval-batch-size", required_argument, 0, O_EVAL_BATCH},
+    {"max-len", required_argument, 0, O_MAXLEN},
+    {"dropout", required_argument, 0, O_DROPOUT},
+    {"seed", required_argument, 0, O_SEED},
+    {"threads", required_argument, 0, O_THREADS},
+    {"eval-every", required_argument, 0, O_EVAL_EVERY},
+    {"metric", required_argument, 0, O_METRIC},
+    {"patience", required_argument, 0, O_PATIENCE},
+    {"resume", required_argument, 0, O_RESUME},
+    {"checkpoint", required_argument, 0, O_CHECKPOINT},
+    {"log", required_argument, 0, O_LOG},
+    {"labels", required_argument, 0, O_LABELS},
+    {"task", required_argument, 0, O_TASK},
+    {"regression", no_argument, 0, O_REGRESSION},
+    {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    {0, 0, 0, 0}};
+
+const char train_options_help[] =
+    "Data and heads:\n"
+    "  --dev FILE             dev set (tokenized JSONL), scored every epoch\n"
+    "  --labels a,b,...       label names of the task (default: those in the data, sorted)\n"
+    "  --task NAME:a,b,...    labels of one task in multi-task data (NAME:regression)\n"
+    "  --regression           one output, mean squared error\n"
+    "  --max-len N            truncate longer inputs (default 128)\n"
+    "Training:\n"
+    "  --epochs N             (default 10)      --max-steps N   stop after N steps\n"
+    "  --lr X                 peak learning rate\n"
+    "  --batch-size N         (default 32)      --eval-batch-size N\n"
+    "  --weight-decay X       AdamW decoupled weight decay, not on biases (default 0)\n"
+    "  --adam-beta1 X --adam-beta2 X --adam-eps X   (0.9, 0.999, 1e-8)\n"
+    "  --warmup-ratio X       linear warmup over this share of the steps (default 0)\n"
+    "  --max-grad-norm X      clip the global gradient norm (default 1.0; 0: off)\n"
+    "  --dropout X            dropout everywhere (default: the base's config)\n"
+    "  --seed N               same seed, same bytes out (default 42)\n"
+    "  --eval-every N         evaluate every N steps instead of every epoch\n"
+    "  --metric NAME          accuracy, f1, mcc, pearson, spearman, mse (early stopping)\n"
+    "  --patience N           stop after N evaluations without improvement (0: never)\n"
+    "  --log FILE             one JSON line per evaluation\n"
+    "  --checkpoint FILE      where Ctrl-C/SIGTERM saves a resumable state (default OUT.ckpt)\n"
+    "  --resume FILE          continue from such a checkpoint\n"
+    "  --threads N            (default: all cores)\n"
+    "  -q, --quiet            no progress on stderr\n"
+    "  -h, --help             -V, --version\n";
+
+void common_opts_init(common_opts *c) {
+    memset(c, 0, sizeof *c);
+    train_opts_defaults(&c->t);
+    c->input = "-";
+}
+
+int common_opts_handle(common_opts *c, int opt, const char *arg) {
+    train_opts *t = &c->t;
+    switch (opt) {
+    case O_BASE: c->base = arg; break;
+    case O_NAME: c->name = arg; break;
+    case 'o': c->out = arg; break;
+    case O_DEV: c->dev = arg; break;
+    case O_EPOCHS: t->epochs = (int)opt_long("--epochs", arg, 1, 1000000); break;
+    case O_MAX_STEPS: t->max_steps = opt_long("--max-steps", arg, 1, 1L << 40); break;
+    case O_LR: t->lr = opt_double("--lr", arg, 0, 10); break;
+    case O_WD: t->weight_decay = opt_double("--weight-decay", arg, 0, 10); break;
+    case O_BETA1: t->beta1 = opt_double("--adam-beta1", arg, 0, 0.999999); break;
+    case O_BETA2: t->beta2 = opt_double("--adam-beta2", arg, 0, 0.999999999); break;
+    case O_EPS: t->eps = opt_double("--adam-eps", arg, 0, 1); break;
+    case O_WARMUP: t->warmup_ratio = opt_double("--warmup-ratio", arg, 0, 1); break;
+    case O_CLIP: t->max_grad_norm = opt_double("--max-grad-norm", arg, 0, 1e30); break;
+    case O_BATCH: t->batch_size = (int)opt_long("--batch-size", arg, 1, 1 << 16); break;
+    case O_EVAL_BATCH: t->eval_batch_size = (int)opt_long("--eval-batch-size", arg, 1, 1 << 16); break;
+    case O_MAXLEN: t->max_len = (int)opt_long("--max-len", arg, 2, 1 << 16); break;
+    case O_DROPOUT: t->dropout = opt_double("--dropout", arg, 0, 0.99); break;
+    case O_SEED: t->seed = (uint64_t)opt_long("--seed", arg, 0, 1L << 62); break;
+    case O_THREADS: c->threads = (int)opt_long("--threads", arg, 1, 1024); break;
+    case O_EVAL_EVERY: t->eval_every = opt_long("--eval-every", arg, 1, 1L << 40); break;
+    case O_METRIC:
+        if (metrics_check(arg, 0, NULL) && metrics_check(arg, 1, NULL))
+            usage_error("--metric: '%s' is not accuracy, f1, mcc, pearson, spearman or mse", arg);
+        t->metric = arg;
+        break;
+    case O_PATIENCE: t->patience = (int)opt_long("--patience", arg, 0, 1 << 30); break;
+    case O_RESUME: t->resume_path = arg; break;
+    case O_CHECKPOINT: t->ckpt_path = arg; break;
+    case O_LOG: t->log_path = arg; break;
+    case O_LABELS: c->labels = arg; break;
+    case O_TASK:
+        if (!strchr(arg, ':') || strchr(arg, ':') == arg)
+            usage_error("--task: NAME:label,label,... or NAME:regression expected, '%s' given", arg);
+        c->tasks = af_realloc(c->tasks, (c->ntasks + 1) * sizeof(char *));
+        c->tasks[c->ntasks++] = (char *)arg;
+        break;
+    case O_REGRESSION: c->regression = 1; break;
+    case 'q': t->quiet = 1; break;
+    default: return 0;
+    }
+    return 1;
+}
+
+void common_opts_finish(common_opts *c, int argc, char **argv) {
+    if (!c->base) usage_error("--base DIR is required");
+    if (!c->name) usage_error("--name NAME is required");
+    if (!c->out) usage_error("-o FILE is required");
+    if (optind < argc) c->input = argv[optind++];
+    if (optind < argc) usage_error("one input file at most ('%s' is extra)", argv[optind]);
+    if (!c->t.ckpt_path) {
+        size_t n = strlen(c->out) + 6;
+        char *p = af_malloc(n);
+        snprintf(p, n, "%s.ckpt", c->out);
+        c->t.ckpt_path = p;
+    }
+    c->t.out_path = c->out;
+}
+
+char *common_args_json(int argc, char **argv) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 1; i < argc; i++) cJSON_AddItemToArray(a, cJSON_CreateString(argv[i]));
+    char *s = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return s;
+}
+
+void common_load(common_opts *c, bert *base, jl_set *train, jl_set *dev) {
+    af_err e;
+    af_set_threads(c->threads);
+    if (bert_load(base, c->base, &e)) die_err(&e);
+    if (jl_read_all(train, c->input, base->cfg.vocab_size, &e)) die_err(&e);
+    memset(dev, 0, sizeof *dev);
+    if (c->dev && jl_read_all(dev, c->dev, base->cfg.vocab_size, &e)) die_err(&e);
+}
+
+int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
+    af_err e;
+    train_data tr, dv;
+    const char *tname = strcmp(c->input, "-") ? c->input : "stdin";
+    if (train_data_build(&tr, m, train, tname, c->t.max_len, 1, &e)) die_err(&e);
+    if (c->dev && train_data_build(&dv, m, dev, c->dev, c->t.max_len, 1, &e)) die_err(&e);
+    if (tr.truncated)
+        warnx("%d of %d training examples are longer than --max-len %d and were truncated",
+              tr.truncated, tr.n, c->t.max_len);
+    if (c->t.metric)
+        for (int h = 0; h < m->nheads; h++)
+            if (metrics_check(c->t.metric, m->heads[h].regression, &e))
+                usage_error("--metric: %s", e.msg);
+    int rc = train_run(m, &tr, c->dev ? &dv : NULL, &c->t, &e);
+    if (rc < 0) die_err(&e);
+    train_data_free(&tr);
+    if (c->dev) train_data_free(&dv);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* trainopts.h: the options af-train-adapter and af-fuse share (DESIGN §4-5): the training
+ * machinery, the data, the heads. Each program adds its own options to the table. */
+#ifndef AF_CMD_TRAINOPTS_H
+#define AF_CMD_TRAINOPTS_H
+
+#include <getopt.h>
+
+#include "train.h"
+
+typedef struct {
+    train_opts t;
+    const char *base, *name, *out, *dev, *input;
+    const char *labels;
+    char **tasks;
+    int ntasks;
+    int regression;
+    int threads;
+    int eval_batch;
+} common_opts;
+
+/* Long options shared by the training programs (terminated by a zero entry); values >= 1000. */
+extern const struct option train_long_options[];
+#define TRAIN_OPTSTRING "o:qhV"
+
+void common_opts_init(common_opts *c);
+/* Handles a shared option; returns 1 when it was one. */
+int common_opts_handle(common_opts *c, int opt, const char *arg);
+/* Checks required options and the positional argument; exits 2 on misuse. */
+void common_opts_finish(common_opts *c, int argc, char **argv);
+/* Text of the shared options for --help. */
+extern const char train_options_help[];
+/* The command line as JSON (for the training record). */
+char *common_args_json(int argc, char **argv);
+
+/* Loads the base, reads train (and dev) data, applies --threads; exits 1 with a message on error. */
+void common_load(common_opts *c, bert *base, jl_set *train, jl_set *dev);
+/* Builds data, trains, reports; returns the exit status. */
+int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev);
+
+#endif
