@@ -363,6 +363,8 @@ int model_load_fusion(af_model *m, const char *path, af_err *e) {
     const char *gate = json_str(cfg, "gate");
     fc.gate_softmax = gate && !strcmp(gate, "softmax");
     fc.fixed = json_int(cfg, "fixed_weights", 0);
+    const cJSON *temp = cJSON_GetObjectItemCaseSensitive(cfg, "temperature");
+    m->temperature = cJSON_IsNumber(temp) ? (float)temp->valuedouble : 1.0f;
     fc.N = m->N, fc.H = m->H;
     if (fusion_config_check(&fc, e)) {
         rc = af_err_prefix(e, "%s", path);
@@ -594,7 +596,10 @@ static int hook_active(void *ctx, int l, int s) {
 }
 
 static float fusion_T(const af_model *m) {
-    return m->anneal ? (float)fusion_temperature(m->fusion_steps) : 1.0f;
+    /* annealing: the current T serves training and evaluation alike, as in AdapterHub; the
+     * file records the T reached, which inference then uses as fixed */
+    if (m->anneal) return (float)fusion_temperature(m->fusion_steps);
+    return m->temperature > 0 ? m->temperature : 1.0f;
 }
 
 static void hook_forward(void *ctx, int l, int s, float *out, const float *h, const float *r,
@@ -777,6 +782,8 @@ void model_writer(af_model *m, st_writer *w, const char *format, int group_mask,
         if (m->fcfg.method == FUSION_WEIGHTED)
             cJSON_AddNumberToObject(cfg, "fixed_weights", m->fcfg.fixed);
         cJSON_AddBoolToObject(cfg, "temperature_anneal", m->anneal);
+        cJSON_AddNumberToObject(cfg, "temperature", fusion_T(m));
+        cJSON_AddNumberToObject(cfg, "dropout", m->fcfg.dropout);
         cJSON_AddNumberToObject(cfg, "adapters_updated", (group_mask >> PG_ADAPTER) & 1);
         cJSON *names = cJSON_AddArrayToObject(cfg, "adapter_names");
         for (int i = 0; i < m->N; i++) cJSON_AddItemToArray(names, cJSON_CreateString(m->ad[i].name));

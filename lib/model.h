@@ -77,6 +77,7 @@ typedef struct af_model {
     size_t fn;
     fusion *fw, *fg;       /* [2L] */
     int anneal;            /* temperature annealing 50 -> 1 */
+    float temperature;     /* softmax temperature when not annealing (1) */
     long fusion_steps;     /* forwards in training so far (the annealing clock) */
 
     int nheads;

@@ -613,7 +613,10 @@ done:
         }
     } else if (rc == 0) {
         char *tj = training_json(m, opt, tr, dev, &s, last_score);
-        if (best.mem) snapshot_restore(&best, m, groups);
+        if (best.mem) {
+            snapshot_restore(&best, m, groups);
+            m->fusion_steps = s.best_step; /* the annealed temperature the best weights had */
+        }
         st_writer w;
         st_writer_init(&w);
         model_writer(m, &w, opt->format, groups, tj);

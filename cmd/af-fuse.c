@@ -1,0 +1,121 @@
+/* af-fuse: phase 2 of AdapterFusion. Loads N >= 2 trained adapters, keeps them frozen (unless
+ * --unfreeze-adapters), and trains a fusion layer and a head for a target task. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "trainopts.h"
+
+enum {
+    O_ADAPTER = 2000, O_METHOD, O_HEADS, O_TEMPERATURE, O_ANNEAL, O_FIXED, O_GATE, O_UNFREEZE,
+    O_ADAPTER_LR
+};
+
+static void usage(void) {
+    printf("Usage: %s --base DIR --adapter A --adapter B [...] --name NAME -o OUT [options]\n"
+           "          [FILE|-]\n"
+           "Train an AdapterFusion layer over frozen adapters, and a head for the target task,\n"
+           "from tokenized JSONL (FILE or stdin), and write it to OUT (safetensors).\n"
+           "\n"
+           "  --base DIR             the base the adapters were trained on\n"
+           "  --adapter FILE         an adapter file from af-train-adapter (at least two)\n"
+           "  --name NAME            the target task (the head's name)\n"
+           "  -o, --output OUT       the fusion file to write\n"
+           "Fusion:\n"
+           "  --method M             attention (default), static, multihead, weighted, gating\n"
+           "  --heads N              multihead: attention heads (default 4)\n"
+           "  --temperature T        attention/static/multihead softmax temperature (default 1)\n"
+           "  --temperature-anneal   T from 50 down by 0.05 per step to 1 (AdapterHub)\n"
+           "  --fixed-weights        weighted: a fixed uniform average (nothing learned)\n"
+           "  --gate sigmoid|softmax gating: how gates are normalised (default sigmoid)\n"
+           "  --unfreeze-adapters    train the adapters too (written into OUT)\n"
+           "  --adapter-lr X         their learning rate (default 1e-4)\n"
+           "%s"
+           "The default --lr here is 5e-5.\n",
+           af_prog, train_options_help);
+}
+
+int main(int argc, char **argv) {
+    af_prog = "af-fuse";
+    common_opts c;
+    common_opts_init(&c);
+    c.t.lr = 5e-5;
+    fusion_config fc = {FUSION_ATTENTION, 0, 0, 4, 0, 0, 0};
+    int anneal = 0, unfreeze = 0, nadapters = 0;
+    float temperature = 1;
+    const char **adapters = NULL;
+    struct option opts[64];
+    int n = 0;
+    while (train_long_options[n].name) opts[n] = train_long_options[n], n++;
+    opts[n++] = (struct option){"adapter", required_argument, 0, O_ADAPTER};
+    opts[n++] = (struct option){"method", required_argument, 0, O_METHOD};
+    opts[n++] = (struct option){"heads", required_argument, 0, O_HEADS};
+    opts[n++] = (struct option){"temperature", required_argument, 0, O_TEMPERATURE};
+    opts[n++] = (struct option){"temperature-anneal", no_argument, 0, O_ANNEAL};
+    opts[n++] = (struct option){"fixed-weights", no_argument, 0, O_FIXED};
+    opts[n++] = (struct option){"gate", required_argument, 0, O_GATE};
+    opts[n++] = (struct option){"unfreeze-adapters", no_argument, 0, O_UNFREEZE};
+    opts[n++] = (struct option){"adapter-lr", required_argument, 0, O_ADAPTER_LR};
+    opts[n] = (struct option){0, 0, 0, 0};
+    int o;
+    while ((o = getopt_long(argc, argv, TRAIN_OPTSTRING, opts, NULL)) != -1) {
+        if (common_opts_handle(&c, o, optarg)) continue;
+        switch (o) {
+        case O_ADAPTER:
+            adapters = af_realloc(adapters, (nadapters + 1) * sizeof(char *));
+            adapters[nadapters++] = optarg;
+            break;
+        case O_METHOD:
+            if ((fc.method = fusion_method_parse(optarg)) < 0)
+                usage_error("--method: '%s' is not attention, static, multihead, weighted or "
+                            "gating",
+                            optarg);
+            break;
+        case O_HEADS: fc.heads = (int)opt_long("--heads", optarg, 1, 4096); break;
+        case O_TEMPERATURE: temperature = (float)opt_double("--temperature", optarg, 1e-3, 1e6); break;
+        case O_ANNEAL: anneal = 1; break;
+        case O_FIXED: fc.fixed = 1; break;
+        case O_GATE:
+            if (strcmp(optarg, "sigmoid") && strcmp(optarg, "softmax"))
+                usage_error("--gate: '%s' is not sigmoid or softmax", optarg);
+            fc.gate_softmax = !strcmp(optarg, "softmax");
+            break;
+        case O_UNFREEZE: unfreeze = 1; break;
+        case O_ADAPTER_LR: c.t.adapter_lr = opt_double("--adapter-lr", optarg, 0, 10); break;
+        case 'h': usage(); return finish(0);
+        case 'V': printf("%s %s\n", af_prog, AF_VERSION); return finish(0);
+        default: usage_error("unknown option");
+        }
+    }
+    common_opts_finish(&c, argc, argv);
+    if (nadapters < 2) usage_error("at least two --adapter files are needed, %d given", nadapters);
+    if (fc.fixed && fc.method != FUSION_WEIGHTED) usage_error("--fixed-weights is for --method weighted");
+    c.t.format = MODEL_FORMAT_FUSION;
+    c.t.save_groups = 1 << PG_FUSION | 1 << PG_HEAD | (unfreeze ? 1 << PG_ADAPTER : 0);
+    c.t.args_json = common_args_json(argc, argv);
+
+    bert base;
+    jl_set train, dev;
+    common_load(&c, &base, &train, &dev);
+    fc.dropout = base.cfg.attn_dropout;
+    af_model m;
+    model_init(&m, &base);
+    m.temperature = temperature;
+    af_err e;
+    if (model_load_adapters(&m, adapters, nadapters, &e) ||
+        model_new_fusion(&m, &fc, anneal, c.t.seed, &e) ||
+        train_add_heads(&m, &train, c.name, c.labels, c.tasks, c.ntasks, c.regression,
+                        c.t.seed + 1, &e))
+        die_err(&e);
+    m.train_adapters = unfreeze, m.train_fusion = 1, m.train_heads = 1;
+    model_finalize(&m);
+    int rc = common_train(&c, &m, &train, &dev);
+    model_free(&m);
+    jl_set_free(&train);
+    jl_set_free(&dev);
+    bert_free(&base);
+    free(adapters);
+    free(c.tasks);
+    return finish(rc);
+}
