@@ -84,15 +84,23 @@ static const struct option longopts[] = {
 static void split_keep(config *c, const char *list) {
     char *s = af_strdup(list), *save = NULL;
     for (char *f = strtok_r(s, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
-        static const char *const taken[] = {"input_ids", "token_type_ids", "attention_mask",
-                                            "label", "id", "task"};
-        for (size_t i = 0; i < sizeof taken / sizeof *taken; i++)
-            if (strcmp(f, taken[i]) == 0)
-                usage_error("--keep %s: that key is written by af-tokenize itself", f);
         c->keep = af_realloc(c->keep, (size_t)(c->nkeep + 1) * sizeof *c->keep);
         c->keep[c->nkeep++] = af_strdup(f);
     }
     free(s);
+}
+
+/* A kept field must not write a key twice: the ids always, label/id/task when asked for. */
+static void check_keep(const config *c) {
+    for (int i = 0; i < c->nkeep; i++) {
+        const char *f = c->keep[i];
+        if (!strcmp(f, "input_ids") || !strcmp(f, "token_type_ids") ||
+            !strcmp(f, "attention_mask") || (c->label && !strcmp(f, "label")) ||
+            (c->id && !strcmp(f, "id")) || (c->task && !strcmp(f, "task")))
+            usage_error("--keep %s: that key is written by af-tokenize itself", f);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(f, c->keep[j])) usage_error("--keep %s: named twice", f);
+    }
 }
 
 static void parse_args(config *c, int argc, char **argv) {
@@ -132,6 +140,7 @@ static void parse_args(config *c, int argc, char **argv) {
         default: fprintf(stderr, "Try 'af-tokenize --help' for more information.\n"); exit(2);
         }
     }
+    check_keep(c);
     if (optind + 1 < argc) usage_error("one input file at most ('%s' is extra)", argv[optind + 1]);
     c->input = optind < argc ? argv[optind] : "-";
     if (c->max_len > 0 && c->max_len < 3)

@@ -5,9 +5,9 @@
 #
 #   scripts/tokenizer-compare.sh [DATA_DIR]     (default: ../shared/data beside the repository)
 #
-# Needs a Python whose unicodedata has the Unicode version af-tokenize's utf8proc has (shown by
-# `af-tokenize --version`): $PYTHON if set, else the first such python3.x found. Exit 0 when all
-# agree, 1 on any difference, 77 when the data is not there.
+# Needs a Python whose unicodedata has the Unicode version af-tokenize's utf8proc has (see
+# scripts/tokenizer-python.sh). Exit 0 when all agree, 1 on any difference, 77 when the data is
+# not there.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 data=${1:-$top/../shared/data}
@@ -20,17 +20,10 @@ fi
 [ -x "$bin" ] || { echo "tokenizer-compare: build first (make)" >&2; exit 1; }
 
 unicode=$("$bin" --version | sed -n 's/.*Unicode \([0-9.]*\).*/\1/p')
-py=
-for cand in ${PYTHON:-} python3 python3.12 python3.13 /usr/bin/python3 \
-    "$HOME"/.pyenv/versions/*/bin/python3; do
-    command -v "$cand" >/dev/null 2>&1 || continue
-    v=$("$cand" -c 'import unicodedata; print(unicodedata.unidata_version)' 2>/dev/null) || continue
-    if [ "$v" = "$unicode" ]; then py=$cand; break; fi
-done
-if [ -z "$py" ]; then
+if ! py=$("$top/scripts/tokenizer-python.sh" "$bin"); then
     py=${PYTHON:-python3}
-    echo "tokenizer-compare: warning: no Python with Unicode $unicode; using $py" \
-        "(characters assigned in between may differ)" >&2
+    echo "tokenizer-compare: warning: using $py (characters assigned between its Unicode" \
+        "version and $unicode may differ)" >&2
 fi
 echo "# af-tokenize (Unicode $unicode) vs $py ($("$py" -c 'import sys; print(sys.version.split()[0])'))"
 

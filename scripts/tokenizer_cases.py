@@ -129,8 +129,10 @@ def main():
     out = sys.stdout
     if what == "corpus":
         out.write(CORPUS * 3)
-        for t in HARD:
-            out.write(" ".join(t.split()) + "\n")
+        for t in HARD:  # printable characters only: the corpus is a plain text file
+            line = " ".join("".join(c for c in t if c.isprintable()).split())
+            if line:
+                out.write(line + "\n")
         return
     if what == "hard":
         for t in HARD:
