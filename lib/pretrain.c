@@ -1,9 +1,18 @@
 /* pretrain.c: an MLM step over encoder + head, and the HF names of every tensor (pretrain.h). */
 #include "pretrain.h"
 
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jsonl.h"
+#include "tokenizer.h"
 
 static void put(pretrain_tensor *t, int *k, const char *name, float *w, float *g, int64_t d0,
                 int64_t d1, int decay) {
@@ -126,4 +135,238 @@ int pretrain_run(pretrain *p, int train, float scale, af_rng *dropout_rng, doubl
                  p->labels, p->n, scale);
     bert_backward(p->m, p->acts, p->dhidden, NULL, &p->g);
     return 0;
+}
+
+/* ---- corpus ------------------------------------------------------------------------------- */
+
+int pretrain_read_corpus(mlm_packer *p, const char *path, tok_tokenizer *t, int vocab_size,
+                         long *docs, af_err *e) {
+    af_lines *l;
+    if (af_lines_open(&l, path, e)) return -1;
+    tok_ids ids = {0};
+    jl_example ex;
+    memset(&ex, 0, sizeof ex);
+    int mode = -1, rc = 0; /* -1 unknown, 0 text, 1 JSONL */
+    char *line;
+    long n;
+    *docs = 0;
+    while ((n = af_lines_next(l, &line, e)) >= 0) {
+        size_t k = 0;
+        while (k < (size_t)n && (line[k] == ' ' || line[k] == '\t')) k++;
+        if (k == (size_t)n) continue;
+        if (mode < 0) mode = line[k] == '{';
+        const int *v;
+        int len;
+        if (mode == 1) {
+            if (jl_parse_line(line, n, &ex, vocab_size, af_lines_name(l), af_lines_lineno(l), e)) {
+                rc = -1;
+                break;
+            }
+            v = ex.input_ids, len = ex.len;
+            if (len > 0 && v[0] == p->cls_id) v++, len--;
+            if (len > 0 && v[len - 1] == p->sep_id) len--;
+        } else {
+            if (!t) {
+                rc = af_errf(e, "%s:%ld: raw text needs a vocabulary to tokenize it",
+                             af_lines_name(l), af_lines_lineno(l));
+                break;
+            }
+            ids.n = 0;
+            if (tok_encode(t, line, n, &ids, e)) {
+                rc = af_err_prefix(e, "%s:%ld", af_lines_name(l), af_lines_lineno(l));
+                break;
+            }
+            v = ids.v, len = ids.n;
+        }
+        if (len > 0) {
+            mlm_pack_doc(p, v, len);
+            (*docs)++;
+        }
+    }
+    if (n == -2) rc = -1;
+    mlm_pack_finish(p, 8);
+    tok_ids_free(&ids);
+    jl_example_free(&ex);
+    af_lines_close(l);
+    return rc;
+}
+
+void pretrain_unigram(const mlm_packer *train, const mlm_packer *dev, const mlm_masker *masker,
+                      double *acc, double *loss) {
+    int V = masker->V;
+    double *c = af_calloc(V, sizeof(double)), total = 0;
+    for (int i = 0; i < train->nseq; i++)
+        for (int j = 0; j < train->len[i]; j++) {
+            int id = mlm_seq(train, i)[j];
+            if (id >= 0 && id < V && !masker->special[id]) c[id]++, total++;
+        }
+    int best = masker->normal[0];
+    for (int v = 0; v < V; v++)
+        if (!masker->special[v] && c[v] > c[best]) best = v;
+    double hits = 0, nll = 0, n = 0, denom = total + masker->nnormal;
+    for (int i = 0; i < dev->nseq; i++)
+        for (int j = 0; j < dev->len[i]; j++) {
+            int id = mlm_seq(dev, i)[j];
+            if (id < 0 || id >= V || masker->special[id]) continue;
+            hits += id == best;
+            nll -= log((c[id] + 1) / denom);
+            n++;
+        }
+    *acc = n ? hits / n : 0;
+    *loss = n ? nll / n : 0;
+    free(c);
+}
+
+/* ---- output -------------------------------------------------------------------------------- */
+
+static char *join(const char *dir, const char *file) {
+    size_t n = strlen(dir) + strlen(file) + 2;
+    char *s = af_malloc(n);
+    snprintf(s, n, "%s/%s", dir, file);
+    return s;
+}
+
+static int write_str(FILE *f, void *ctx, af_err *e) {
+    const char *s = ctx;
+    if (fputs(s, f) < 0) return af_errf(e, "write failed: %s", strerror(errno));
+    return 0;
+}
+
+static int rewrite_config(const char *path, af_err *e) {
+    char *text;
+    size_t len;
+    if (af_read_file(path, &text, &len, e)) return -1;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    if (!o) return af_errf(e, "%s: not JSON", path);
+    /* bert_save names a BertModel; the file also holds the MLM head */
+    const char *arch[] = {"BertForMaskedLM"};
+    cJSON_ReplaceItemInObject(o, "architectures", cJSON_CreateStringArray(arch, 1));
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    size_t n = strlen(s);
+    s = af_realloc(s, n + 2);
+    s[n] = '\n', s[n + 1] = 0;
+    int rc = af_write_atomic(path, write_str, s, e);
+    free(s);
+    return rc;
+}
+
+/* Rewrites model.safetensors with every F32 tensor as F16 (metadata kept). */
+static int to_f16(const char *path, af_err *e) {
+    st_file f;
+    if (st_open(&f, path, e)) return -1;
+    st_writer w;
+    st_writer_init(&w);
+    uint16_t **bufs = af_calloc(f.ntensors, sizeof *bufs);
+    int rc = 0;
+    for (int i = 0; i < f.nmeta; i++) st_writer_meta(&w, f.meta[i].key, f.meta[i].value);
+    for (int i = 0; i < f.ntensors && rc == 0; i++) {
+        const st_tensor *t = &f.tensors[i];
+        if (t->dtype != ST_F32) {
+            st_writer_add(&w, t->name, t->dtype, t->ndim, t->shape, t->data);
+            continue;
+        }
+        float *x = af_malloc(t->numel * sizeof(float) + 1);
+        rc = st_to_f32(t, x, t->numel, e);
+        bufs[i] = af_malloc(t->numel * sizeof(uint16_t) + 1);
+        for (int64_t k = 0; k < t->numel; k++) bufs[i][k] = st_f32_to_f16(x[k]);
+        free(x);
+        st_writer_add(&w, t->name, ST_F16, t->ndim, t->shape, bufs[i]);
+    }
+    if (rc == 0) rc = st_writer_write(&w, path, e);
+    st_writer_free(&w);
+    for (int i = 0; i < f.ntensors; i++) free(bufs[i]);
+    free(bufs);
+    st_close(&f);
+    return rc;
+}
+
+static int copy_file(const char *from, const char *to, af_err *e) {
+    char *data;
+    size_t len;
+    if (af_read_file(from, &data, &len, e)) return -1;
+    FILE *f = fopen(to, "wb");
+    int rc = 0;
+    if (!f || fwrite(data, 1, len, f) != len || fflush(f) || fsync(fileno(f)))
+        rc = af_errf(e, "%s: %s", to, strerror(errno));
+    if (f && fclose(f) && rc == 0) rc = af_errf(e, "%s: %s", to, strerror(errno));
+    free(data);
+    return rc;
+}
+
+static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        char *p = join(dir, de->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char *vocab_path,
+                  int lower, int f16, const st_meta *meta, int nmeta, st_writer *state,
+                  af_err *e) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    char *tmp = af_malloc(n + 16), *old = af_malloc(n + 16);
+    snprintf(tmp, n + 16, "%.*s.tmp.XXXXXX", (int)n, dir);
+    snprintf(old, n + 16, "%.*s.old.XXXXXX", (int)n, dir);
+    char *final = af_malloc(n + 1);
+    snprintf(final, n + 1, "%.*s", (int)n, dir);
+    int rc = 0;
+    if (!mkdtemp(tmp)) {
+        rc = af_errf(e, "%s: cannot create a temporary directory: %s", tmp, strerror(errno));
+        goto out;
+    }
+    /* mkdtemp makes 0700; the model directory gets the permissions of any new directory */
+    mode_t mask = umask(0);
+    umask(mask);
+    chmod(tmp, 0777 & ~mask);
+    st_writer extra;
+    st_writer_init(&extra);
+    mlm_save_add(h, &extra);
+    st_writer_meta(&extra, "format", "pt");
+    for (int i = 0; i < nmeta; i++) st_writer_meta(&extra, meta[i].key, meta[i].value);
+    rc = bert_save(m, tmp, &extra, e);
+    st_writer_free(&extra);
+    char *cfg = join(tmp, "config.json"), *wts = join(tmp, "model.safetensors");
+    char *voc = join(tmp, "vocab.txt"), *tc = join(tmp, "tokenizer_config.json");
+    if (rc == 0) rc = rewrite_config(cfg, e);
+    if (rc == 0 && f16) rc = to_f16(wts, e);
+    if (rc == 0) rc = copy_file(vocab_path, voc, e);
+    if (rc == 0) {
+        char js[256];
+        snprintf(js, sizeof js,
+                 "{\n  \"tokenizer_class\": \"BertTokenizer\",\n  \"do_lower_case\": %s,\n"
+                 "  \"model_max_length\": %d\n}\n",
+                 lower ? "true" : "false", m->cfg.max_pos);
+        rc = af_write_atomic(tc, write_str, js, e);
+    }
+    if (rc == 0 && state) {
+        char *sp = join(tmp, "trainer.safetensors");
+        rc = st_writer_write(state, sp, e);
+        free(sp);
+    }
+    free(cfg), free(wts), free(voc), free(tc);
+    if (rc == 0) {
+        /* rename() cannot replace a non-empty directory: move the old one aside first */
+        struct stat st;
+        int had = stat(final, &st) == 0;
+        if (had && (!mkdtemp(old) || rename(final, old) != 0))
+            rc = af_errf(e, "%s: cannot move the old directory aside: %s", final, strerror(errno));
+        else if (rename(tmp, final) != 0)
+            rc = af_errf(e, "%s: cannot rename %s: %s", final, tmp, strerror(errno));
+        else if (had)
+            remove_tree(old);
+    }
+    if (rc) remove_tree(tmp);
+out:
+    free(tmp), free(old), free(final);
+    return rc;
 }

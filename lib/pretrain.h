@@ -54,4 +54,29 @@ void pretrain_fill(pretrain *p, const int *const *seqs, const int *lens, int B, 
 int pretrain_run(pretrain *p, int train, float scale, af_rng *dropout_rng, double *loss,
                  long *correct, af_err *e);
 
+/* ---- corpus, baseline, output ------------------------------------------------------------ */
+typedef struct tok_tokenizer tok_tokenizer;
+
+/* Reads documents into the packer: raw text, one document per line (tokenized with t), or
+ * tokenized JSONL (input_ids; [CLS]/[SEP] already there are dropped, the packer adds its own),
+ * detected by a first non-blank line starting with '{'. gzip is read transparently. *docs gets
+ * the number of non-empty documents. */
+int pretrain_read_corpus(mlm_packer *p, const char *path, tok_tokenizer *t, int vocab_size,
+                         long *docs, af_err *e);
+
+/* The unigram baseline on dev: predict every masked token from train's token frequencies alone
+ * (add-one smoothed). acc: share of dev tokens equal to train's most frequent token; loss: mean
+ * −log p(token). Special tokens (masker->special) count on neither side. */
+void pretrain_unigram(const mlm_packer *train, const mlm_packer *dev, const mlm_masker *masker,
+                      double *acc, double *loss);
+
+/* Writes a Hugging Face BertForMaskedLM directory, atomically (built in DIR.tmp.XXXXXX, then
+ * renamed over DIR): config.json, model.safetensors (F32, or F16 when f16; bert.* and
+ * cls.predictions.*, metadata meta[nmeta] added), vocab.txt (a copy of vocab_path),
+ * tokenizer_config.json; and, when state is not NULL, state written as DIR/trainer.safetensors
+ * (a checkpoint's optimizer state, in the same atomic rename as the weights). */
+int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char *vocab_path,
+                  int lower, int f16, const st_meta *meta, int nmeta, st_writer *state,
+                  af_err *e);
+
 #endif

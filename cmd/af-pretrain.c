@@ -1,0 +1,462 @@
+/* af-pretrain: masked-language-model pretraining of a new BERT, or continued pretraining of a
+ * Hugging Face checkpoint on one's own text; writes a BertForMaskedLM directory. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "common.h"
+#include "mlm.h"
+#include "ops.h"
+#include "optim.h"
+#include "pretrain.h"
+#include "progress.h"
+#include "signals.h"
+#include "tokenizer.h"
+
+typedef struct {
+    const char *base, *vocab, *out, *dev, *ckpt;
+    int layers, hidden, heads, ffn, max_pos;
+    int act;
+    double dropout;
+    int max_len, batch, accum, epochs;
+    long steps, save_every, eval_every;
+    double lr, warmup_ratio, wd, clip, mask_prob;
+    int resume, whole_word, quiet, f16, lower, threads;
+    uint64_t seed;
+    char **inputs;
+    int ninputs;
+} config;
+
+static void usage(void) {
+    printf("usage: af-pretrain --layers N --hidden N --heads N --ffn N --vocab FILE -o DIR [options] [FILE...]\n"
+           "       af-pretrain --base DIR -o DIR [options] [FILE...]\n"
+           "Masked-language-model pretraining of a BERT encoder (BertForMaskedLM).\n"
+           "\n"
+           "Input: raw text, one document per line, or tokenized JSONL (input_ids); gzip is\n"
+           "read transparently; no FILE or '-' reads standard input.\n"
+           "\n"
+           "  --base DIR          continue pretraining a Hugging Face BERT checkpoint\n"
+           "  --layers N, --hidden N, --heads N, --ffn N\n"
+           "                      shape of a new model\n"
+           "  --vocab FILE        vocab.txt (a new model; default for --base: DIR/vocab.txt)\n"
+           "  --max-pos N         position embeddings of a new model (default 512)\n"
+           "  --act NAME          hidden_act of a new model (default gelu)\n"
+           "  --dropout X         dropout of a new model (default 0.1)\n"
+           "  --no-lowercase      the vocabulary is cased\n"
+           "  --max-len N         tokens per packed sequence, [CLS] and [SEP] included (128)\n"
+           "  --batch-size N      sequences per micro-batch (32)\n"
+           "  --accumulate N      micro-batches per optimizer step (1)\n"
+           "  --lr X              peak learning rate (1e-4)\n"
+           "  --warmup-ratio X    share of the steps spent warming up (0.01)\n"
+           "  --weight-decay X    AdamW weight decay, not on biases and LayerNorm (0.01)\n"
+           "  --clip X            gradient clipping at this global norm (1.0; 0: off)\n"
+           "  --steps N           optimizer steps (default: --epochs over the corpus)\n"
+           "  --epochs N          passes over the corpus (1)\n"
+           "  --mask-prob X       share of tokens chosen for prediction (0.15)\n"
+           "  --whole-word        choose whole words (a token and its ## pieces)\n"
+           "  --dev FILE          held-out text: MLM loss and accuracy, against the unigram baseline\n"
+           "  --eval-every N      evaluate on --dev every N steps (default: at the end)\n"
+           "  --save-every N      write a resumable checkpoint every N steps\n"
+           "  --checkpoint DIR    where checkpoints go (default: OUT.ckpt)\n"
+           "  --resume            continue from the checkpoint\n"
+           "  --f16               write the model's weights as float16\n"
+           "  --seed N            seed of the initialisation, data order, masks, dropout (42)\n"
+           "  --threads N         OpenBLAS threads (default: all cores)\n"
+           "  -o, --output DIR    the model directory to write\n"
+           "  -q, --quiet         no progress on standard error\n"
+           "  -h, --help          this help\n"
+           "  --version           version\n");
+}
+
+enum {
+    O_BASE = 256, O_LAYERS, O_HIDDEN, O_HEADS, O_FFN, O_VOCAB, O_MAXPOS, O_ACT, O_DROPOUT,
+    O_NOLOWER, O_MAXLEN, O_BATCH, O_ACCUM, O_LR, O_WARMUP, O_WD, O_CLIP, O_STEPS, O_EPOCHS,
+    O_MASKP, O_WWM, O_DEV, O_EVAL, O_SAVE, O_CKPT, O_RESUME, O_F16, O_SEED, O_THREADS, O_VERSION
+};
+
+static const struct option longopts[] = {
+    {"base", required_argument, 0, O_BASE},       {"layers", required_argument, 0, O_LAYERS},
+    {"hidden", required_argument, 0, O_HIDDEN},   {"heads", required_argument, 0, O_HEADS},
+    {"ffn", required_argument, 0, O_FFN},         {"vocab", required_argument, 0, O_VOCAB},
+    {"max-pos", required_argument, 0, O_MAXPOS},  {"act", required_argument, 0, O_ACT},
+    {"dropout", required_argument, 0, O_DROPOUT}, {"no-lowercase", no_argument, 0, O_NOLOWER},
+    {"max-len", required_argument, 0, O_MAXLEN},  {"batch-size", required_argument, 0, O_BATCH},
+    {"accumulate", required_argument, 0, O_ACCUM}, {"lr", required_argument, 0, O_LR},
+    {"warmup-ratio", required_argument, 0, O_WARMUP},
+    {"weight-decay", required_argument, 0, O_WD}, {"clip", required_argument, 0, O_CLIP},
+    {"steps", required_argument, 0, O_STEPS},     {"epochs", required_argument, 0, O_EPOCHS},
+    {"mask-prob", required_argument, 0, O_MASKP}, {"whole-word", no_argument, 0, O_WWM},
+    {"dev", required_argument, 0, O_DEV},         {"eval-every", required_argument, 0, O_EVAL},
+    {"save-every", required_argument, 0, O_SAVE}, {"checkpoint", required_argument, 0, O_CKPT},
+    {"resume", no_argument, 0, O_RESUME},         {"f16", no_argument, 0, O_F16},
+    {"seed", required_argument, 0, O_SEED},       {"threads", required_argument, 0, O_THREADS},
+    {"output", required_argument, 0, 'o'},        {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, O_VERSION},
+    {0, 0, 0, 0}};
+
+static void parse(config *c, int argc, char **argv) {
+    *c = (config){.max_pos = 512, .act = AF_ACT_GELU, .dropout = 0.1, .max_len = 128,
+                  .batch = 32, .accum = 1, .epochs = 1, .lr = 1e-4, .warmup_ratio = 0.01,
+                  .wd = 0.01, .clip = 1.0, .mask_prob = 0.15, .lower = 1, .seed = 42};
+    int o, have_epochs = 0;
+    while ((o = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
+        switch (o) {
+        case O_BASE: c->base = optarg; break;
+        case O_LAYERS: c->layers = (int)opt_long("--layers", optarg, 1, 48); break;
+        case O_HIDDEN: c->hidden = (int)opt_long("--hidden", optarg, 1, 8192); break;
+        case O_HEADS: c->heads = (int)opt_long("--heads", optarg, 1, 128); break;
+        case O_FFN: c->ffn = (int)opt_long("--ffn", optarg, 1, 65536); break;
+        case O_VOCAB: c->vocab = optarg; break;
+        case O_MAXPOS: c->max_pos = (int)opt_long("--max-pos", optarg, 2, 65536); break;
+        case O_ACT:
+            if ((c->act = act_parse(optarg)) < 0) usage_error("--act: unknown activation '%s'", optarg);
+            break;
+        case O_DROPOUT: c->dropout = opt_double("--dropout", optarg, 0, 0.99); break;
+        case O_NOLOWER: c->lower = 0; break;
+        case O_MAXLEN: c->max_len = (int)opt_long("--max-len", optarg, 8, 65536); break;
+        case O_BATCH: c->batch = (int)opt_long("--batch-size", optarg, 1, 1 << 16); break;
+        case O_ACCUM: c->accum = (int)opt_long("--accumulate", optarg, 1, 1 << 16); break;
+        case O_LR: c->lr = opt_double("--lr", optarg, 0, 10); break;
+        case O_WARMUP: c->warmup_ratio = opt_double("--warmup-ratio", optarg, 0, 1); break;
+        case O_WD: c->wd = opt_double("--weight-decay", optarg, 0, 10); break;
+        case O_CLIP: c->clip = opt_double("--clip", optarg, 0, 1e9); break;
+        case O_STEPS: c->steps = opt_long("--steps", optarg, 1, 1L << 40); break;
+        case O_EPOCHS: c->epochs = (int)opt_long("--epochs", optarg, 1, 100000), have_epochs = 1; break;
+        case O_MASKP: c->mask_prob = opt_double("--mask-prob", optarg, 0.001, 0.999); break;
+        case O_WWM: c->whole_word = 1; break;
+        case O_DEV: c->dev = optarg; break;
+        case O_EVAL: c->eval_every = opt_long("--eval-every", optarg, 1, 1L << 40); break;
+        case O_SAVE: c->save_every = opt_long("--save-every", optarg, 1, 1L << 40); break;
+        case O_CKPT: c->ckpt = optarg; break;
+        case O_RESUME: c->resume = 1; break;
+        case O_F16: c->f16 = 1; break;
+        case O_SEED: c->seed = (uint64_t)opt_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
+        case O_THREADS: c->threads = (int)opt_long("--threads", optarg, 0, 1024); break;
+        case 'o': c->out = optarg; break;
+        case 'q': c->quiet = 1; break;
+        case 'h': usage(); exit(finish(0));
+        case O_VERSION: printf("af-pretrain %s\n", AF_VERSION); exit(finish(0));
+        default: usage_error("unknown option");
+        }
+    }
+    if (!c->out) usage_error("-o DIR is required");
+    int shape = c->layers || c->hidden || c->heads || c->ffn;
+    if (c->base && shape) usage_error("--base and --layers/--hidden/--heads/--ffn exclude each other");
+    if (!c->base && !(c->layers && c->hidden && c->heads && c->ffn && c->vocab))
+        usage_error("a new model needs --layers, --hidden, --heads, --ffn and --vocab (or use --base)");
+    if (!c->base && c->hidden % c->heads)
+        usage_error("--hidden %d is not a multiple of --heads %d", c->hidden, c->heads);
+    if (c->steps && have_epochs) usage_error("--steps and --epochs exclude each other");
+    if (!c->base && c->max_len > c->max_pos)
+        usage_error("--max-len %d exceeds --max-pos %d", c->max_len, c->max_pos);
+    c->inputs = argv + optind, c->ninputs = argc - optind;
+}
+
+/* Per-micro-batch seeds, so a resumed run masks and drops out exactly as the original would. */
+static uint64_t mix(uint64_t seed, uint64_t what, uint64_t k) {
+    uint64_t z = seed * 0x9E3779B97F4A7C15ULL ^ (what << 56) ^ (k * 0xBF58476D1CE4E5B9ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+typedef struct {
+    double loss, acc;
+    long n;
+} dev_result;
+
+/* Dev masks depend on the seed alone, so every evaluation scores the same positions. */
+static dev_result evaluate(pretrain *p, const mlm_packer *dev, mlm_masker *mk, const config *c) {
+    dev_result r = {0};
+    double loss = 0;
+    long correct = 0;
+    af_err e;
+    for (int s = 0; s < dev->nseq; s += c->batch) {
+        int B = dev->nseq - s < c->batch ? dev->nseq - s : c->batch;
+        const int *seqs[B];
+        for (int i = 0; i < B; i++) seqs[i] = mlm_seq(dev, s + i);
+        af_rng rng;
+        af_rng_seed(&rng, mix(c->seed, 3, (uint64_t)s));
+        p->masker = mk;
+        pretrain_fill(p, seqs, dev->len + s, B, &rng);
+        r.n += p->n;
+        if (pretrain_run(p, 0, 0, NULL, &loss, &correct, &e)) die_err(&e);
+    }
+    r.loss = r.n ? loss / r.n : NAN;
+    r.acc = r.n ? (double)correct / r.n : NAN;
+    return r;
+}
+
+/* The facts of a run that a checkpoint must share with the run resuming it. */
+static char *run_json(const config *c, long total, const mlm_packer *train) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "seed", (double)c->seed);
+    cJSON_AddNumberToObject(o, "max_len", c->max_len);
+    cJSON_AddNumberToObject(o, "batch_size", c->batch);
+    cJSON_AddNumberToObject(o, "accumulate", c->accum);
+    cJSON_AddNumberToObject(o, "total_steps", total);
+    cJSON_AddNumberToObject(o, "sequences", train->nseq);
+    cJSON_AddNumberToObject(o, "corpus_tokens", (double)train->ntokens);
+    cJSON_AddNumberToObject(o, "mask_prob", c->mask_prob);
+    cJSON_AddBoolToObject(o, "whole_word", c->whole_word);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static void read_inputs(mlm_packer *p, const config *c, tok_tokenizer *t, int V, long *docs) {
+    af_err e;
+    *docs = 0;
+    int n = c->ninputs ? c->ninputs : 1;
+    for (int i = 0; i < n; i++) {
+        long d;
+        if (pretrain_read_corpus(p, c->ninputs ? c->inputs[i] : "-", t, V, &d, &e)) die_err(&e);
+        *docs += d;
+    }
+}
+
+int main(int argc, char **argv) {
+    af_prog = "af-pretrain";
+    config c;
+    parse(&c, argc, argv);
+    af_set_threads(c.threads);
+    af_err e;
+    /* early, so a Ctrl-C while the corpus loads still ends in a checkpoint after one step */
+    if (signals_install(&e)) die_err(&e);
+
+    bert m;
+    mlm_head head;
+    char vocab_buf[4096];
+    if (c.base) {
+        if (bert_load(&m, c.base, &e)) die_err(&e);
+        if (!c.vocab) snprintf(vocab_buf, sizeof vocab_buf, "%s/vocab.txt", c.base), c.vocab = vocab_buf;
+        if (c.max_len > m.cfg.max_pos)
+            usage_error("--max-len %d exceeds the base's max_position_embeddings %d", c.max_len,
+                        m.cfg.max_pos);
+    }
+    tok_options topt;
+    tok_options_default(&topt);
+    topt.lower = c.lower;
+    tok_tokenizer *tok;
+    if (tok_open(&tok, c.vocab, &topt, &e)) die_err(&e);
+    int V = tok_vocab_size(tok);
+    if (c.base) {
+        if (V != m.cfg.vocab_size)
+            die("%s: %d entries, but the base's vocab_size is %d", c.vocab, V, m.cfg.vocab_size);
+        mlm_init(&head, &m.cfg, c.seed + 1);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/model.safetensors", c.base);
+        st_file f;
+        if (st_open(&f, path, &e)) die_err(&e);
+        if (mlm_load(&head, &f, &e) < 0) die_err(&e);
+        st_close(&f);
+    } else {
+        int pad = tok_special(tok, TOK_PAD);
+        bert_config cfg = {.vocab_size = V, .hidden = c.hidden, .layers = c.layers,
+                           .heads = c.heads, .ffn = c.ffn, .max_pos = c.max_pos, .type_vocab = 2,
+                           .pad_id = pad < 0 ? 0 : pad, .act = c.act, .ln_eps = 1e-12f,
+                           .hidden_dropout = (float)c.dropout, .attn_dropout = (float)c.dropout};
+        bert_init_random(&m, &cfg, c.seed);
+        mlm_init(&head, &cfg, c.seed + 1);
+    }
+
+    /* masking: every bracketed entry and the tokenizer's specials are never predicted */
+    const char **names = af_malloc((size_t)V * sizeof *names);
+    for (int i = 0; i < V; i++) names[i] = tok_token(tok, i);
+    int specials[TOK_NSPECIAL];
+    for (int i = 0; i < TOK_NSPECIAL; i++) specials[i] = tok_special(tok, i);
+    mlm_masker mk;
+    if (mlm_masker_init(&mk, names, V, specials, TOK_NSPECIAL, tok_special(tok, TOK_MASK),
+                        (float)c.mask_prob, c.whole_word, &e))
+        die("%s: %s", c.vocab, e.msg);
+    int cls = tok_special(tok, TOK_CLS), sep = tok_special(tok, TOK_SEP);
+
+    double t0 = af_now();
+    mlm_packer train, dev;
+    mlm_packer_init(&train, c.max_len, cls, sep);
+    mlm_packer_init(&dev, c.max_len, cls, sep);
+    long docs, dev_docs = 0;
+    read_inputs(&train, &c, tok, V, &docs);
+    if (train.nseq < c.batch)
+        die("%lld tokens make %d sequences of %d, fewer than one batch of %d", train.ntokens,
+            train.nseq, c.max_len, c.batch);
+    if (c.dev && pretrain_read_corpus(&dev, c.dev, tok, V, &dev_docs, &e)) die_err(&e);
+    if (!c.quiet)
+        fprintf(stderr, "%s: %ld documents, %lld tokens, %d sequences of %d (%.1fs)%s\n", af_prog,
+                docs, train.ntokens, train.nseq, c.max_len, af_now() - t0,
+                c.dev ? "" : "; no --dev");
+    double uni_acc = NAN, uni_loss = NAN;
+    if (c.dev) {
+        pretrain_unigram(&train, &dev, &mk, &uni_acc, &uni_loss);
+        if (!c.quiet)
+            fprintf(stderr, "%s: dev: %ld documents, %lld tokens; unigram baseline: accuracy %.4f, loss %.4f\n",
+                    af_prog, dev_docs, dev.ntokens, uni_acc, uni_loss);
+    }
+
+    int nb = train.nseq / c.batch; /* full micro-batches per epoch; the rest wait for the next */
+    long per_epoch = nb / c.accum;
+    if (per_epoch < 1) die("%d micro-batches per epoch, fewer than --accumulate %d", nb, c.accum);
+    long total = c.steps ? c.steps : per_epoch * c.epochs;
+    long warmup = (long)ceil(c.warmup_ratio * total);
+
+    pretrain p;
+    pretrain_init(&p, &m, &head, &mk, c.batch, c.max_len);
+    int nt = pretrain_tensors(&m, &p.g, &head, NULL);
+    pretrain_tensor *tens = af_malloc((size_t)nt * sizeof *tens);
+    pretrain_tensors(&m, &p.g, &head, tens);
+    optim opt;
+    optim_init(&opt);
+    int grp = optim_add_group(&opt, c.lr, c.wd);
+    for (int i = 0; i < nt; i++)
+        optim_add_param(&opt, grp, tens[i].name, tens[i].w, tens[i].g, tens[i].n, tens[i].decay);
+    optim_schedule(&opt, total, warmup);
+
+    char ckpt_buf[4200];
+    if (!c.ckpt) snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", c.out), c.ckpt = ckpt_buf;
+    char *run = run_json(&c, total, &train);
+    long long resumed_tokens = 0;
+    if (c.resume) {
+        char path[4300];
+        snprintf(path, sizeof path, "%s/trainer.safetensors", c.ckpt);
+        st_file f;
+        if (st_open(&f, path, &e)) die("cannot resume: %s", e.msg);
+        const char *was = st_meta_get(&f, "run");
+        if (!was || strcmp(was, run) != 0)
+            die("%s: the checkpoint is of another run:\n  checkpoint: %s\n  this run:   %s", path,
+                was ? was : "(none)", run);
+        if (optim_state_load(&opt, &f, "optim.", &e)) die_err(&e);
+        const char *ts = st_meta_get(&f, "tokens_seen");
+        resumed_tokens = ts ? atoll(ts) : -1;
+        st_close(&f);
+        bert m2;
+        if (bert_load(&m2, c.ckpt, &e)) die_err(&e);
+        memcpy(m.mem, m2.mem, m.nparams * sizeof(float));
+        bert_free(&m2);
+        snprintf(path, sizeof path, "%s/model.safetensors", c.ckpt);
+        if (st_open(&f, path, &e)) die_err(&e);
+        if (mlm_load(&head, &f, &e) != 1) die("%s: no MLM head in the checkpoint", path);
+        st_close(&f);
+        if (!c.quiet) fprintf(stderr, "%s: resuming at step %lld of %ld\n", af_prog, (long long)opt.step, total);
+    }
+
+    batch_plan plan = {0};
+    int plan_epoch = -1;
+    long long tokens_seen = resumed_tokens >= 0 ? resumed_tokens
+                                                : (long long)opt.step * c.accum * c.batch * c.max_len;
+    long long tokens0 = tokens_seen;
+    dev_result last = {NAN, NAN, 0};
+    double t_start = af_now(), t_shown = 0, loss_window = 0;
+    long window = 0, step0 = (long)opt.step;
+    int tty = isatty(2);
+    const int **seqs = af_malloc((size_t)c.batch * sizeof *seqs);
+    int *lens = af_malloc((size_t)c.batch * sizeof *lens);
+
+    while (opt.step < total) {
+        optim_zero_grad(&opt);
+        double step_loss = 0;
+        for (int a = 0; a < c.accum; a++) {
+            long k = (long)opt.step * c.accum + a; /* global micro-batch index */
+            int epoch = (int)(k / (per_epoch * c.accum));
+            int b = (int)(k % (per_epoch * c.accum));
+            if (epoch != plan_epoch) {
+                batch_plan_epoch(&plan, NULL, train.nseq, c.batch, 1, c.seed, epoch);
+                plan_epoch = epoch;
+            }
+            const int *ix = batch_plan_batch(&plan, b);
+            int B = batch_plan_size(&plan, b);
+            for (int i = 0; i < B; i++) seqs[i] = mlm_seq(&train, ix[i]), lens[i] = train.len[ix[i]];
+            af_rng mrng, drng;
+            af_rng_seed(&mrng, mix(c.seed, 1, (uint64_t)k));
+            af_rng_seed(&drng, mix(c.seed, 2, (uint64_t)k));
+            pretrain_fill(&p, seqs, lens, B, &mrng);
+            double l = 0;
+            long hit = 0;
+            /* HF: each micro-batch's mean, divided by the accumulation count */
+            float scale = p.n ? 1.0f / ((float)p.n * c.accum) : 0;
+            if (pretrain_run(&p, 1, scale, &drng, &l, &hit, &e)) die_err(&e);
+            step_loss += p.n ? l / p.n / c.accum : 0;
+            for (int i = 0; i < B; i++) tokens_seen += lens[i];
+        }
+        double norm = optim_clip_grad_norm(&opt, c.clip);
+        if (!isfinite(norm)) die("step %lld: the gradient norm is %g", (long long)opt.step + 1, norm);
+        double lr = optim_lr(&opt, grp);
+        optim_step(&opt);
+        loss_window += step_loss, window++;
+        long step = (long)opt.step;
+
+        int eval_now = c.dev && ((c.eval_every && step % c.eval_every == 0) || step == total);
+        if (eval_now) last = evaluate(&p, &dev, &mk, &c);
+        double now = af_now();
+        if (!c.quiet && (now - t_shown >= (tty ? 0.5 : 30) || step == total || eval_now)) {
+            double el = now - t_start, tps = (tokens_seen - tokens0) / (el > 0 ? el : 1);
+            double eta = (double)(total - step) / (step - step0) * el;
+            char etab[32];
+            progress_format_duration(eta, etab, sizeof etab);
+            fprintf(stderr, "%sstep %ld/%ld  %3.0f%%  %.0f tok/s  loss %.4f  lr %.2e  ETA %s%s", tty ? "\r\033[K" : "",
+                    step, total, 100.0 * step / total, tps, loss_window / window, lr, etab, tty ? "" : "\n");
+            if (eval_now)
+                fprintf(stderr, "%sdev step %ld: loss %.4f  accuracy %.4f  (%ld masked; unigram %.4f)\n",
+                        tty ? "\n" : "", step, last.loss, last.acc, last.n, uni_acc);
+            loss_window = 0, window = 0, t_shown = now;
+        }
+        int stop = signals_pending();
+        if ((c.save_every && step % c.save_every == 0 && step < total) || stop) {
+            st_writer sw;
+            st_writer_init(&sw);
+            optim_state_add(&opt, &sw, "optim.");
+            st_writer_meta(&sw, "run", run);
+            char tsb[32];
+            snprintf(tsb, sizeof tsb, "%lld", tokens_seen);
+            st_writer_meta(&sw, "tokens_seen", tsb);
+            st_meta meta[1] = {{"created_by", "af-pretrain " AF_VERSION " (checkpoint)"}};
+            if (pretrain_save(c.ckpt, &m, &head, c.vocab, c.lower, 0, meta, 1, &sw, &e)) die_err(&e);
+            st_writer_free(&sw);
+            if (stop) {
+                fprintf(stderr, "%s%s: interrupted at step %ld; checkpoint in %s (--resume)\n",
+                        tty ? "\n" : "", af_prog, step, c.ckpt);
+                return signals_exit_status();
+            }
+        }
+    }
+    if (!c.quiet && tty) fputc('\n', stderr);
+
+    /* the training record, in the model file's metadata */
+    cJSON *rec = cJSON_Parse(run);
+    cJSON_AddNumberToObject(rec, "steps", total);
+    cJSON_AddNumberToObject(rec, "tokens_seen", (double)tokens_seen);
+    cJSON_AddNumberToObject(rec, "documents", docs);
+    cJSON_AddNumberToObject(rec, "lr", c.lr);
+    cJSON_AddNumberToObject(rec, "warmup_steps", warmup);
+    cJSON_AddNumberToObject(rec, "weight_decay", c.wd);
+    if (c.base) cJSON_AddStringToObject(rec, "base", m.fingerprint);
+    if (c.dev) {
+        cJSON_AddNumberToObject(rec, "dev_tokens", (double)dev.ntokens);
+        cJSON_AddNumberToObject(rec, "dev_mlm_loss", last.loss);
+        cJSON_AddNumberToObject(rec, "dev_mlm_accuracy", last.acc);
+        cJSON_AddNumberToObject(rec, "unigram_accuracy", uni_acc);
+        cJSON_AddNumberToObject(rec, "unigram_loss", uni_loss);
+    }
+    /* no wall time in the record: the same run must give the same bytes */
+    char *recs = cJSON_PrintUnformatted(rec);
+    cJSON_Delete(rec);
+    st_meta meta[2] = {{"training", recs}, {"created_by", "af-pretrain " AF_VERSION}};
+    if (pretrain_save(c.out, &m, &head, c.vocab, c.lower, c.f16, meta, 2, NULL, &e)) die_err(&e);
+    if (!c.quiet) fprintf(stderr, "%s: wrote %s (%.0fs)\n", af_prog, c.out, af_now() - t_start);
+
+    free(recs), free(run), free(seqs), free(lens), free(tens), free(names);
+    batch_plan_free(&plan);
+    optim_free(&opt);
+    pretrain_free(&p);
+    mlm_packer_free(&train), mlm_packer_free(&dev);
+    mlm_masker_free(&mk);
+    mlm_free(&head);
+    tok_close(tok);
+    bert_free(&m);
+    signals_restore();
+    return finish(0);
+}

