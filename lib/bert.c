@@ -354,7 +354,8 @@ static const st_tensor *find_spec(const st_file *f, const spec *s) {
  * and NSP heads, task heads, the position_ids buffer) is someone else's business. */
 static int encoder_tensor(const char *name) {
     if (!strncmp(name, "bert.", 5)) name += 5;
-    if (!strcmp(name, "embeddings.position_ids")) return 0;
+    if (!strcmp(name, "embeddings.position_ids") || !strcmp(name, "embeddings.token_type_ids"))
+        return 0;
     return !strncmp(name, "embeddings.", 11) || !strncmp(name, "encoder.", 8);
 }
 

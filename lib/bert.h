@@ -75,7 +75,7 @@ typedef struct {
     /* Non-zero when the hook replaces out = LN(h + r) at (layer, site). */
     int (*active)(void *ctx, int layer, int site);
     /* out[M,H] from h[M,H] and r[M,H]; ln_w/ln_b/eps: the site's original LayerNorm. The hook keeps
-     * what its backward will need (it knows layer and site). */
+     * what its backward will need (it knows layer and site). M = B*S, padding tokens included. */
     void (*forward)(void *ctx, int layer, int site, float *out, const float *h, const float *r,
                     const float *ln_w, const float *ln_b, float eps, int M);
     /* Accumulates dh, dr from dout, for the h, r of the last forward. */
@@ -95,9 +95,10 @@ bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int 
  * with a message naming the sequence, the token and the value. */
 int bert_batch_check(const bert *m, const bert_batch *b, af_err *e);
 
-/* Forward. train: dropout on (seeded by rng) and activations kept for backward. Returns the last
- * layer's hidden states [B*S, H] (owned by acts), or NULL when the batch fails bert_batch_check,
- * exceeds the B×S the acts were made for, or asks train of inference-only acts. */
+/* Forward. train: dropout on (seeded by rng; rng may be NULL when the config's dropout is 0, or
+ * with train = 0) and activations kept for backward. Hooks are asked once per site per forward.
+ * Returns the last layer's hidden states [B*S, H] (owned by acts), or NULL when the batch fails
+ * bert_batch_check, exceeds the B×S the acts were made for, or asks train of inference-only acts. */
 const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
                           const bert_hooks *hooks, int train, af_rng *rng);
 /* Hidden states after layer l (l = -1: embeddings), valid after a forward. */
