@@ -563,8 +563,9 @@ typedef struct {
 } layer_acts;
 
 struct bert_acts {
-    int maxB, maxS, train;
-    int B, S; /* shape of the last forward */
+    int maxB, maxS, train; /* train: made to keep what backward needs */
+    float ph, pa;          /* dropout the last forward applied (0 unless train) */
+    int B, S;              /* shape of the last forward */
     int L, H, F, NH;
     int *ids, *type_ids, *mask; /* (maxM) copies of the last batch */
     unsigned char *active;      /* (L, 2) hooks active in the last forward */
@@ -722,7 +723,7 @@ static void site_forward(bert_acts *A, const bert_hooks *hk, int l, int site, fl
 static void embed_forward(const bert *m, bert_acts *A, float *out, int train, af_rng *rng) {
     const bert_weights *w = &m->w;
     int H = A->H, S = A->S, M = A->B * A->S;
-    float *sum = train ? A->emb_sum : A->tmp;
+    float *sum = A->train ? A->emb_sum : A->tmp;
     for (int t = 0; t < M; t++) {
         const float *we = w->word_emb + (size_t)A->ids[t] * H;
         const float *te = w->type_emb + (size_t)A->type_ids[t] * H;
@@ -731,8 +732,8 @@ static void embed_forward(const bert *m, bert_acts *A, float *out, int train, af
         /* HF order: (inputs_embeds + token_type_embeddings) + position_embeddings */
         for (int j = 0; j < H; j++) y[j] = (we[j] + te[j]) + pe[j];
     }
-    layernorm_forward(out, train ? A->emb_mean : NULL, train ? A->emb_rstd : NULL, sum, w->emb_ln_w,
-                      w->emb_ln_b, M, H, m->cfg.ln_eps);
+    layernorm_forward(out, A->emb_mean, A->emb_rstd, sum, w->emb_ln_w, w->emb_ln_b, M, H,
+                      m->cfg.ln_eps);
     if (train) dropout_forward(out, A->emb_mask, out, (size_t)M * H, m->cfg.hidden_dropout, rng);
 }
 
@@ -770,6 +771,7 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
     if (train && !rng && (c->hidden_dropout > 0 || c->attn_dropout > 0)) return NULL;
     if (!b->ids || bert_batch_check(m, b, NULL)) return NULL;
     A->B = b->B, A->S = b->S;
+    A->ph = train ? c->hidden_dropout : 0, A->pa = train ? c->attn_dropout : 0;
     int M = b->B * b->S;
     memcpy(A->ids, b->ids, M * sizeof(int));
     for (int i = 0; i < M; i++) {
@@ -809,12 +811,12 @@ static void site_backward(bert_acts *A, const bert_hooks *hk, int l, int site, f
 }
 
 static void embed_backward(const bert *m, bert_acts *A, bert_weights *g) {
-    const bert_config *c = &m->cfg;
+    const bert_config *c = &m->cfg; /* dropout: as the forward applied it, A->ph */
     int H = A->H, S = A->S, M = A->B * A->S;
     size_t MH = (size_t)M * H;
     float *d = A->dh1, *dsum = A->dh2;
     zero(d, MH);
-    dropout_backward(d, hid(A, A->dhidden, 0), A->emb_mask, MH, c->hidden_dropout);
+    dropout_backward(d, hid(A, A->dhidden, 0), A->emb_mask, MH, A->ph);
     zero(dsum, MH);
     layernorm_backward(dsum, g->emb_ln_w, g->emb_ln_b, d, A->emb_sum, m->w.emb_ln_w, A->emb_mean,
                        A->emb_rstd, M, H);
@@ -839,7 +841,7 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
     for (int p = 2 * L - 1; p >= 0; p--)
         if (A->active[p]) lowest = p;
     if (!grads && lowest == INT_MAX) return;
-    float ph = c->hidden_dropout, pa = c->attn_dropout;
+    float ph = A->ph, pa = A->pa;
     memcpy(hid(A, A->dhidden, L), dout, MH * sizeof(float));
     A->dvalid = L;
     for (int l = L - 1; l >= 0; l--) {

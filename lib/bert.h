@@ -119,7 +119,8 @@ void bert_grads_free(bert_grads *g);
 /* Backward from dout = dLoss/d(last hidden) [B*S, H]. With grads == NULL the weights are frozen:
  * no weight gradient is computed, and nothing below the lowest active hook is visited. With grads,
  * every weight gradient (embeddings included) is accumulated, except the LayerNorm of a hooked
- * site, which belongs to the hook then. acts must come from a forward with train = 1. */
+ * site, which belongs to the hook then. acts must have been made with train = 1; after a forward
+ * with train = 0 on them, the gradients are those of the dropout-free (inference) function. */
 void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert_hooks *hooks,
                    bert_grads *grads);
 

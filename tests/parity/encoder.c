@@ -208,6 +208,20 @@ static void test_backward(void) {
     check_dhidden(A, &x, -1, L, "full backward");
     compare_grads(&g.g, &gm.w, &m.cfg);
 
+    /* With the config's dropout (0.1) but a train = 0 forward, backward differentiates the
+     * inference function: the same gradients. */
+    m.cfg.hidden_dropout = m.cfg.attn_dropout = 0.1f;
+    bert_grads g2;
+    bert_grads_init(&g2, &m.cfg);
+    bert_forward(&m, A, &x.b, NULL, 1, &rng); /* leaves dropout masks behind */
+    bert_forward(&m, A, &x.b, NULL, 0, NULL);
+    bert_backward(&m, A, R, NULL, &g2);
+    ok(tap_relerr(g2.mem, gm.mem, gm.nparams) <= GRAD_TOL,
+       "backward after an inference forward: the dropout-free gradients");
+    bert_grads_free(&g2);
+    m.cfg.hidden_dropout = m.cfg.attn_dropout = 0;
+    bert_forward(&m, A, &x.b, NULL, 1, &rng);
+
     /* Accumulation: a second backward into the same grads doubles them. */
     bert_backward(&m, A, R, NULL, &g);
     for (size_t i = 0; i < gm.nparams; i++) gm.mem[i] *= 2;
