@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
     if (fc.fixed && fc.method != FUSION_WEIGHTED) usage_error("--fixed-weights is for --method weighted");
     c.t.format = MODEL_FORMAT_FUSION;
     c.t.save_groups = 1 << PG_FUSION | 1 << PG_HEAD | (unfreeze ? 1 << PG_ADAPTER : 0);
-    c.t.args_json = common_args_json(argc, argv);
+    c.t.args_json = common_args_json(&c, argc, argv);
 
     bert base;
     jl_set train, dev;

@@ -144,9 +144,20 @@ void common_opts_finish(common_opts *c, int argc, char **argv) {
     c->t.out_path = c->out;
 }
 
-char *common_args_json(int argc, char **argv) {
+char *common_args_json(const common_opts *c, int argc, char **argv) {
+    /* --resume is left out: it changes where a run starts, not what it computes, so a resumed
+     * run writes the same bytes as one never interrupted. getopt_long left its argument as
+     * argv[i] itself or inside "--resume=FILE" (argv is permuted, but pairs stay together). */
+    const char *r = c->t.resume_path;
     cJSON *a = cJSON_CreateArray();
-    for (int i = 1; i < argc; i++) cJSON_AddItemToArray(a, cJSON_CreateString(argv[i]));
+    for (int i = 1; i < argc; i++) {
+        if (r && i + 1 < argc && argv[i + 1] == r) {
+            i++;
+            continue;
+        }
+        if (r && r > argv[i] && r <= argv[i] + strlen(argv[i])) continue;
+        cJSON_AddItemToArray(a, cJSON_CreateString(argv[i]));
+    }
     char *s = cJSON_PrintUnformatted(a);
     cJSON_Delete(a);
     return s;
@@ -176,6 +187,9 @@ int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
                 usage_error("--metric: %s", e.msg);
     int rc = train_run(m, &tr, c->dev ? &dv : NULL, &c->t, &e);
     if (rc < 0) die_err(&e);
+    if (rc > 0)
+        warnx("interrupted; checkpoint written to %s (continue with --resume %s)", c->t.ckpt_path,
+              c->t.ckpt_path);
     train_data_free(&tr);
     if (c->dev) train_data_free(&dv);
     return rc;

@@ -29,8 +29,8 @@ int common_opts_handle(common_opts *c, int opt, const char *arg);
 void common_opts_finish(common_opts *c, int argc, char **argv);
 /* Text of the shared options for --help. */
 extern const char train_options_help[];
-/* The command line as JSON (for the training record). */
-char *common_args_json(int argc, char **argv);
+/* The command line as JSON (for the training record), without --resume. */
+char *common_args_json(const common_opts *c, int argc, char **argv);
 
 /* Loads the base, reads train (and dev) data, applies --threads; exits 1 with a message on error. */
 void common_load(common_opts *c, bert *base, jl_set *train, jl_set *dev);

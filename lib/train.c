@@ -606,11 +606,7 @@ done:
     s.fusion_steps = m->fusion_steps;
     if (rc == 0 && interrupted) {
         if (write_checkpoint(m, &o, opt, &s, &best, e)) rc = -1;
-        else {
-            fprintf(stderr, "%s: interrupted; checkpoint written to %s (continue with --resume %s)\n",
-                    "af", opt->ckpt_path, opt->ckpt_path);
-            rc = signals_exit_status();
-        }
+        else rc = signals_exit_status();
     } else if (rc == 0) {
         char *tj = training_json(m, opt, tr, dev, &s, last_score);
         if (best.mem) {
