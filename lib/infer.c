@@ -1,0 +1,596 @@
+/* infer.c: the model af-infer runs, and its streaming batch loop; see infer.h. */
+#include "infer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "jsonl.h"
+#include "jsonlex.h"
+#include "outbuf.h"
+
+/* ---- choosing the adapters ------------------------------------------------------------------- */
+
+typedef struct {
+    char **v;
+    int n;
+} strs;
+
+static void strs_add(strs *s, const char *p, size_t len) {
+    s->v = af_realloc(s->v, (s->n + 1) * sizeof *s->v);
+    s->v[s->n] = af_malloc(len + 1);
+    memcpy(s->v[s->n], p, len);
+    s->v[s->n++][len] = 0;
+}
+
+static void strs_free(strs *s) {
+    for (int i = 0; i < s->n; i++) free(s->v[i]);
+    free(s->v);
+    s->v = NULL, s->n = 0;
+}
+
+static int strs_find(const strs *s, const char *x) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->v[i], x)) return i;
+    return -1;
+}
+
+/* "a,b" -> {a, b}; empty names and repeats are errors. */
+static int split_select(strs *s, const char *sel, af_err *e) {
+    for (const char *p = sel;;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (!len) return af_errf(e, "--adapters '%s': an empty adapter name", sel);
+        strs_add(s, p, len);
+        if (strs_find(s, s->v[s->n - 1]) != s->n - 1)
+            return af_errf(e, "--adapters '%s': '%s' is named twice", sel, s->v[s->n - 1]);
+        if (!c) return 0;
+        p = c + 1;
+    }
+}
+
+/* The adapter names a fusion file records, in its order. */
+static int fusion_record(strs *rec, const char *path, af_err *e) {
+    st_file f;
+    if (st_open(&f, path, e)) return -1;
+    const char *fmt = st_meta_get(&f, "format"), *ads = st_meta_get(&f, "adapters");
+    cJSON *j = ads ? cJSON_Parse(ads) : NULL;
+    int rc = 0;
+    if (!fmt || strcmp(fmt, MODEL_FORMAT_FUSION))
+        rc = af_errf(e, "%s: not an af fusion file (metadata format is %s, %s expected)", path,
+                     fmt ? fmt : "missing", MODEL_FORMAT_FUSION);
+    else if (!cJSON_IsArray(j))
+        rc = af_errf(e, "%s: metadata 'adapters' missing or not a JSON array", path);
+    for (int i = 0; !rc && i < cJSON_GetArraySize(j); i++) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(j, i), "name");
+        if (!cJSON_IsString(name))
+            rc = af_errf(e, "%s: metadata 'adapters' entry %d has no name", path, i + 1);
+        else
+            strs_add(rec, name->valuestring, strlen(name->valuestring));
+    }
+    cJSON_Delete(j);
+    st_close(&f);
+    return rc;
+}
+
+/* "a.st (a), c.st (c)" for messages. */
+static void given_list(char *buf, size_t cap, const char **paths, const strs *names) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < names->n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%s (%s)", i ? ", " : "", paths[i], names->v[i]);
+}
+
+int infer_load(af_model *m, const char **paths, int n, const char *fusion, const char *select,
+               af_err *e) {
+    strs names = {0}, want = {0}, rec = {0};
+    const char **chosen = NULL;
+    char given[512];
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        st_file f;
+        if (st_open(&f, paths[i], e)) {
+            rc = -1;
+            break;
+        }
+        const char *name = st_meta_get(&f, "name");
+        if (!name) rc = af_errf(e, "%s: metadata 'name' missing: not an af adapter file", paths[i]);
+        else strs_add(&names, name, strlen(name));
+        st_close(&f);
+    }
+    if (rc) goto out;
+    given_list(given, sizeof given, paths, &names);
+    if (fusion && fusion_record(&rec, fusion, e)) goto fail;
+    if (select && split_select(&want, select, e)) goto fail;
+    if (fusion) {
+        /* a subset must be the fused one: the fusion layer was trained over exactly those */
+        for (int i = 0; i < want.n; i++)
+            if (strs_find(&rec, want.v[i]) < 0) {
+                rc = af_errf(e, "--adapters: %s does not fuse an adapter '%s'", fusion, want.v[i]);
+                goto out;
+            }
+        for (int i = 0; select && i < rec.n; i++)
+            if (strs_find(&want, rec.v[i]) < 0) {
+                rc = af_errf(e, "--adapters: %s fuses '%s' too; name every fused adapter", fusion,
+                             rec.v[i]);
+                goto out;
+            }
+        strs_free(&want);
+        want = rec, rec = (strs){0};
+    } else if (!select) {
+        for (int i = 0; i < names.n; i++) strs_add(&want, names.v[i], strlen(names.v[i]));
+    }
+    if (!fusion && want.n != 1) {
+        rc = af_errf(e, "%d adapters (%s) but no --fusion: without a fusion file one adapter "
+                        "serves its own head; choose it with --adapters NAME",
+                     want.n, given);
+        goto out;
+    }
+    chosen = af_calloc(want.n, sizeof *chosen);
+    for (int k = 0; k < want.n; k++) {
+        int found = -1;
+        for (int i = 0; i < names.n; i++) {
+            if (strcmp(names.v[i], want.v[k])) continue;
+            if (found >= 0) {
+                rc = af_errf(e, "%s and %s both hold an adapter named '%s'", paths[found],
+                             paths[i], want.v[k]);
+                goto out;
+            }
+            found = i;
+        }
+        if (found < 0) {
+            if (fusion)
+                rc = af_errf(e, "%s fuses adapter '%s', but no --adapter file holds it (given: %s)",
+                             fusion, want.v[k], given);
+            else
+                rc = af_errf(e, "--adapters: no --adapter file holds '%s' (given: %s)", want.v[k],
+                             given);
+            goto out;
+        }
+        chosen[k] = paths[found];
+    }
+    if (model_load_adapters(m, chosen, want.n, e) || (fusion && model_load_fusion(m, fusion, e)))
+        goto fail;
+    if (!m->nheads) {
+        rc = af_errf(e, "%s: no task head in the file", fusion ? fusion : chosen[0]);
+        goto out;
+    }
+    m->train_adapters = m->train_fusion = m->train_heads = 0;
+    model_finalize(m);
+    goto out;
+fail:
+    rc = -1;
+out:
+    free(chosen);
+    strs_free(&names), strs_free(&want), strs_free(&rec);
+    return rc;
+}
+
+/* ---- the stream ------------------------------------------------------------------------------ */
+
+typedef struct {
+    af_model *m;
+    const infer_opts *o;
+    infer_stats *st;
+    const char *name; /* the input, for messages */
+    int B, S, Lmax;
+    jl_example *ex; /* [B] */
+    char **raw;     /* [B] each line's text, for passing its keys through verbatim */
+    size_t *rawlen, *rawcap;
+    int *head_of;  /* [B] */
+    int *gold_ok;  /* [B] the line has a gold label the head knows (with metrics) */
+    float *gold;   /* [B] */
+    float *out;    /* [B, Lmax] */
+    batch_tokens bt;
+    ob_writer w;
+    int nsites;    /* fused sites */
+    int *sitep;    /* [nsites] site p = 2l + s of each, in layer order */
+    double *acc;   /* [N] */
+    float *mean;   /* [N] */
+} run;
+
+/* Keys af-infer writes itself; an input key of the same name would be ambiguous, so it is not
+ * passed through ("label" is, renamed "gold"). */
+static int reserved(const char *k) {
+    static const char *r[] = {"input_ids", "token_type_ids", "attention_mask", "gold", "label_id",
+                              "probs",     "score",          "fusion_weights"};
+    for (size_t i = 0; i < sizeof r / sizeof *r; i++)
+        if (!strcmp(k, r[i])) return 1;
+    return 0;
+}
+
+static int resolve(run *R, int k, af_err *e) {
+    const af_model *m = R->m;
+    const jl_example *x = &R->ex[k];
+    int h = R->o->head;
+    if (h < 0) {
+        if (x->task) h = model_head_index(m, x->task);
+        else if (m->nheads == 1) h = 0;
+        else {
+            char list[256];
+            size_t n = 0;
+            list[0] = 0;
+            for (int i = 0; i < m->nheads && n < sizeof list; i++)
+                n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "",
+                                      m->heads[i].name);
+            return af_errf(e, "%s:%ld: no \"task\" on the line, and the model has %d heads (%s): "
+                              "give --task",
+                           R->name, x->line, m->nheads, list);
+        }
+        if (h < 0)
+            return af_errf(e, "%s:%ld: task \"%s\": the model has no head for it", R->name,
+                           x->line, x->task);
+    }
+    R->head_of[k] = h;
+    R->gold_ok[k] = 0;
+    for (int i = 0; i < x->len; i++)
+        if (x->token_type_ids[i] >= m->base->cfg.type_vocab)
+            return af_errf(e, "%s:%ld: token_type_ids[%d]: %d is outside [0, %d)", R->name,
+                           x->line, i, x->token_type_ids[i], m->base->cfg.type_vocab);
+    if (!R->o->metrics || x->label_kind == JL_LABEL_NONE) return 0;
+    const model_head *hd = &m->heads[h];
+    if (hd->regression) {
+        if (x->label_kind == JL_LABEL_STRING)
+            return af_errf(e, "%s:%ld: label \"%s\": task %s is a regression, a number is expected",
+                           R->name, x->line, x->label_str, hd->name);
+        R->gold[k] = (float)x->label_num;
+    } else {
+        if (x->label_kind == JL_LABEL_NUMBER)
+            return af_errf(e, "%s:%ld: label %g: task %s has classes, not numbers", R->name,
+                           x->line, x->label_num, hd->name);
+        int id = model_label_id(hd, x->label_kind == JL_LABEL_INT, x->label_int, x->label_str);
+        if (id < 0) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%ld", x->label_int);
+            const char *q = x->label_kind == JL_LABEL_STRING ? "\"" : "";
+            return af_errf(e, "%s:%ld: label %s%s%s is not one of task %s's %d labels", R->name,
+                           x->line, q, x->label_kind == JL_LABEL_STRING ? x->label_str : buf, q,
+                           hd->name, hd->L);
+        }
+        R->gold[k] = (float)id;
+    }
+    R->gold_ok[k] = 1;
+    return 0;
+}
+
+static void put_float(ob_writer *w, double v) {
+    char b[32];
+    if (!isfinite(v)) {
+        ob_str(w, "null"); /* JSON has no NaN */
+        return;
+    }
+    ob_raw(w, b, (size_t)snprintf(b, sizeof b, "%.6g", v));
+}
+
+static void put_floats(ob_writer *w, const float *v, int n) {
+    ob_char(w, '[');
+    for (int i = 0; i < n; i++) {
+        if (i) ob_char(w, ',');
+        put_float(w, v[i]);
+    }
+    ob_char(w, ']');
+}
+
+/* A line's weights at one site: the mean over its real tokens, or each of them. */
+static void put_site_weights(run *R, int k, int p) {
+    const af_model *m = R->m;
+    const float *W = model_fusion_weights(m, p);
+    const jl_example *x = &R->ex[k];
+    int N = m->N, len = R->bt.lengths[k], S = R->bt.S, real = 0;
+    for (int t = 0; t < len; t++) real += x->attention_mask[t] != 0;
+    if (R->o->fusion_weights == INFER_FW_TOKENS) {
+        ob_char(&R->w, '[');
+        int first = 1;
+        for (int t = 0; t < len; t++) {
+            if (real && !x->attention_mask[t]) continue;
+            if (!first) ob_char(&R->w, ',');
+            first = 0;
+            put_floats(&R->w, W + ((size_t)k * S + t) * N, N);
+        }
+        ob_char(&R->w, ']');
+        return;
+    }
+    double *acc = R->acc;
+    for (int i = 0; i < N; i++) acc[i] = 0;
+    for (int t = 0; t < len; t++) {
+        if (real && !x->attention_mask[t]) continue; /* no real token at all: every token */
+        for (int i = 0; i < N; i++) acc[i] += W[((size_t)k * S + t) * N + i];
+    }
+    for (int i = 0; i < N; i++) R->mean[i] = (float)(acc[i] / (real ? real : len));
+    put_floats(&R->w, R->mean, N);
+}
+
+static void put_fusion_weights(run *R, int k) {
+    const af_model *m = R->m;
+    ob_writer *w = &R->w;
+    ob_str(w, ",\"fusion_weights\":{\"adapters\":[");
+    for (int i = 0; i < m->N; i++) {
+        if (i) ob_char(w, ',');
+        ob_json_string(w, m->ad[i].name, strlen(m->ad[i].name));
+    }
+    ob_char(w, ']');
+    /* the FFN-output site of every layer is "layers"; Houlsby's attention-output site is
+     * reported beside it */
+    for (int s = BERT_SITE_OUT;; s = BERT_SITE_ATTN) {
+        int any = 0;
+        for (int j = 0; j < R->nsites; j++) {
+            if (R->sitep[j] % 2 != s) continue;
+            ob_str(w, any ? "," : (s == BERT_SITE_OUT ? ",\"layers\":[" : ",\"attention_layers\":["));
+            any = 1;
+            put_site_weights(R, k, R->sitep[j]);
+        }
+        if (any) ob_char(w, ']');
+        if (s == BERT_SITE_ATTN) break;
+    }
+    ob_char(w, '}');
+}
+
+static void put_line(run *R, int k) {
+    const af_model *m = R->m;
+    const jl_example *x = &R->ex[k];
+    const model_head *h = &m->heads[R->head_of[k]];
+    const float *o = R->out + (size_t)k * R->Lmax;
+    ob_writer *w = &R->w;
+    int first = 1, has_task = 0;
+    ob_char(w, '{');
+    for (const cJSON *c = x->json->child; c; c = c->next) {
+        const char *key = c->string;
+        int is_label = !strcmp(key, "label");
+        if (!is_label && reserved(key)) continue;
+        has_task |= !strcmp(key, "task");
+        if (!first) ob_char(w, ',');
+        first = 0;
+        if (is_label) ob_str(w, "\"gold\"");
+        else ob_json_string(w, key, strlen(key));
+        ob_char(w, ':');
+        size_t at, len;
+        if (!jsonlex_member(R->raw[k], R->rawlen[k], key, &at, &len)) {
+            ob_raw(w, R->raw[k] + at, len);
+        } else { /* the key was written with escapes: cJSON's rendering of the value */
+            char *s = cJSON_PrintUnformatted(c);
+            ob_str(w, s ? s : "null");
+            free(s);
+        }
+    }
+    if (!has_task && m->nheads > 1) {
+        ob_str(w, first ? "\"task\":" : ",\"task\":");
+        ob_json_string(w, h->name, strlen(h->name));
+        first = 0;
+    }
+    if (!first) ob_char(w, ',');
+    if (h->regression) {
+        ob_str(w, "\"score\":");
+        put_float(w, o[0]);
+    } else {
+        int j = 0;
+        for (int i = 1; i < h->L; i++)
+            if (o[i] > o[j]) j = i; /* the first of equals, as train_evaluate */
+        ob_str(w, "\"label\":");
+        ob_json_string(w, h->labels[j], strlen(h->labels[j]));
+        ob_str(w, ",\"label_id\":");
+        ob_long(w, j);
+        ob_str(w, ",\"probs\":");
+        put_floats(w, o, h->L);
+    }
+    if (R->o->fusion_weights && R->nsites) put_fusion_weights(R, k);
+    ob_str(w, "}\n");
+}
+
+static void score(run *R, int k) {
+    int hi = R->head_of[k];
+    const model_head *h = &R->m->heads[hi];
+    const float *o = R->out + (size_t)k * R->Lmax;
+    if (!R->gold_ok[k]) return;
+    if (h->regression) {
+        double d = (double)o[0] - R->gold[k];
+        metrics_add_value(&R->st->mt[hi], R->gold[k], o[0]);
+        R->st->loss_sum[hi] += d * d;
+    } else {
+        int g = (int)R->gold[k], j = 0;
+        for (int i = 1; i < h->L; i++)
+            if (o[i] > o[j]) j = i;
+        metrics_add_class(&R->st->mt[hi], g, j);
+        R->st->loss_sum[hi] += -log(o[g] > 1e-30f ? (double)o[g] : 1e-30);
+    }
+}
+
+/* Runs and writes ex[0..n). */
+static int run_batch(run *R, int n, FILE *out, af_err *e) {
+    af_model *m = R->m;
+    batch_tokens_fill(&R->bt, R->ex, NULL, n, m->base->cfg.pad_id);
+    bert_batch bb = {R->bt.B, R->bt.S, R->bt.input_ids, R->bt.token_type_ids,
+                     R->bt.attention_mask};
+    if (bert_batch_check(m->base, &bb, e))
+        return af_err_prefix(e, "%s:%ld-%ld", R->name, R->ex[0].line, R->ex[n - 1].line);
+    model_run(m, &bb, R->head_of, NULL, 0, R->out, R->Lmax);
+    for (int k = 0; k < n; k++) {
+        put_line(R, k);
+        if (R->o->metrics) score(R, k);
+    }
+    R->st->lines += n;
+    if (ob_flush(&R->w) || fflush(out))
+        return af_errf(e, "write error on the output: %s", strerror(errno));
+    return 0;
+}
+
+static void run_free(run *R) {
+    for (int k = 0; k < R->B; k++) {
+        jl_example_free(&R->ex[k]);
+        free(R->raw[k]);
+    }
+    free(R->ex), free(R->raw), free(R->rawlen), free(R->rawcap);
+    free(R->head_of), free(R->gold_ok), free(R->gold), free(R->out);
+    free(R->sitep), free(R->acc), free(R->mean);
+    batch_tokens_free(&R->bt);
+    ob_free(&R->w);
+}
+
+static int blank(const char *s, long n) {
+    for (long i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+    return 1;
+}
+
+int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out, infer_stats *st,
+                 af_err *e) {
+    run R = {0};
+    R.m = m, R.o = o, R.st = st;
+    R.B = o->batch_size > 0 ? o->batch_size : 32;
+    R.S = m->base->cfg.max_pos;
+    if (o->max_len > 0 && o->max_len < R.S) R.S = o->max_len;
+    for (int h = 0; h < m->nheads; h++) R.Lmax = m->heads[h].L > R.Lmax ? m->heads[h].L : R.Lmax;
+    af_lines *lines;
+    if (af_lines_open(&lines, input, e)) return -1;
+    R.name = af_lines_name(lines);
+    R.sitep = af_calloc(2 * m->L, sizeof *R.sitep);
+    R.acc = af_calloc(m->N ? m->N : 1, sizeof *R.acc);
+    R.mean = af_calloc(m->N ? m->N : 1, sizeof *R.mean);
+    for (int p = 0; p < 2 * m->L; p++)
+        if (m->fused && (model_site_mask(m->arch) >> (p % 2) & 1)) R.sitep[R.nsites++] = p;
+    if (!st->mt) {
+        st->nheads = m->nheads;
+        st->mt = af_calloc(m->nheads, sizeof *st->mt);
+        st->loss_sum = af_calloc(m->nheads, sizeof *st->loss_sum);
+        for (int h = 0; h < m->nheads; h++)
+            metrics_init(&st->mt[h], m->heads[h].regression ? 0 : m->heads[h].L);
+    }
+    model_prepare(m, R.B, R.S, 0);
+    R.ex = af_calloc(R.B, sizeof *R.ex);
+    R.raw = af_calloc(R.B, sizeof *R.raw);
+    R.rawlen = af_calloc(R.B, sizeof *R.rawlen);
+    R.rawcap = af_calloc(R.B, sizeof *R.rawcap);
+    R.head_of = af_calloc(R.B, sizeof *R.head_of);
+    R.gold_ok = af_calloc(R.B, sizeof *R.gold_ok);
+    R.gold = af_calloc(R.B, sizeof *R.gold);
+    R.out = af_calloc((size_t)R.B * R.Lmax, sizeof *R.out);
+    batch_tokens_init(&R.bt, R.B, R.S);
+    ob_init(&R.w, out, 1 << 16);
+    int rc = 0, eof = 0;
+    while (!eof && !rc) {
+        int n = 0;
+        while (n < R.B) {
+            char *line;
+            long len = af_lines_next(lines, &line, e);
+            if (len == -1) {
+                eof = 1;
+                break;
+            }
+            if (len < 0) {
+                rc = -1;
+                break;
+            }
+            if (blank(line, len)) continue;
+            if ((size_t)len + 1 > R.rawcap[n]) {
+                R.rawcap[n] = (size_t)len + 1;
+                R.raw[n] = af_realloc(R.raw[n], R.rawcap[n]);
+            }
+            memcpy(R.raw[n], line, (size_t)len + 1);
+            R.rawlen[n] = (size_t)len;
+            if (jl_parse_line(line, (size_t)len, &R.ex[n], m->base->cfg.vocab_size, R.name,
+                              af_lines_lineno(lines), e) ||
+                resolve(&R, n, e)) {
+                rc = -1;
+                break;
+            }
+            n++;
+        }
+        /* what was read before a bad line still goes out, so the error is the last thing */
+        if (n) {
+            af_err e2;
+            if (run_batch(&R, n, out, &e2)) *e = e2, rc = -1;
+        }
+    }
+    st->truncated += R.bt.truncated;
+    run_free(&R);
+    af_lines_close(lines);
+    return rc;
+}
+
+void infer_stats_free(infer_stats *st) {
+    for (int h = 0; h < st->nheads && st->mt; h++) metrics_free(&st->mt[h]);
+    free(st->mt);
+    free(st->loss_sum);
+    memset(st, 0, sizeof *st);
+}
+
+/* ---- metrics --------------------------------------------------------------------------------- */
+
+void infer_metrics_print(FILE *f, const char *prefix, const af_model *m, const infer_stats *st,
+                         int confusion) {
+    for (int hi = 0; hi < st->nheads; hi++) {
+        const model_head *h = &m->heads[hi];
+        metrics_result r;
+        metrics_compute(&st->mt[hi], &r);
+        fprintf(f, "%s%s: ", prefix, h->name);
+        if (!r.n) {
+            fprintf(f, "no line with a gold label\n");
+            continue;
+        }
+        fprintf(f, "loss %.4f  ", st->loss_sum[hi] / r.n);
+        if (h->regression)
+            fprintf(f, "pearson %.4f  spearman %.4f  mse %.4f", r.pearson, r.spearman, r.mse);
+        else
+            fprintf(f, "accuracy %.4f  f1 %.4f  mcc %.4f", r.accuracy, r.f1, r.mcc);
+        fprintf(f, "  (%ld examples)\n", r.n);
+        if (!confusion || h->regression) continue;
+        /* rows gold, columns predicted, as sklearn's confusion_matrix */
+        int w = 1, L = h->L;
+        char num[32];
+        for (int j = 0; j < L; j++) w = (int)strlen(h->labels[j]) > w ? (int)strlen(h->labels[j]) : w;
+        for (long i = 0; i < (long)L * L; i++) {
+            int d = snprintf(num, sizeof num, "%ld", st->mt[hi].confusion[i]);
+            w = d > w ? d : w;
+        }
+        fprintf(f, "%s%s: confusion matrix (rows: gold, columns: predicted)\n", prefix, h->name);
+        fprintf(f, "%*s", w + 2, "");
+        for (int j = 0; j < L; j++) fprintf(f, " %*s", w, h->labels[j]);
+        fputc('\n', f);
+        for (int i = 0; i < L; i++) {
+            fprintf(f, "  %*s", w, h->labels[i]);
+            for (int j = 0; j < L; j++) fprintf(f, " %*ld", w, st->mt[hi].confusion[i * L + j]);
+            fputc('\n', f);
+        }
+    }
+}
+
+static void add_num(cJSON *o, const char *k, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
+}
+
+cJSON *infer_metrics_json(const af_model *m, const infer_stats *st) {
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(doc, "lines", (double)st->lines);
+    cJSON *tasks = cJSON_AddObjectToObject(doc, "tasks");
+    for (int hi = 0; hi < st->nheads; hi++) {
+        const model_head *h = &m->heads[hi];
+        metrics_result r;
+        metrics_compute(&st->mt[hi], &r);
+        cJSON *t = cJSON_AddObjectToObject(tasks, h->name);
+        cJSON_AddNumberToObject(t, "examples", (double)r.n);
+        add_num(t, "loss", r.n ? st->loss_sum[hi] / r.n : NAN);
+        if (h->regression) {
+            add_num(t, "pearson", r.pearson);
+            add_num(t, "spearman", r.spearman);
+            add_num(t, "mse", r.mse);
+            continue;
+        }
+        add_num(t, "accuracy", r.accuracy);
+        add_num(t, "f1", r.f1);
+        add_num(t, "mcc", r.mcc);
+        cJSON *labels = cJSON_AddArrayToObject(t, "labels");
+        cJSON *conf = cJSON_AddArrayToObject(t, "confusion");
+        for (int i = 0; i < h->L; i++) {
+            cJSON_AddItemToArray(labels, cJSON_CreateString(h->labels[i]));
+            cJSON *row = cJSON_CreateArray();
+            for (int j = 0; j < h->L; j++)
+                cJSON_AddItemToArray(row, cJSON_CreateNumber(
+                                              (double)st->mt[hi].confusion[i * h->L + j]));
+            cJSON_AddItemToArray(conf, row);
+        }
+    }
+    return doc;
+}

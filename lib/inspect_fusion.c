@@ -1,0 +1,308 @@
+/* inspect_fusion.c: fusion weights for af-inspect's heatmaps, from a weighted fusion file or
+ * from af-infer --fusion-weights output; see inspect.h. */
+#include "inspect.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonl.h"
+
+/* Row label of layer l's site: "3" when only the FFN output holds adapters (Pfeiffer), "3 attn"
+ * and "3 out" when the attention output does too (Houlsby). */
+static void site_label(char **slot, int l, int attn_site, int two_sites) {
+    char buf[32];
+    if (two_sites) snprintf(buf, sizeof buf, "%d %s", l, attn_site ? "attn" : "out");
+    else snprintf(buf, sizeof buf, "%d", l);
+    heatmap_label(slot, buf);
+}
+
+/* ---- from the file ----------------------------------------------------------------------------- */
+
+static const st_tensor *weights_tensor(const st_file *f, int l, const char *site, const char *key) {
+    char name[1024];
+    snprintf(name, sizeof name, "bert.encoder.layer.%d.%s.adapter_fusion_layer.%s.weights", l, site,
+             key);
+    return st_find(f, name);
+}
+
+int insp_fusion_static(const st_file *f, heatmap *h, af_err *e) {
+    const char *cfgs = st_meta_get(f, "config"), *key = st_meta_get(f, "name");
+    cJSON *cfg = cfgs ? cJSON_Parse(cfgs) : NULL;
+    int rc = 0;
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(cfg, "method"),
+                *arch = cJSON_GetObjectItemCaseSensitive(cfg, "arch"),
+                *names = cJSON_GetObjectItemCaseSensitive(cfg, "adapter_names");
+    if (!cJSON_IsString(method) || !key) {
+        rc = af_errf(e, "%s: metadata config.method or name missing: not an af fusion file",
+                     f->path);
+        goto out;
+    }
+    if (strcmp(method->valuestring, "weighted")) {
+        rc = 1;
+        af_errf(e, "%s: %s fusion weighs the adapters per token, from the input", f->path,
+                method->valuestring);
+        goto out;
+    }
+    int two = cJSON_IsString(arch) && !strcmp(arch->valuestring, "houlsby"), L = 0, N = 0;
+    while (weights_tensor(f, L, "output", key)) L++;
+    const st_tensor *t0 = L ? weights_tensor(f, 0, "output", key) : NULL;
+    N = t0 ? (int)t0->numel : 0;
+    if (!L || N < 1) {
+        rc = af_errf(e, "%s: no tensor bert.encoder.layer.0.output.adapter_fusion_layer.%s.weights",
+                     f->path, key);
+        goto out;
+    }
+    heatmap_init(h, L * (two ? 2 : 1), N);
+    for (int i = 0; i < N; i++) {
+        const cJSON *nm = cJSON_GetArrayItem(names, i);
+        char buf[32];
+        snprintf(buf, sizeof buf, "%d", i + 1);
+        heatmap_label(&h->col_labels[i], cJSON_IsString(nm) ? nm->valuestring : buf);
+    }
+    for (int l = 0; l < L && !rc; l++)
+        for (int s = 0; s < (two ? 2 : 1) && !rc; s++) {
+            int row = two ? 2 * l + s : l, attn = two && s == 0;
+            const char *site = attn ? "attention.output" : "output";
+            const st_tensor *t = weights_tensor(f, l, site, key);
+            site_label(&h->row_labels[row], l, attn, two);
+            if (!t || t->numel != N) {
+                rc = af_errf(e, "%s: layer %d %s: a weights tensor of %d values expected, %s",
+                             f->path, l, site, N, t ? "another size found" : "none found");
+                break;
+            }
+            /* softmax, as lib/fusion.c applies it */
+            double mx = -INFINITY, z = 0;
+            for (int i = 0; i < N; i++) mx = fmax(mx, insp_value(t, i));
+            for (int i = 0; i < N; i++) z += exp(insp_value(t, i) - mx);
+            for (int i = 0; i < N; i++)
+                h->v[(size_t)row * N + i] = exp(insp_value(t, i) - mx) / z;
+        }
+    if (rc) {
+        heatmap_free(h);
+        goto out;
+    }
+    char title[512];
+    snprintf(title, sizeof title, "weighted fusion %s: softmax of the weights in the file", key);
+    heatmap_label(&h->title, title);
+out:
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+/* ---- from af-infer output ---------------------------------------------------------------------- */
+
+typedef struct {
+    char *label; /* NULL: every line */
+    long n;
+    double *sum; /* [rows, N] */
+} fw_group;
+
+struct insp_fw {
+    int by_label;
+    int N, L, two;   /* set by the first line */
+    char **adapters; /* [N] */
+    fw_group *g;     /* g[0]: every line */
+    int ng;
+    double *line;    /* [rows, N] this line's weights */
+};
+
+insp_fw *insp_fw_new(int by_label) {
+    insp_fw *a = af_calloc(1, sizeof *a);
+    a->by_label = by_label;
+    return a;
+}
+
+void insp_fw_free(insp_fw *a) {
+    if (!a) return;
+    for (int i = 0; i < a->N; i++) free(a->adapters[i]);
+    free(a->adapters);
+    for (int k = 0; k < a->ng; k++) free(a->g[k].label), free(a->g[k].sum);
+    free(a->g);
+    free(a->line);
+    free(a);
+}
+
+static fw_group *group(insp_fw *a, const char *label) {
+    for (int k = 0; k < a->ng; k++)
+        if ((!label && !a->g[k].label) || (label && a->g[k].label && !strcmp(label, a->g[k].label)))
+            return &a->g[k];
+    a->g = af_realloc(a->g, (a->ng + 1) * sizeof *a->g);
+    fw_group *g = &a->g[a->ng++];
+    g->label = label ? af_strdup(label) : NULL;
+    g->n = 0;
+    g->sum = af_calloc((size_t)a->L * (a->two ? 2 : 1) * a->N, sizeof(double));
+    return g;
+}
+
+/* One site's array: [w_1..w_N] (a mean) or [[w_1..w_N] per token] (averaged here). */
+static int site_weights(double *out, const cJSON *v, int N, const char *where, af_err *e) {
+    const cJSON *first = cJSON_IsArray(v) ? v->child : NULL;
+    if (!first) return af_errf(e, "%s: an array of %d weights (or of tokens' weights) expected", where, N);
+    int tokens = cJSON_IsArray(first), nt = 0;
+    for (int i = 0; i < N; i++) out[i] = 0;
+    for (const cJSON *t = tokens ? first : v; t; t = tokens ? t->next : NULL) {
+        int i = 0;
+        for (const cJSON *x = t->child; x; x = x->next, i++) {
+            if (i >= N || !cJSON_IsNumber(x))
+                return af_errf(e, "%s: %d numbers (one per adapter) expected per %s", where, N,
+                               tokens ? "token" : "layer");
+            out[i] += x->valuedouble;
+        }
+        if (i != N)
+            return af_errf(e, "%s: %d numbers (one per adapter) expected, %d found", where, N, i);
+        nt++;
+    }
+    for (int i = 0; i < N; i++) out[i] /= nt;
+    return 0;
+}
+
+static int first_line(insp_fw *a, const cJSON *ads, const cJSON *layers, const cJSON *attn,
+                      const char *where, af_err *e) {
+    a->N = cJSON_GetArraySize(ads);
+    a->L = cJSON_GetArraySize(layers);
+    a->two = attn != NULL;
+    if (a->N < 1 || a->L < 1)
+        return af_errf(e, "%s: fusion_weights needs adapters and layers", where);
+    a->adapters = af_calloc(a->N, sizeof *a->adapters);
+    int i = 0;
+    for (const cJSON *x = ads->child; x; x = x->next, i++) {
+        if (!cJSON_IsString(x)) return af_errf(e, "%s: fusion_weights.adapters: names expected", where);
+        a->adapters[i] = af_strdup(x->valuestring);
+    }
+    a->line = af_calloc((size_t)a->L * (a->two ? 2 : 1) * a->N, sizeof(double));
+    group(a, NULL);
+    return 0;
+}
+
+int insp_fw_add(insp_fw *a, const char *line, size_t n, const char *name, long lineno, af_err *e) {
+    char where[512];
+    snprintf(where, sizeof where, "%s:%ld", name, lineno);
+    cJSON *j = cJSON_ParseWithLength(line, n);
+    int rc = 0;
+    if (!cJSON_IsObject(j)) {
+        rc = af_errf(e, "%s: not a JSON object (af-infer output expected)", where);
+        goto out;
+    }
+    const cJSON *fw = cJSON_GetObjectItemCaseSensitive(j, "fusion_weights");
+    if (!cJSON_IsObject(fw)) {
+        rc = af_errf(e, "%s: no \"fusion_weights\" (af-infer --fusion-weights writes them)", where);
+        goto out;
+    }
+    const cJSON *ads = cJSON_GetObjectItemCaseSensitive(fw, "adapters"),
+                *layers = cJSON_GetObjectItemCaseSensitive(fw, "layers"),
+                *attn = cJSON_GetObjectItemCaseSensitive(fw, "attention_layers");
+    if (!cJSON_IsArray(ads) || !cJSON_IsArray(layers) || (attn && !cJSON_IsArray(attn))) {
+        rc = af_errf(e, "%s: fusion_weights: arrays \"adapters\" and \"layers\" expected", where);
+        goto out;
+    }
+    if (!a->N && first_line(a, ads, layers, attn, where, e)) {
+        rc = -1;
+        goto out;
+    }
+    int same = cJSON_GetArraySize(ads) == a->N && cJSON_GetArraySize(layers) == a->L &&
+               (attn != NULL) == a->two && (!attn || cJSON_GetArraySize(attn) == a->L);
+    for (int i = 0; same && i < a->N; i++) {
+        const cJSON *x = cJSON_GetArrayItem(ads, i);
+        same = cJSON_IsString(x) && !strcmp(x->valuestring, a->adapters[i]);
+    }
+    if (!same) {
+        rc = af_errf(e, "%s: fusion_weights of another model (adapters or layers differ from the "
+                        "first line's)",
+                     where);
+        goto out;
+    }
+    int N = a->N;
+    for (int s = 0; s < (a->two ? 2 : 1) && !rc; s++) {
+        const cJSON *arr = a->two && s == 0 ? attn : layers;
+        int l = 0;
+        for (const cJSON *v = arr->child; v && !rc; v = v->next, l++) {
+            char w2[600];
+            snprintf(w2, sizeof w2, "%s: fusion_weights.%s[%d]", where,
+                     arr == attn ? "attention_layers" : "layers", l);
+            int row = a->two ? 2 * l + s : l;
+            rc = site_weights(a->line + (size_t)row * N, v, N, w2, e);
+        }
+    }
+    if (rc) goto out;
+    char buf[256];
+    const char *label = NULL;
+    if (a->by_label) {
+        const cJSON *gold = cJSON_GetObjectItemCaseSensitive(j, "gold");
+        if (cJSON_IsString(gold)) label = gold->valuestring;
+        else if (gold && !cJSON_IsNull(gold)) {
+            char *s = cJSON_PrintUnformatted(gold);
+            snprintf(buf, sizeof buf, "%s", s ? s : "?");
+            free(s);
+            label = buf;
+        } else label = "(no label)";
+    }
+    size_t cells = (size_t)a->L * (a->two ? 2 : 1) * N;
+    for (int k = 0; k < (label ? 2 : 1); k++) {
+        fw_group *g = group(a, k ? label : NULL);
+        for (size_t c = 0; c < cells; c++) g->sum[c] += a->line[c];
+        g->n++;
+    }
+out:
+    cJSON_Delete(j);
+    return rc;
+}
+
+int insp_fw_read(insp_fw *a, const char *path, af_err *e) {
+    af_lines *l;
+    if (af_lines_open(&l, path, e)) return -1;
+    int rc = 0;
+    for (;;) {
+        char *line;
+        long n = af_lines_next(l, &line, e);
+        if (n == -1) break;
+        if (n < 0) {
+            rc = -1;
+            break;
+        }
+        size_t k = 0;
+        while (k < (size_t)n && (line[k] == ' ' || line[k] == '\t')) k++;
+        if (k == (size_t)n) continue;
+        if ((rc = insp_fw_add(a, line, (size_t)n, af_lines_name(l), af_lines_lineno(l), e))) break;
+    }
+    af_lines_close(l);
+    return rc;
+}
+
+static int cmp_group(const void *x, const void *y) {
+    const fw_group *a = x, *b = y;
+    int na = !strcmp(a->label, "(no label)"), nb = !strcmp(b->label, "(no label)");
+    if (na != nb) return na - nb;
+    return strcmp(a->label, b->label);
+}
+
+int insp_fw_maps(const insp_fw *a, heatmap **maps, af_err *e) {
+    if (!a->ng || !a->g[0].n) return af_errf(e, "no line with fusion weights was read");
+    int rows = a->L * (a->two ? 2 : 1);
+    fw_group *g = af_malloc(a->ng * sizeof *g);
+    memcpy(g, a->g, a->ng * sizeof *g);
+    qsort(g + 1, a->ng - 1, sizeof *g, cmp_group);
+    *maps = af_calloc(a->ng, sizeof **maps);
+    for (int k = 0; k < a->ng; k++) {
+        heatmap *h = &(*maps)[k];
+        heatmap_init(h, rows, a->N);
+        for (int i = 0; i < a->N; i++) heatmap_label(&h->col_labels[i], a->adapters[i]);
+        for (int r = 0; r < rows; r++)
+            site_label(&h->row_labels[r], a->two ? r / 2 : r, a->two && r % 2 == 0, a->two);
+        for (size_t c = 0; c < (size_t)rows * a->N; c++) h->v[c] = g[k].sum[c] / g[k].n;
+        h->n = g[k].n;
+        char title[512];
+        if (g[k].label) {
+            snprintf(title, sizeof title, "gold label %s: mean over %ld line%s", g[k].label,
+                     g[k].n, g[k].n == 1 ? "" : "s");
+            heatmap_label(&h->group, g[k].label);
+        } else {
+            snprintf(title, sizeof title, "fusion weights: mean over %ld line%s", g[k].n,
+                     g[k].n == 1 ? "" : "s");
+        }
+        heatmap_label(&h->title, title);
+    }
+    free(g);
+    return a->ng;
+}
