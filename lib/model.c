@@ -147,7 +147,11 @@ static const char *json_str(const cJSON *o, const char *k) {
 /* Reads an adapter's name and shape from a file's metadata. */
 static int adapter_meta(const st_file *f, model_adapter *a, int *arch, af_err *e) {
     const char *fmt = st_meta_get(f, "format");
-    if (!fmt || (strcmp(fmt, MODEL_FORMAT_ADAPTER) && strcmp(fmt, MODEL_FORMAT_FUSION)))
+    /* A fusion file has no adapter config: say what it is rather than what it lacks. */
+    if (fmt && !strcmp(fmt, MODEL_FORMAT_FUSION))
+        return af_errf(e, "%s: a fusion file (%s), not an adapter file (%s expected)", f->path,
+                       fmt, MODEL_FORMAT_ADAPTER);
+    if (!fmt || strcmp(fmt, MODEL_FORMAT_ADAPTER))
         return af_errf(e, "%s: not an af adapter file (metadata format is %s, %s expected)",
                        f->path, fmt ? fmt : "missing", MODEL_FORMAT_ADAPTER);
     cJSON *c = meta_json(f, "config", e);
