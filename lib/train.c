@@ -173,7 +173,7 @@ int train_add_heads(af_model *m, const jl_set *train, const char *default_task,
     for (int k = 0; k < nt && !rc; k++) {
         task_labels *tl = &t[k];
         const char *given = NULL;
-        int reg = regression || tl->any_number;
+        int reg = regression;
         for (int j = 0; j < ntask_opts; j++) {
             const char *colon = strchr(task_opts[j], ':');
             if (colon && (size_t)(colon - task_opts[j]) == strlen(tl->task) &&
@@ -182,6 +182,9 @@ int train_add_heads(af_model *m, const jl_set *train, const char *default_task,
         }
         if (!given && labels_opt && (nt == 1 || !strcmp(tl->task, default_task))) given = labels_opt;
         if (given && !strcmp(given, "regression")) reg = 1, given = NULL;
+        /* numbers in the data make a regression only when no labels were given: given labels
+         * win, and train_data_build then names the line whose label is not one of them */
+        else if (!given && tl->any_number) reg = 1;
         if (reg) {
             rc = model_add_head(m, tl->task, 1, NULL, 1, seed, e);
         } else if (given) {
