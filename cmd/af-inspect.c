@@ -164,8 +164,7 @@ static void report_stats(const st_tensor *t, const insp_stats *s) {
     print_stat("std", s->std);
     print_stat("l2", s->l2);
 }
-/* ---- fusion weights ----------------------------------------------------------------------------
- */
+/* ---- fusion weights ---------------------------------------------------------------------------- */
 
 static const char ROW_AXIS[] = "layer", COL_AXIS[] = "adapter";
 
@@ -265,8 +264,7 @@ static int fusion_file_maps(const st_file *f, const options *o) {
     return status;
 }
 
-/* ---- reports on files --------------------------------------------------------------------------
- */
+/* ---- reports on files -------------------------------------------------------------------------- */
 
 /* Reports on one file; returns 0, or 1 when a requested tensor is missing. */
 static int inspect(const st_file *f, const options *o, cJSON *files, int nth) {
@@ -318,8 +316,7 @@ static int inspect(const st_file *f, const options *o, cJSON *files, int nth) {
     return status;
 }
 
-/* ---- --diff -------------------------------------------------------------------------------------
- */
+/* ---- --diff ------------------------------------------------------------------------------------- */
 
 static void print_diff(const st_file *a, const st_file *b, const insp_diff *d) {
     char sa[256], sb[256];
@@ -335,8 +332,7 @@ static void print_diff(const st_file *a, const st_file *b, const insp_diff *d) {
         if (d->items[i].status != INSP_SAME && (int)strlen(d->items[i].name) > w)
             w = (int)strlen(d->items[i].name);
     if (d->n > d->count[INSP_SAME])
-        printf("  %-*s  %-11s  %-11s  %s\n", w, "name", "max |a-b|", "rel L2",
-               "elements differing");
+        printf("  %-*s  %-11s  %-11s  %s\n", w, "name", "max |a-b|", "rel L2", "elements differing");
     for (int i = 0; i < d->n; i++) {
         const insp_diff_item *it = &d->items[i];
         if (it->status == INSP_SAME) continue;
@@ -345,19 +341,15 @@ static void print_diff(const st_file *a, const st_file *b, const insp_diff *d) {
         printf("%*s  ", w - (int)strlen(it->name), "");
         switch (it->status) {
         case INSP_DIFFERENT:
-            printf("%-11.4g  %-11.4g  %lld of %lld\n", it->max_abs, it->rel_l2,
-                   (long long)it->ndiff, (long long)it->a->numel);
+            printf("%-11.4g  %-11.4g  %lld of %lld\n", it->max_abs, it->rel_l2, (long long)it->ndiff,
+                   (long long)it->a->numel);
             break;
         case INSP_SHAPE:
             printf("shape %s in A, %s in B\n", shape_str(sa, sizeof sa, it->a),
                    shape_str(sb, sizeof sb, it->b));
             break;
-        case INSP_ONLY_A:
-            printf("only in A\n");
-            break;
-        default:
-            printf("only in B\n");
-            break;
+        case INSP_ONLY_A: printf("only in A\n"); break;
+        default: printf("only in B\n"); break;
         }
     }
     if (d->nmeta) {
@@ -401,8 +393,7 @@ static int report_diff(const char *pa, const char *pb, const options *o) {
     return 0;
 }
 
-/* ---- main
- * ---------------------------------------------------------------------------------------- */
+/* ---- main ---------------------------------------------------------------------------------------- */
 
 static int colour_mode(const char *when) {
     const char *nc = getenv("NO_COLOR"), *term = getenv("TERM"), *ct = getenv("COLORTERM");
@@ -436,48 +427,27 @@ int main(int argc, char **argv) {
     opterr = 0; /* usage_error says it, with the hint to --help */
     while ((c = getopt_long(argc, argv, ":jt:dwbhV", longopts, NULL)) != -1) {
         switch (c) {
-        case 'j':
-            o.json = 1;
-            break;
-        case 't':
-            o.tensors[o.ntensors++] = optarg;
-            break;
-        case 'd':
-            o.diff = 1;
-            break;
-        case 'w':
-            o.fusion_weights = 1;
-            break;
-        case 'b':
-            o.by_label = 1;
-            break;
-        case O_CSV:
-            o.csv = 1;
-            break;
-        case O_PNG:
-            o.png = optarg;
-            break;
+        case 'j': o.json = 1; break;
+        case 't': o.tensors[o.ntensors++] = optarg; break;
+        case 'd': o.diff = 1; break;
+        case 'w': o.fusion_weights = 1; break;
+        case 'b': o.by_label = 1; break;
+        case O_CSV: o.csv = 1; break;
+        case O_PNG: o.png = optarg; break;
         case O_COLOR:
             if (strcmp(optarg, "auto") && strcmp(optarg, "always") && strcmp(optarg, "never"))
                 usage_error("--color: '%s' is not auto, always or never", optarg);
             when = optarg;
             break;
-        case 'h':
-            usage();
-            return finish(0);
-        case 'V':
-            printf("af-inspect (af) %s\n", AF_VERSION);
-            return finish(0);
-        case ':':
-            usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            usage_error("unknown option '%s'", argv[optind - 1]);
+        case 'h': usage(); return finish(0);
+        case 'V': printf("af-inspect (af) %s\n", AF_VERSION); return finish(0);
+        case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     o.colour = colour_mode(when);
     int nfiles = argc - optind;
-    if (o.json + o.csv + (o.png != NULL) > 1)
-        usage_error("--json, --csv and --png exclude each other");
+    if (o.json + o.csv + (o.png != NULL) > 1) usage_error("--json, --csv and --png exclude each other");
     if (o.by_label && !o.fusion_weights) usage_error("--by-label is for --fusion-weights");
     if (o.diff) {
         if (o.fusion_weights || o.ntensors || o.csv || o.png)
@@ -495,8 +465,7 @@ int main(int argc, char **argv) {
         return finish(status);
     }
     if (nfiles == 0) usage_error("no file given");
-    if ((o.csv || o.png) && o.ntensors)
-        usage_error("--csv and --png show fusion weights, not --tensor");
+    if ((o.csv || o.png) && o.ntensors) usage_error("--csv and --png show fusion weights, not --tensor");
     if (o.png && nfiles > 1) usage_error("--png draws one fusion file, %d given", nfiles);
 
     int status = 0, shown = 0;

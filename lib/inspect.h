@@ -75,19 +75,19 @@ int insp_fw_maps(const insp_fw *a, heatmap **maps, af_err *e);
 typedef enum { INSP_SAME, INSP_DIFFERENT, INSP_SHAPE, INSP_ONLY_A, INSP_ONLY_B } insp_diff_status;
 
 typedef struct {
-    const char *name; /* points into the files */
-    int status;       /* insp_diff_status */
+    const char *name;     /* points into the files */
+    int status;           /* insp_diff_status */
     const st_tensor *a, *b;
-    double max_abs; /* max |a - b| (infinite where only one side is finite or NaN) */
-    double rel_l2;  /* ||a - b|| / ||a|| (0 when equal, infinite when a is zero and b not) */
-    int64_t ndiff;  /* elements that differ */
+    double max_abs;       /* max |a - b| (infinite where only one side is finite or NaN) */
+    double rel_l2;        /* ||a - b|| / ||a|| (0 when equal, infinite when a is zero and b not) */
+    int64_t ndiff;        /* elements that differ */
 } insp_diff_item;
 
 typedef struct {
     insp_diff_item *items; /* A's tensors in file order, then those only in B */
     int n;
-    int count[5];      /* per status */
-    const char **meta; /* metadata keys whose values differ or exist on one side only */
+    int count[5];          /* per status */
+    const char **meta;     /* metadata keys whose values differ or exist on one side only */
     int nmeta;
 } insp_diff;
 
