@@ -10,8 +10,18 @@
 #include "infer.h"
 
 enum {
-    O_BASE = 1000, O_ADAPTER, O_FUSION, O_ADAPTERS, O_TASK, O_BATCH, O_MAXLEN, O_THREADS,
-    O_METRICS, O_METRICS_JSON, O_CONFUSION, O_FW
+    O_BASE = 1000,
+    O_ADAPTER,
+    O_FUSION,
+    O_ADAPTERS,
+    O_TASK,
+    O_BATCH,
+    O_MAXLEN,
+    O_THREADS,
+    O_METRICS,
+    O_METRICS_JSON,
+    O_CONFUSION,
+    O_FW
 };
 
 static void usage(void) {
@@ -47,29 +57,29 @@ typedef struct {
 
 static int write_json(FILE *f, void *ctx, af_err *e) {
     const json_out *j = ctx;
-    if (fputs(j->text, f) < 0 || fputc('\n', f) == EOF) return af_errf(e, "%s: write error", j->path);
+    if (fputs(j->text, f) < 0 || fputc('\n', f) == EOF)
+        return af_errf(e, "%s: write error", j->path);
     return 0;
 }
 
 int main(int argc, char **argv) {
     af_prog = "af-infer";
-    static const struct option longopts[] = {
-        {"base", required_argument, 0, O_BASE},
-        {"adapter", required_argument, 0, O_ADAPTER},
-        {"fusion", required_argument, 0, O_FUSION},
-        {"adapters", required_argument, 0, O_ADAPTERS},
-        {"task", required_argument, 0, O_TASK},
-        {"batch-size", required_argument, 0, O_BATCH},
-        {"max-len", required_argument, 0, O_MAXLEN},
-        {"threads", required_argument, 0, O_THREADS},
-        {"metrics", no_argument, 0, O_METRICS},
-        {"metrics-json", required_argument, 0, O_METRICS_JSON},
-        {"confusion", no_argument, 0, O_CONFUSION},
-        {"fusion-weights", optional_argument, 0, O_FW},
-        {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"base", required_argument, 0, O_BASE},
+                                             {"adapter", required_argument, 0, O_ADAPTER},
+                                             {"fusion", required_argument, 0, O_FUSION},
+                                             {"adapters", required_argument, 0, O_ADAPTERS},
+                                             {"task", required_argument, 0, O_TASK},
+                                             {"batch-size", required_argument, 0, O_BATCH},
+                                             {"max-len", required_argument, 0, O_MAXLEN},
+                                             {"threads", required_argument, 0, O_THREADS},
+                                             {"metrics", no_argument, 0, O_METRICS},
+                                             {"metrics-json", required_argument, 0, O_METRICS_JSON},
+                                             {"confusion", no_argument, 0, O_CONFUSION},
+                                             {"fusion-weights", optional_argument, 0, O_FW},
+                                             {"quiet", no_argument, 0, 'q'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {"version", no_argument, 0, 'V'},
+                                             {0, 0, 0, 0}};
     /* static: still reachable when usage_error exits (LeakSanitizer) */
     static const char **adapters;
     const char *base_dir = NULL, *fusion = NULL, *select = NULL, *task = NULL, *mjson = NULL;
@@ -80,26 +90,58 @@ int main(int argc, char **argv) {
     adapters = af_calloc((size_t)argc, sizeof *adapters);
     while ((o = getopt_long(argc, argv, "qhV", longopts, NULL)) != -1) {
         switch (o) {
-        case O_BASE: base_dir = optarg; break;
-        case O_ADAPTER: adapters[nadapters++] = optarg; break;
-        case O_FUSION: fusion = optarg; break;
-        case O_ADAPTERS: select = optarg; break;
-        case O_TASK: task = optarg; break;
-        case O_BATCH: io.batch_size = (int)opt_long("--batch-size", optarg, 1, 1 << 16); break;
-        case O_MAXLEN: io.max_len = (int)opt_long("--max-len", optarg, 1, 1 << 16); break;
-        case O_THREADS: threads = (int)opt_long("--threads", optarg, 1, 1024); break;
-        case O_METRICS: metrics = 1; break;
-        case O_METRICS_JSON: mjson = optarg; break;
-        case O_CONFUSION: confusion = metrics = 1; break;
-        case O_FW:
-            if (!optarg || !strcmp(optarg, "mean")) io.fusion_weights = INFER_FW_MEAN;
-            else if (!strcmp(optarg, "tokens")) io.fusion_weights = INFER_FW_TOKENS;
-            else usage_error("--fusion-weights: '%s' is not mean or tokens", optarg);
+        case O_BASE:
+            base_dir = optarg;
             break;
-        case 'q': quiet = 1; break;
-        case 'h': usage(); return finish(0);
-        case 'V': printf("%s %s\n", af_prog, AF_VERSION); return finish(0);
-        default: usage_error("unknown option");
+        case O_ADAPTER:
+            adapters[nadapters++] = optarg;
+            break;
+        case O_FUSION:
+            fusion = optarg;
+            break;
+        case O_ADAPTERS:
+            select = optarg;
+            break;
+        case O_TASK:
+            task = optarg;
+            break;
+        case O_BATCH:
+            io.batch_size = (int)opt_long("--batch-size", optarg, 1, 1 << 16);
+            break;
+        case O_MAXLEN:
+            io.max_len = (int)opt_long("--max-len", optarg, 1, 1 << 16);
+            break;
+        case O_THREADS:
+            threads = (int)opt_long("--threads", optarg, 1, 1024);
+            break;
+        case O_METRICS:
+            metrics = 1;
+            break;
+        case O_METRICS_JSON:
+            mjson = optarg;
+            break;
+        case O_CONFUSION:
+            confusion = metrics = 1;
+            break;
+        case O_FW:
+            if (!optarg || !strcmp(optarg, "mean"))
+                io.fusion_weights = INFER_FW_MEAN;
+            else if (!strcmp(optarg, "tokens"))
+                io.fusion_weights = INFER_FW_TOKENS;
+            else
+                usage_error("--fusion-weights: '%s' is not mean or tokens", optarg);
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage();
+            return finish(0);
+        case 'V':
+            printf("%s %s\n", af_prog, AF_VERSION);
+            return finish(0);
+        default:
+            usage_error("unknown option");
         }
     }
     if (!base_dir) usage_error("--base DIR is required");
@@ -122,7 +164,8 @@ int main(int argc, char **argv) {
         size_t n = 0;
         list[0] = 0;
         for (int i = 0; i < m.nheads && n < sizeof list; i++)
-            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", m.heads[i].name);
+            n +=
+                (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", m.heads[i].name);
         die("--task %s: %s has no such head (heads: %s)", task, fusion ? fusion : adapters[0],
             list);
     }

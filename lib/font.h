@@ -3,10 +3,12 @@
 #ifndef AF_FONT_H
 #define AF_FONT_H
 
-#define FONT_W 5       /* pixels per glyph, plus one column of spacing when drawn */
-#define FONT_H 7       /* rows per glyph; capitals and digits fill them */
-#define FONT_DESCENT 2 /* rows below the baseline that g, p, q, y reach: a line of text is
-                          FONT_H + FONT_DESCENT rows high */
+/* Pixels per glyph (plus one column of spacing when drawn) and rows per glyph, which capitals
+ * and digits fill; g, p, q and y reach FONT_DESCENT rows below the baseline, so a line of text
+ * is FONT_H + FONT_DESCENT rows high. */
+#define FONT_W 5
+#define FONT_H 7
+#define FONT_DESCENT 2
 
 /* The glyph of c: FONT_H rows of FONT_W characters, '#' for ink and '.' for paper, to be drawn
  * *dy rows lower than the others (FONT_DESCENT for letters with descenders, else 0). */

@@ -125,12 +125,13 @@ static void print_legend(FILE *f, int colour) {
     fputs("\033[0m 1\n", f);
 }
 
-void heatmap_print(FILE *f, const heatmap *maps, int n, const char *row_axis,
-                   const char *col_axis, int colour) {
+void heatmap_print(FILE *f, const heatmap *maps, int n, const char *row_axis, const char *col_axis,
+                   int colour) {
     for (int m = 0; m < n; m++) {
         const heatmap *h = &maps[m];
         int rw = width(row_axis), cw = 9;
-        for (int i = 0; i < h->rows; i++) rw = width(h->row_labels[i]) > rw ? width(h->row_labels[i]) : rw;
+        for (int i = 0; i < h->rows; i++)
+            rw = width(h->row_labels[i]) > rw ? width(h->row_labels[i]) : rw;
         for (int j = 0; j < h->cols; j++)
             cw = width(h->col_labels[j]) + 2 > cw ? width(h->col_labels[j]) + 2 : cw;
         if (m) fputc('\n', f);
@@ -193,10 +194,14 @@ cJSON *heatmap_json(const heatmap *maps, int n) {
     for (int m = 0; m < n; m++) {
         const heatmap *h = &maps[m];
         cJSON *o = cJSON_CreateObject();
-        if (h->title) cJSON_AddStringToObject(o, "title", h->title);
-        else cJSON_AddNullToObject(o, "title");
-        if (h->group) cJSON_AddStringToObject(o, "group", h->group);
-        else cJSON_AddNullToObject(o, "group");
+        if (h->title)
+            cJSON_AddStringToObject(o, "title", h->title);
+        else
+            cJSON_AddNullToObject(o, "title");
+        if (h->group)
+            cJSON_AddStringToObject(o, "group", h->group);
+        else
+            cJSON_AddNullToObject(o, "group");
         cJSON_AddNumberToObject(o, "n", (double)h->n);
         cJSON *vs = cJSON_AddArrayToObject(o, "values");
         for (int i = 0; i < h->rows; i++) {
@@ -225,8 +230,8 @@ static void rect(canvas *c, int x, int y, int w, int h, const uint8_t col[3]) {
             memcpy(c->rgb + ((size_t)yy * c->w + xx) * 3, col, 3);
 }
 
-#define SCALE 2                          /* font pixels are SCALE × SCALE image pixels */
-#define ADV ((FONT_W + 1) * SCALE)       /* advance per character */
+#define SCALE 2                    /* font pixels are SCALE × SCALE image pixels */
+#define ADV ((FONT_W + 1) * SCALE) /* advance per character */
 #define TEXT_H ((FONT_H + FONT_DESCENT) * SCALE)
 
 static int text_w(const char *s) {
@@ -240,8 +245,7 @@ static void text(canvas *c, int x, int y, const char *s, const uint8_t col[3]) {
         const char *const *g = font_glyph((unsigned char)*s, &dy);
         for (int r = 0; r < FONT_H; r++)
             for (int k = 0; k < FONT_W; k++)
-                if (g[r][k] == '#')
-                    rect(c, x + k * SCALE, y + (r + dy) * SCALE, SCALE, SCALE, col);
+                if (g[r][k] == '#') rect(c, x + k * SCALE, y + (r + dy) * SCALE, SCALE, SCALE, col);
     }
 }
 
@@ -255,10 +259,12 @@ typedef struct {
 static layout panel_layout(const heatmap *h, const char *row_axis) {
     layout L;
     L.lw = text_w(row_axis);
-    for (int i = 0; i < h->rows; i++) L.lw = text_w(h->row_labels[i]) > L.lw ? text_w(h->row_labels[i]) : L.lw;
+    for (int i = 0; i < h->rows; i++)
+        L.lw = text_w(h->row_labels[i]) > L.lw ? text_w(h->row_labels[i]) : L.lw;
     L.lw += 2 * PAD;
     L.cw = text_w("0.000");
-    for (int j = 0; j < h->cols; j++) L.cw = text_w(h->col_labels[j]) > L.cw ? text_w(h->col_labels[j]) : L.cw;
+    for (int j = 0; j < h->cols; j++)
+        L.cw = text_w(h->col_labels[j]) > L.cw ? text_w(h->col_labels[j]) : L.cw;
     L.cw += 2 * PAD;
     L.height = (h->title ? TEXT_H + 2 * PAD : 0) + 2 * (TEXT_H + PAD) + PAD + h->rows * CELL_H;
     return L;
@@ -330,7 +336,8 @@ int heatmap_png(const char *path, const heatmap *maps, int n, const char *row_ax
         H += L[m].height + (m ? 2 * PAD : 0);
     }
     int legend_x = MARGIN + (lw > text_w("weight") + PAD ? lw : text_w("weight") + 2 * PAD);
-    W = legend_x + LEGEND_W + MARGIN + text_w("1") > W ? legend_x + LEGEND_W + MARGIN + text_w("1") : W;
+    W = legend_x + LEGEND_W + MARGIN + text_w("1") > W ? legend_x + LEGEND_W + MARGIN + text_w("1")
+                                                       : W;
     int legend_y = H + 2 * PAD;
     H = legend_y + 2 * TEXT_H + PAD + MARGIN;
     canvas c = {W, H, af_malloc((size_t)W * H * 3)};

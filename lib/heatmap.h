@@ -15,9 +15,9 @@
 typedef struct cJSON cJSON;
 
 typedef struct {
-    char *title;       /* shown above the map, or NULL */
-    char *group;       /* what the map is of (e.g. a gold label), or NULL for everything */
-    long n;            /* examples averaged (0: not an average) */
+    char *title; /* shown above the map, or NULL */
+    char *group; /* what the map is of (e.g. a gold label), or NULL for everything */
+    long n;      /* examples averaged (0: not an average) */
     int rows, cols;
     char **row_labels; /* [rows] */
     char **col_labels; /* [cols] */
@@ -39,8 +39,8 @@ typedef enum { HM_PLAIN, HM_256, HM_TRUECOLOR } hm_colour;
 /* For people: one table per map, each cell a colour (HM_256, HM_TRUECOLOR: ANSI background
  * colours) or shade characters ░▒▓█ (HM_PLAIN) beside the value, and a legend. row_axis and
  * col_axis name the axes ("layer", "adapter"). */
-void heatmap_print(FILE *f, const heatmap *maps, int n, const char *row_axis,
-                   const char *col_axis, int colour);
+void heatmap_print(FILE *f, const heatmap *maps, int n, const char *row_axis, const char *col_axis,
+                   int colour);
 /* For programs: "group,ROW_AXIS,COL_AXIS,value" with one line per cell of every map. */
 void heatmap_csv(FILE *f, const heatmap *maps, int n, const char *row_axis, const char *col_axis);
 /* {"rows": [..], "columns": [..], "maps": [{"title", "group", "n", "values": [[..]..]}]} */

@@ -97,8 +97,10 @@ int infer_load(af_model *m, const char **paths, int n, const char *fusion, const
             break;
         }
         const char *name = st_meta_get(&f, "name");
-        if (!name) rc = af_errf(e, "%s: metadata 'name' missing: not an af adapter file", paths[i]);
-        else strs_add(&names, name, strlen(name));
+        if (!name)
+            rc = af_errf(e, "%s: metadata 'name' missing: not an af adapter file", paths[i]);
+        else
+            strs_add(&names, name, strlen(name));
         st_close(&f);
     }
     if (rc) goto out;
@@ -124,8 +126,9 @@ int infer_load(af_model *m, const char **paths, int n, const char *fusion, const
         for (int i = 0; i < names.n; i++) strs_add(&want, names.v[i], strlen(names.v[i]));
     }
     if (!fusion && want.n != 1) {
-        rc = af_errf(e, "%d adapters (%s) but no --fusion: without a fusion file one adapter "
-                        "serves its own head; choose it with --adapters NAME",
+        rc = af_errf(e,
+                     "%d adapters (%s) but no --fusion: without a fusion file one adapter "
+                     "serves its own head; choose it with --adapters NAME",
                      want.n, given);
         goto out;
     }
@@ -135,8 +138,8 @@ int infer_load(af_model *m, const char **paths, int n, const char *fusion, const
         for (int i = 0; i < names.n; i++) {
             if (strcmp(names.v[i], want.v[k])) continue;
             if (found >= 0) {
-                rc = af_errf(e, "%s and %s both hold an adapter named '%s'", paths[found],
-                             paths[i], want.v[k]);
+                rc = af_errf(e, "%s and %s both hold an adapter named '%s'", paths[found], paths[i],
+                             want.v[k]);
                 goto out;
             }
             found = i;
@@ -180,23 +183,23 @@ typedef struct {
     jl_example *ex; /* [B] */
     char **raw;     /* [B] each line's text, for passing its keys through verbatim */
     size_t *rawlen, *rawcap;
-    int *head_of;  /* [B] */
-    int *gold_ok;  /* [B] the line has a gold label the head knows (with metrics) */
-    float *gold;   /* [B] */
-    float *out;    /* [B, Lmax] */
+    int *head_of; /* [B] */
+    int *gold_ok; /* [B] the line has a gold label the head knows (with metrics) */
+    float *gold;  /* [B] */
+    float *out;   /* [B, Lmax] */
     batch_tokens bt;
     ob_writer w;
-    int nsites;    /* fused sites */
-    int *sitep;    /* [nsites] site p = 2l + s of each, in layer order */
-    double *acc;   /* [N] */
-    float *mean;   /* [N] */
+    int nsites;  /* fused sites */
+    int *sitep;  /* [nsites] site p = 2l + s of each, in layer order */
+    double *acc; /* [N] */
+    float *mean; /* [N] */
 } run;
 
 /* Keys af-infer writes itself; an input key of the same name would be ambiguous, so it is not
  * passed through ("label" is, renamed "gold"). */
 static int reserved(const char *k) {
-    static const char *r[] = {"input_ids", "token_type_ids", "attention_mask", "gold", "label_id",
-                              "probs",     "score",          "fusion_weights"};
+    static const char *r[] = {"input_ids", "token_type_ids", "attention_mask", "gold",
+                              "label_id",  "probs",          "score",          "fusion_weights"};
     for (size_t i = 0; i < sizeof r / sizeof *r; i++)
         if (!strcmp(k, r[i])) return 1;
     return 0;
@@ -207,8 +210,10 @@ static int resolve(run *R, int k, af_err *e) {
     const jl_example *x = &R->ex[k];
     int h = R->o->head;
     if (h < 0) {
-        if (x->task) h = model_head_index(m, x->task);
-        else if (m->nheads == 1) h = 0;
+        if (x->task)
+            h = model_head_index(m, x->task);
+        else if (m->nheads == 1)
+            h = 0;
         else {
             char list[256];
             size_t n = 0;
@@ -216,20 +221,21 @@ static int resolve(run *R, int k, af_err *e) {
             for (int i = 0; i < m->nheads && n < sizeof list; i++)
                 n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "",
                                       m->heads[i].name);
-            return af_errf(e, "%s:%ld: no \"task\" on the line, and the model has %d heads (%s): "
-                              "give --task",
+            return af_errf(e,
+                           "%s:%ld: no \"task\" on the line, and the model has %d heads (%s): "
+                           "give --task",
                            R->name, x->line, m->nheads, list);
         }
         if (h < 0)
-            return af_errf(e, "%s:%ld: task \"%s\": the model has no head for it", R->name,
-                           x->line, x->task);
+            return af_errf(e, "%s:%ld: task \"%s\": the model has no head for it", R->name, x->line,
+                           x->task);
     }
     R->head_of[k] = h;
     R->gold_ok[k] = 0;
     for (int i = 0; i < x->len; i++)
         if (x->token_type_ids[i] >= m->base->cfg.type_vocab)
-            return af_errf(e, "%s:%ld: token_type_ids[%d]: %d is outside [0, %d)", R->name,
-                           x->line, i, x->token_type_ids[i], m->base->cfg.type_vocab);
+            return af_errf(e, "%s:%ld: token_type_ids[%d]: %d is outside [0, %d)", R->name, x->line,
+                           i, x->token_type_ids[i], m->base->cfg.type_vocab);
     if (!R->o->metrics || x->label_kind == JL_LABEL_NONE) return 0;
     const model_head *hd = &m->heads[h];
     if (hd->regression) {
@@ -318,7 +324,8 @@ static void put_fusion_weights(run *R, int k) {
         int any = 0;
         for (int j = 0; j < R->nsites; j++) {
             if (R->sitep[j] % 2 != s) continue;
-            ob_str(w, any ? "," : (s == BERT_SITE_OUT ? ",\"layers\":[" : ",\"attention_layers\":["));
+            ob_str(w,
+                   any ? "," : (s == BERT_SITE_OUT ? ",\"layers\":[" : ",\"attention_layers\":["));
             any = 1;
             put_site_weights(R, k, R->sitep[j]);
         }
@@ -343,8 +350,10 @@ static void put_line(run *R, int k) {
         has_task |= !strcmp(key, "task");
         if (!first) ob_char(w, ',');
         first = 0;
-        if (is_label) ob_str(w, "\"gold\"");
-        else ob_json_string(w, key, strlen(key));
+        if (is_label)
+            ob_str(w, "\"gold\"");
+        else
+            ob_json_string(w, key, strlen(key));
         ob_char(w, ':');
         size_t at, len;
         if (!jsonlex_member(R->raw[k], R->rawlen[k], key, &at, &len)) {
@@ -401,8 +410,7 @@ static void score(run *R, int k) {
 static int run_batch(run *R, int n, FILE *out, af_err *e) {
     af_model *m = R->m;
     batch_tokens_fill(&R->bt, R->ex, NULL, n, m->base->cfg.pad_id);
-    bert_batch bb = {R->bt.B, R->bt.S, R->bt.input_ids, R->bt.token_type_ids,
-                     R->bt.attention_mask};
+    bert_batch bb = {R->bt.B, R->bt.S, R->bt.input_ids, R->bt.token_type_ids, R->bt.attention_mask};
     if (bert_batch_check(m->base, &bb, e))
         return af_err_prefix(e, "%s:%ld-%ld", R->name, R->ex[0].line, R->ex[n - 1].line);
     model_run(m, &bb, R->head_of, NULL, 0, R->out, R->Lmax);
@@ -539,7 +547,8 @@ void infer_metrics_print(FILE *f, const char *prefix, const af_model *m, const i
         /* rows gold, columns predicted, as sklearn's confusion_matrix */
         int w = 1, L = h->L;
         char num[32];
-        for (int j = 0; j < L; j++) w = (int)strlen(h->labels[j]) > w ? (int)strlen(h->labels[j]) : w;
+        for (int j = 0; j < L; j++)
+            w = (int)strlen(h->labels[j]) > w ? (int)strlen(h->labels[j]) : w;
         for (long i = 0; i < (long)L * L; i++) {
             int d = snprintf(num, sizeof num, "%ld", st->mt[hi].confusion[i]);
             w = d > w ? d : w;
@@ -557,8 +566,10 @@ void infer_metrics_print(FILE *f, const char *prefix, const af_model *m, const i
 }
 
 static void add_num(cJSON *o, const char *k, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
-    else cJSON_AddNullToObject(o, k);
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
 }
 
 cJSON *infer_metrics_json(const af_model *m, const infer_stats *st) {
@@ -587,8 +598,8 @@ cJSON *infer_metrics_json(const af_model *m, const infer_stats *st) {
             cJSON_AddItemToArray(labels, cJSON_CreateString(h->labels[i]));
             cJSON *row = cJSON_CreateArray();
             for (int j = 0; j < h->L; j++)
-                cJSON_AddItemToArray(row, cJSON_CreateNumber(
-                                              (double)st->mt[hi].confusion[i * h->L + j]));
+                cJSON_AddItemToArray(
+                    row, cJSON_CreateNumber((double)st->mt[hi].confusion[i * h->L + j]));
             cJSON_AddItemToArray(conf, row);
         }
     }

@@ -36,20 +36,20 @@ typedef enum {
 } infer_fw;
 
 typedef struct {
-    int batch_size;     /* lines per forward */
-    int max_len;        /* tokens kept per line; <= 0 or above the base's positions: the base's */
-    int head;           /* >= 0: every line uses this head; -1: the line's "task", or the only head */
+    int batch_size; /* lines per forward */
+    int max_len;    /* tokens kept per line; <= 0 or above the base's positions: the base's */
+    int head;       /* >= 0: every line uses this head; -1: the line's "task", or the only head */
     int fusion_weights; /* infer_fw */
     int metrics;        /* score the lines that carry a gold "label" */
 } infer_opts;
 
 /* What a run saw. Zero it, then infer_stream fills it; free with infer_stats_free. */
 typedef struct {
-    long lines;        /* lines written */
-    long truncated;    /* lines longer than max_len, cut */
+    long lines;     /* lines written */
+    long truncated; /* lines longer than max_len, cut */
     int nheads;
-    metrics *mt;       /* [nheads] gold vs predicted, with opts.metrics */
-    double *loss_sum;  /* [nheads] cross-entropy (or squared error) summed over scored lines */
+    metrics *mt;      /* [nheads] gold vs predicted, with opts.metrics */
+    double *loss_sum; /* [nheads] cross-entropy (or squared error) summed over scored lines */
 } infer_stats;
 
 /* Reads input ("-": stdin; gzip is detected), writes to out. Returns 0, or -1 with e set; what

@@ -44,7 +44,8 @@ static void compare(insp_diff_item *it) {
     it->rel_l2 = a2 > 0 ? sqrt(d2) / sqrt(a2) : INFINITY;
 }
 
-static void add(insp_diff *d, const char *name, int status, const st_tensor *a, const st_tensor *b) {
+static void add(insp_diff *d, const char *name, int status, const st_tensor *a,
+                const st_tensor *b) {
     d->items = af_realloc(d->items, (d->n + 1) * sizeof *d->items);
     insp_diff_item *it = &d->items[d->n++];
     *it = (insp_diff_item){name, status, a, b, 0, 0, 0};
@@ -88,7 +89,8 @@ const char *insp_diff_status_name(int status) {
 
 static cJSON *shape_json(const st_tensor *t) {
     cJSON *s = cJSON_CreateArray();
-    for (int k = 0; k < t->ndim; k++) cJSON_AddItemToArray(s, cJSON_CreateNumber((double)t->shape[k]));
+    for (int k = 0; k < t->ndim; k++)
+        cJSON_AddItemToArray(s, cJSON_CreateNumber((double)t->shape[k]));
     return s;
 }
 

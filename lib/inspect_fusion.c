@@ -13,12 +13,15 @@
  * and "3 out" when the attention output does too (Houlsby). */
 static void site_label(char **slot, int l, int attn_site, int two_sites) {
     char buf[32];
-    if (two_sites) snprintf(buf, sizeof buf, "%d %s", l, attn_site ? "attn" : "out");
-    else snprintf(buf, sizeof buf, "%d", l);
+    if (two_sites)
+        snprintf(buf, sizeof buf, "%d %s", l, attn_site ? "attn" : "out");
+    else
+        snprintf(buf, sizeof buf, "%d", l);
     heatmap_label(slot, buf);
 }
 
-/* ---- from the file ----------------------------------------------------------------------------- */
+/* ---- from the file -----------------------------------------------------------------------------
+ */
 
 static const st_tensor *weights_tensor(const st_file *f, int l, const char *site, const char *key) {
     char name[1024];
@@ -76,8 +79,7 @@ int insp_fusion_static(const st_file *f, heatmap *h, af_err *e) {
             double mx = -INFINITY, z = 0;
             for (int i = 0; i < N; i++) mx = fmax(mx, insp_value(t, i));
             for (int i = 0; i < N; i++) z += exp(insp_value(t, i) - mx);
-            for (int i = 0; i < N; i++)
-                h->v[(size_t)row * N + i] = exp(insp_value(t, i) - mx) / z;
+            for (int i = 0; i < N; i++) h->v[(size_t)row * N + i] = exp(insp_value(t, i) - mx) / z;
         }
     if (rc) {
         heatmap_free(h);
@@ -91,7 +93,8 @@ out:
     return rc;
 }
 
-/* ---- from af-infer output ---------------------------------------------------------------------- */
+/* ---- from af-infer output ----------------------------------------------------------------------
+ */
 
 typedef struct {
     char *label; /* NULL: every line */
@@ -105,7 +108,7 @@ struct insp_fw {
     char **adapters; /* [N] */
     fw_group *g;     /* g[0]: every line */
     int ng;
-    double *line;    /* [rows, N] this line's weights */
+    double *line; /* [rows, N] this line's weights */
 };
 
 insp_fw *insp_fw_new(int by_label) {
@@ -139,7 +142,8 @@ static fw_group *group(insp_fw *a, const char *label) {
 /* One site's array: [w_1..w_N] (a mean) or [[w_1..w_N] per token] (averaged here). */
 static int site_weights(double *out, const cJSON *v, int N, const char *where, af_err *e) {
     const cJSON *first = cJSON_IsArray(v) ? v->child : NULL;
-    if (!first) return af_errf(e, "%s: an array of %d weights (or of tokens' weights) expected", where, N);
+    if (!first)
+        return af_errf(e, "%s: an array of %d weights (or of tokens' weights) expected", where, N);
     int tokens = cJSON_IsArray(first), nt = 0;
     for (int i = 0; i < N; i++) out[i] = 0;
     for (const cJSON *t = tokens ? first : v; t; t = tokens ? t->next : NULL) {
@@ -168,7 +172,8 @@ static int first_line(insp_fw *a, const cJSON *ads, const cJSON *layers, const c
     a->adapters = af_calloc(a->N, sizeof *a->adapters);
     int i = 0;
     for (const cJSON *x = ads->child; x; x = x->next, i++) {
-        if (!cJSON_IsString(x)) return af_errf(e, "%s: fusion_weights.adapters: names expected", where);
+        if (!cJSON_IsString(x))
+            return af_errf(e, "%s: fusion_weights.adapters: names expected", where);
         a->adapters[i] = af_strdup(x->valuestring);
     }
     a->line = af_calloc((size_t)a->L * (a->two ? 2 : 1) * a->N, sizeof(double));
@@ -208,8 +213,9 @@ int insp_fw_add(insp_fw *a, const char *line, size_t n, const char *name, long l
         same = cJSON_IsString(x) && !strcmp(x->valuestring, a->adapters[i]);
     }
     if (!same) {
-        rc = af_errf(e, "%s: fusion_weights of another model (adapters or layers differ from the "
-                        "first line's)",
+        rc = af_errf(e,
+                     "%s: fusion_weights of another model (adapters or layers differ from the "
+                     "first line's)",
                      where);
         goto out;
     }
@@ -230,13 +236,15 @@ int insp_fw_add(insp_fw *a, const char *line, size_t n, const char *name, long l
     const char *label = NULL;
     if (a->by_label) {
         const cJSON *gold = cJSON_GetObjectItemCaseSensitive(j, "gold");
-        if (cJSON_IsString(gold)) label = gold->valuestring;
+        if (cJSON_IsString(gold))
+            label = gold->valuestring;
         else if (gold && !cJSON_IsNull(gold)) {
             char *s = cJSON_PrintUnformatted(gold);
             snprintf(buf, sizeof buf, "%s", s ? s : "?");
             free(s);
             label = buf;
-        } else label = "(no label)";
+        } else
+            label = "(no label)";
     }
     size_t cells = (size_t)a->L * (a->two ? 2 : 1) * N;
     for (int k = 0; k < (label ? 2 : 1); k++) {
@@ -294,8 +302,8 @@ int insp_fw_maps(const insp_fw *a, heatmap **maps, af_err *e) {
         h->n = g[k].n;
         char title[512];
         if (g[k].label) {
-            snprintf(title, sizeof title, "gold label %s: mean over %ld line%s", g[k].label,
-                     g[k].n, g[k].n == 1 ? "" : "s");
+            snprintf(title, sizeof title, "gold label %s: mean over %ld line%s", g[k].label, g[k].n,
+                     g[k].n == 1 ? "" : "s");
             heatmap_label(&h->group, g[k].label);
         } else {
             snprintf(title, sizeof title, "fusion weights: mean over %ld line%s", g[k].n,
