@@ -18,8 +18,8 @@ typedef struct {
     const char *text, *pair, *label, *id, *task;
     char **keep;
     int nkeep;
-    int lower;  /* -1: from the model's config, else HF's default (1) */
-    int strip;  /* -1: from the model's config, else as lower */
+    int lower; /* -1: from the model's config, else HF's default (1) */
+    int strip; /* -1: from the model's config, else as lower */
     int max_len, pad, header, tokens, quiet;
     rec_format fmt;
     long build_vocab;
@@ -62,24 +62,56 @@ static void usage(void) {
 }
 
 enum {
-    O_VOCAB = 256, O_MODEL, O_LOWER, O_NOLOWER, O_STRIP, O_NOSTRIP, O_MAXLEN, O_PAD, O_JSONL, O_TSV, O_CSV,
-    O_HEADER, O_TEXT, O_PAIR, O_LABEL, O_ID, O_KEEP, O_TASK, O_TOKENS, O_BUILD, O_VERSION
+    O_VOCAB = 256,
+    O_MODEL,
+    O_LOWER,
+    O_NOLOWER,
+    O_STRIP,
+    O_NOSTRIP,
+    O_MAXLEN,
+    O_PAD,
+    O_JSONL,
+    O_TSV,
+    O_CSV,
+    O_HEADER,
+    O_TEXT,
+    O_PAIR,
+    O_LABEL,
+    O_ID,
+    O_KEEP,
+    O_TASK,
+    O_TOKENS,
+    O_BUILD,
+    O_VERSION
 };
 
 static const struct option longopts[] = {
-    {"vocab", required_argument, 0, O_VOCAB},   {"model", required_argument, 0, O_MODEL},
-    {"lowercase", no_argument, 0, O_LOWER},     {"no-lowercase", no_argument, 0, O_NOLOWER},
-    {"strip-accents", no_argument, 0, O_STRIP}, {"no-strip-accents", no_argument, 0, O_NOSTRIP},
-    {"max-len", required_argument, 0, O_MAXLEN}, {"pad", no_argument, 0, O_PAD},
-    {"jsonl", no_argument, 0, O_JSONL},         {"tsv", no_argument, 0, O_TSV},
-    {"csv", no_argument, 0, O_CSV},             {"header", no_argument, 0, O_HEADER},
-    {"text", required_argument, 0, O_TEXT},     {"pair", required_argument, 0, O_PAIR},
-    {"label", required_argument, 0, O_LABEL},   {"id", required_argument, 0, O_ID},
-    {"keep", required_argument, 0, O_KEEP},     {"task", required_argument, 0, O_TASK},
-    {"tokens", no_argument, 0, O_TOKENS},       {"build-vocab", required_argument, 0, O_BUILD},
-    {"output", required_argument, 0, 'o'},      {"quiet", no_argument, 0, 'q'},
-    {"help", no_argument, 0, 'h'},              {"version", no_argument, 0, O_VERSION},
-    {0, 0, 0, 0}};
+    {"vocab", required_argument, 0, O_VOCAB},
+    {"model", required_argument, 0, O_MODEL},
+    {"lowercase", no_argument, 0, O_LOWER},
+    {"no-lowercase", no_argument, 0, O_NOLOWER},
+    {"strip-accents", no_argument, 0, O_STRIP},
+    {"no-strip-accents", no_argument, 0, O_NOSTRIP},
+    {"max-len", required_argument, 0, O_MAXLEN},
+    {"pad", no_argument, 0, O_PAD},
+    {"jsonl", no_argument, 0, O_JSONL},
+    {"tsv", no_argument, 0, O_TSV},
+    {"csv", no_argument, 0, O_CSV},
+    {"header", no_argument, 0, O_HEADER},
+    {"text", required_argument, 0, O_TEXT},
+    {"pair", required_argument, 0, O_PAIR},
+    {"label", required_argument, 0, O_LABEL},
+    {"id", required_argument, 0, O_ID},
+    {"keep", required_argument, 0, O_KEEP},
+    {"task", required_argument, 0, O_TASK},
+    {"tokens", no_argument, 0, O_TOKENS},
+    {"build-vocab", required_argument, 0, O_BUILD},
+    {"output", required_argument, 0, 'o'},
+    {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, O_VERSION},
+    {0, 0, 0, 0},
+};
 
 static void split_keep(config *c, const char *list) {
     char *s = af_strdup(list), *save = NULL;
@@ -110,34 +142,82 @@ static void parse_args(config *c, int argc, char **argv) {
     c->fmt = REC_AUTO;
     while ((o = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
         switch (o) {
-        case O_VOCAB: c->vocab = optarg; break;
-        case O_MODEL: c->model = optarg; break;
-        case O_LOWER: c->lower = 1; break;
-        case O_NOLOWER: c->lower = 0; break;
-        case O_STRIP: c->strip = 1; break;
-        case O_NOSTRIP: c->strip = 0; break;
-        case O_MAXLEN: c->max_len = (int)opt_long("--max-len", optarg, 0, 1 << 20); break;
-        case O_PAD: c->pad = 1; break;
-        case O_JSONL: c->fmt = REC_JSONL; break;
-        case O_TSV: c->fmt = REC_TSV; break;
-        case O_CSV: c->fmt = REC_CSV; break;
-        case O_HEADER: c->header = 1; break;
-        case O_TEXT: c->text = optarg; break;
-        case O_PAIR: c->pair = optarg; break;
-        case O_LABEL: c->label = optarg; break;
-        case O_ID: c->id = optarg; break;
-        case O_KEEP: split_keep(c, optarg); break;
-        case O_TASK: c->task = optarg; break;
-        case O_TOKENS: c->tokens = 1; break;
-        case O_BUILD: c->build_vocab = opt_long("--build-vocab", optarg, 5, 1 << 24); break;
-        case 'o': c->output = optarg; break;
-        case 'q': c->quiet = 1; break;
-        case 'h': usage(); exit(finish(0));
+        case O_VOCAB:
+            c->vocab = optarg;
+            break;
+        case O_MODEL:
+            c->model = optarg;
+            break;
+        case O_LOWER:
+            c->lower = 1;
+            break;
+        case O_NOLOWER:
+            c->lower = 0;
+            break;
+        case O_STRIP:
+            c->strip = 1;
+            break;
+        case O_NOSTRIP:
+            c->strip = 0;
+            break;
+        case O_MAXLEN:
+            c->max_len = (int)opt_long("--max-len", optarg, 0, 1 << 20);
+            break;
+        case O_PAD:
+            c->pad = 1;
+            break;
+        case O_JSONL:
+            c->fmt = REC_JSONL;
+            break;
+        case O_TSV:
+            c->fmt = REC_TSV;
+            break;
+        case O_CSV:
+            c->fmt = REC_CSV;
+            break;
+        case O_HEADER:
+            c->header = 1;
+            break;
+        case O_TEXT:
+            c->text = optarg;
+            break;
+        case O_PAIR:
+            c->pair = optarg;
+            break;
+        case O_LABEL:
+            c->label = optarg;
+            break;
+        case O_ID:
+            c->id = optarg;
+            break;
+        case O_KEEP:
+            split_keep(c, optarg);
+            break;
+        case O_TASK:
+            c->task = optarg;
+            break;
+        case O_TOKENS:
+            c->tokens = 1;
+            break;
+        case O_BUILD:
+            c->build_vocab = opt_long("--build-vocab", optarg, 5, 1 << 24);
+            break;
+        case 'o':
+            c->output = optarg;
+            break;
+        case 'q':
+            c->quiet = 1;
+            break;
+        case 'h':
+            usage();
+            exit(finish(0));
         case O_VERSION:
             printf("af-tokenize %s (utf8proc %s, Unicode %s)\n", AF_VERSION, utf8proc_version(),
                    tok_unicode_version());
             exit(finish(0));
-        default: fprintf(stderr, "Try 'af-tokenize --help' for more information.\n"); exit(2);
+        default:
+            fprintf(stderr, "Try 'af-tokenize --help' for more information.\n");
+            exit(2);
         }
     }
     check_keep(c);
@@ -238,8 +318,7 @@ static void encode(job *j, int field, tok_ids *ids) {
 
 /* Writes a passed-through field: JSON as it was written; TSV/CSV text as a string, or for the
  * label as a number when it reads as one ("1" -> 1, "3.8" -> 3.8, "entailment" stays text). */
-static void put_value(job *j, ob_writer *w, int field, const char *key, int required,
-                      int numbers) {
+static void put_value(job *j, ob_writer *w, int field, const char *key, int required, int numbers) {
     rec_value v;
     if (!rec_get(j->in, field, &v)) {
         if (!required) return;
@@ -249,8 +328,10 @@ static void put_value(job *j, ob_writer *w, int field, const char *key, int requ
     ob_str(w, key);
     ob_str(w, "\":");
     if (rec_format_of(j->in) != REC_JSONL) {
-        if (numbers && rec_is_json_number(v.s, v.n)) ob_raw(w, v.s, v.n);
-        else ob_json_string(w, v.s, v.n);
+        if (numbers && rec_is_json_number(v.s, v.n))
+            ob_raw(w, v.s, v.n);
+        else
+            ob_json_string(w, v.s, v.n);
         return;
     }
     const char *raw;
@@ -332,7 +413,8 @@ static int run_tokenize(config *c) {
     j.f_keep = af_malloc(((size_t)c->nkeep + 1) * sizeof *j.f_keep);
     for (int i = 0; i < c->nkeep; i++) j.f_keep[i] = field(&j, c->keep[i]);
     double t0 = af_now();
-    int r = c->output ? af_write_atomic(c->output, tokenize_all, &j, &e) : tokenize_all(stdout, &j, &e);
+    int r =
+        c->output ? af_write_atomic(c->output, tokenize_all, &j, &e) : tokenize_all(stdout, &j, &e);
     if (r < 0) die_err(&e);
     if (!c->quiet && c->output)
         fprintf(stderr, "af-tokenize: %ld examples, %ld tokens, %.0f tokens/s\n", j.records,
@@ -404,8 +486,7 @@ static int run_build_vocab(config *c) {
     }
     if (!c->quiet)
         fprintf(stderr, "af-tokenize: vocabulary of %d entries from %ld words%s\n", v.n,
-                tok_train_words(t),
-                v.n < c->build_vocab ? " (no pair occurs twice any more)" : "");
+                tok_train_words(t), v.n < c->build_vocab ? " (no pair occurs twice any more)" : "");
     tok_train_free(t);
     return 0;
 }

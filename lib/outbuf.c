@@ -87,13 +87,27 @@ void ob_json_string(ob_writer *w, const char *s, size_t n) {
         }
         w->buf[w->n++] = '\\';
         switch (c) {
-        case '"': w->buf[w->n++] = '"'; break;
-        case '\\': w->buf[w->n++] = '\\'; break;
-        case '\n': w->buf[w->n++] = 'n'; break;
-        case '\t': w->buf[w->n++] = 't'; break;
-        case '\r': w->buf[w->n++] = 'r'; break;
-        case '\b': w->buf[w->n++] = 'b'; break;
-        case '\f': w->buf[w->n++] = 'f'; break;
+        case '"':
+            w->buf[w->n++] = '"';
+            break;
+        case '\\':
+            w->buf[w->n++] = '\\';
+            break;
+        case '\n':
+            w->buf[w->n++] = 'n';
+            break;
+        case '\t':
+            w->buf[w->n++] = 't';
+            break;
+        case '\r':
+            w->buf[w->n++] = 'r';
+            break;
+        case '\b':
+            w->buf[w->n++] = 'b';
+            break;
+        case '\f':
+            w->buf[w->n++] = 'f';
+            break;
         default:
             memcpy(w->buf + w->n, "u00", 3);
             w->n += 3;

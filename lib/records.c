@@ -23,7 +23,7 @@ struct rec_reader {
     int ncols, cellcap;
     char **names; /* header */
     int nnames;
-    cJSON *json; /* JSONL: the current object */
+    cJSON *json;       /* JSONL: the current object */
     const char *jline; /* ... and its text (valid until the next record) */
     size_t jlen;
     char **specs; /* what each field handle was made from */
@@ -332,10 +332,12 @@ int rec_is_json_number(const char *p, size_t n) {
     size_t i = 0;
 #define DIGIT(k) ((k) < n && p[k] >= '0' && p[k] <= '9')
     if (i < n && p[i] == '-') i++;
-    if (i < n && p[i] == '0') i++;
+    if (i < n && p[i] == '0')
+        i++;
     else if (DIGIT(i))
         while (DIGIT(i)) i++;
-    else return 0;
+    else
+        return 0;
     if (i < n && p[i] == '.') {
         size_t d = ++i;
         while (DIGIT(i)) i++;

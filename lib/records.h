@@ -29,7 +29,7 @@ int rec_field(rec_reader *r, const char *spec, af_err *e);
 int rec_next(rec_reader *r, af_err *e);
 
 typedef struct {
-    const char *s;     /* the text: a TSV/CSV cell, or a JSON string's value; NULL if not a string */
+    const char *s; /* the text: a TSV/CSV cell, or a JSON string's value; NULL if not a string */
     size_t n;
     const cJSON *json; /* JSONL only: the value as parsed */
 } rec_value;
@@ -44,7 +44,7 @@ int rec_raw(const rec_reader *r, int field, const char **s, size_t *n);
  * "01", "nan"), so that it can be passed on as a number. */
 int rec_is_json_number(const char *s, size_t n);
 const char *rec_field_name(const rec_reader *r, int field); /* the spec it was resolved from */
-int rec_ncols(const rec_reader *r);                          /* columns of the current row */
+int rec_ncols(const rec_reader *r);                         /* columns of the current row */
 
 const char *rec_name(const rec_reader *r);
 long rec_line(const rec_reader *r); /* first line of the current record */

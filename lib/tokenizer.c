@@ -27,11 +27,14 @@ static int class_of(int32_t c) {
     case UTF8PROC_CATEGORY_CC:
     case UTF8PROC_CATEGORY_CF:
     case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO: return C_DROP;
+    case UTF8PROC_CATEGORY_CO:
+        return C_DROP;
     case UTF8PROC_CATEGORY_ZS:
     case UTF8PROC_CATEGORY_ZL:
-    case UTF8PROC_CATEGORY_ZP: return C_SPACE;
-    default: return C_WORD;
+    case UTF8PROC_CATEGORY_ZP:
+        return C_SPACE;
+    default:
+        return C_WORD;
     }
 }
 
@@ -76,10 +79,14 @@ static int utf8_decode(const unsigned char *s, size_t n, int32_t *cp) {
     }
     int len;
     int32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, v = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, v = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, v = c & 0x07, min = 0x10000;
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, v = c & 0x1F, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, v = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, v = c & 0x07, min = 0x10000;
+    else
+        return 0;
     if ((size_t)len > n) return 0;
     for (int i = 1; i < len; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -154,9 +161,12 @@ tok_basic *tok_basic_new(const tok_options *o) {
     b->chinese = o->chinese;
     for (int c = 0; c < 128; c++) {
         int k = C_WORD;
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') k = C_SPACE;
-        else if (c < 32 || c == 127) k = C_DROP;
-        else if (is_punct(c)) k = C_PUNCT;
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+            k = C_SPACE;
+        else if (c < 32 || c == 127)
+            k = C_DROP;
+        else if (is_punct(c))
+            k = C_PUNCT;
         b->aclass[c] = (unsigned char)k;
         b->alower[c] = (unsigned char)(b->lower && c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
@@ -216,8 +226,7 @@ static int is_never_split(const tok_basic *b, const char *w, size_t n) {
 
 /* HF checks never_split on the word as split on whitespace (already lower-cased), and again
  * after lower-casing and accent stripping, just before the punctuation split. */
-static int never_hit(tok_basic *b, const int32_t *c, size_t m, tok_word_fn fn, void *ctx,
-                     int *r) {
+static int never_hit(tok_basic *b, const int32_t *c, size_t m, tok_word_fn fn, void *ctx, int *r) {
     b->piece = grow(b->piece, &b->piece_cap, 4 * m, 1);
     size_t len = 0;
     for (size_t i = 0; i < m; i++) len += (size_t)utf8_encode(c[i], b->piece + len);
@@ -232,10 +241,9 @@ static size_t strip_accents(tok_basic *b, const int32_t *c, size_t m) {
     for (size_t i = 0; i < m; i++) {
         for (;;) {
             int bound = 0;
-            utf8proc_ssize_t r =
-                utf8proc_decompose_char(c[i], b->cp2 ? b->cp2 + k : NULL,
-                                        (utf8proc_ssize_t)(b->cp2_cap - k), UTF8PROC_DECOMPOSE,
-                                        &bound);
+            utf8proc_ssize_t r = utf8proc_decompose_char(c[i], b->cp2 ? b->cp2 + k : NULL,
+                                                         (utf8proc_ssize_t)(b->cp2_cap - k),
+                                                         UTF8PROC_DECOMPOSE, &bound);
             if (r < 0) { /* cannot happen without UTF8PROC_REJECTNA; keep the character */
                 b->cp2 = grow(b->cp2, &b->cp2_cap, k + 1, sizeof *b->cp2);
                 b->cp2[k++] = c[i];
@@ -263,8 +271,10 @@ static int emit_unicode(tok_basic *b, const char *w, size_t n, tok_word_fn fn, v
     for (size_t i = 0; i < n;) {
         int32_t c;
         i += (size_t)utf8_decode((const unsigned char *)w + i, n - i, &c);
-        if (b->lower) m += (size_t)lower_full(c, b->cp + m);
-        else b->cp[m++] = c;
+        if (b->lower)
+            m += (size_t)lower_full(c, b->cp + m);
+        else
+            b->cp[m++] = c;
     }
     if (b->n_never && never_hit(b, b->cp, m, fn, ctx, &r)) return r;
     int32_t *c = b->cp;
@@ -306,8 +316,10 @@ static int basic_run(tok_basic *b, const char *text, size_t len, size_t base, to
                 if ((r = emit_word(b, n, ascii, fn, ctx))) return r;
                 n = 0, ascii = 1;
                 break;
-            case C_DROP: break;
-            default: b->word[n++] = (char)b->alower[c0];
+            case C_DROP:
+                break;
+            default:
+                b->word[n++] = (char)b->alower[c0];
             }
             i++;
             continue;
@@ -326,8 +338,10 @@ static int basic_run(tok_basic *b, const char *text, size_t len, size_t base, to
                 if ((r = emit_word(b, n, ascii, fn, ctx))) return r;
                 n = 0, ascii = 1;
                 break;
-            case C_DROP: break;
-            default: memcpy(b->word + n, s + i, (size_t)k), n += (size_t)k, ascii = 0;
+            case C_DROP:
+                break;
+            default:
+                memcpy(b->word + n, s + i, (size_t)k), n += (size_t)k, ascii = 0;
             }
         }
         i += (size_t)k;
@@ -358,7 +372,7 @@ typedef struct {
 
 struct tok_tokenizer {
     tok_options opt;
-    char *pool;         /* the vocabulary's text, each token NUL-terminated */
+    char *pool;          /* the vocabulary's text, each token NUL-terminated */
     uint32_t *off, *len; /* token i is pool[off[i], off[i] + len[i]) */
     int n;
     table whole, cont;
@@ -559,7 +573,8 @@ static int wordpiece(void *ctx, const char *w, size_t n, int nchars) {
         const table *tb = start ? &t->cont : &t->whole;
         size_t lim = n - start < tb->maxlen ? n - start : tb->maxlen;
         uint32_t h = FNV_BASIS;
-        for (size_t i = 0; i < lim; i++) t->hashes[i] = h = (h ^ (unsigned char)w[start + i]) * FNV_PRIME;
+        for (size_t i = 0; i < lim; i++)
+            t->hashes[i] = h = (h ^ (unsigned char)w[start + i]) * FNV_PRIME;
         int id = -1;
         size_t end = lim;
         for (; end > 0; end--) {

@@ -22,9 +22,9 @@
 #include "af.h"
 
 typedef struct {
-    int lower;          /* do_lower_case (HF default: 1) */
-    int strip_accents;  /* -1: same as lower (HF's None), 0 or 1 */
-    int chinese;        /* tokenize_chinese_chars (HF default: 1) */
+    int lower;         /* do_lower_case (HF default: 1) */
+    int strip_accents; /* -1: same as lower (HF's None), 0 or 1 */
+    int chinese;       /* tokenize_chinese_chars (HF default: 1) */
     /* names of the special tokens; NULL means the BERT default ("[UNK]", ...) */
     const char *unk, *sep, *pad, *cls, *mask;
 } tok_options;
@@ -51,12 +51,12 @@ int tok_open_mem(tok_tokenizer **t, const char *data, size_t len, const char *na
                  const tok_options *o, af_err *e);
 void tok_close(tok_tokenizer *t);
 
-int tok_vocab_size(const tok_tokenizer *t);                 /* lines in the file */
-int tok_lookup(const tok_tokenizer *t, const char *s, size_t n);  /* id, or -1 */
-const char *tok_token(const tok_tokenizer *t, int id);      /* the line's text, or NULL */
+int tok_vocab_size(const tok_tokenizer *t);                      /* lines in the file */
+int tok_lookup(const tok_tokenizer *t, const char *s, size_t n); /* id, or -1 */
+const char *tok_token(const tok_tokenizer *t, int id);           /* the line's text, or NULL */
 
 enum { TOK_UNK, TOK_SEP, TOK_PAD, TOK_CLS, TOK_MASK, TOK_NSPECIAL };
-int tok_special(const tok_tokenizer *t, int which);         /* id, or -1 if not in the vocab */
+int tok_special(const tok_tokenizer *t, int which); /* id, or -1 if not in the vocab */
 
 /* Appends the word-piece ids of a UTF-8 text (no [CLS]/[SEP]) to out. Returns 0, or -1 when the
  * text is not valid UTF-8 (e says at which byte). */
@@ -89,8 +89,7 @@ tok_basic *tok_basic_new(const tok_options *o);
 void tok_basic_free(tok_basic *b);
 /* Runs steps 1-4 (without special tokens) over a text. Returns 0, the callback's non-zero
  * value, or -1 on invalid UTF-8. */
-int tok_basic_run(tok_basic *b, const char *text, size_t len, tok_word_fn fn, void *ctx,
-                  af_err *e);
+int tok_basic_run(tok_basic *b, const char *text, size_t len, tok_word_fn fn, void *ctx, af_err *e);
 
 /* The Unicode version of the tables in use, e.g. "15.0.0". */
 const char *tok_unicode_version(void);

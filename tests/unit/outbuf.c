@@ -29,8 +29,8 @@ int main(void) {
     fflush(f);
     const char *want = "0 -7 -9223372036854775808 9223372036854775807 [101,0,-1,30521][]"
                        "\"a\\\"b\\\\c\\n\\t\\u0001\\u001f\xc3\xa9\\u0000z\"";
-    ok(len == strlen(want) && !memcmp(mem, want, len), "numbers, arrays, escapes: %.*s",
-       (int)len, mem);
+    ok(len == strlen(want) && !memcmp(mem, want, len), "numbers, arrays, escapes: %.*s", (int)len,
+       mem);
     /* many small writes and one large one: order kept across flushes */
     size_t before = len;
     for (int i = 0; i < 3000; i++) ob_long(&w, i);

@@ -49,9 +49,12 @@ static const char *read_all(const char *text, rec_format fmt, int header, const 
             const char *raw;
             size_t n;
             if (i) strcat(out, "|");
-            if (!rec_get(r, f[i], &v)) strcat(out, "-");
-            else if (v.s) strncat(out, v.s, v.n);
-            else if (rec_raw(r, f[i], &raw, &n)) strncat(out, raw, n);
+            if (!rec_get(r, f[i], &v))
+                strcat(out, "-");
+            else if (v.s)
+                strncat(out, v.s, v.n);
+            else if (rec_raw(r, f[i], &raw, &n))
+                strncat(out, raw, n);
         }
         strcat(out, ";");
     }
@@ -69,7 +72,9 @@ int main(void) {
     ok(!strcmp(v, "1:a|[1, 2];3:b|-;"), "JSONL sniffed; raw values; missing keys: %s", v);
     v = read_all("x\ty\n1\t2\n\n3\n", REC_AUTO, 1, "y,x,1");
     ok(!strcmp(v, "2:2|1|1;4:-|3|3;"), "TSV sniffed, header names and numbers: %s", v);
-    v = read_all("\xef\xbb\xbf" "Quality\tS\n1\ta\"b\n", REC_TSV, 1, "Quality,S");
+    v = read_all("\xef\xbb\xbf"
+                 "Quality\tS\n1\ta\"b\n",
+                 REC_TSV, 1, "Quality,S");
     ok(!strcmp(v, "2:1|a\"b;"), "BOM dropped from the header; quotes are text in TSV: %s", v);
     v = read_all("a\t\tc\t\n", REC_TSV, 0, "2,4,5");
     ok(!strcmp(v, "1:||-;"), "empty TSV cells: %s", v);
@@ -90,8 +95,8 @@ int main(void) {
     v = read_all("", REC_TSV, 1, "a");
     ok(strstr(v, "no header line") != NULL, "%s", v);
     v = read_all("{\"a\":1}\n[1]\n", REC_JSONL, 0, "a");
-    ok(strstr(v, "1:1;error: ") != NULL && strstr(v, ":2: a JSON object expected") != NULL,
-       "%s", v);
+    ok(strstr(v, "1:1;error: ") != NULL && strstr(v, ":2: a JSON object expected") != NULL, "%s",
+       v);
     v = read_all("{\"a\":1} x\n", REC_JSONL, 0, "a");
     ok(strstr(v, ":1: text after the JSON value at byte 9") != NULL, "%s", v);
     v = read_all("{\"a\":\"\x01\"}\n", REC_JSONL, 0, "a");

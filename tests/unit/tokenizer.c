@@ -54,8 +54,7 @@ static void test_vocab_file(void) {
     ok(tok_lookup(t, "", 0) == 4, "an empty line is the empty token");
     ok(tok_lookup(t, "y", 1) == 6 && tok_lookup(t, "z", 1) == -1, "lookups");
     ok(tok_special(t, TOK_CLS) == 0 && tok_special(t, TOK_PAD) == -1, "specials found by name");
-    ok(tok_token(t, 3) && strcmp(tok_token(t, 3), "x") == 0 && !tok_token(t, 7),
-       "id to token");
+    ok(tok_token(t, 3) && strcmp(tok_token(t, 3), "x") == 0 && !tok_token(t, 7), "id to token");
     tok_close(t);
 
     tok_options o;
@@ -142,7 +141,8 @@ static const char *basic(int lower, int strip, int chinese, const char *text, in
     o.chinese = chinese;
     tok_basic *b = tok_basic_new(&o);
     af_err e;
-    if (tok_basic_run(b, text, strlen(text), collect, &c, &e) < 0) snprintf(c.buf, 1024, "%s", e.msg);
+    if (tok_basic_run(b, text, strlen(text), collect, &c, &e) < 0)
+        snprintf(c.buf, 1024, "%s", e.msg);
     tok_basic_free(b);
     if (chars) *chars = c.chars;
     return c.buf;
@@ -160,32 +160,74 @@ static void test_basic(void) {
     ok(!strcmp(basic(1, 1, 1, "\xc4\xb0x", NULL), "ix"), "...and loses the dot when stripped");
     ok(!strcmp(basic(1, 1, 1, "\xce\x9f\xce\xa3", NULL), "\xce\xbf\xcf\x83"),
        "a final capital sigma becomes σ, not ς (HF lower-cases one character at a time)");
-    ok(!strcmp(basic(1, 1, 1, "a\xe4\xb8\xad\xe6\x96\x87" "b", NULL),
+    ok(!strcmp(basic(1, 1, 1,
+                     "a\xe4\xb8\xad\xe6\x96\x87"
+                     "b",
+                     NULL),
                "a|\xe4\xb8\xad|\xe6\x96\x87|b"),
        "CJK ideographs are words of their own");
-    ok(!strcmp(basic(1, 1, 0, "a\xe4\xb8\xad" "b", NULL), "a\xe4\xb8\xad" "b"),
+    ok(!strcmp(basic(1, 1, 0,
+                     "a\xe4\xb8\xad"
+                     "b",
+                     NULL),
+               "a\xe4\xb8\xad"
+               "b"),
        "...unless tokenize_chinese_chars is off");
     ok(!strcmp(basic(1, 1, 1, "\xed\x95\x9c", NULL), "\xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab"),
        "Hangul decomposes to jamo under NFD");
-    ok(!strcmp(basic(1, 1, 1, "a\xe2\x80\xa8" "b\xe2\x80\xa9" "c\xc2\xa0" "d\xe3\x80\x80" "e",
+    ok(!strcmp(basic(1, 1, 1,
+                     "a\xe2\x80\xa8"
+                     "b\xe2\x80\xa9"
+                     "c\xc2\xa0"
+                     "d\xe3\x80\x80"
+                     "e",
                      NULL),
                "a|b|c|d|e"),
        "U+2028, U+2029 (str.split) and Zs separate words");
-    ok(!strcmp(basic(1, 1, 1, "a\x01" "b\x7f" "c\xe2\x80\x8b" "d\xef\xbf\xbd" "e\xc2\xad" "f", NULL),
+    ok(!strcmp(basic(1, 1, 1,
+                     "a\x01"
+                     "b\x7f"
+                     "c\xe2\x80\x8b"
+                     "d\xef\xbf\xbd"
+                     "e\xc2\xad"
+                     "f",
+                     NULL),
                "abcdef"),
        "controls, ZWSP (Cf), U+FFFD, soft hyphen are dropped");
-    ok(!strcmp(basic(1, 1, 1, "a\xee\x80\x80" "b\xf3\xa0\x80\x81" "c\xcd\xb8", NULL), "abc"),
+    ok(!strcmp(basic(1, 1, 1,
+                     "a\xee\x80\x80"
+                     "b\xf3\xa0\x80\x81"
+                     "c\xcd\xb8",
+                     NULL),
+               "abc"),
        "private use, tags and unassigned code points are dropped (category C)");
-    ok(!strcmp(basic(1, 1, 1, "x\xe1\xbf\xaf" "y", NULL), "x|`|y"),
+    ok(!strcmp(basic(1, 1, 1,
+                     "x\xe1\xbf\xaf"
+                     "y",
+                     NULL),
+               "x|`|y"),
        "U+1FEF decomposes to '`', which is punctuation once stripped");
-    ok(!strcmp(basic(0, -1, 1, "x\xe1\xbf\xaf" "y", NULL), "x\xe1\xbf\xaf" "y"),
+    ok(!strcmp(basic(0, -1, 1,
+                     "x\xe1\xbf\xaf"
+                     "y",
+                     NULL),
+               "x\xe1\xbf\xaf"
+               "y"),
        "...and is not punctuation (Sk) when cased");
-    ok(!strcmp(basic(1, 1, 1, "\xc2\xbfQu\xc3\xa9?\xe2\x80\x94\xc2\xab" "a\xc2\xbb", NULL),
+    ok(!strcmp(basic(1, 1, 1,
+                     "\xc2\xbfQu\xc3\xa9?\xe2\x80\x94\xc2\xab"
+                     "a\xc2\xbb",
+                     NULL),
                "\xc2\xbf|que|?|\xe2\x80\x94|\xc2\xab|a|\xc2\xbb"),
        "Unicode punctuation (P*) splits");
     ok(!strcmp(basic(1, 1, 1, "a$b^c`d~e", NULL), "a|$|b|^|c|`|d|~|e"),
        "ASCII symbols split though not P* in Unicode");
-    ok(!strcmp(basic(1, 1, 1, "a\xe2\x82\xac" "b", NULL), "a\xe2\x82\xac" "b"),
+    ok(!strcmp(basic(1, 1, 1,
+                     "a\xe2\x82\xac"
+                     "b",
+                     NULL),
+               "a\xe2\x82\xac"
+               "b"),
        "non-ASCII symbols (Sc) do not split");
     /* U+1D16D (ccc 226) before U+1D165 (ccc 216): NFD puts 216 first; both Mc, both kept */
     ok(!strcmp(basic(1, 1, 1, "x\xf0\x9d\x85\xad\xf0\x9d\x85\xa5", NULL),
@@ -199,8 +241,10 @@ static void test_basic(void) {
 /* HF truncate_sequences as it was first written: one token at a time. */
 static void truncate_loop(int *na, int *nb, int max) {
     while (*na + (*nb > 0 ? *nb : 0) > max) {
-        if (*nb < 0 || *na > *nb) (*na)--;
-        else (*nb)--;
+        if (*nb < 0 || *na > *nb)
+            (*na)--;
+        else
+            (*nb)--;
     }
 }
 
