@@ -355,8 +355,10 @@ static void put_line(run *R, int k) {
         else
             ob_json_string(w, key, strlen(key));
         ob_char(w, ':');
+        /* The value's own text, found by the key as written. A key without a backslash can only
+         * match its own raw text; one with a backslash might match another key's escapes. */
         size_t at, len;
-        if (!jsonlex_member(R->raw[k], R->rawlen[k], key, &at, &len)) {
+        if (!strchr(key, '\\') && !jsonlex_member(R->raw[k], R->rawlen[k], key, &at, &len)) {
             ob_raw(w, R->raw[k] + at, len);
         } else { /* the key was written with escapes: cJSON's rendering of the value */
             char *s = cJSON_PrintUnformatted(c);

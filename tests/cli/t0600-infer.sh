@@ -109,7 +109,10 @@ test_expect_success 'input keys pass through verbatim, the label as "gold"; toke
 	test_grep "^{\"id\":2,\"gold\":\"neg\",\"note\":{\"k\":\[1,2.5\]},\"label\":\"neg\",\"label_id\":0,\"probs\":\[" l2 &&
 	test_grep "^{\"id\":\"padded\",\"x\":null,\"label\":" out &&
 	test_grep "^{\"id\":\"short\",\"gold\":1," out &&
-	! grep -q input_ids out && ! grep -q token_type_ids out && ! grep -q attention_mask out
+	! grep -q input_ids out && ! grep -q token_type_ids out && ! grep -q attention_mask out &&
+	printf "%s\n" "{\"input_ids\":[2,3],\"x\\u0041\":1,\"x\\\\u0041\":2.50,\"n\":1.50,\"probs\":7}" >esc.jsonl &&
+	af-infer --base "$BASE" --adapter "$IN/a.safetensors" esc.jsonl >out &&
+	test_grep "^{\"xA\":1,\"x\\\\\\\\u0041\":2.5,\"n\":1.50,\"label\":\"neg\",\"label_id\":0,\"probs\":\[" out
 '
 
 test_expect_success 'output keeps input order across batches; stdin, "-" and gzip alike' '
