@@ -458,6 +458,8 @@ int main(int argc, char **argv) {
         free(o.tensors);
         return finish(status);
     }
+    /* a safetensors file cannot come down a pipe (it is mapped): "-" is af-infer output */
+    if (!o.diff && nfiles == 1 && !strcmp(argv[optind], "-")) o.fusion_weights = 1;
     if (o.fusion_weights) {
         if (o.ntensors) usage_error("--tensor does not apply to --fusion-weights");
         int status = report_fusion_weights(argv + optind, nfiles, &o);

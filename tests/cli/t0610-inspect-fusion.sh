@@ -50,7 +50,8 @@ test_expect_success 'the pipeline af-infer --fusion-weights | af-inspect --fusio
 	test_grep "^layer  a        b$" out &&
 	test_grep "^0      ░░ 0.380 ▓▓ 0.620$" out &&
 	test_grep "^1      ██ 0.947    0.053$" out &&
-	test_grep "^legend: " out
+	test_grep "^legend: " out &&
+	af-infer $AB --fusion-weights <"$IN/in.jsonl" | af-inspect - >out2 && cmp out out2
 '
 
 test_expect_success 'the averages are the means of the PyTorch reference weights' '
