@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
     if (fc.fixed && fc.method != FUSION_WEIGHTED) usage_error("--fixed-weights is for --method weighted");
     c.t.format = MODEL_FORMAT_FUSION;
     c.t.save_groups = 1 << PG_FUSION | 1 << PG_HEAD | (unfreeze ? 1 << PG_ADAPTER : 0);
-    c.t.args_json = common_args_json(&c, argc, argv);
+    c.t.args_json = c.owned_args = common_args_json(&c, argc, argv);
 
     bert base;
     jl_set train, dev;
@@ -116,6 +116,6 @@ int main(int argc, char **argv) {
     jl_set_free(&dev);
     bert_free(&base);
     free(adapters);
-    free(c.tasks);
+    common_opts_free(&c);
     return finish(rc);
 }

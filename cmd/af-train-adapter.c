@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
     if (spec.act < 0) spec.act = spec.arch == SITE_HOULSBY ? AF_ACT_SWISH : AF_ACT_RELU;
     c.t.format = MODEL_FORMAT_ADAPTER;
     c.t.save_groups = 1 << PG_ADAPTER | 1 << PG_HEAD;
-    c.t.args_json = common_args_json(&c, argc, argv);
+    c.t.args_json = c.owned_args = common_args_json(&c, argc, argv);
 
     bert base;
     jl_set train, dev;
@@ -84,6 +84,6 @@ int main(int argc, char **argv) {
     jl_set_free(&train);
     jl_set_free(&dev);
     bert_free(&base);
-    free(c.tasks);
+    common_opts_free(&c);
     return finish(rc);
 }

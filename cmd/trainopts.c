@@ -139,9 +139,17 @@ void common_opts_finish(common_opts *c, int argc, char **argv) {
         size_t n = strlen(c->out) + 6;
         char *p = af_malloc(n);
         snprintf(p, n, "%s.ckpt", c->out);
-        c->t.ckpt_path = p;
+        c->t.ckpt_path = c->owned_ckpt = p;
     }
     c->t.out_path = c->out;
+}
+
+void common_opts_free(common_opts *c) {
+    free(c->owned_ckpt);
+    free(c->owned_args);
+    free(c->tasks);
+    c->owned_ckpt = c->owned_args = NULL;
+    c->tasks = NULL;
 }
 
 char *common_args_json(const common_opts *c, int argc, char **argv) {
@@ -175,12 +183,15 @@ void common_load(common_opts *c, bert *base, jl_set *train, jl_set *dev) {
 int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
     af_err e;
     train_data tr, dv;
-    const char *tname = strcmp(c->input, "-") ? c->input : "stdin";
+    const char *tname = strcmp(c->input, "-") ? c->input : "stdin", *limit = "--max-len";
+    /* a base with fewer positions than --max-len (default 128) truncates there, as af-infer does */
+    if (c->t.max_len > m->base->cfg.max_pos)
+        c->t.max_len = m->base->cfg.max_pos, limit = "the base's max_position_embeddings";
     if (train_data_build(&tr, m, train, tname, c->t.max_len, 1, &e)) die_err(&e);
     if (c->dev && train_data_build(&dv, m, dev, c->dev, c->t.max_len, 1, &e)) die_err(&e);
     if (tr.truncated)
-        warnx("%d of %d training examples are longer than --max-len %d and were truncated",
-              tr.truncated, tr.n, c->t.max_len);
+        warnx("%d of %d training examples are longer than %s %d and were truncated",
+              tr.truncated, tr.n, limit, c->t.max_len);
     if (c->t.metric)
         for (int h = 0; h < m->nheads; h++)
             if (metrics_check(c->t.metric, m->heads[h].regression, &e))

@@ -16,6 +16,7 @@ typedef struct {
     int regression;
     int threads;
     int eval_batch;
+    char *owned_ckpt, *owned_args; /* freed by common_opts_free */
 } common_opts;
 
 /* Long options shared by the training programs (terminated by a zero entry); values >= 1000. */
@@ -27,6 +28,7 @@ void common_opts_init(common_opts *c);
 int common_opts_handle(common_opts *c, int opt, const char *arg);
 /* Checks required options and the positional argument; exits 2 on misuse. */
 void common_opts_finish(common_opts *c, int argc, char **argv);
+void common_opts_free(common_opts *c);
 /* Text of the shared options for --help. */
 extern const char train_options_help[];
 /* The command line as JSON (for the training record), without --resume. */
