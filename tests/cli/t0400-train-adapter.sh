@@ -250,11 +250,16 @@ test_expect_success '--patience stops after that many evaluations without improv
 	test "$(meta out.st training.best_step)" = 16
 '
 
-test_expect_success 'inputs longer than --max-len are cut, with one warning that counts them' '
+test_expect_success 'inputs longer than --max-len, or than the base has positions, are cut, with one warning' '
 	train --name t -o out.st --epochs 1 --max-len 5 "$DATA/train.jsonl" 2>err &&
 	test $(grep -c "longer than --max-len" err) = 1 &&
 	n=$(grep -c "\([0-9]*,\)\{5\}" "$DATA/train.jsonl") &&
-	test_grep "^af-train-adapter: $n of 256 training examples are longer than --max-len 5 and were truncated" err
+	test_grep "^af-train-adapter: $n of 256 training examples are longer than --max-len 5 and were truncated" err &&
+	echo "{\"input_ids\":[2,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,3],\"label\":\"neg\"}" >long.jsonl &&
+	echo "{\"input_ids\":[2,40,3],\"label\":\"pos\"}" >>long.jsonl &&
+	train --name t -o long.st --epochs 1 long.jsonl 2>err &&
+	test_grep "^af-train-adapter: 1 of 2 training examples are longer than the base.s max_position_embeddings 16 and were truncated" err &&
+	test -s long.st
 '
 
 # A run long enough to interrupt: 2000 examples, 20 epochs, 2500 steps (about a second or two);
