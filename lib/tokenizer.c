@@ -235,8 +235,9 @@ static int never_hit(tok_basic *b, const int32_t *c, size_t m, tok_word_fn fn, v
     return 1;
 }
 
-/* NFD of c[0, m) into b->cp2, every Mn dropped (HF _run_strip_accents). Returns its length. */
-static size_t strip_accents(tok_basic *b, const int32_t *c, size_t m) {
+/* Canonical decomposition of c[0, m) into b->cp2, in canonical order (NFD). Returns its
+ * length. */
+static size_t decompose(tok_basic *b, const int32_t *c, size_t m) {
     size_t k = 0;
     for (size_t i = 0; i < m; i++) {
         for (;;) {
@@ -257,13 +258,11 @@ static size_t strip_accents(tok_basic *b, const int32_t *c, size_t m) {
         }
     }
     canonical_order(b->cp2, k);
-    size_t m2 = 0;
-    for (size_t i = 0; i < k; i++)
-        if (utf8proc_category(b->cp2[i]) != UTF8PROC_CATEGORY_MN) b->cp2[m2++] = b->cp2[i];
-    return m2;
+    return k;
 }
 
-/* A cleaned word with non-ASCII characters: lower-case, NFD and drop Mn, split on punctuation. */
+/* A cleaned word with non-ASCII characters: lower-case, NFC, then NFD with every Mn dropped
+ * (HF _run_strip_accents), then split on punctuation. */
 static int emit_unicode(tok_basic *b, const char *w, size_t n, tok_word_fn fn, void *ctx) {
     size_t m = 0;
     int r = 0;
@@ -276,10 +275,20 @@ static int emit_unicode(tok_basic *b, const char *w, size_t n, tok_word_fn fn, v
         else
             b->cp[m++] = c;
     }
+    /* Current HF BasicTokenizer normalizes to NFC before splitting on whitespace (older
+     * versions did not); the flags are those of utf8proc_NFC. */
+    m = decompose(b, b->cp, m);
+    m = (size_t)utf8proc_normalize_utf32(b->cp2, (utf8proc_ssize_t)m,
+                                         UTF8PROC_COMPOSE | UTF8PROC_STABLE);
+    b->cp = grow(b->cp, &b->cp_cap, m, sizeof *b->cp);
+    memcpy(b->cp, b->cp2, m * sizeof *b->cp);
     if (b->n_never && never_hit(b, b->cp, m, fn, ctx, &r)) return r;
     int32_t *c = b->cp;
     if (b->strip) {
-        m = strip_accents(b, b->cp, m);
+        size_t k = decompose(b, b->cp, m);
+        m = 0;
+        for (size_t i = 0; i < k; i++)
+            if (utf8proc_category(b->cp2[i]) != UTF8PROC_CATEGORY_MN) b->cp2[m++] = b->cp2[i];
         c = b->cp2;
         if (b->n_never && never_hit(b, c, m, fn, ctx, &r)) return r;
     }

@@ -9,11 +9,12 @@
  *  2. cleaning: NUL, U+FFFD and every character of category C* (but \t \n \r) are dropped;
  *     \t \n \r, Zs, and U+2028/U+2029 (which Python's str.split() splits on) separate words;
  *  3. each CJK ideograph (HF's _is_chinese_char blocks) becomes a word of its own;
- *  4. per word: when strip_accents, NFD with every Mn dropped; then split around punctuation
- *     (ASCII 33-47, 58-64, 91-96, 123-126 and every P* category), each mark a word;
+ *  4. per word: NFC (as current HF; older versions skip it); a word equal to a special token is
+ * kept whole; when strip_accents, NFD with every Mn dropped; then split around punctuation (ASCII
+ * 33-47, 58-64, 91-96, 123-126 and every P* category), each mark a word;
  *  5. WordPiece: greedy longest match first, continuations prefixed "##"; a word becomes a
  *     single [UNK] when any part has no match or it has more than 100 code points.
- * Unicode properties (categories, lower case, NFD) come from utf8proc.
+ * Unicode properties (categories, lower case, NFC, NFD) come from utf8proc.
  *
  * Then [CLS] A [SEP] (or [CLS] A [SEP] B [SEP]), with HF's 'longest_first' truncation. */
 #ifndef AF_TOKENIZER_H

@@ -21,6 +21,9 @@ HARD = [
     "Crème Brûlée À LA MODE", "ŁÓDŹ Øresund Þórr ÐÆ", "Dvořák Škoda Čapek", "ẞ capital sharp s",
     "x\U0001D16D\U0001D165 reorder", "a\u0301\u0316 marks", "\u0301 lonely accent", "o\u0308\u0304",
     "\u1fef varia \u037e question \u0387 ano", "\u0340\u0341 tone marks", "\u2329angle\u232a",
+    # NFC (current HF): compositions, singletons, exclusions, Hangul jamo
+    "A\u030a\u0301 \u212b \u2126 e\u0323\u0302", "\u0958\u0959 \u0f73 \u0344 excluded",
+    "\u1112\u1161\u11ab\u1100\u116e\u11a8 jamo", "\u1e9b\u0323 long s", "o\u0328\u0304",
     # CJK and neighbours
     "我爱北京天安门", "日本語のテキストです", "한국어 텍스트 한", "中文English混合text", "\uf900\uf901 compat",
     "\U00020000\U0002a6df ext b", "\u3400\u4dbf ext a", "\u2f800 \U0002f800 compat supplement",
@@ -92,6 +95,8 @@ CLASSES = [
     "ＡＢＣ１２３ａｂｃＨｅｌｌｏⒶⓑℌ𝔢𝐁",
     "\U0001d16d\U0001d165\u0f71\u0f72\u302e\u302f",
     "[CLS][SEP][MASK][UNK][PAD]",
+    "\u1100\u1112\u1161\u1175\u11a8\u11c2\uac00\ud7a3\u212b\u2126\u212a\u1fef\u037e\u0387"
+    "\u2329\uf900\u0958\u0344\u0f73\u1e9b\u0301\u0323\u0328\u0304",
 ]
 
 CORPUS = """\

@@ -100,6 +100,7 @@ class Reference:
         text = self.clean(text)
         if self.chinese:
             text = self.space_cjk(text)
+        text = unicodedata.normalize("NFC", text)  # current HF; older versions skipped it
         out = []
         for tok in text.split():
             if tok in self.specials:
