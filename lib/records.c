@@ -321,6 +321,9 @@ int rec_get(const rec_reader *r, int field, rec_value *v) {
 int rec_raw(const rec_reader *r, int field, const char **s, size_t *n) {
     size_t start, len;
     if (r->fmt != REC_JSONL || field < 0 || field >= r->nfields || !r->jline) return 0;
+    /* jsonlex_member compares raw key text: a name with a backslash could match another key
+     * written with escapes */
+    if (strchr(r->specs[field], '\\') || strchr(r->specs[field], '"')) return 0;
     if (jsonlex_member(r->jline, r->jlen, r->specs[field], &start, &len) < 0) return 0;
     *s = r->jline + start;
     *n = len;

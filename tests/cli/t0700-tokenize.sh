@@ -150,12 +150,14 @@ test_expect_success '-o writes the file; a summary goes to stderr' '
 	test_grep "examples, [0-9]* tokens" err &&
 	! ls out.jsonl.tmp.* 2>/dev/null
 '
-test_expect_success 'the output is read by af-pretrain (labels and ids passed along)' '
+test_expect_success 'the output is read by af-pretrain and af-train-adapter' '
 	awk "NF { printf \"%s\t%d\n\", \$0, NR % 2 }" "$TK/corpus.txt" >c.tsv &&
 	af-tokenize --vocab "$V" --tsv --label 2 --id 1 --max-len 32 c.tsv >tok.jsonl &&
 	af-pretrain --layers 1 --hidden 8 --heads 1 --ffn 8 --vocab "$V" --steps 1 \
 		--batch-size 4 --max-len 32 --quiet -o base tok.jsonl &&
-	test -s base/model.safetensors
+	af-train-adapter --base base --name t -o t.safetensors --bottleneck 2 --max-steps 2 \
+		--quiet tok.jsonl &&
+	test -s t.safetensors
 '
 
 # ---- --build-vocab ----------------------------------------------------------------------------
