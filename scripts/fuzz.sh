@@ -21,7 +21,7 @@ for t in $targets; do
     if nice -n 10 build/fuzz/fuzz-$t -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$t- $dict "$corpus" "$seeds" \
         >build/fuzz/fuzz-$t.log 2>&1; then
-        echo "fuzz-$t: no finding ($(grep -c . "$corpus"/* 2>/dev/null | wc -l) inputs in corpus)"
+        echo "fuzz-$t: no finding ($(ls "$corpus" | wc -l) inputs in corpus)"
         grep -E '^stat::number_of_executed_units|^stat::peak_rss' build/fuzz/fuzz-$t.log
     else
         echo "fuzz-$t: FINDING, see build/fuzz/fuzz-$t.log"
