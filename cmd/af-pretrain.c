@@ -356,6 +356,7 @@ int main(int argc, char **argv) {
     const int **seqs = af_malloc((size_t)c.batch * sizeof *seqs);
     int *lens = af_malloc((size_t)c.batch * sizeof *lens);
 
+    int status = 0;
     while (opt.step < total) {
         optim_zero_grad(&opt);
         double step_loss = 0;
@@ -419,11 +420,14 @@ int main(int argc, char **argv) {
             if (stop) {
                 fprintf(stderr, "%s%s: interrupted at step %ld; checkpoint in %s (--resume)\n",
                         tty ? "\n" : "", af_prog, step, c.ckpt);
-                return signals_exit_status();
+                status = signals_exit_status();
+                break;
             }
         }
     }
-    if (!c.quiet && tty) fputc('\n', stderr);
+    if (!c.quiet && tty && status == 0) fputc('\n', stderr);
+    char *recs = NULL;
+    if (status) goto done;
 
     /* the training record, in the model file's metadata */
     cJSON *rec = cJSON_Parse(run);
@@ -442,12 +446,13 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(rec, "unigram_loss", uni_loss);
     }
     /* no wall time in the record: the same run must give the same bytes */
-    char *recs = cJSON_PrintUnformatted(rec);
+    recs = cJSON_PrintUnformatted(rec);
     cJSON_Delete(rec);
     st_meta meta[2] = {{"training", recs}, {"created_by", "af-pretrain " AF_VERSION}};
     if (pretrain_save(c.out, &m, &head, c.vocab, c.lower, c.f16, meta, 2, NULL, &e)) die_err(&e);
     if (!c.quiet) fprintf(stderr, "%s: wrote %s (%.0fs)\n", af_prog, c.out, af_now() - t_start);
 
+done:
     free(recs), free(run), free(seqs), free(lens), free(tens), free(names);
     batch_plan_free(&plan);
     optim_free(&opt);
@@ -458,5 +463,5 @@ int main(int argc, char **argv) {
     tok_close(tok);
     bert_free(&m);
     signals_restore();
-    return finish(0);
+    return status ? status : finish(0);
 }
