@@ -9,20 +9,23 @@ mkdir -p "$DATA"
 
 # gen SEED N: a two-class task the base makes learnable: 3-7 tokens between [CLS]=2 and [SEP]=3,
 # all from 5..33 ("neg") or all from 34..62 ("pos"). The base's random attention carries enough of
-# the tokens into [CLS] for an adapter of bottleneck 8 to separate them within a few epochs.
+# the tokens into [CLS] for an adapter of bottleneck 8 to separate them in 10-20 epochs.
 gen() {
-	awk -v seed="$1" -v n="$2" 'BEGIN {
-		srand(seed)
+	awk -v seed="$1" -v n="$2" '
+	# the Park-Miller generator, exact in doubles: the same data from every awk (seed >= 1)
+	function rnd() { x = (x * 16807) % 2147483647; return x / 2147483647 }
+	BEGIN {
+		x = seed
 		for (i = 0; i < n; i++) {
-			y = int(rand() * 2); L = 3 + int(rand() * 5); s = "[2"
-			for (j = 0; j < L; j++) s = s "," (5 + 29 * y + int(rand() * 29))
+			y = int(rnd() * 2); L = 3 + int(rnd() * 5); s = "[2"
+			for (j = 0; j < L; j++) s = s "," (5 + 29 * y + int(rnd() * 29))
 			printf "{\"input_ids\":%s,3],\"label\":\"%s\"}\n", s, y ? "pos" : "neg"
 		}
 	}'
 }
 gen 1 256 >"$DATA/train.jsonl"
-gen 2 128 >"$DATA/dev.jsonl"
-gen 3 2000 >"$DATA/big.jsonl"
+gen 101 128 >"$DATA/dev.jsonl"
+gen 7919 2000 >"$DATA/big.jsonl"
 
 # Everything after a safetensors header: the tensors' bytes.
 st_data() {
@@ -178,7 +181,7 @@ test_expect_success 'houlsby (both sites, swish), --reduction-factor, regression
 	test "$(meta m.st heads.two)" = regression &&
 	test "$(meta m.st config.non_linearity)" = tanh &&
 	test_exit 1 train --name m -o m2.st --epochs 1 --task two:lo,hi -q multi.jsonl 2>err &&
-	test_grep "multi.jsonl:257: label 1.5: task two has classes, not numbers" err
+	test_grep "multi.jsonl:257: label -*[0-9.]*: task two has classes, not numbers" err
 '
 
 test_expect_success 'same seed, same bytes (with dropout); another seed, other bytes' '
@@ -212,21 +215,21 @@ test_expect_success '--lr 0 leaves every weight as initialised' '
 '
 
 test_expect_success 'the training loss falls on a learnable task; --log holds one JSON line per evaluation' '
-	train --name t -o out.st --epochs 10 --batch-size 16 --lr 1e-2 --bottleneck 8 --dropout 0 \
+	train --name t -o out.st --epochs 20 --batch-size 16 --lr 1e-2 --bottleneck 8 --dropout 0 \
 		--dev "$DATA/dev.jsonl" --log log.jsonl -q "$DATA/train.jsonl" &&
-	test $(wc -l <log.jsonl) = 10 &&
+	test $(wc -l <log.jsonl) = 20 &&
 	python3 -c "
 import json
 L = [json.loads(l) for l in open(\"log.jsonl\")]
-assert [x[\"epoch\"] for x in L] == list(range(1, 11)), L
-assert [x[\"step\"] for x in L] == list(range(16, 161, 16)), L
+assert [x[\"epoch\"] for x in L] == list(range(1, 21)), L
+assert [x[\"step\"] for x in L] == list(range(16, 321, 16)), L
 for x in L:
     for k in (\"train_loss\", \"dev_loss\", \"accuracy\", \"f1\", \"mcc\", \"lr\", \"best\"):
         assert k in x, (k, x)
 first, last = L[0][\"train_loss\"], L[-1][\"train_loss\"]
-assert last < 0.6 * first, (first, last)
+assert last < 0.5 * first, (first, last)
 assert L[-1][\"dev_loss\"] < L[0][\"dev_loss\"], L
-assert max(x[\"accuracy\"] for x in L) >= 0.75, L
+assert max(x[\"accuracy\"] for x in L) >= 0.8, L
 "
 '
 
