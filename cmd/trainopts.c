@@ -2,9 +2,11 @@
 #include "trainopts.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "metrics.h"
@@ -180,8 +182,23 @@ void common_load(common_opts *c, bert *base, jl_set *train, jl_set *dev) {
     if (c->dev && jl_read_all(dev, c->dev, base->cfg.vocab_size, &e)) die_err(&e);
 }
 
+/* The output and the checkpoint are written next to themselves (path.tmp.XXXXXX, renamed): try
+ * that before training, so that a run of hours does not end in "cannot create temporary file". */
+static void check_writable(const char *path) {
+    size_t n = strlen(path) + 12;
+    char *tmp = af_malloc(n);
+    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) die("%s: cannot write there: %s", path, strerror(errno));
+    close(fd);
+    unlink(tmp);
+    free(tmp);
+}
+
 int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
     af_err e;
+    check_writable(c->out);
+    check_writable(c->t.ckpt_path);
     train_data tr, dv;
     const char *tname = strcmp(c->input, "-") ? c->input : "stdin", *limit = "--max-len";
     /* a base with fewer positions than --max-len (default 128) truncates there, as af-infer does */

@@ -97,7 +97,7 @@ test_expect_success 'usage errors exit 2 and say what is wrong' '
 	! test -e x
 '
 
-test_expect_success 'a missing base directory, input file or dev file: exit 1, named' '
+test_expect_success 'a missing base directory, input file, dev file or output directory: exit 1, named' '
 	test_exit 1 af-train-adapter --base nowhere --name t -o x "$DATA/train.jsonl" 2>err &&
 	test_grep "^af-train-adapter: nowhere/config.json: No such file or directory" err &&
 	test_exit 1 train --name t -o x missing.jsonl 2>err &&
@@ -106,7 +106,12 @@ test_expect_success 'a missing base directory, input file or dev file: exit 1, n
 	test_grep "nodev.jsonl: No such file or directory" err &&
 	mkdir dir && test_exit 1 train --name t -o x dir 2>err &&
 	test_grep "^af-train-adapter: dir:1: read error: Is a directory" err &&
-	! test -e x
+	test_exit 1 train --name t -o nodir/x "$DATA/train.jsonl" 2>err &&
+	test_grep "^af-train-adapter: nodir/x: cannot write there: No such file or directory" err &&
+	! grep -q "epoch" err &&
+	test_exit 1 train --name t -o x --checkpoint nodir/c "$DATA/train.jsonl" 2>err &&
+	test_grep "^af-train-adapter: nodir/c: cannot write there" err &&
+	! test -e x && test -z "$(ls | grep tmp)"
 '
 
 test_expect_success 'garbled JSONL: exit 1 with file:line, from a file and from stdin' '
