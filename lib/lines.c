@@ -1,7 +1,10 @@
 /* lines.c: the line reader every text input shares (declared in jsonl.h).
  *
- * zlib's gzread passes plain files through unchanged, so one code path reads gzip and plain
- * input alike. Lines are cut with memchr over our own buffer rather than gzgets, so a line may
+ * Input is read with read(2), so a line that has arrived is returned at once even when the
+ * writer at the other end of a pipe pauses (gzread would wait for a whole 64 KiB block first, and
+ * a pipeline would see nothing). The first bytes decide the format: gzip's magic number means
+ * the stream goes through zlib's inflate (members one after another, as gzip -d reads them);
+ * anything else is passed through. Lines are cut with memchr over our own buffer, so a line may
  * hold NUL bytes and be of any length. */
 #include "jsonl.h"
 
@@ -15,59 +18,114 @@
 #define CHUNK (1 << 16)
 
 struct af_lines {
-    gzFile gz;
+    int fd;
     char *name;
-    char *buf; /* raw bytes read but not yet returned: buf[pos, len) */
+    char *buf; /* decoded bytes read but not yet returned: buf[pos, len) */
     size_t pos, len;
     char *line; /* the current line, NUL-terminated */
     size_t linecap;
     long lineno;
     int eof;
+    int sniffed, gzip;
+    unsigned char *in; /* gzip: compressed bytes not yet inflated */
+    z_stream zs;
+    int zdone;          /* the current gzip member ended */
+    size_t pending;     /* plain: bytes read while sniffing, already in buf */
 };
 
 int af_lines_open(af_lines **lp, const char *path, af_err *e) {
     *lp = NULL;
     int stdin_ = !path || strcmp(path, "-") == 0;
     const char *name = stdin_ ? "stdin" : path;
-    /* gzclose closes the descriptor; dup keeps stdin usable for whoever owns it. */
-    int fd = stdin_ ? dup(0) : open(path, O_RDONLY);
+    int fd = stdin_ ? 0 : open(path, O_RDONLY);
     if (fd < 0) return af_errf(e, "%s: %s", name, strerror(errno));
-    gzFile gz = gzdopen(fd, "rb");
-    if (!gz) {
-        close(fd);
-        return af_errf(e, "%s: cannot open: %s", name, strerror(errno ? errno : ENOMEM));
-    }
-    gzbuffer(gz, 1 << 17);
     af_lines *l = af_calloc(1, sizeof *l);
-    l->gz = gz;
+    l->fd = fd;
     l->name = af_strdup(name);
     l->buf = af_malloc(CHUNK);
+    l->in = af_malloc(CHUNK);
     l->linecap = 256;
     l->line = af_malloc(l->linecap);
     *lp = l;
     return 0;
 }
 
-/* zlib's message starts with its own name for the stream ("<fd:3>: "); ours is better. */
-static int read_error(af_lines *l, af_err *e) {
-    int zerr;
-    const char *msg = gzerror(l->gz, &zerr);
-    if (zerr == Z_ERRNO)
-        msg = strerror(errno);
-    else if (strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": "))
-        msg = strstr(msg, ": ") + 2;
+/* read(2) that retries on EINTR: bytes read, 0 at end of input, -1 on error. */
+static ssize_t read_some(int fd, void *p, size_t n) {
+    for (;;) {
+        ssize_t r = read(fd, p, n);
+        if (r >= 0 || errno != EINTR) return r;
+    }
+}
+
+static int read_error(af_lines *l, const char *msg, af_err *e) {
     return af_errf(e, "%s:%ld: read error: %s", l->name, l->lineno + 1, msg);
 }
 
-/* Refills buf; returns bytes read, 0 at end of input, -1 on error. */
+/* The first bytes: enough of them to tell gzip from text (a pipe may deliver one at a time). */
+static int sniff(af_lines *l, af_err *e) {
+    size_t n = 0;
+    while (n < 2) {
+        ssize_t r = read_some(l->fd, l->in + n, CHUNK - n);
+        if (r < 0) return read_error(l, strerror(errno), e);
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    l->sniffed = 1;
+    l->gzip = n >= 2 && l->in[0] == 0x1f && l->in[1] == 0x8b;
+    if (l->gzip) {
+        memset(&l->zs, 0, sizeof l->zs);
+        /* 15 + 16: a gzip wrapper, not zlib's */
+        if (inflateInit2(&l->zs, 15 + 16) != Z_OK) return read_error(l, "zlib init failed", e);
+        l->zs.next_in = l->in;
+        l->zs.avail_in = (uInt)n;
+    } else {
+        memcpy(l->buf, l->in, n);
+        l->pending = n;
+    }
+    return 0;
+}
+
+/* Refills buf; returns bytes now in it, 0 at end of input, -1 on error. */
 static int fill(af_lines *l, af_err *e) {
-    int n = gzread(l->gz, l->buf, CHUNK);
-    int zerr;
-    /* A truncated gzip stream shows as end of input with the error state set. */
-    if (n < 0 || (n == 0 && (gzerror(l->gz, &zerr), zerr != Z_OK))) return read_error(l, e);
+    if (!l->sniffed && sniff(l, e)) return -1;
     l->pos = 0;
-    l->len = (size_t)n;
-    return n;
+    if (!l->gzip) {
+        if (l->pending) {
+            l->len = l->pending;
+            l->pending = 0;
+            return (int)l->len;
+        }
+        ssize_t r = read_some(l->fd, l->buf, CHUNK);
+        if (r < 0) return read_error(l, strerror(errno), e);
+        l->len = (size_t)r;
+        return (int)r;
+    }
+    for (;;) {
+        if (l->zs.avail_in == 0) {
+            ssize_t r = read_some(l->fd, l->in, CHUNK);
+            if (r < 0) return read_error(l, strerror(errno), e);
+            if (r == 0) {
+                l->len = 0;
+                if (!l->zdone) return read_error(l, "unexpected end of file (truncated gzip)", e);
+                return 0;
+            }
+            l->zs.next_in = l->in;
+            l->zs.avail_in = (uInt)r;
+        }
+        if (l->zdone) { /* another member follows */
+            if (inflateReset(&l->zs) != Z_OK) return read_error(l, "zlib reset failed", e);
+            l->zdone = 0;
+        }
+        l->zs.next_out = (Bytef *)l->buf;
+        l->zs.avail_out = CHUNK;
+        int rc = inflate(&l->zs, Z_NO_FLUSH);
+        if (rc == Z_STREAM_END) l->zdone = 1;
+        else if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return read_error(l, l->zs.msg ? l->zs.msg : "invalid gzip data", e);
+        l->len = CHUNK - l->zs.avail_out;
+        if (l->len) return (int)l->len;
+    }
 }
 
 static void append(af_lines *l, size_t *n, const char *p, size_t k) {
@@ -121,8 +179,10 @@ const char *af_lines_name(const af_lines *l) {
 
 void af_lines_close(af_lines *l) {
     if (!l) return;
-    gzclose(l->gz);
+    if (l->gzip) inflateEnd(&l->zs);
+    if (l->fd > 0) close(l->fd);
     free(l->name);
+    free(l->in);
     free(l->buf);
     free(l->line);
     free(l);
