@@ -8,7 +8,7 @@
 #include "ops.h"
 #include "trainopts.h"
 
-enum { O_ARCH = 2000, O_REDUCTION, O_BOTTLENECK, O_NONLIN };
+enum { O_ARCH = 2000, O_REDUCTION, O_BOTTLENECK, O_NONLIN, O_HEAD_ONLY };
 
 static void usage(void) {
     printf("Usage: %s --base DIR --name NAME -o OUT [options] [FILE|-]\n"
@@ -20,6 +20,8 @@ static void usage(void) {
            "  -o, --output OUT       the adapter file to write\n"
            "Adapter:\n"
            "  --arch pfeiffer|houlsby    (default pfeiffer)\n"
+           "  --head-only            no adapter: train the head alone on the frozen base\n"
+           "                         (the baseline adapters are measured against)\n"
            "  --reduction-factor N   bottleneck = hidden / N (default 16)\n"
            "  --bottleneck N         bottleneck size, instead of a reduction factor\n"
            "  --non-linearity F      relu, gelu, swish, tanh (default: relu; swish for houlsby)\n"
@@ -39,13 +41,14 @@ int main(int argc, char **argv) {
     opts[n++] = (struct option){"reduction-factor", required_argument, 0, O_REDUCTION};
     opts[n++] = (struct option){"bottleneck", required_argument, 0, O_BOTTLENECK};
     opts[n++] = (struct option){"non-linearity", required_argument, 0, O_NONLIN};
+    opts[n++] = (struct option){"head-only", no_argument, 0, O_HEAD_ONLY};
     opts[n] = (struct option){0, 0, 0, 0};
     int o;
     while ((o = getopt_long(argc, argv, TRAIN_OPTSTRING, opts, NULL)) != -1) {
         if (common_opts_handle(&c, o, optarg)) continue;
         switch (o) {
         case O_ARCH:
-            if ((spec.arch = site_arch_parse(optarg)) < 0)
+            if ((spec.arch = site_arch_parse(optarg)) < 0 || spec.arch == SITE_NONE)
                 usage_error("--arch: '%s' is not pfeiffer or houlsby", optarg);
             break;
         case O_REDUCTION: spec.reduction = (int)opt_long("--reduction-factor", optarg, 1, 1 << 20); break;
@@ -56,6 +59,7 @@ int main(int argc, char **argv) {
                 spec.act != AF_ACT_TANH)
                 usage_error("--non-linearity: '%s' is not relu, gelu, swish or tanh", optarg);
             break;
+        case O_HEAD_ONLY: spec.arch = SITE_NONE; break;
         case 'h': usage(); return finish(0);
         case 'V': printf("%s %s\n", af_prog, AF_VERSION); return finish(0);
         default: usage_error("unknown option");

@@ -13,6 +13,7 @@ static const char *site_path(int s) {
 }
 
 int model_site_mask(int arch) {
+    if (arch == SITE_NONE) return 0;
     return arch == SITE_HOULSBY ? (1 << BERT_SITE_ATTN) | (1 << BERT_SITE_OUT)
                                 : (1 << BERT_SITE_OUT);
 }
@@ -90,7 +91,8 @@ int model_new_adapter(af_model *m, const char *name, const adapter_spec *spec, u
     if (m->N) return af_errf(e, "model: an adapter is already loaded");
     int r = spec->bottleneck > 0 ? spec->bottleneck
                                  : (spec->reduction > 0 ? m->H / spec->reduction : 0);
-    if (r < 1 || r > m->H)
+    if (spec->arch == SITE_NONE) r = 0; /* a head alone */
+    else if (r < 1 || r > m->H)
         return af_errf(e, "bottleneck size %d is not in [1, hidden size %d]", r, m->H);
     m->arch = spec->arch;
     m->N = 1;
@@ -164,7 +166,7 @@ static int adapter_meta(const st_file *f, model_adapter *a, int *arch, af_err *e
         rc = af_errf(e, "%s: config.arch missing or unknown", f->path);
     else if (!acts || act_parse(acts) < 0)
         rc = af_errf(e, "%s: config.non_linearity missing or unknown", f->path);
-    else if (r < 1)
+    else if (r < 1 && site_arch_parse(archs) != SITE_NONE)
         rc = af_errf(e, "%s: config.bottleneck missing", f->path);
     if (!rc) {
         a->name = af_strdup(name);
@@ -295,6 +297,8 @@ static void alloc_fusion(af_model *m, const fusion_config *cfg) {
 
 int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t seed, af_err *e) {
     if (m->N < 2) return af_errf(e, "fusion needs at least 2 adapters, %d given", m->N);
+    if (m->arch == SITE_NONE)
+        return af_errf(e, "%s holds no adapter (a head alone): nothing to fuse", m->ad[0].path);
     fusion_config c = *cfg;
     c.N = m->N, c.H = m->H;
     if (fusion_config_check(&c, e)) return -1;
@@ -792,7 +796,7 @@ void model_writer(af_model *m, st_writer *w, const char *format, int group_mask,
         cJSON *names = cJSON_AddArrayToObject(cfg, "adapter_names");
         for (int i = 0; i < m->N; i++) cJSON_AddItemToArray(names, cJSON_CreateString(m->ad[i].name));
     } else {
-        cJSON_AddNumberToObject(cfg, "reduction_factor", (double)m->H / m->ad[0].r);
+        cJSON_AddNumberToObject(cfg, "reduction_factor", m->ad[0].r ? (double)m->H / m->ad[0].r : 0);
         cJSON_AddNumberToObject(cfg, "bottleneck", m->ad[0].r);
         cJSON_AddStringToObject(cfg, "non_linearity", act_name(m->ad[0].act));
         cJSON_AddNumberToObject(cfg, "hidden_size", m->H);

@@ -8,11 +8,15 @@
 int site_arch_parse(const char *name) {
     if (!strcmp(name, "pfeiffer")) return SITE_PFEIFFER;
     if (!strcmp(name, "houlsby")) return SITE_HOULSBY;
+    if (!strcmp(name, "none")) return SITE_NONE;
     return -1;
 }
 
 const char *site_arch_name(int arch) {
-    return arch == SITE_PFEIFFER ? "pfeiffer" : arch == SITE_HOULSBY ? "houlsby" : "?";
+    return arch == SITE_PFEIFFER  ? "pfeiffer"
+           : arch == SITE_HOULSBY ? "houlsby"
+           : arch == SITE_NONE    ? "none"
+                                  : "?";
 }
 
 int site_check(const site *s, af_err *e) {

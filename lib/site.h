@@ -18,9 +18,10 @@
 #include "af.h"
 #include "fusion.h"
 
-typedef enum { SITE_PFEIFFER, SITE_HOULSBY } site_arch;
+/* SITE_NONE: no adapter at all, a head on the frozen base (the baseline of the paper's tables). */
+typedef enum { SITE_PFEIFFER, SITE_HOULSBY, SITE_NONE } site_arch;
 
-/* "pfeiffer", "houlsby" <-> site_arch; -1 if unknown. */
+/* "pfeiffer", "houlsby", "none" <-> site_arch; -1 if unknown. */
 int site_arch_parse(const char *name);
 const char *site_arch_name(int arch);
 
