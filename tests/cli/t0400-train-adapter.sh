@@ -62,7 +62,7 @@ train() {
 test_expect_success '--help lists every option; --version' '
 	af-train-adapter --help >out 2>err &&
 	! test -s err &&
-	for o in --base --name --output --arch --reduction-factor --bottleneck --non-linearity \
+	for o in --base --name --output --arch --head-only --reduction-factor --bottleneck --non-linearity \
 		--dev --labels --task --regression --max-len --epochs --max-steps --lr --batch-size \
 		--eval-batch-size --weight-decay --adam-beta1 --adam-beta2 --adam-eps --warmup-ratio \
 		--max-grad-norm --dropout --seed --eval-every --metric --patience --log --checkpoint \
@@ -187,6 +187,16 @@ test_expect_success 'houlsby (both sites, swish), --reduction-factor, regression
 	test "$(meta m.st config.non_linearity)" = tanh &&
 	test_exit 1 train --name m -o m2.st --epochs 1 --task two:lo,hi -q multi.jsonl 2>err &&
 	test_grep "multi.jsonl:257: label -*[0-9.]*: task two has classes, not numbers" err
+'
+
+test_expect_success '--head-only: a head on the frozen base, no adapter tensors' '
+	train --name ho --head-only -o ho.st --epochs 2 -q "$DATA/train.jsonl" &&
+	af-inspect ho.st >out &&
+	test_grep "^4 tensors, 306 parameters" out &&
+	test_grep "heads.ho.4.weight  *F32  *\[2, 16\]" out &&
+	! grep -q "adapters" out &&
+	test "$(meta ho.st config.arch)" = none &&
+	test "$(meta ho.st training.steps)" = 16
 '
 
 test_expect_success 'same seed, same bytes (with dropout); another seed, other bytes' '

@@ -120,7 +120,7 @@ test_expect_success 'usage errors exit 2 and say what is wrong' '
 	! test -e x
 '
 
-test_expect_success 'adapters that do not belong together are refused, naming the odd file' '
+test_expect_success 'adapters that do not belong together, or head-only files, are refused, naming the odd file' '
 	test_exit 1 fuse -o x $AB --adapter "$SRC/o.st" "$SRC/target.jsonl" 2>err &&
 	test_grep "^af-fuse: $SRC/o.st: trained on a different base (fingerprint" err &&
 	test_exit 1 fuse -o x --adapter "$SRC/a.st" --adapter "$SRC/ha.st" "$SRC/target.jsonl" 2>err &&
@@ -136,6 +136,14 @@ test_expect_success 'adapters that do not belong together are refused, naming th
 	fuse -o f.st $AB --epochs 1 -q "$SRC/target.jsonl" &&
 	test_exit 1 fuse -o x --adapter "$SRC/a.st" --adapter f.st "$SRC/target.jsonl" 2>err &&
 	test_grep "f.st: a fusion file (af-fusion/1), not an adapter file" err &&
+	af-train-adapter --base "$BASE" --threads 1 --name ho --head-only --epochs 1 -q -o ho.st \
+		"$SRC/a.jsonl" &&
+	af-train-adapter --base "$BASE" --threads 1 --name ho2 --head-only --epochs 1 -q -o ho2.st \
+		"$SRC/a.jsonl" &&
+	test_exit 1 fuse -o x --adapter ho.st --adapter ho2.st "$SRC/target.jsonl" 2>err &&
+	test_grep "^af-fuse: ho.st holds no adapter (a head alone): nothing to fuse" err &&
+	test_exit 1 fuse -o x --adapter "$SRC/a.st" --adapter ho.st "$SRC/target.jsonl" 2>err &&
+	test_grep "^af-fuse: ho.st: .*fused adapters must share the architecture" err &&
 	test_exit 1 fuse -o x $AB --method multihead --heads 3 "$SRC/target.jsonl" 2>err &&
 	test_grep "heads dividing hidden size 16 expected, 3 found" err &&
 	! test -e x
