@@ -1,26 +1,166 @@
 #!/bin/sh
-# bench.sh: the throughput tables `make bench` prints. Each program in tests/bench prints its own
-# table; AF_BENCH names the directory the Makefile built them in. Extra arguments go to every
-# program (e.g. `scripts/bench.sh --model mini`). Threads default to 2, the figure the project
-# compares against (../shared/peer/README.md); BENCH_THREADS overrides.
+# bench.sh: what `make bench` prints: af against the PyTorch peer (../shared/peer), side by side.
+#
+#   scripts/bench.sh [--quick] [--model mini|base|all] [--mode infer,adapter,fusion]
+#                    [--repeat N] [--steps N] [--no-torch] [--no-sst2] [--no-tokenize] [--encoder]
+#
+#   --quick      mini only, no SST-2 epoch, no tokenizer figure (about a minute)
+#   --model      which sizes (default all: mini 32x64 and base 16x128)
+#   --mode       which modes, comma-separated (default infer,adapter,fusion)
+#   --repeat N   measure every pair N times, af and PyTorch alternating; best of N each (default 1)
+#   --steps N    timed steps per measurement (default 10 on mini, 4 on base; 3 warm-up steps)
+#   --encoder    also the per-phase encoder table (tests/bench/bench-encoder)
+#
+# Every figure is one process: af's bench-model (model_run as the tools drive it) and the peer's
+# bench_torch.py --impl ref, each under bench-rss, which reads the child's peak RSS from wait4.
+# GFLOP/s use the peer's flops_per_step for both, so they compare; % of peak is against the best
+# 2-thread sgemm rate of ../shared/peer/sgemm_peak.txt (measured here when that file is absent).
+# The machine is shared: only the ratios of one run mean much. Without Debian's python3-torch, or
+# without ../shared, the af columns are printed alone. Threads: 2 (BENCH_THREADS overrides).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${AF_BENCH:-$top/build/rel/tests/bench}
+shared=${AF_SHARED:-$top/../shared}
+peer=$shared/peer
 threads=${BENCH_THREADS:-2}
-if [ ! -x "$dir/bench-encoder" ]; then
-    echo "bench.sh: $dir/bench-encoder not built; run 'make bench'" >&2
-    exit 1
-fi
-# OpenBLAS reads its thread count at start-up too; the programs set it again from --threads.
-export OPENBLAS_NUM_THREADS="$threads"
-echo "# af bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $threads threads, random weights"
-echo
-echo "## encoder (BERT, batch 32, sequence 128; GFLOP/s counts matrix products only)"
-"$dir/bench-encoder" --threads "$threads" "$@"
-for prog in "$dir"/bench-*; do
-    case $prog in */bench-encoder) continue ;; esac
-    [ -x "$prog" ] || continue
-    echo
-    echo "## ${prog##*/bench-}"
-    "$prog" --threads "$threads" "$@"
+py=${BENCH_PYTHON:-/usr/bin/python3}
+models=all modes=infer,adapter,fusion repeat=1 steps= torch=1 sst2=1 tok=1 encoder=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) models=mini sst2=0 tok=0 ;;
+    --model) models=$2; shift ;;
+    --mode) modes=$2; shift ;;
+    --repeat) repeat=$2; shift ;;
+    --steps) steps=$2; shift ;;
+    --no-torch) torch=0 ;;
+    --no-sst2) sst2=0 ;;
+    --no-tokenize) tok=0 ;;
+    --encoder) encoder=1 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
 done
+[ "$models" = all ] && models="mini base"
+modes=$(echo "$modes" | tr ',' ' ')
+for p in bench-model bench-rss; do
+    if [ ! -x "$dir/$p" ]; then
+        echo "bench.sh: $dir/$p not built; run 'make bench'" >&2
+        exit 1
+    fi
+done
+export OPENBLAS_NUM_THREADS="$threads"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/afbench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# The peer's ceiling: its best 2-thread sgemm rate (bench_torch.py's default_peak), else measured.
+peak=
+if [ -f "$peer/sgemm_peak.txt" ]; then
+    peak=$(awk '$NF ~ /%$/ && $(NF-1) ~ /%$/ { if ($(NF-3) + 0 > m) m = $(NF-3) + 0 }
+                END { if (m) print m }' "$peer/sgemm_peak.txt")
+    peak_src="sgemm_peak.txt"
+fi
+if [ -z "$peak" ]; then
+    peak=$("$dir/bench-model" --measure-peak --threads "$threads")
+    peak_src="measured here"
+fi
+if [ $torch = 1 ] && ! { [ -f "$peer/bench_torch.py" ] && "$py" -c 'import torch' 2>/dev/null; }; then
+    echo "(PyTorch peer not available: $py without torch, or no $peer; af columns only)"
+    torch=0
+fi
+
+echo "# af bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $threads threads," \
+    "sgemm peak $peak GFLOP/s ($peak_src)"
+echo
+
+# key=value lines (af, bench-rss) or the peer's JSON line -> value of one key
+val() { tr -d '{}",' <"$1" | tr ' ' '\n' | sed -n "s/^$2[=:]//p" | tail -1; }
+# the peer prints "key": value; make that key=value
+flatten() { sed 's/": /=/g; s/"//g; s/[{},]/ /g' "$1" >"$1.kv" && mv "$1.kv" "$1"; }
+better() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(b == "" || a + 0 > b + 0) }'; }
+
+# one measurement: run IMPL MODEL MODE -> $tmp/IMPL-MODEL-MODE (best of repeats, by ex/s)
+measure() {
+    impl=$1 model=$2 mode=$3
+    if [ "$model" = mini ]; then B=32 S=64 n=${steps:-10}; else B=16 S=128 n=${steps:-4}; fi
+    out=$tmp/run.$$
+    if [ "$impl" = af ]; then
+        "$dir/bench-rss" "$dir/bench-model" --model "$model" --mode "$mode" --batch $B --seq $S \
+            --threads "$threads" --steps "$n" --warmup 3 --peak "$peak" >"$out" 2>"$out.err" || {
+            echo "af $model $mode failed: $(tail -1 "$out.err")" >&2; return 0; }
+    else
+        tmode=$mode
+        OMP_WAIT_POLICY=PASSIVE "$dir/bench-rss" "$py" "$peer/bench_torch.py" --impl ref \
+            --model "$model" --mode "$tmode" --batch $B --seq $S --threads "$threads" \
+            --steps "$n" --warmup 3 --peak "$peak" >"$out" 2>"$out.err" || {
+            echo "PyTorch $model $mode failed: $(tail -1 "$out.err")" >&2; return 0; }
+        flatten "$out"
+    fi
+    best=$tmp/$impl-$model-$mode
+    if [ ! -f "$best" ] || better "$(val "$out" ex_per_s)" "$(val "$best" ex_per_s)"; then
+        mv "$out" "$best"
+    fi
+}
+
+target() { # model mode -> speed target
+    case $1-$2 in
+    mini-infer) echo 2 ;; mini-adapter) echo 2.5 ;; mini-fusion) echo 3 ;;
+    base-infer) echo 1.2 ;; base-adapter) echo 1.3 ;; base-fusion) echo 1.6 ;;
+    esac
+}
+
+echo "## af vs PyTorch (ref_adapterfusion.py): examples/s, GFLOP/s by the peer's flops_per_step"
+printf '%-5s %-7s %-8s | %8s %7s %5s %8s | %8s %7s %5s %8s | %6s %5s %6s %s\n' \
+    model shape mode "af ex/s" GFLOP/s %pk "RSS MiB" "pt ex/s" GFLOP/s %pk "RSS MiB" \
+    speed want "RSS" met
+for model in $models; do
+    for mode in $modes; do
+        r=0
+        while [ $r -lt "$repeat" ]; do
+            measure af "$model" "$mode"
+            [ $torch = 1 ] && measure torch "$model" "$mode"
+            r=$((r + 1))
+        done
+        a=$tmp/af-$model-$mode t=$tmp/torch-$model-$mode
+        [ -f "$a" ] || continue
+        if [ "$model" = mini ]; then shape=32x64; else shape=16x128; fi
+        ae=$(val "$a" ex_per_s) ag=$(val "$a" gflops) ap=$(val "$a" pct_sgemm_peak)
+        ar=$(val "$a" rss_mib)
+        if [ -f "$t" ]; then
+            te=$(val "$t" ex_per_s) tg=$(val "$t" gflops) tp=$(val "$t" pct_sgemm_peak)
+            tr_=$(val "$t" rss_mib)
+            want=$(target "$model" "$mode")
+            awk -v m="$model" -v s="$shape" -v o="$mode" -v ae="$ae" -v ag="$ag" -v ap="$ap" \
+                -v ar="$ar" -v te="$te" -v tg="$tg" -v tp="$tp" -v tr="$tr_" -v w="$want" 'BEGIN {
+                sp = ae / te; rr = ar / tr
+                met = (sp >= w ? "speed" : "SPEED MISSED") "," (rr <= 0.25 ? "rss" : "RSS MISSED")
+                printf "%-5s %-7s %-8s | %8.1f %7.1f %5.1f %8.0f | %8.1f %7.1f %5.1f %8.0f | %5.2fx %4.1fx %5.2fx %s\n",
+                    m, s, o, ae, ag, ap, ar, te, tg, tp, tr, sp, w, rr, met }'
+        else
+            awk -v m="$model" -v s="$shape" -v o="$mode" -v ae="$ae" -v ag="$ag" -v ap="$ap" \
+                -v ar="$ar" 'BEGIN {
+                printf "%-5s %-7s %-8s | %8.1f %7.1f %5.1f %8.0f | %8s %7s %5s %8s |\n",
+                    m, s, o, ae, ag, ap, ar, "-", "-", "-", "-" }'
+        fi
+    done
+done
+echo "(speed = af/PyTorch examples/s, target 'want'; RSS = af/PyTorch peak RSS, target <= 0.25x;" \
+    "best of $repeat)"
+
+if [ $sst2 = 1 ]; then
+    echo
+    echo "## real data: one epoch of adapter training on SST-2 train, mini, length-bucketed batches"
+    AF_BENCH=$dir BENCH_PYTHON=$py BENCH_TORCH=$torch "$top/scripts/bench-sst2.sh" || true
+fi
+
+if [ $tok = 1 ]; then
+    echo
+    echo "## tokenizer"
+    "$top/scripts/bench-tokenize.sh" || true
+fi
+
+if [ $encoder = 1 ] && [ -x "$dir/bench-encoder" ]; then
+    echo
+    echo "## encoder phases (BERT, batch 32, sequence 128; GFLOP/s counts matrix products only)"
+    "$dir/bench-encoder" --threads "$threads"
+fi
