@@ -118,25 +118,24 @@ def src_austen(src):
         yield b
 
 
+# diatheke's verse prefix, "Genesis 1:1: ", "I Maccabees 2:3: ", "Esther (Greek) 1:1: ",
+# "Revelation of John 22:21: ": at a line start, or after a psalm title on the same line.
+WEB_VERSE = re.compile(r"(?:^|(?<=[\s>]))(?:I{1,3} |[1-3] )?[A-Z][a-z]+"
+                       r"(?: (?:of|the|and|[A-Z][a-z]+|\(Greek\)))* \d+:\d+: ", re.M)
+
+
 def src_web(src):
-    """World English Bible via diatheke (OSIS): verses joined, paragraphs at x-p markers.
-    A verse may run over several lines (psalm titles, poetry), so lines are joined first."""
+    """World English Bible via diatheke (OSIS): verses joined, paragraphs at x-p markers."""
     with open(os.path.join(src, "web.osis.txt"), encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
-    verse = re.compile(r"^[1-3]?\s?[A-Z][A-Za-z ]+ \d+:\d+: ")
-    verses = []
-    for line in lines:
-        if verse.match(line):
-            verses.append(verse.sub("", line, count=1))
-        elif verses and not line.startswith("("):
-            verses[-1] += " " + line
+        text = fh.read()
+    text = text[:text.rfind("(engWEB2015eb)")] if "(engWEB2015eb)" in text else text
+    # the glossary after Revelation is a list of definitions, not running text
+    text = re.sub(r"<[^>]*$", "", text.split('type="glossary"', 1)[0])
+    text = re.sub(r"<note\b.*?</note>", " ", text, flags=re.S)
+    text = re.sub(r"<title\b.*?</title>", " ", text, flags=re.S)
+    text = text.replace("</w><w", "</w> <w")
     cur = []
-    for body in verses:
-        if 'type="glossary"' in body:
-            body = body.split('type="glossary"', 1)[0]
-        body = re.sub(r"<note\b.*?</note>", " ", body)
-        body = re.sub(r"<title\b.*?</title>", " ", body)
-        body = body.replace("</w><w", "</w> <w")
+    for body in WEB_VERSE.split(text)[1:]:
         parts = re.split(r'<div eID="[^"]*" type="x-p"/>', body)
         for i, part in enumerate(parts):
             cur.append(html.unescape(re.sub(r"<[^>]+>", "", part)))
