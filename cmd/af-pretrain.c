@@ -1,6 +1,7 @@
 /* af-pretrain: masked-language-model pretraining of a new BERT, or continued pretraining of a
  * Hugging Face checkpoint on one's own text; writes a BertForMaskedLM directory. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@
 #include "tokenizer.h"
 
 typedef struct {
-    const char *base, *vocab, *out, *dev, *ckpt;
+    const char *base, *vocab, *out, *dev, *ckpt, *log;
     int layers, hidden, heads, ffn, max_pos;
     int act;
     double dropout;
@@ -61,6 +62,7 @@ static void usage(void) {
            "  --whole-word        choose whole words (a token and its ## pieces)\n"
            "  --dev FILE          held-out text: MLM loss and accuracy, against the unigram baseline\n"
            "  --eval-every N      evaluate on --dev every N steps (default: at the end)\n"
+           "  --log FILE          one JSON line per evaluation (appended to when resuming)\n"
            "  --save-every N      write a resumable checkpoint every N steps\n"
            "  --checkpoint DIR    where checkpoints go (default: OUT.ckpt)\n"
            "  --resume            continue from the checkpoint\n"
@@ -76,7 +78,7 @@ static void usage(void) {
 enum {
     O_BASE = 256, O_LAYERS, O_HIDDEN, O_HEADS, O_FFN, O_VOCAB, O_MAXPOS, O_ACT, O_DROPOUT,
     O_NOLOWER, O_MAXLEN, O_BATCH, O_ACCUM, O_LR, O_WARMUP, O_WD, O_CLIP, O_STEPS, O_EPOCHS,
-    O_MASKP, O_WWM, O_DEV, O_EVAL, O_SAVE, O_CKPT, O_RESUME, O_F16, O_SEED, O_THREADS, O_VERSION
+    O_MASKP, O_WWM, O_DEV, O_EVAL, O_SAVE, O_CKPT, O_RESUME, O_F16, O_SEED, O_THREADS, O_VERSION, O_LOG
 };
 
 static const struct option longopts[] = {
@@ -97,6 +99,7 @@ static const struct option longopts[] = {
     {"seed", required_argument, 0, O_SEED},       {"threads", required_argument, 0, O_THREADS},
     {"output", required_argument, 0, 'o'},        {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, O_VERSION},
+    {"log", required_argument, 0, O_LOG},
     {0, 0, 0, 0}};
 
 static void parse(config *c, int argc, char **argv) {
@@ -133,6 +136,7 @@ static void parse(config *c, int argc, char **argv) {
         case O_EVAL: c->eval_every = opt_long("--eval-every", optarg, 1, 1L << 40); break;
         case O_SAVE: c->save_every = opt_long("--save-every", optarg, 1, 1L << 40); break;
         case O_CKPT: c->ckpt = optarg; break;
+        case O_LOG: c->log = optarg; break;
         case O_RESUME: c->resume = 1; break;
         case O_F16: c->f16 = 1; break;
         case O_SEED: c->seed = (uint64_t)opt_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
@@ -350,12 +354,15 @@ int main(int argc, char **argv) {
                                                 : (long long)opt.step * c.accum * c.batch * c.max_len;
     long long tokens0 = tokens_seen;
     dev_result last = {NAN, NAN, 0};
-    double t_start = af_now(), t_shown = 0, loss_window = 0;
+    double t_start = af_now(), t_shown = 0, loss_window = 0, eval_loss = 0;
+    long eval_n = 0;
     long window = 0, step0 = (long)opt.step;
     int tty = isatty(2);
     const int **seqs = af_malloc((size_t)c.batch * sizeof *seqs);
     int *lens = af_malloc((size_t)c.batch * sizeof *lens);
 
+    FILE *logf = NULL;
+    if (c.log && !(logf = fopen(c.log, c.resume ? "a" : "w"))) die("%s: %s", c.log, strerror(errno));
     int status = 0;
     while (opt.step < total) {
         optim_zero_grad(&opt);
@@ -388,10 +395,23 @@ int main(int argc, char **argv) {
         double lr = optim_lr(&opt, grp);
         optim_step(&opt);
         loss_window += step_loss, window++;
+        eval_loss += step_loss, eval_n++;
         long step = (long)opt.step;
 
         int eval_now = c.dev && ((c.eval_every && step % c.eval_every == 0) || step == total);
-        if (eval_now) last = evaluate(&p, &dev, &mk, &c);
+        if (eval_now) {
+            last = evaluate(&p, &dev, &mk, &c);
+            if (logf) {
+                fprintf(logf,
+                        "{\"step\":%ld,\"tokens_seen\":%lld,\"lr\":%.6g,\"train_loss\":%.6g,"
+                        "\"dev_loss\":%.6g,\"dev_accuracy\":%.6g,\"dev_masked\":%ld,"
+                        "\"unigram_accuracy\":%.6g,\"elapsed\":%.1f}\n",
+                        step, tokens_seen, lr, eval_loss / eval_n, last.loss, last.acc, last.n,
+                        uni_acc, af_now() - t_start);
+                if (fflush(logf)) die("%s: %s", c.log, strerror(errno));
+            }
+            eval_loss = 0, eval_n = 0;
+        }
         double now = af_now();
         if (!c.quiet && (now - t_shown >= (tty ? 0.5 : 30) || step == total || eval_now)) {
             double el = now - t_start, tps = (tokens_seen - tokens0) / (el > 0 ? el : 1);
@@ -453,6 +473,7 @@ int main(int argc, char **argv) {
     if (!c.quiet) fprintf(stderr, "%s: wrote %s (%.0fs)\n", af_prog, c.out, af_now() - t_start);
 
 done:
+    if (logf && fclose(logf)) die("%s: %s", c.log, strerror(errno));
     free(recs), free(run), free(seqs), free(lens), free(tens), free(names);
     batch_plan_free(&plan);
     optim_free(&opt);

@@ -135,6 +135,12 @@ test_expect_success 'it learns: dev MLM accuracy far above the unigram baseline'
 	awk -v u="$uni" -v a="$acc" "BEGIN { exit !(a > u + 0.1) }" &&
 	head -c 12000 m/model.safetensors | grep -q -a "dev_mlm_accuracy"
 '
+test_expect_success '--log: one JSON line per evaluation' '
+	af-pretrain $NEW --steps 9 --eval-every 3 --dev "$D/dev.txt" --log log.jsonl -o m "$D/train.txt" &&
+	test "$(wc -l <log.jsonl)" -eq 3 &&
+	test_grep "^{\"step\":9,\"tokens_seen\":[0-9]*,.*\"dev_accuracy\":0\.[0-9]*," log.jsonl &&
+	test_exit 1 af-pretrain $NEW --steps 2 --log /nonexistent/log -o m "$D/train.txt"
+'
 test_expect_success '--base: continued pretraining keeps the head; --lr 0 changes nothing' '
 	af-pretrain $SHAPE --steps 20 --lr 2e-3 --dev "$D/dev.txt" -o a "$D/train.txt" 2>err1 &&
 	af-pretrain --base a --steps 3 --lr 0 --batch-size 8 --max-len 32 --threads 1 \
