@@ -79,10 +79,10 @@ $(OUT)/fusion-%.json: $(OUT)/fusion-%.safetensors $(OUT)/$(TARGET).dev.jsonl
 	    --metrics-json $@ < $(OUT)/$(TARGET).dev.jsonl > $(OUT)/fusion-$*.predictions.jsonl
 
 $(OUT)/results.tsv: $(RESULTS)
-	@printf 'model\taccuracy\tf1\tmcc\n' > $@.tmp
+	@printf 'model\taccuracy\tmacro-F1\tMCC\n' > $@.tmp
 	@for f in $(RESULTS); do \
-	    printf '%s\t%s\n' "$$(basename $$f .json)" \
-	        "$$(tr -d ' \n' < $$f | sed 's/.*"accuracy":\([^,}]*\).*"f1":\([^,}]*\).*"mcc":\([^,}]*\).*/\1\t\2\t\3/')"; \
+	    tr -d ' \n' < $$f | sed 's/.*"accuracy":\([^,}]*\).*"f1":\([^,}]*\).*"mcc":\([^,}]*\).*/\1 \2 \3/' | \
+	    awk -v m="$$(basename $$f .json)" '{ printf "%s\t%.3f\t%.3f\t%.3f\n", m, $$1, $$2, $$3 }'; \
 	done >> $@.tmp
 	@mv $@.tmp $@
 	@column -t -s '	' $@
