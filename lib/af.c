@@ -5,9 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -309,6 +314,145 @@ int af_ncores(void) {
     return n > 0 ? (int)n : 1;
 }
 
+/* ---- threads ------------------------------------------------------------------------------- */
+
+/* A job is announced by bumping `gen`. Workers spin on it for a while (parallel regions follow
+ * each other within microseconds during a training step), then sleep on the condition variable;
+ * the caller wakes sleepers only when there are any. */
+#define POOL_MAX 64
+#define POOL_SPIN (1 << 11)
+
+static struct {
+    int n;                /* threads in use, the caller included */
+    int started;          /* workers created so far */
+    pthread_t tid[POOL_MAX];
+    unsigned born[POOL_MAX]; /* gen when worker k was created: the jobs it must run come after */
+    atomic_uint gen;      /* job counter */
+    atomic_int pending;   /* workers still running the current job */
+    atomic_int sleepers;  /* workers blocked on cv */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    af_task_fn fn;
+    void *ctx;
+    int total, grain;
+    atomic_int next;      /* first index not yet taken */
+} pool = {.n = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static _Thread_local int in_task;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Threads take chunks of `grain` indices from a shared counter until none are left, so one
+ * thread preempted by another process delays only its chunk, not half of the work. */
+static void run_chunks(void) {
+    for (;;) {
+        int lo = atomic_fetch_add_explicit(&pool.next, pool.grain, memory_order_relaxed);
+        if (lo >= pool.total) return;
+        int hi = lo + pool.grain < pool.total ? lo + pool.grain : pool.total;
+        pool.fn(pool.ctx, lo, hi);
+    }
+}
+
+static void *pool_worker(void *arg) {
+    int k = (int)(intptr_t)arg;
+    /* not the gen it finds on starting: a job may have been announced before this thread ran */
+    unsigned seen = pool.born[k];
+    in_task = 1;
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen) {
+            if (++spins < POOL_SPIN) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&pool.mu);
+            atomic_fetch_add(&pool.sleepers, 1);
+            while ((g = atomic_load(&pool.gen)) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
+            atomic_fetch_sub(&pool.sleepers, 1);
+            pthread_mutex_unlock(&pool.mu);
+            break;
+        }
+        seen = g;
+        if (k >= pool.n) continue; /* the pool shrank: this worker sits out */
+        run_chunks();
+        atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* OpenBLAS 0.3.21 does not know AMD Zen 4/5 and runs its Haswell (AVX2) kernels there, at half
+ * the sgemm rate its SkylakeX (AVX-512) kernels reach on the same CPU. Its DYNAMIC_ARCH builds
+ * (Debian's) can choose again: switch once, before any product, when the CPU has what those
+ * kernels need, unless the user chose a core with OPENBLAS_CORETYPE (or set AF_NO_AVX512). */
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+extern char *openblas_get_corename(void);
+
+static void blas_pick_core(void) {
+    static int done;
+    if (done++ || !gotoblas_dynamic_init || !gotoblas_dynamic_quit) return;
+    if (getenv("OPENBLAS_CORETYPE") || getenv("AF_NO_AVX512")) return;
+    const char *core = openblas_get_corename();
+    if (!core || (strcasecmp(core, "haswell") && strcasecmp(core, "zen"))) return;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl") ||
+        !__builtin_cpu_supports("avx512cd"))
+        return;
+    setenv("OPENBLAS_CORETYPE", "SKYLAKEX", 1);
+    gotoblas_dynamic_quit();
+    gotoblas_dynamic_init();
+    unsetenv("OPENBLAS_CORETYPE");
+}
+
 void af_set_threads(int n) {
-    openblas_set_num_threads(n > 0 ? n : af_ncores());
+    blas_pick_core();
+    if (n <= 0) n = af_ncores();
+    if (n > POOL_MAX) n = POOL_MAX;
+    openblas_set_num_threads(1);
+    while (pool.started < n - 1) {
+        int k = pool.started + 1;
+        pool.born[k] = atomic_load(&pool.gen);
+        if (pthread_create(&pool.tid[k], NULL, pool_worker, (void *)(intptr_t)k) != 0) {
+            n = k; /* no more threads: use what there is */
+            break;
+        }
+        pthread_detach(pool.tid[k]);
+        pool.started++;
+    }
+    pool.n = n;
+}
+
+int af_threads(void) {
+    return pool.n;
+}
+
+void af_parallel(int n, af_task_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (pool.n == 1 || in_task || n == 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    int T = pool.n;
+    pool.fn = fn, pool.ctx = ctx, pool.total = n;
+    pool.grain = (n + 4 * T - 1) / (4 * T);
+    atomic_store(&pool.next, 0);
+    atomic_store(&pool.pending, T - 1);
+    atomic_fetch_add(&pool.gen, 1);
+    if (atomic_load(&pool.sleepers)) {
+        pthread_mutex_lock(&pool.mu);
+        pthread_cond_broadcast(&pool.cv);
+        pthread_mutex_unlock(&pool.mu);
+    }
+    in_task = 1;
+    run_chunks();
+    in_task = 0;
+    for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire);)
+        if (++spins < POOL_SPIN) cpu_relax();
+        else sched_yield(); /* the worker was preempted: let it run */
 }

@@ -74,7 +74,21 @@ int af_sha256_file(const char *path, char out[65], af_err *e);
 
 /* ---- misc ------------------------------------------------------------------------------- */
 double af_now(void);               /* monotonic seconds */
-void af_set_threads(int n);        /* OpenBLAS threads; n <= 0: all cores */
 int af_ncores(void);
+
+/* ---- threads ---------------------------------------------------------------------------- */
+/* One pool of n threads (the caller and n - 1 workers) does all of af's parallel work; OpenBLAS
+ * is set to 1 thread, so its own threads never compete with the pool for the cores (the matrix
+ * products split their output between the pool's threads instead: gemm in ops.h). n <= 0: all
+ * cores. Until it is called everything runs on the calling thread. */
+void af_set_threads(int n);
+int af_threads(void);
+/* Runs fn(ctx, lo, hi) over [0, n) cut into contiguous ranges (about 4 per thread, taken by
+ * whichever thread is free) and returns when all are done. Called from inside fn (or from a
+ * worker) it runs fn(ctx, 0, n) on the calling thread. Work that depends only on the index (a
+ * seed per index, a block of rows) gives the same result whichever thread runs it. Call it from
+ * one thread at a time. */
+typedef void (*af_task_fn)(void *ctx, int lo, int hi);
+void af_parallel(int n, af_task_fn fn, void *ctx);
 
 #endif

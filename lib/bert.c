@@ -11,7 +11,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- config ------------------------------------------------------------------------------ */
 
@@ -283,7 +286,8 @@ static void alloc_weights(bert *m, const bert_config *cfg) {
 
 void bert_free(bert *m) {
     if (!m) return;
-    free(m->mem);
+    if (m->region) munmap(m->region, m->region_len);
+    else free(m->mem);
     free(m->w.layer);
     free(m->dir);
     memset(m, 0, sizeof *m);
@@ -359,7 +363,7 @@ static int encoder_tensor(const char *name) {
     return !strncmp(name, "embeddings.", 11) || !strncmp(name, "encoder.", 8);
 }
 
-static int load_tensors(bert *m, const st_file *f, const char *path, af_err *e) {
+static int load_tensors(bert *m, const st_file *f, const char *path, int emb_mapped, af_err *e) {
     int n = nspecs(&m->cfg), rc = -1;
     spec *s = af_malloc(n * sizeof *s);
     list_specs(s, &m->w, &m->cfg);
@@ -381,6 +385,7 @@ static int load_tensors(bert *m, const st_file *f, const char *path, af_err *e) 
             af_errf(e, "%s: %s: shape %s expected, %s found", path, t->name, want, got);
             goto out;
         }
+        if (emb_mapped && s[i].dst == m->w.word_emb) continue;
         if (st_to_f32(t, s[i].dst, t->numel, e)) {
             af_err_prefix(e, "%s", path);
             goto out;
@@ -397,6 +402,43 @@ out:
     free(used);
     free(s);
     return rc;
+}
+
+/* The word embeddings are most of a small model (30522 rows) and a batch reads a few hundred of
+ * them. When the file stores them as F32, mem is placed in an anonymous mapping so that they
+ * start at the same offset within a page as in the file, and their whole pages are mapped from
+ * the file over mem (MAP_PRIVATE: a write copies the page, the file never changes); the partial
+ * pages at both ends are copied. Returns 1 when mapped, 0 when the normal path must read them. */
+static int map_word_emb(bert *m, const st_file *f, const char *path) {
+    const st_tensor *t = st_find(f, "bert.embeddings.word_embeddings.weight");
+    if (!t) t = st_find(f, "embeddings.word_embeddings.weight");
+    size_t H = m->cfg.hidden, n = (size_t)m->cfg.vocab_size * H * sizeof(float);
+    long pg = sysconf(_SC_PAGESIZE);
+    if (!t || t->dtype != ST_F32 || t->nbytes != n || pg <= 0) return 0;
+    size_t off = (size_t)((const char *)t->data - (const char *)f->map), P = (size_t)pg;
+    if (off % sizeof(float) || n < 4 * P) return 0;
+    size_t len = m->nparams * sizeof(float) + P;
+    char *region = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (region == MAP_FAILED) return 0;
+    char *mem = region + off % P;
+    size_t a = (off + P - 1) / P * P, b = (off + n) / P * P; /* whole pages of the file */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    void *got = fd < 0 ? MAP_FAILED
+                       : mmap(mem + (a - off), b - a, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_FIXED, fd, (off_t)a);
+    if (fd >= 0) close(fd);
+    if (got == MAP_FAILED) {
+        munmap(region, len);
+        return 0;
+    }
+    memcpy(mem, t->data, a - off);
+    memcpy(mem + (b - off), (const char *)t->data + (b - off), off + n - b);
+    free(m->mem);
+    free(m->w.layer);
+    m->mem = (float *)mem;
+    m->region = region, m->region_len = len;
+    carve_weights(&m->w, m->mem, &m->cfg);
+    return 1;
 }
 
 int bert_load(bert *m, const char *dir, af_err *e) {
@@ -419,7 +461,8 @@ int bert_load(bert *m, const char *dir, af_err *e) {
     if (st_open(&f, wpath, e)) goto out;
     opened = 1;
     alloc_weights(m, &cfg);
-    if (load_tensors(m, &f, wpath, e) || bert_fingerprint(dir, m->fingerprint, e)) {
+    int mapped = map_word_emb(m, &f, wpath);
+    if (load_tensors(m, &f, wpath, mapped, e) || bert_fingerprint(dir, m->fingerprint, e)) {
         bert_free(m);
         goto out;
     }
@@ -583,6 +626,9 @@ struct bert_acts {
     float *dqkv;                         /* (M, 3H) backward only from here on */
     float *dctx, *dh1, *da, *dh2, *dtmp; /* (M, H) */
     float *dg, *du;                      /* (M, F) */
+    /* cls_only: the last layer computes only the first token of every sequence (bert.h) */
+    int cls_only, fwd_cls_only; /* as set, and as the last forward ran */
+    float *xc, *yc, *dxc;                /* (maxB, H) its input and output rows, packed */
 };
 
 /* Carves from an arena, or only counts the bytes when a == NULL (bert_acts_bytes). */
@@ -634,6 +680,7 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         if (A) la[l] = x;
     }
     float *tmp = CF(M * H), *g = CF(M * F), *att = CF(2 * (size_t)S * S);
+    float *xc = CF((size_t)B * H), *yc = CF((size_t)B * H), *dxc = train ? CF((size_t)B * H) : NULL;
     float *dqkv = NULL, *dctx = NULL, *dh1 = NULL, *da = NULL, *dh2 = NULL, *dtmp = NULL;
     float *dg = NULL, *du = NULL;
     if (train) {
@@ -651,6 +698,7 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->tmp = tmp, A->g = g, A->att = att;
         A->dqkv = dqkv, A->dctx = dctx, A->dh1 = dh1, A->da = da, A->dh2 = dh2, A->dtmp = dtmp;
         A->dg = dg, A->du = du;
+        A->xc = xc, A->yc = yc, A->dxc = dxc;
     }
     return A;
 }
@@ -761,6 +809,54 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
                  la->mean2, la->rstd2, M);
 }
 
+/* x[M,H]·W[N,H]ᵀ + bias[N] into columns of out with row stride ldo (K and V of the stacked qkv). */
+static void linear_into(float *out, int ldo, const float *x, const float *W, const float *bias,
+                        int M, int K, int N) {
+    for (int i = 0; i < M; i++) memcpy(out + (size_t)i * ldo, bias, N * sizeof(float));
+    gemm(0, 1, M, N, K, 1.0f, x, K, W, K, 1.0f, out, ldo);
+}
+
+static void gather_cls(float *dst, const float *src, int B, int S, int H) {
+    for (int b = 0; b < B; b++) memcpy(dst + (size_t)b * H, src + (size_t)b * S * H, H * sizeof(float));
+}
+
+/* The last layer when only the first token of each sequence is read: keys and values for every
+ * token, everything else for those B tokens, packed in the first B rows of the layer's buffers. */
+static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hooks *hk, int train,
+                              af_rng *rng) {
+    const bert_layer *W = &m->w.layer[l];
+    layer_acts *la = &A->la[l];
+    const bert_config *c = &m->cfg;
+    int B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
+    size_t BH = (size_t)B * H;
+    const float *x = hid(A, A->hidden, l);
+    float *y = hid(A, A->hidden, l + 1);
+    linear_into(la->qkv + H, 3 * H, x, W->qkv_w + (size_t)H * H, W->qkv_b + H, M, H, 2 * H);
+    gather_cls(A->xc, x, B, S, H);
+    float *qc = A->yc; /* free until the end of the layer */
+    linear_forward(qc, A->xc, W->qkv_w, W->qkv_b, B, H, H);
+    for (int b = 0; b < B; b++)
+        memcpy(la->qkv + (size_t)b * S * 3 * H, qc + (size_t)b * H, H * sizeof(float));
+    attention_cls_forward(la->ctx, la->probs, train ? la->pmask : NULL, la->qkv, A->mask, B, S, NH,
+                          H / NH, c->attn_dropout, rng);
+    linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, B, H, H);
+    if (train) dropout_forward(la->h1, la->m1, la->h1, BH, c->hidden_dropout, rng);
+    site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, A->xc, W->ln1_w, W->ln1_b, c->ln_eps,
+                 la->mean1, la->rstd1, B);
+    linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, B, H, F);
+    act_forward(A->g, la->u, (size_t)B * F, c->act);
+    linear_forward(la->h2, A->g, W->ff2_w, W->ff2_b, B, F, H);
+    if (train) dropout_forward(la->h2, la->m2, la->h2, BH, c->hidden_dropout, rng);
+    site_forward(A, hk, l, BERT_SITE_OUT, A->yc, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
+                 la->mean2, la->rstd2, B);
+    for (int b = 0; b < B; b++)
+        memcpy(y + (size_t)b * S * H, A->yc + (size_t)b * H, H * sizeof(float));
+}
+
+void bert_acts_cls_only(bert_acts *acts, int on) {
+    acts->cls_only = on;
+}
+
 const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
                           const bert_hooks *hooks, int train, af_rng *rng) {
     bert_acts *A = acts;
@@ -783,7 +879,11 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
             A->active[2 * l + s] = (unsigned char)hooked(hooks, l, s);
     A->dvalid = c->layers + 1;
     embed_forward(m, A, hid(A, A->hidden, 0), train, rng);
-    for (int l = 0; l < c->layers; l++) layer_forward(m, A, l, hooks, train, rng);
+    for (int l = 0; l < c->layers; l++) {
+        if (A->cls_only && l == c->layers - 1) layer_forward_cls(m, A, l, hooks, train, rng);
+        else layer_forward(m, A, l, hooks, train, rng);
+    }
+    A->fwd_cls_only = A->cls_only;
     return hid(A, A->hidden, c->layers);
 }
 
@@ -829,6 +929,67 @@ static void embed_backward(const bert *m, bert_acts *A, bert_weights *g) {
     }
 }
 
+/* Backward of layer_forward_cls. dy: the gradient of every row, of which only the first token's
+ * are read. Returns 1 when the walk stops in this layer (frozen, lowest hooked site reached). */
+static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hooks *hk,
+                              bert_grads *grads, int lowest) {
+    const bert_config *c = &m->cfg;
+    const bert_layer *W = &m->w.layer[l];
+    bert_layer *G = grads ? &grads->g.layer[l] : NULL;
+    const layer_acts *la = &A->la[l];
+    int B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
+    size_t BH = (size_t)B * H, BF = (size_t)B * F;
+    const float *x = hid(A, A->hidden, l);
+    float *dx = hid(A, A->dhidden, l), *dy = hid(A, A->dhidden, l + 1);
+    float *dyc = A->yc; /* the forward's packed output is not needed any more */
+    gather_cls(dyc, dy, B, S, H);
+    zero(A->dh2, BH);
+    zero(A->da, BH);
+    site_backward(A, hk, l, BERT_SITE_OUT, A->dh2, A->da, dyc, la->h2, la->a, W->ln2_w, W->ln2_b,
+                  G ? G->ln2_w : NULL, G ? G->ln2_b : NULL, c->ln_eps, la->mean2, la->rstd2, B);
+    if (!grads && lowest == 2 * l + BERT_SITE_OUT) return 1;
+    zero(A->dtmp, BH);
+    dropout_backward(A->dtmp, A->dh2, la->m2, BH, A->ph);
+    if (G) act_forward(A->g, la->u, BF, c->act);
+    zero(A->dg, BF);
+    linear_backward(A->dg, G ? G->ff2_w : NULL, G ? G->ff2_b : NULL, A->dtmp, A->g, W->ff2_w, B, F,
+                    H);
+    zero(A->du, BF);
+    act_backward(A->du, A->dg, la->u, BF, c->act);
+    linear_backward(A->da, G ? G->ff1_w : NULL, G ? G->ff1_b : NULL, A->du, la->a, W->ff1_w, B, H,
+                    F);
+    zero(A->dxc, BH);
+    zero(A->dh1, BH);
+    site_backward(A, hk, l, BERT_SITE_ATTN, A->dh1, A->dxc, A->da, la->h1, A->xc, W->ln1_w,
+                  W->ln1_b, G ? G->ln1_w : NULL, G ? G->ln1_b : NULL, c->ln_eps, la->mean1,
+                  la->rstd1, B);
+    zero(dx, (size_t)M * H);
+    for (int b = 0; b < B; b++) vec_add(dx + (size_t)b * S * H, A->dxc + (size_t)b * H, H);
+    if (!grads && lowest == 2 * l + BERT_SITE_ATTN) return 1;
+    zero(A->dtmp, BH);
+    dropout_backward(A->dtmp, A->dh1, la->m1, BH, A->ph);
+    zero(A->dctx, BH);
+    linear_backward(A->dctx, G ? G->ao_w : NULL, G ? G->ao_b : NULL, A->dtmp, la->ctx, W->ao_w, B,
+                    H, H);
+    zero(A->dqkv, (size_t)M * 3 * H);
+    attention_cls_backward(A->dqkv, A->dctx, la->qkv, la->probs, la->pmask, B, S, NH, H / NH,
+                           A->pa);
+    /* keys and values: every row; queries: the first token's, packed */
+    gemm(0, 0, M, H, 2 * H, 1.0f, A->dqkv + H, 3 * H, W->qkv_w + (size_t)H * H, H, 1.0f, dx, H);
+    float *dqc = A->dxc;
+    for (int b = 0; b < B; b++)
+        memcpy(dqc + (size_t)b * H, A->dqkv + (size_t)b * S * 3 * H, H * sizeof(float));
+    zero(A->dtmp, BH);
+    linear_backward(A->dtmp, G ? G->qkv_w : NULL, G ? G->qkv_b : NULL, dqc, A->xc, W->qkv_w, B, H,
+                    H);
+    for (int b = 0; b < B; b++) vec_add(dx + (size_t)b * S * H, A->dtmp + (size_t)b * H, H);
+    if (G) {
+        gemm(1, 0, 2 * H, H, M, 1.0f, A->dqkv + H, 3 * H, x, H, 1.0f, G->qkv_w + (size_t)H * H, H);
+        for (int i = 0; i < M; i++) vec_add(G->qkv_b + H, A->dqkv + (size_t)i * 3 * H + H, 2 * H);
+    }
+    return 0;
+}
+
 void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert_hooks *hooks,
                    bert_grads *grads) {
     bert_acts *A = acts;
@@ -845,6 +1006,11 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
     memcpy(hid(A, A->dhidden, L), dout, MH * sizeof(float));
     A->dvalid = L;
     for (int l = L - 1; l >= 0; l--) {
+        if (l == L - 1 && A->fwd_cls_only) {
+            if (layer_backward_cls(m, A, l, hooks, grads, lowest)) return;
+            A->dvalid = l;
+            continue;
+        }
         const bert_layer *W = &m->w.layer[l];
         bert_layer *G = grads ? &grads->g.layer[l] : NULL;
         const layer_acts *la = &A->la[l];

@@ -44,12 +44,16 @@ typedef struct {
     bert_weights w;
     float *mem;                /* one allocation holding every weight as float32 */
     size_t nparams;
+    void *region;              /* when bert_load mapped the file into mem: the anonymous mapping */
+    size_t region_len;         /* mem lies in (freed with munmap), else NULL */
     char fingerprint[65];      /* see bert_fingerprint */
     char *dir;
 } bert;
 
 /* Loads config.json + model.safetensors from a Hugging Face directory (F32/F16/BF16; names with
- * or without "bert."; LayerNorm gamma/beta or weight/bias; pooler/cls/classifier ignored). */
+ * or without "bert."; LayerNorm gamma/beta or weight/bias; pooler/cls/classifier ignored).
+ * An F32 word-embedding table is mapped from the file into mem (copy-on-write, so writes stay
+ * private) rather than read: rows no batch uses never take memory. mem keeps its layout. */
 int bert_load(bert *m, const char *dir, af_err *e);
 /* A new model with BERT's init: N(0, 0.02) linear and embedding weights, zero biases, LN = 1/0. */
 void bert_init_random(bert *m, const bert_config *cfg, uint64_t seed);
@@ -90,6 +94,13 @@ typedef struct bert_acts bert_acts;
 /* Bytes an arena needs for activations of up to B×S tokens (train: keep what backward needs). */
 size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train);
 bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int train);
+
+/* on: the caller reads only the first token ([CLS]) of every sequence from the last layer, and
+ * its gradient flows in only there. The last layer then computes keys and values for every token
+ * but queries, attention, output projection, FFN and sites for the first tokens only (hooks at
+ * its sites see M = B rows, one per sequence): ~85% of the layer's work saved, results equal.
+ * bert_hidden(L - 1) is then valid at the first token of each sequence only. Off by default. */
+void bert_acts_cls_only(bert_acts *acts, int on);
 
 /* 0 when every id, type id and mask value of b is in range for m and S <= max_pos; otherwise -1
  * with a message naming the sequence, the token and the value. */

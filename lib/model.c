@@ -676,6 +676,10 @@ double model_run(af_model *m, const bert_batch *b, const int *head_of, const flo
     bert_hooks hooks = {m, hook_active, hook_forward, hook_backward};
     int B = b->B, S = b->S, H = m->H;
     train = train && m->train;
+    /* The heads read only [CLS]: the last layer need not compute the other tokens, unless a
+     * model prepared for inference has fusion weights someone may read for every token
+     * (af-infer --fusion-weights). */
+    bert_acts_cls_only(m->acts, m->train || !m->fused);
     const float *hid = bert_forward(m->base, m->acts, b, &hooks, train, &m->rng);
     if (!hid) return NAN;
     if (train) memset(m->dhidden, 0, (size_t)B * S * H * sizeof(float));

@@ -1,78 +1,308 @@
-/* ops.c: elementary layers; see ops.h for the conventions (outputs first, backward accumulates). */
+/* ops.c: elementary layers; see ops.h for the conventions (outputs first, backward accumulates).
+ *
+ * Speed: every matrix product goes through gemm, which cuts its output between the threads of
+ * af's pool (OpenBLAS itself runs single-threaded, so the two never fight over the cores); the
+ * elementwise passes split their rows the same way and use AVX-512 when the CPU has it (checked
+ * at run time), with glibc's vector erff/expf/tanhf (libmvec, part of libm). The scalar loops
+ * below each vector path are the definition; the vector paths compute the same formulas. */
 #include "ops.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* ---- CPU dispatch ------------------------------------------------------------------------- */
+
+#define V512 __attribute__((target("avx512f,avx512dq")))
+
+static int has_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                 !getenv("AF_NO_AVX512");
+    }
+    return cached;
+}
+
+/* libmvec (glibc >= 2.35): 16-lane erff, expf, tanhf. */
+V512 extern __m512 _ZGVeN16v_erff(__m512);
+V512 extern __m512 _ZGVeN16v_expf(__m512);
+V512 extern __m512 _ZGVeN16v_tanhf(__m512);
+
+V512 static inline __mmask16 tail_mask(size_t left) {
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+/* Σ x[j] and Σ (x[j] - m)² in double, as the scalar code does. */
+V512 static double sum512(const float *x, int n) {
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    for (int j = 0; j < n; j += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - j), x + j);
+        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+}
+
+/* ---- threads ------------------------------------------------------------------------------ */
+
+/* Grain of the elementwise splits: below this many floats a pass runs on one thread. */
+#define PAR_MIN 32768
+
+/* A per-thread scratch buffer, grown when needed and kept for the thread's lifetime, so the
+ * attention tasks running on the pool each have their own. */
+static float *thread_scratch(size_t n) {
+    static _Thread_local float *buf;
+    static _Thread_local size_t cap;
+    if (n > cap) {
+        free(buf);
+        buf = af_malloc(n * sizeof(float));
+        cap = n;
+    }
+    return buf;
+}
+
+/* ---- gemm --------------------------------------------------------------------------------- */
+
+typedef struct {
+    int ta, tb, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    int lda, ldb, ldc;
+    float *C;
+    const float *bias; /* linear_forward: C rows start as bias, then beta = 1 */
+    int by_rows;       /* split C's rows (else its columns) in blocks of GEMM_BLOCK */
+} gemm_job;
+
+#define GEMM_BLOCK 16
+/* Products below this many multiply-adds are not worth waking the pool for. */
+#define GEMM_PAR_MIN (1 << 18)
+
+static void gemm_part(void *p, int lo, int hi) {
+    const gemm_job *g = p;
+    int r0 = lo * GEMM_BLOCK, r1 = hi * GEMM_BLOCK;
+    int M = g->M, N = g->N;
+    const float *A = g->A, *B = g->B;
+    float *C = g->C;
+    if (g->by_rows) {
+        if (r1 > M) r1 = M;
+        M = r1 - r0;
+        A += g->ta ? (size_t)r0 : (size_t)r0 * g->lda;
+        C += (size_t)r0 * g->ldc;
+    } else {
+        if (r1 > N) r1 = N;
+        N = r1 - r0;
+        B += g->tb ? (size_t)r0 * g->ldb : (size_t)r0;
+        C += r0;
+    }
+    if (M <= 0 || N <= 0) return;
+    float beta = g->beta;
+    if (g->bias) {
+        for (int i = 0; i < M; i++)
+            memcpy(C + (size_t)i * g->ldc, g->bias + (g->by_rows ? 0 : r0), N * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,
+                M, N, g->K, g->alpha, A, g->lda, B, g->ldb, beta, C, g->ldc);
+}
+
+static void gemm_run(gemm_job *g) {
+    if (g->M <= 0 || g->N <= 0) return;
+    if (af_threads() == 1 || (double)g->M * g->N * g->K < GEMM_PAR_MIN) {
+        g->by_rows = 1;
+        gemm_part(g, 0, (g->M + GEMM_BLOCK - 1) / GEMM_BLOCK);
+        return;
+    }
+    g->by_rows = g->M >= g->N;
+    int n = g->by_rows ? g->M : g->N;
+    af_parallel((n + GEMM_BLOCK - 1) / GEMM_BLOCK, gemm_part, g);
+}
+
+void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_job g = {ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, NULL, 0};
+    gemm_run(&g);
+}
+
+/* ---- linear ------------------------------------------------------------------------------- */
 
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int M, int K,
                     int N) {
-    if (b) {
-        for (int i = 0; i < M; i++) memcpy(out + (size_t)i * N, b, N * sizeof(float));
+    gemm_job g = {0, 1, M, N, K, 1.0f, 0.0f, inp, w, K, K, N, out, b, 0};
+    gemm_run(&g);
+}
+
+typedef struct {
+    float *db;
+    const float *dout;
+    int M, N;
+} colsum_job;
+
+static void colsum_part(void *p, int lo, int hi) {
+    const colsum_job *c = p;
+    for (int i = 0; i < c->M; i++) {
+        const float *d = c->dout + (size_t)i * c->N;
+        for (int j = lo; j < hi; j++) c->db[j] += d[j];
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, inp, K, w, K, b ? 1.0f : 0.0f,
-                out, N);
 }
 
 void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                      const float *w, int M, int K, int N) {
-    if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 1.0f,
-                    dinp, K);
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, inp, K, 1.0f,
-                    dw, K);
-    if (db)
-        for (int i = 0; i < M; i++) {
-            const float *d = dout + (size_t)i * N;
-            for (int j = 0; j < N; j++) db[j] += d[j];
+    if (dinp) gemm(0, 0, M, K, N, 1.0f, dout, N, w, K, 1.0f, dinp, K);
+    if (dw) gemm(1, 0, N, K, M, 1.0f, dout, N, inp, K, 1.0f, dw, K);
+    if (db) {
+        colsum_job c = {db, dout, M, N};
+        if ((size_t)M * N < PAR_MIN || N < 64) colsum_part(&c, 0, N);
+        else af_parallel(N, colsum_part, &c);
+    }
+}
+
+/* ---- layernorm ---------------------------------------------------------------------------- */
+
+typedef struct {
+    float *out, *mean, *rstd, *dinp, *dw, *db;
+    const float *inp, *w, *b, *dout, *cmean, *crstd;
+    int C;
+    float eps;
+} ln_job;
+
+V512 static void ln_row512(const ln_job *j, int i) {
+    int C = j->C;
+    const float *x = j->inp + (size_t)i * C;
+    float *y = j->out + (size_t)i * C;
+    float m = (float)(sum512(x, C) / C);
+    __m512 vm = _mm512_set1_ps(m);
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    for (int k = 0; k < C; k += 16) {
+        __mmask16 t = tail_mask(C - k);
+        __m512 d = _mm512_maskz_sub_ps(t, _mm512_maskz_loadu_ps(t, x + k), vm);
+        __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(d));
+        __m512d d1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(d, 1));
+        a0 = _mm512_fmadd_pd(d0, d0, a0);
+        a1 = _mm512_fmadd_pd(d1, d1, a1);
+    }
+    double v = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+    float r = 1.0f / sqrtf((float)(v / C) + j->eps);
+    __m512 vr = _mm512_set1_ps(r);
+    for (int k = 0; k < C; k += 16) {
+        __mmask16 t = tail_mask(C - k);
+        __m512 xv = _mm512_maskz_loadu_ps(t, x + k);
+        __m512 xh = _mm512_mul_ps(_mm512_sub_ps(xv, vm), vr);
+        __m512 o = _mm512_fmadd_ps(xh, _mm512_maskz_loadu_ps(t, j->w + k),
+                                   _mm512_maskz_loadu_ps(t, j->b + k));
+        _mm512_mask_storeu_ps(y + k, t, o);
+    }
+    if (j->mean) j->mean[i] = m;
+    if (j->rstd) j->rstd[i] = r;
+}
+
+static void ln_fwd_part(void *p, int lo, int hi) {
+    const ln_job *j = p;
+    int C = j->C;
+    if (has_avx512()) {
+        for (int i = lo; i < hi; i++) ln_row512(j, i);
+        return;
+    }
+    for (int i = lo; i < hi; i++) {
+        const float *x = j->inp + (size_t)i * C;
+        float *y = j->out + (size_t)i * C;
+        /* two passes in float with a double accumulator: matches PyTorch to ~1e-7 */
+        double s = 0;
+        for (int k = 0; k < C; k++) s += x[k];
+        float m = (float)(s / C);
+        double v = 0;
+        for (int k = 0; k < C; k++) {
+            float d = x[k] - m;
+            v += (double)d * d;
         }
+        float r = 1.0f / sqrtf((float)(v / C) + j->eps);
+        for (int k = 0; k < C; k++) y[k] = (x[k] - m) * r * j->w[k] + j->b[k];
+        if (j->mean) j->mean[i] = m;
+        if (j->rstd) j->rstd[i] = r;
+    }
 }
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int M, int C, float eps) {
-    for (int i = 0; i < M; i++) {
-        const float *x = inp + (size_t)i * C;
-        float *y = out + (size_t)i * C;
-        /* two passes in float with a double accumulator: matches PyTorch to ~1e-7 */
-        double s = 0;
-        for (int j = 0; j < C; j++) s += x[j];
-        float m = (float)(s / C);
-        double v = 0;
-        for (int j = 0; j < C; j++) {
-            float d = x[j] - m;
-            v += (double)d * d;
+    ln_job j = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .w = w, .b = b, .C = C,
+                .eps = eps};
+    if ((size_t)M * C < PAR_MIN) ln_fwd_part(&j, 0, M);
+    else af_parallel(M, ln_fwd_part, &j);
+}
+
+/* dx += r·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)), dxhat = dy·w (no dw, db here). */
+V512 static void ln_bwd_row512(const ln_job *j, int i) {
+    int C = j->C;
+    const float *x = j->inp + (size_t)i * C, *dy = j->dout + (size_t)i * C;
+    float *dx = j->dinp + (size_t)i * C;
+    __m512 vm = _mm512_set1_ps(j->cmean[i]), vr = _mm512_set1_ps(j->crstd[i]);
+    __m512d s1a = _mm512_setzero_pd(), s1b = _mm512_setzero_pd();
+    __m512d s2a = _mm512_setzero_pd(), s2b = _mm512_setzero_pd();
+    for (int k = 0; k < C; k += 16) {
+        __mmask16 t = tail_mask(C - k);
+        __m512 xh = _mm512_maskz_mul_ps(t, _mm512_sub_ps(_mm512_maskz_loadu_ps(t, x + k), vm), vr);
+        __m512 dxh = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, dy + k), _mm512_maskz_loadu_ps(t, j->w + k));
+        __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(dxh));
+        __m512d d1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(dxh, 1));
+        s1a = _mm512_add_pd(s1a, d0);
+        s1b = _mm512_add_pd(s1b, d1);
+        s2a = _mm512_fmadd_pd(d0, _mm512_cvtps_pd(_mm512_castps512_ps256(xh)), s2a);
+        s2b = _mm512_fmadd_pd(d1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(xh, 1)), s2b);
+    }
+    float a = (float)(_mm512_reduce_add_pd(_mm512_add_pd(s1a, s1b)) / C);
+    float c = (float)(_mm512_reduce_add_pd(_mm512_add_pd(s2a, s2b)) / C);
+    __m512 va = _mm512_set1_ps(a), vc = _mm512_set1_ps(c);
+    for (int k = 0; k < C; k += 16) {
+        __mmask16 t = tail_mask(C - k);
+        __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, x + k), vm), vr);
+        __m512 dxh = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, dy + k), _mm512_maskz_loadu_ps(t, j->w + k));
+        __m512 g = _mm512_mul_ps(vr, _mm512_sub_ps(_mm512_sub_ps(dxh, va), _mm512_mul_ps(xh, vc)));
+        _mm512_mask_storeu_ps(dx + k, t, _mm512_add_ps(_mm512_maskz_loadu_ps(t, dx + k), g));
+    }
+}
+
+static void ln_bwd_part(void *p, int lo, int hi) {
+    const ln_job *j = p;
+    int C = j->C;
+    if (j->dinp && !j->dw && !j->db && has_avx512()) {
+        for (int i = lo; i < hi; i++) ln_bwd_row512(j, i);
+        return;
+    }
+    for (int i = lo; i < hi; i++) {
+        const float *x = j->inp + (size_t)i * C, *dy = j->dout + (size_t)i * C;
+        float m = j->cmean[i], r = j->crstd[i];
+        /* dxhat = dy·w; dx = r·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)) */
+        double s1 = 0, s2 = 0;
+        for (int k = 0; k < C; k++) {
+            float xh = (x[k] - m) * r, dxh = dy[k] * j->w[k];
+            s1 += dxh;
+            s2 += (double)dxh * xh;
+            if (j->dw) j->dw[k] += dy[k] * xh;
+            if (j->db) j->db[k] += dy[k];
         }
-        float r = 1.0f / sqrtf((float)(v / C) + eps);
-        for (int j = 0; j < C; j++) y[j] = (x[j] - m) * r * w[j] + b[j];
-        if (mean) mean[i] = m;
-        if (rstd) rstd[i] = r;
+        if (!j->dinp) continue;
+        float a = (float)(s1 / C), c = (float)(s2 / C);
+        float *dx = j->dinp + (size_t)i * C;
+        for (int k = 0; k < C; k++) {
+            float xh = (x[k] - m) * r;
+            dx[k] += r * (dy[k] * j->w[k] - a - xh * c);
+        }
     }
 }
 
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int M, int C) {
-    for (int i = 0; i < M; i++) {
-        const float *x = inp + (size_t)i * C, *dy = dout + (size_t)i * C;
-        float m = mean[i], r = rstd[i];
-        /* dxhat = dy·w; dx = r·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)) */
-        double s1 = 0, s2 = 0;
-        for (int j = 0; j < C; j++) {
-            float xh = (x[j] - m) * r, dxh = dy[j] * w[j];
-            s1 += dxh;
-            s2 += (double)dxh * xh;
-            if (dw) dw[j] += dy[j] * xh;
-            if (db) db[j] += dy[j];
-        }
-        if (!dinp) continue;
-        float a = (float)(s1 / C), c = (float)(s2 / C);
-        float *dx = dinp + (size_t)i * C;
-        for (int j = 0; j < C; j++) {
-            float xh = (x[j] - m) * r;
-            dx[j] += r * (dy[j] * w[j] - a - xh * c);
-        }
-    }
+    ln_job j = {.dinp = dinp, .dw = dw, .db = db, .dout = dout, .inp = inp, .w = w,
+                .cmean = mean, .crstd = rstd, .C = C};
+    /* dw and db sum over rows: those runs stay on one thread */
+    if ((size_t)M * C < PAR_MIN || dw || db) ln_bwd_part(&j, 0, M);
+    else af_parallel(M, ln_bwd_part, &j);
 }
+
+/* ---- activations -------------------------------------------------------------------------- */
 
 static const struct {
     const char *name;
@@ -99,8 +329,62 @@ const char *act_name(int act) {
 #define INV_SQRT_2 0.7071067811865476f
 #define INV_SQRT_2PI 0.3989422804014327f
 
-void act_forward(float *out, const float *inp, size_t n, int act) {
-    switch (act) {
+typedef struct {
+    float *out;
+    const float *inp, *dout;
+    size_t n;
+    int act;
+} act_job;
+
+/* The exact GELU and its derivative, 16 lanes at a time; other activations take the scalar path. */
+V512 static void gelu_fwd512(float *out, const float *inp, size_t n) {
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    const __m512 is2 = _mm512_set1_ps(INV_SQRT_2);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 t = tail_mask(n - i);
+        __m512 x = _mm512_maskz_loadu_ps(t, inp + i);
+        __m512 e = _ZGVeN16v_erff(_mm512_mul_ps(x, is2));
+        _mm512_mask_storeu_ps(out + i, t,
+                              _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, e)));
+    }
+}
+
+V512 static void gelu_bwd512(float *dinp, const float *dout, const float *inp, size_t n) {
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    const __m512 is2 = _mm512_set1_ps(INV_SQRT_2), is2pi = _mm512_set1_ps(INV_SQRT_2PI);
+    const __m512 mhalf = _mm512_set1_ps(-0.5f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 t = tail_mask(n - i);
+        __m512 x = _mm512_maskz_loadu_ps(t, inp + i);
+        __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(one, _ZGVeN16v_erff(_mm512_mul_ps(x, is2))));
+        __m512 pdf =
+            _mm512_mul_ps(is2pi, _ZGVeN16v_expf(_mm512_mul_ps(mhalf, _mm512_mul_ps(x, x))));
+        __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, dout + i), _mm512_fmadd_ps(x, pdf, cdf));
+        _mm512_mask_storeu_ps(dinp + i, t, _mm512_add_ps(_mm512_maskz_loadu_ps(t, dinp + i), g));
+    }
+}
+
+/* Elementwise passes are cut in chunks of this many floats. */
+#define CHUNK 4096
+
+static void chunk_range(size_t n, int lo, int hi, size_t *a, size_t *b) {
+    *a = (size_t)lo * CHUNK;
+    *b = (size_t)hi * CHUNK;
+    if (*b > n) *b = n;
+}
+
+static void act_fwd_part(void *p, int lo, int hi) {
+    const act_job *j = p;
+    size_t a, b;
+    chunk_range(j->n, lo, hi, &a, &b);
+    const float *inp = j->inp + a;
+    float *out = j->out + a;
+    size_t n = b - a;
+    if (j->act == AF_ACT_GELU && has_avx512()) {
+        gelu_fwd512(out, inp, n);
+        return;
+    }
+    switch (j->act) {
     case AF_ACT_RELU:
         for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
         break;
@@ -125,8 +409,18 @@ void act_forward(float *out, const float *inp, size_t n, int act) {
     }
 }
 
-void act_backward(float *dinp, const float *dout, const float *inp, size_t n, int act) {
-    switch (act) {
+static void act_bwd_part(void *p, int lo, int hi) {
+    const act_job *j = p;
+    size_t a, b;
+    chunk_range(j->n, lo, hi, &a, &b);
+    const float *inp = j->inp + a, *dout = j->dout + a;
+    float *dinp = j->out + a;
+    size_t n = b - a;
+    if (j->act == AF_ACT_GELU && has_avx512()) {
+        gelu_bwd512(dinp, dout, inp, n);
+        return;
+    }
+    switch (j->act) {
     case AF_ACT_RELU:
         for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0 ? dout[i] : 0;
         break;
@@ -168,17 +462,60 @@ void act_backward(float *dinp, const float *dout, const float *inp, size_t n, in
     }
 }
 
-void softmax_forward(float *out, const float *inp, int M, int N) {
-    for (int i = 0; i < M; i++) {
-        const float *x = inp + (size_t)i * N;
-        float *y = out + (size_t)i * N;
-        float mx = -INFINITY;
-        for (int j = 0; j < N; j++) mx = x[j] > mx ? x[j] : mx;
-        float s = 0;
-        for (int j = 0; j < N; j++) s += (y[j] = expf(x[j] - mx));
-        float inv = 1.0f / s;
-        for (int j = 0; j < N; j++) y[j] *= inv;
+static void run_chunks(af_task_fn part, void *job, size_t n) {
+    int chunks = (int)((n + CHUNK - 1) / CHUNK);
+    if (n < PAR_MIN) part(job, 0, chunks);
+    else af_parallel(chunks, part, job);
+}
+
+void act_forward(float *out, const float *inp, size_t n, int act) {
+    act_job j = {out, inp, NULL, n, act};
+    run_chunks(act_fwd_part, &j, n);
+}
+
+void act_backward(float *dinp, const float *dout, const float *inp, size_t n, int act) {
+    act_job j = {dinp, inp, dout, n, act};
+    run_chunks(act_bwd_part, &j, n);
+}
+
+/* ---- softmax ------------------------------------------------------------------------------ */
+
+V512 static void softmax_row512(float *y, const float *x, int N) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < N; j += 16) {
+        __mmask16 t = tail_mask(N - j);
+        mx = _mm512_mask_max_ps(mx, t, mx, _mm512_maskz_loadu_ps(t, x + j));
     }
+    __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), s = _mm512_setzero_ps();
+    for (int j = 0; j < N; j += 16) {
+        __mmask16 t = tail_mask(N - j);
+        __m512 e = _ZGVeN16v_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, x + j), vmx));
+        e = _mm512_maskz_mov_ps(t, e);
+        s = _mm512_add_ps(s, e);
+        _mm512_mask_storeu_ps(y + j, t, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(s));
+    for (int j = 0; j < N; j += 16) {
+        __mmask16 t = tail_mask(N - j);
+        _mm512_mask_storeu_ps(y + j, t, _mm512_mul_ps(_mm512_maskz_loadu_ps(t, y + j), inv));
+    }
+}
+
+static void softmax_row(float *y, const float *x, int N) {
+    if (N >= 16 && has_avx512()) {
+        softmax_row512(y, x, N);
+        return;
+    }
+    float mx = -INFINITY;
+    for (int j = 0; j < N; j++) mx = x[j] > mx ? x[j] : mx;
+    float s = 0;
+    for (int j = 0; j < N; j++) s += (y[j] = expf(x[j] - mx));
+    float inv = 1.0f / s;
+    for (int j = 0; j < N; j++) y[j] *= inv;
+}
+
+void softmax_forward(float *out, const float *inp, int M, int N) {
+    for (int i = 0; i < M; i++) softmax_row(out + (size_t)i * N, inp + (size_t)i * N, N);
 }
 
 void softmax_backward(float *dinp, const float *dout, const float *out, int M, int N) {
@@ -190,6 +527,8 @@ void softmax_backward(float *dinp, const float *dout, const float *out, int M, i
         for (int j = 0; j < N; j++) dx[j] += y[j] * (dy[j] - dot);
     }
 }
+
+/* ---- dropout ------------------------------------------------------------------------------ */
 
 void dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, float p, af_rng *rng) {
     if (p <= 0 || !mask) {
@@ -205,7 +544,7 @@ void dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, floa
 
 void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, size_t n, float p) {
     if (p <= 0 || !mask) {
-        for (size_t i = 0; i < n; i++) dinp[i] += dout[i];
+        vec_add(dinp, dout, n);
         return;
     }
     float scale = 1.0f / (1.0f - p);
@@ -213,86 +552,236 @@ void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, size_
         if (mask[i]) dinp[i] += dout[i] * scale;
 }
 
+/* ---- vectors ------------------------------------------------------------------------------ */
+
+typedef struct {
+    float *y;
+    const float *a, *b;
+    size_t n;
+} vec_job;
+
+V512 static void add512(float *y, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 t = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, t, _mm512_add_ps(_mm512_maskz_loadu_ps(t, a + i),
+                                                      _mm512_maskz_loadu_ps(t, b + i)));
+    }
+}
+
+static void vec_part(void *p, int lo, int hi) {
+    const vec_job *v = p;
+    size_t a, b;
+    chunk_range(v->n, lo, hi, &a, &b);
+    if (has_avx512()) {
+        add512(v->y + a, v->a + a, v->b + a, b - a);
+        return;
+    }
+    for (size_t i = a; i < b; i++) v->y[i] = v->a[i] + v->b[i];
+}
+
 void vec_add(float *y, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
+    vec_job v = {y, y, x, n};
+    run_chunks(vec_part, &v, n);
 }
 
 void vec_add2(float *out, const float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    vec_job v = {out, a, b, n};
+    run_chunks(vec_part, &v, n);
 }
+
+/* ---- attention ---------------------------------------------------------------------------- */
 
 /* HF adds finfo(float32).min rather than -inf: a fully masked row then stays finite (uniform)
  * instead of NaN, and exp() of a masked score underflows to exactly 0, so padding never leaks. */
 #define ATT_MASKED (-3.4028234663852886e38f)
 
-void attention_forward(float *ctx, float *probs, uint8_t *dmask, float *scratch, const float *qkv,
-                       const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng) {
-    const int H = NH * D, ld = 3 * H;
+/* Dropout on the attention probabilities draws its masks per (sequence, head) from a stream
+ * seeded by one draw of the caller's rng and the pair's index, so the result does not depend on
+ * which thread runs which pair. */
+static void pair_rng(af_rng *r, uint64_t seed, int pair) {
+    af_rng_seed(r, seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(pair + 1)));
+}
+
+typedef struct {
+    float *ctx, *probs, *dqkv;
+    uint8_t *dmask;
+    const float *qkv, *dctx, *cprobs;
+    const uint8_t *cdmask;
+    const int *key_mask;
+    int B, S, NH, D;
+    float p;
+    uint64_t seed;
+} att_job;
+
+static void att_fwd_part(void *vp, int lo, int hi) {
+    const att_job *j = vp;
+    const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
     const float alpha = 1.0f / sqrtf((float)D);
     const size_t SS = (size_t)S * S;
-    for (int b = 0; b < B; b++) {
-        const float *q = qkv + (size_t)b * S * ld, *k = q + H, *v = q + 2 * H;
-        const int *km = key_mask ? key_mask + (size_t)b * S : NULL;
-        for (int h = 0; h < NH; h++) {
-            float *P = probs + ((size_t)b * NH + h) * SS;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, alpha, q + h * D, ld,
-                        k + h * D, ld, 0.0f, P, S);
-            if (km)
-                for (int i = 0; i < S; i++)
-                    for (int j = 0; j < S; j++)
-                        if (!km[j]) P[(size_t)i * S + j] += ATT_MASKED;
-            softmax_forward(P, P, S, S);
-            const float *Pd = P;
-            if (dmask && p > 0) {
-                dropout_forward(scratch, dmask + ((size_t)b * NH + h) * SS, P, SS, p, rng);
-                Pd = scratch;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, D, S, 1.0f, Pd, S, v + h * D,
-                        ld, 0.0f, ctx + (size_t)b * S * H + h * D, H);
+    const int drop = j->dmask && j->p > 0;
+    float *scratch = drop ? thread_scratch(SS) : NULL;
+    for (int t = lo; t < hi; t++) {
+        int b = t / NH, h = t % NH;
+        const float *q = j->qkv + (size_t)b * S * ld, *k = q + H, *v = q + 2 * H;
+        const int *km = j->key_mask ? j->key_mask + (size_t)b * S : NULL;
+        float *P = j->probs + (size_t)t * SS;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, alpha, q + h * D, ld,
+                    k + h * D, ld, 0.0f, P, S);
+        int masked = 0;
+        for (int c = 0; km && c < S; c++) masked |= !km[c];
+        for (int i = 0; i < S; i++) {
+            float *row = P + (size_t)i * S;
+            if (masked)
+                for (int c = 0; c < S; c++)
+                    if (!km[c]) row[c] += ATT_MASKED;
+            softmax_row(row, row, S);
         }
+        const float *Pd = P;
+        if (drop) {
+            af_rng r;
+            pair_rng(&r, j->seed, t);
+            dropout_forward(scratch, j->dmask + (size_t)t * SS, P, SS, j->p, &r);
+            Pd = scratch;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, D, S, 1.0f, Pd, S, v + h * D, ld,
+                    0.0f, j->ctx + (size_t)b * S * H + h * D, H);
+    }
+}
+
+void attention_forward(float *ctx, float *probs, uint8_t *dmask, float *scratch, const float *qkv,
+                       const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng) {
+    (void)scratch; /* each thread has its own */
+    att_job j = {.ctx = ctx, .probs = probs, .dmask = dmask, .qkv = qkv, .key_mask = key_mask,
+                 .B = B, .S = S, .NH = NH, .D = D, .p = p};
+    if (dmask && p > 0) j.seed = af_rng_u64(rng);
+    af_parallel(B * NH, att_fwd_part, &j);
+}
+
+static void att_bwd_part(void *vp, int lo, int hi) {
+    const att_job *j = vp;
+    const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
+    const float alpha = 1.0f / sqrtf((float)D);
+    const size_t SS = (size_t)S * S;
+    const int drop = j->cdmask && j->p > 0;
+    const float scale = drop ? 1.0f / (1.0f - j->p) : 1.0f;
+    float *Pd = thread_scratch(2 * SS), *dS = Pd + SS;
+    for (int t = lo; t < hi; t++) {
+        int b = t / NH, h = t % NH;
+        const float *q = j->qkv + (size_t)b * S * ld, *k = q + H, *v = q + 2 * H;
+        float *dq = j->dqkv + (size_t)b * S * ld, *dk = dq + H, *dv = dq + 2 * H;
+        const float *dc = j->dctx + (size_t)b * S * H;
+        const float *P = j->cprobs + (size_t)t * SS;
+        const uint8_t *mk = drop ? j->cdmask + (size_t)t * SS : NULL;
+        const float *Pv = P;
+        if (drop) {
+            for (size_t i = 0; i < SS; i++) Pd[i] = mk[i] ? P[i] * scale : 0.0f;
+            Pv = Pd;
+        }
+        /* dV += dropout(P)ᵀ·dctx;  d dropout(P) = dctx·Vᵀ */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, S, 1.0f, Pv, S, dc + h * D, H,
+                    1.0f, dv + h * D, ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, 1.0f, dc + h * D, H,
+                    v + h * D, ld, 0.0f, dS, S);
+        if (drop)
+            for (size_t i = 0; i < SS; i++) dS[i] = mk[i] ? dS[i] * scale : 0.0f;
+        /* softmax backward in place: dS = P ⊙ (dP − Σ dP⊙P); masked keys have P = 0 */
+        for (int i = 0; i < S; i++) {
+            float *d = dS + (size_t)i * S;
+            const float *y = P + (size_t)i * S;
+            float dot = 0;
+            for (int c = 0; c < S; c++) dot += d[c] * y[c];
+            for (int c = 0; c < S; c++) d[c] = y[c] * (d[c] - dot);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, D, S, alpha, dS, S, k + h * D,
+                    ld, 1.0f, dq + h * D, ld);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, S, alpha, dS, S, q + h * D, ld,
+                    1.0f, dk + h * D, ld);
     }
 }
 
 void attention_backward(float *dqkv, float *scratch, const float *dctx, const float *qkv,
                         const float *probs, const uint8_t *dmask, int B, int S, int NH, int D,
                         float p) {
-    const int H = NH * D, ld = 3 * H;
+    (void)scratch;
+    att_job j = {.dqkv = dqkv, .qkv = qkv, .dctx = dctx, .cprobs = probs, .cdmask = dmask,
+                 .B = B, .S = S, .NH = NH, .D = D, .p = p};
+    af_parallel(B * NH, att_bwd_part, &j);
+}
+
+/* ---- attention of the first token only ------------------------------------------------------ */
+
+static void attc_fwd_part(void *vp, int lo, int hi) {
+    const att_job *j = vp;
+    const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
     const float alpha = 1.0f / sqrtf((float)D);
-    const size_t SS = (size_t)S * S;
-    const int drop = dmask && p > 0;
-    const float scale = drop ? 1.0f / (1.0f - p) : 1.0f;
-    float *Pd = scratch, *dS = scratch + SS;
-    for (int b = 0; b < B; b++) {
-        const float *q = qkv + (size_t)b * S * ld, *k = q + H, *v = q + 2 * H;
-        float *dq = dqkv + (size_t)b * S * ld, *dk = dq + H, *dv = dq + 2 * H;
-        const float *dc = dctx + (size_t)b * S * H;
-        for (int h = 0; h < NH; h++) {
-            const float *P = probs + ((size_t)b * NH + h) * SS;
-            const uint8_t *mk = drop ? dmask + ((size_t)b * NH + h) * SS : NULL;
-            const float *Pv = P;
-            if (drop) {
-                for (size_t i = 0; i < SS; i++) Pd[i] = mk[i] ? P[i] * scale : 0.0f;
-                Pv = Pd;
-            }
-            /* dV += dropout(P)ᵀ·dctx;  d dropout(P) = dctx·Vᵀ */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, S, 1.0f, Pv, S, dc + h * D, H,
-                        1.0f, dv + h * D, ld);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, 1.0f, dc + h * D, H,
-                        v + h * D, ld, 0.0f, dS, S);
-            if (drop)
-                for (size_t i = 0; i < SS; i++) dS[i] = mk[i] ? dS[i] * scale : 0.0f;
-            /* softmax backward in place: dS = P ⊙ (dP − Σ dP⊙P); masked keys have P = 0 */
-            for (int i = 0; i < S; i++) {
-                float *d = dS + (size_t)i * S;
-                const float *y = P + (size_t)i * S;
-                float dot = 0;
-                for (int j = 0; j < S; j++) dot += d[j] * y[j];
-                for (int j = 0; j < S; j++) d[j] = y[j] * (d[j] - dot);
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, D, S, alpha, dS, S, k + h * D,
-                        ld, 1.0f, dq + h * D, ld);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, S, alpha, dS, S, q + h * D, ld,
-                        1.0f, dk + h * D, ld);
+    const int drop = j->dmask && j->p > 0;
+    float *Pd = thread_scratch(S);
+    for (int t = lo; t < hi; t++) {
+        int b = t / NH, h = t % NH;
+        const float *q = j->qkv + (size_t)b * S * ld, *k = q + H, *v = q + 2 * H;
+        const int *km = j->key_mask ? j->key_mask + (size_t)b * S : NULL;
+        float *P = j->probs + (size_t)t * S;
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, S, D, alpha, k + h * D, ld, q + h * D, 1, 0.0f, P,
+                    1);
+        for (int c = 0; km && c < S; c++)
+            if (!km[c]) P[c] += ATT_MASKED;
+        softmax_row(P, P, S);
+        const float *Pv = P;
+        if (drop) {
+            af_rng r;
+            pair_rng(&r, j->seed, t);
+            dropout_forward(Pd, j->dmask + (size_t)t * S, P, S, j->p, &r);
+            Pv = Pd;
         }
+        cblas_sgemv(CblasRowMajor, CblasTrans, S, D, 1.0f, v + h * D, ld, Pv, 1, 0.0f,
+                    j->ctx + (size_t)b * H + h * D, 1);
     }
+}
+
+void attention_cls_forward(float *ctx, float *probs, uint8_t *dmask, const float *qkv,
+                           const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng) {
+    att_job j = {.ctx = ctx, .probs = probs, .dmask = dmask, .qkv = qkv, .key_mask = key_mask,
+                 .B = B, .S = S, .NH = NH, .D = D, .p = p};
+    if (dmask && p > 0) j.seed = af_rng_u64(rng);
+    af_parallel(B * NH, attc_fwd_part, &j);
+}
+
+static void attc_bwd_part(void *vp, int lo, int hi) {
+    const att_job *j = vp;
+    const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
+    const float alpha = 1.0f / sqrtf((float)D);
+    const int drop = j->cdmask && j->p > 0;
+    const float scale = drop ? 1.0f / (1.0f - j->p) : 1.0f;
+    float *Pd = thread_scratch(2 * (size_t)S), *dS = Pd + S;
+    for (int t = lo; t < hi; t++) {
+        int b = t / NH, h = t % NH;
+        const float *q = j->qkv + (size_t)b * S * ld, *k = q + H, *v = q + 2 * H;
+        float *dq = j->dqkv + (size_t)b * S * ld, *dk = dq + H, *dv = dq + 2 * H;
+        const float *dc = j->dctx + (size_t)b * H + h * D;
+        const float *P = j->cprobs + (size_t)t * S;
+        const uint8_t *mk = drop ? j->cdmask + (size_t)t * S : NULL;
+        const float *Pv = P;
+        if (drop) {
+            for (int i = 0; i < S; i++) Pd[i] = mk[i] ? P[i] * scale : 0.0f;
+            Pv = Pd;
+        }
+        /* dV += dropout(P)ᵀ·dctx (an outer product); d dropout(P) = V·dctx */
+        cblas_sger(CblasRowMajor, S, D, 1.0f, Pv, 1, dc, 1, dv + h * D, ld);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, S, D, 1.0f, v + h * D, ld, dc, 1, 0.0f, dS, 1);
+        if (drop)
+            for (int i = 0; i < S; i++) dS[i] = mk[i] ? dS[i] * scale : 0.0f;
+        float dot = 0;
+        for (int c = 0; c < S; c++) dot += dS[c] * P[c];
+        for (int c = 0; c < S; c++) dS[c] = P[c] * (dS[c] - dot);
+        cblas_sgemv(CblasRowMajor, CblasTrans, S, D, alpha, k + h * D, ld, dS, 1, 1.0f, dq + h * D,
+                    1);
+        cblas_sger(CblasRowMajor, S, D, alpha, dS, 1, q + h * D, 1, dk + h * D, ld);
+    }
+}
+
+void attention_cls_backward(float *dqkv, const float *dctx, const float *qkv, const float *probs,
+                            const uint8_t *dmask, int B, int S, int NH, int D, float p) {
+    att_job j = {.dqkv = dqkv, .qkv = qkv, .dctx = dctx, .cprobs = probs, .cdmask = dmask,
+                 .B = B, .S = S, .NH = NH, .D = D, .p = p};
+    af_parallel(B * NH, attc_bwd_part, &j);
 }

@@ -10,6 +10,11 @@
 
 #include "af.h"
 
+/* C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, op = transpose when ta/tb: cblas_sgemm with
+ * C's rows (or columns, when it has more) cut between the threads of af's pool. */
+void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc);
+
 /* out[M,N] = inp[M,K] · w[N,K]ᵀ + b[N]   (nn.Linear; b may be NULL) */
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int M, int K,
                     int N);
@@ -57,16 +62,27 @@ void vec_add(float *y, const float *x, size_t n);
 void vec_add2(float *out, const float *a, const float *b, size_t n);
 
 /* Multi-head self-attention core (HF BertSelfAttention after the q/k/v projections), batched per
- * (sequence, head) with cblas_sgemm. qkv [B*S, 3*NH*D] holds q | k | v per token, head h at
+ * (sequence, head) with cblas_sgemm, the pairs shared between the pool's threads. qkv [B*S, 3*NH*D] holds q | k | v per token, head h at
  * columns h*D of each; key_mask [B*S] is 1 for real tokens, 0 for padding (NULL: all real).
  *   probs[b,h] = softmax(Q·Kᵀ/√D + (1 − key_mask)·finfo.min)     [B, NH, S, S], kept for backward
  *   ctx[b·S+i, h·D..] = dropout(probs[b,h])·V                      [B*S, NH*D]
- * dmask [B, NH, S, S] receives the dropout mask (NULL or p == 0: no dropout). scratch: S*S floats. */
+ * dmask [B, NH, S, S] receives the dropout mask (NULL or p == 0: no dropout), drawn per (sequence,
+ * head) from a stream seeded by one draw of rng. scratch is unused (each thread keeps its own). */
 void attention_forward(float *ctx, float *probs, uint8_t *dmask, float *scratch, const float *qkv,
                        const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng);
-/* dqkv [B*S, 3*NH*D] += gradients of q, k and v from dctx. scratch: 2*S*S floats. */
+/* dqkv [B*S, 3*NH*D] += gradients of q, k and v from dctx. scratch is unused. */
 void attention_backward(float *dqkv, float *scratch, const float *dctx, const float *qkv,
                         const float *probs, const uint8_t *dmask, int B, int S, int NH, int D,
                         float p);
+
+/* The same for the first token of every sequence only (its query; keys and values of every
+ * token): what the last layer computes when only [CLS] is read from it. qkv as above (only the
+ * first token's q is read); ctx [B, NH*D] one row per sequence; probs [B, NH, S]; dmask
+ * [B, NH, S]. */
+void attention_cls_forward(float *ctx, float *probs, uint8_t *dmask, const float *qkv,
+                           const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng);
+/* dqkv += the gradients: q of the first tokens, k and v of every token. dctx [B, NH*D]. */
+void attention_cls_backward(float *dqkv, const float *dctx, const float *qkv, const float *probs,
+                            const uint8_t *dmask, int B, int S, int NH, int D, float p);
 
 #endif
