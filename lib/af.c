@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -385,33 +384,7 @@ static void *pool_worker(void *arg) {
     return NULL;
 }
 
-/* OpenBLAS 0.3.21 does not know AMD Zen 4/5 and runs its Haswell (AVX2) kernels there, at half
- * the sgemm rate its SkylakeX (AVX-512) kernels reach on the same CPU. Its DYNAMIC_ARCH builds
- * (Debian's) can choose again: switch once, before any product, when the CPU has what those
- * kernels need, unless the user chose a core with OPENBLAS_CORETYPE (or set AF_NO_AVX512). */
-extern void gotoblas_dynamic_init(void) __attribute__((weak));
-extern void gotoblas_dynamic_quit(void) __attribute__((weak));
-extern char *openblas_get_corename(void);
-
-static void blas_pick_core(void) {
-    static int done;
-    if (done++ || !gotoblas_dynamic_init || !gotoblas_dynamic_quit) return;
-    if (getenv("OPENBLAS_CORETYPE") || getenv("AF_NO_AVX512")) return;
-    const char *core = openblas_get_corename();
-    if (!core || (strcasecmp(core, "haswell") && strcasecmp(core, "zen"))) return;
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
-        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl") ||
-        !__builtin_cpu_supports("avx512cd"))
-        return;
-    setenv("OPENBLAS_CORETYPE", "SKYLAKEX", 1);
-    gotoblas_dynamic_quit();
-    gotoblas_dynamic_init();
-    unsetenv("OPENBLAS_CORETYPE");
-}
-
 void af_set_threads(int n) {
-    blas_pick_core();
     if (n <= 0) n = af_ncores();
     if (n > POOL_MAX) n = POOL_MAX;
     openblas_set_num_threads(1);

@@ -890,7 +890,7 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
 /* ---- backward ----------------------------------------------------------------------------- */
 
 static void zero(float *p, size_t n) {
-    memset(p, 0, n * sizeof(float));
+    vec_zero(p, n);
 }
 
 /* dh, dr += d out / d(h, r) for the site out = LN(h + r) or its hook. */

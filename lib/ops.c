@@ -15,13 +15,14 @@
 
 /* ---- CPU dispatch ------------------------------------------------------------------------- */
 
-#define V512 __attribute__((target("avx512f,avx512dq")))
+#define V512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
 
 static int has_avx512(void) {
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                  !getenv("AF_NO_AVX512");
     }
     return cached;
@@ -530,16 +531,101 @@ void softmax_backward(float *dinp, const float *dout, const float *out, int M, i
 
 /* ---- dropout ------------------------------------------------------------------------------ */
 
+/* Masks are a hash of (seed, index) rather than a sequential stream: one draw from the caller's
+ * rng seeds a whole call, every element's keep/drop is computed independently (16 lanes at a
+ * time, in parallel chunks), and a prefix of the mask does not depend on n. keep ⇔ the hash's top
+ * 24 bits, read as a uniform in [0, 1), are >= p: the test af_rng_uniform() >= p makes. */
+static inline uint32_t drop_hash(uint32_t i, uint32_t s0, uint32_t s1) {
+    uint32_t x = i * 0x9E3779B9u + s0;
+    x ^= x >> 16, x *= 0x7feb352du, x ^= x >> 15, x *= 0x846ca68bu, x ^= x >> 16;
+    x ^= s1;
+    x ^= x >> 16, x *= 0x7feb352du, x ^= x >> 15, x *= 0x846ca68bu, x ^= x >> 16;
+    return x;
+}
+
+typedef struct {
+    float *out, *dinp;
+    uint8_t *mask;
+    const uint8_t *cmask;
+    const float *inp, *dout;
+    size_t n;
+    uint32_t s0, s1, thresh; /* keep when (hash >> 8) >= thresh */
+    float scale;
+} drop_job;
+
+V512 static void drop_fwd512(const drop_job *j, size_t a, size_t b) {
+    const __m512i m1 = _mm512_set1_epi32((int)0x7feb352du), m2 = _mm512_set1_epi32((int)0x846ca68bu);
+    const __m512i gold = _mm512_set1_epi32((int)0x9E3779B9u), s0 = _mm512_set1_epi32((int)j->s0);
+    const __m512i s1 = _mm512_set1_epi32((int)j->s1), th = _mm512_set1_epi32((int)j->thresh);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 scale = _mm512_set1_ps(j->scale);
+    for (size_t i = a; i < b; i += 16) {
+        __mmask16 t = tail_mask(b - i);
+        __m512i x = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)i), lane);
+        x = _mm512_add_epi32(_mm512_mullo_epi32(x, gold), s0);
+        for (int r = 0; r < 2; r++) {
+            if (r) x = _mm512_xor_si512(x, s1);
+            x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+            x = _mm512_mullo_epi32(x, m1);
+            x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+            x = _mm512_mullo_epi32(x, m2);
+            x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+        }
+        __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_srli_epi32(x, 8), th) & t;
+        __m512 v = _mm512_maskz_loadu_ps(t, j->inp + i);
+        _mm512_mask_storeu_ps(j->out + i, t, _mm512_maskz_mul_ps(keep, v, scale));
+        _mm_mask_storeu_epi8(j->mask + i, t, _mm_maskz_set1_epi8(keep, 1));
+    }
+}
+
+static void drop_fwd_part(void *p, int lo, int hi) {
+    const drop_job *j = p;
+    size_t a, b;
+    chunk_range(j->n, lo, hi, &a, &b);
+    if (has_avx512()) {
+        drop_fwd512(j, a, b);
+        return;
+    }
+    for (size_t i = a; i < b; i++) {
+        uint8_t k = (drop_hash((uint32_t)i, j->s0, j->s1) >> 8) >= j->thresh;
+        j->mask[i] = k;
+        j->out[i] = k ? j->inp[i] * j->scale : 0.0f;
+    }
+}
+
 void dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, float p, af_rng *rng) {
     if (p <= 0 || !mask) {
         if (out != inp) memmove(out, inp, n * sizeof(float));
         return;
     }
-    float scale = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < n; i++) {
-        mask[i] = af_rng_uniform(rng) >= p;
-        out[i] = mask[i] ? inp[i] * scale : 0.0f;
+    uint64_t seed = af_rng_u64(rng);
+    drop_job j = {.out = out, .mask = mask, .inp = inp, .n = n, .s0 = (uint32_t)seed,
+                  .s1 = (uint32_t)(seed >> 32), .thresh = (uint32_t)ceilf(p * 16777216.0f),
+                  .scale = 1.0f / (1.0f - p)};
+    run_chunks(drop_fwd_part, &j, n);
+}
+
+V512 static void drop_bwd512(const drop_job *j, size_t a, size_t b) {
+    const __m512 scale = _mm512_set1_ps(j->scale);
+    for (size_t i = a; i < b; i += 16) {
+        __mmask16 t = tail_mask(b - i);
+        __m128i mb = _mm_maskz_loadu_epi8(t, j->cmask + i);
+        __mmask16 keep = _mm_test_epi8_mask(mb, mb);
+        __m512 d = _mm512_maskz_mul_ps(keep, _mm512_maskz_loadu_ps(t, j->dout + i), scale);
+        _mm512_mask_storeu_ps(j->dinp + i, t, _mm512_add_ps(_mm512_maskz_loadu_ps(t, j->dinp + i), d));
     }
+}
+
+static void drop_bwd_part(void *p, int lo, int hi) {
+    const drop_job *j = p;
+    size_t a, b;
+    chunk_range(j->n, lo, hi, &a, &b);
+    if (has_avx512()) {
+        drop_bwd512(j, a, b);
+        return;
+    }
+    for (size_t i = a; i < b; i++)
+        if (j->cmask[i]) j->dinp[i] += j->dout[i] * j->scale;
 }
 
 void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, size_t n, float p) {
@@ -547,9 +633,8 @@ void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, size_
         vec_add(dinp, dout, n);
         return;
     }
-    float scale = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < n; i++)
-        if (mask[i]) dinp[i] += dout[i] * scale;
+    drop_job j = {.dinp = dinp, .cmask = mask, .dout = dout, .n = n, .scale = 1.0f / (1.0f - p)};
+    run_chunks(drop_bwd_part, &j, n);
 }
 
 /* ---- vectors ------------------------------------------------------------------------------ */
@@ -577,6 +662,18 @@ static void vec_part(void *p, int lo, int hi) {
         return;
     }
     for (size_t i = a; i < b; i++) v->y[i] = v->a[i] + v->b[i];
+}
+
+static void zero_part(void *p, int lo, int hi) {
+    const vec_job *v = p;
+    size_t a, b;
+    chunk_range(v->n, lo, hi, &a, &b);
+    memset(v->y + a, 0, (b - a) * sizeof(float));
+}
+
+void vec_zero(float *y, size_t n) {
+    vec_job v = {y, NULL, NULL, n};
+    run_chunks(zero_part, &v, n);
 }
 
 void vec_add(float *y, const float *x, size_t n) {

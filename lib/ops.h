@@ -52,10 +52,13 @@ void softmax_forward(float *out, const float *inp, int M, int N);
 void softmax_backward(float *dinp, const float *dout, const float *out, int M, int N);
 
 /* Inverted dropout: out = inp·mask/(1−p) with mask ~ Bernoulli(1−p), stored as 0/1 bytes.
- * p == 0 or mask == NULL: out = inp. */
+ * p == 0 or mask == NULL: out = inp. One draw from rng seeds the call; mask[i] is a hash of that
+ * seed and i, so the same rng state gives the same mask, and a shorter call its prefix. */
 void dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, float p, af_rng *rng);
 void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, size_t n, float p);
 
+/* y = 0 */
+void vec_zero(float *y, size_t n);
 /* y += x */
 void vec_add(float *y, const float *x, size_t n);
 /* out = a + b */

@@ -85,7 +85,10 @@ measure() {
     if [ "$model" = mini ]; then B=32 S=64 n=${steps:-10}; else B=16 S=128 n=${steps:-4}; fi
     out=$tmp/run.$$
     if [ "$impl" = af ]; then
+        # the random base, written once by a process of its own and read back as the tools do
+        [ -d "$tmp/base-$model" ] || "$dir/bench-model" --model "$model" --make-base "$tmp/base-$model"
         "$dir/bench-rss" "$dir/bench-model" --model "$model" --mode "$mode" --batch $B --seq $S \
+            --base "$tmp/base-$model" \
             --threads "$threads" --steps "$n" --warmup 3 --peak "$peak" >"$out" 2>"$out.err" || {
             echo "af $model $mode failed: $(tail -1 "$out.err")" >&2; return 0; }
     else

@@ -2,8 +2,13 @@
  * per run, so the caller can read its peak RSS from getrusage of the child (bench-rss):
  *
  *   bench-model --model mini|base --mode infer|adapter|fusion [--batch B] [--seq S]
- *               [--threads T] [--steps N] [--warmup N] [--peak GFLOPS]
+ *               [--threads T] [--steps N] [--warmup N] [--peak GFLOPS] [--base DIR]
+ *   bench-model --model mini|base --make-base DIR     (writes the random base, F32)
+ *   bench-model --measure-peak                        (best sgemm GFLOP/s of BERT's FFN shape)
  *
+ * With --base the encoder is read from DIR as the tools read theirs (bert_load); the bench script
+ * writes it first, in a process of its own, so that the measured process holds only what a tool
+ * would.
  * The model is what the peer builds: BERT with random weights (vocab 30522, 512 positions), a
  * 2-label classification head; adapter: one Pfeiffer adapter per layer (reduction 16, relu)
  * trained with the head; fusion: attention fusion over 3 frozen random adapters, trained with the
@@ -119,8 +124,10 @@ int main(int argc, char **argv) {
         {"threads", required_argument, 0, 't'}, {"steps", required_argument, 0, 'n'},
         {"warmup", required_argument, 0, 'w'}, {"peak", required_argument, 0, 'p'},
         {"measure-peak", no_argument, 0, 'P'}, {"help", no_argument, 0, 'h'},
+        {"base", required_argument, 0, 'B'}, {"make-base", required_argument, 0, 'M'},
         {0, 0, 0, 0}};
     int peak_only = 0;
+    const char *base_dir = NULL, *make_base = NULL;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
@@ -133,6 +140,8 @@ int main(int argc, char **argv) {
         case 'w': warmup = atoi(optarg); break;
         case 'p': peak = atof(optarg); break;
         case 'P': peak_only = 1; break;
+        case 'B': base_dir = optarg; break;
+        case 'M': make_base = optarg; break;
         case 'h':
             puts("usage: bench-model [--model mini|base] [--mode infer|adapter|fusion] [--batch B]\n"
                  "                   [--seq S] [--threads T] [--steps N] [--warmup N] [--peak GF]");
@@ -160,10 +169,22 @@ int main(int argc, char **argv) {
                      .type_vocab = 2, .pad_id = 0, .act = AF_ACT_GELU, .ln_eps = 1e-12f,
                      .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
     bert base;
-    bert_init_random(&base, &c, 1);
+    af_err e;
+    if (make_base) {
+        bert_init_random(&base, &c, 1);
+        if (bert_save(&base, make_base, NULL, &e)) die(make_base, &e);
+        bert_free(&base);
+        return 0;
+    }
+    if (base_dir) {
+        if (bert_load(&base, base_dir, &e)) die(base_dir, &e);
+        base.cfg.hidden_dropout = base.cfg.attn_dropout = 0.1f;
+    } else {
+        bert_init_random(&base, &c, 1);
+    }
+    c = base.cfg;
     af_model m;
     model_init(&m, &base);
-    af_err e;
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     char dir[512];
     snprintf(dir, sizeof dir, "%s/bench-model.XXXXXX", tmp);
