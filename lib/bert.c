@@ -622,12 +622,13 @@ struct bert_acts {
     /* scratch shared by all layers */
     float *tmp;                          /* (M, H) a site's LayerNorm input h + r */
     float *g;                            /* (M, F) activation output */
-    float *att;                          /* (2 S S) attention scratch */
     float *dqkv;                         /* (M, 3H) backward only from here on */
     float *dctx, *dh1, *da, *dh2, *dtmp; /* (M, H) */
     float *dg, *du;                      /* (M, F) */
     /* cls_only: the last layer computes only the first token of every sequence (bert.h) */
     int cls_only, fwd_cls_only; /* as set, and as the last forward ran */
+    int frozen, lowest;         /* bert_acts_new_frozen: the plan the buffers were cut for */
+    int compact;                /* its last layer holds [CLS] rows only */
     float *xc, *yc, *dxc;                /* (maxB, H) its input and output rows, packed */
 };
 
@@ -642,9 +643,44 @@ static void *carve(carver *c, size_t bytes) {
     return c->a ? af_arena_alloc(c->a, bytes) : NULL;
 }
 
-static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, int train) {
+/* A bump allocator over one carved block, so that two sets of buffers that are never live at
+ * the same time (the forward-only ones, the backward scratch) can share it. base NULL: count. */
+typedef struct {
+    char *base;
+    size_t off;
+} bump;
+
+static void *take(bump *b, size_t bytes) {
+    void *p = b->base ? b->base + b->off : NULL;
+    b->off += (bytes + 63) & ~(size_t)63;
+    return p;
+}
+
+#define BF(b, n) ((float *)take(b, (n) * sizeof(float)))
+#define BB(b, n) ((uint8_t *)take(b, (n)))
+
+/* One layer's buffers for R rows (M, or B in a [CLS]-only last layer) with P attention floats. */
+static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P, int masks) {
+    layer_acts x;
+    x.qkv = BF(b, M * 3 * H), x.probs = BF(b, P), x.ctx = BF(b, R * H), x.h1 = BF(b, R * H);
+    x.a = BF(b, R * H), x.u = BF(b, R * F), x.h2 = BF(b, R * H);
+    x.mean1 = BF(b, R), x.rstd1 = BF(b, R), x.mean2 = BF(b, R), x.rstd2 = BF(b, R);
+    x.pmask = masks ? BB(b, P) : NULL, x.m1 = masks ? BB(b, R * H) : NULL;
+    x.m2 = masks ? BB(b, R * H) : NULL;
+    return x;
+}
+
+/* plan: NULL for the general layouts (inference: one set shared by all layers; train: a set per
+ * layer, everything kept); else a frozen training run (bert_acts_new_frozen). */
+typedef struct {
+    int lowest, cls_only;
+} frozen_plan;
+
+static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, int train,
+                              const frozen_plan *fp) {
     size_t M = (size_t)B * S, H = cfg->hidden, F = cfg->ffn, L = cfg->layers;
-    size_t P = (size_t)B * cfg->heads * S * S;
+    size_t P = (size_t)B * cfg->heads * S * S, Pc = (size_t)B * cfg->heads * S;
+    if (fp) train = 1;
     bert_acts *A = carve(c, sizeof *A);
     layer_acts *la = carve(c, L * sizeof *la);
     if (A) {
@@ -653,6 +689,8 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->maxB = B, A->maxS = S, A->train = train;
         A->L = (int)L, A->H = (int)H, A->F = (int)F, A->NH = cfg->heads;
         A->la = la;
+        A->frozen = fp != NULL, A->lowest = fp ? fp->lowest : 0;
+        A->compact = fp && fp->cls_only;
     }
 #define CF(n) ((float *)carve(c, (n) * sizeof(float)))
 #define CI(n) ((int *)carve(c, (n) * sizeof(int)))
@@ -661,31 +699,68 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
     unsigned char *active = CB(2 * L);
     float *hidden = CF((L + 1) * M * H);
     float *dhidden = train ? CF((L + 1) * M * H) : NULL;
-    float *emb_sum = train ? CF(M * H) : NULL, *emb_mean = train ? CF(M) : NULL;
-    float *emb_rstd = train ? CF(M) : NULL;
+    int embg = train && !fp; /* only a full backward reaches the embeddings */
+    float *emb_sum = embg ? CF(M * H) : NULL, *emb_mean = embg ? CF(M) : NULL;
+    float *emb_rstd = embg ? CF(M) : NULL;
     uint8_t *emb_mask = train ? CB(M * H) : NULL;
-    layer_acts shared = {0};
-    for (size_t l = 0; l < L; l++) {
-        layer_acts x;
-        if (l == 0 || train) {
-            x.qkv = CF(M * 3 * H), x.probs = CF(P), x.ctx = CF(M * H), x.h1 = CF(M * H);
-            x.a = CF(M * H), x.u = CF(M * F), x.h2 = CF(M * H);
-            x.mean1 = CF(M), x.rstd1 = CF(M), x.mean2 = CF(M), x.rstd2 = CF(M);
-            x.pmask = train ? CB(P) : NULL, x.m1 = train ? CB(M * H) : NULL;
-            x.m2 = train ? CB(M * H) : NULL;
-            if (l == 0) shared = x;
-        } else {
-            x = shared;
-        }
-        if (A) la[l] = x;
-    }
-    float *tmp = CF(M * H), *g = CF(M * F), *att = CF(2 * (size_t)S * S);
+    float *tmp = CF(M * H);
     float *xc = CF((size_t)B * H), *yc = CF((size_t)B * H), *dxc = train ? CF((size_t)B * H) : NULL;
-    float *dqkv = NULL, *dctx = NULL, *dh1 = NULL, *da = NULL, *dh2 = NULL, *dtmp = NULL;
-    float *dg = NULL, *du = NULL;
-    if (train) {
-        dqkv = CF(M * 3 * H), dctx = CF(M * H), dh1 = CF(M * H), da = CF(M * H);
-        dh2 = CF(M * H), dtmp = CF(M * H), dg = CF(M * F), du = CF(M * F);
+    float *g = NULL, *dqkv = NULL, *dctx = NULL, *dh1 = NULL, *da = NULL, *dh2 = NULL;
+    float *dtmp = NULL, *dg = NULL, *du = NULL;
+    if (!fp) {
+        layer_acts shared = {0};
+        for (size_t l = 0; l < L; l++) {
+            layer_acts x = shared;
+            if (l == 0 || train) {
+                bump b = {NULL, 0};
+                layer_set(&b, M, M, H, F, P, train);
+                b.base = carve(c, b.off), b.off = 0;
+                x = layer_set(&b, M, M, H, F, P, train);
+                /* inference: ctx is dead once projected, h2 is written after that */
+                if (!train) x.h2 = x.ctx;
+                if (l == 0) shared = x;
+            }
+            if (A) la[l] = x;
+        }
+        g = train ? CF(M * F) : NULL; /* inference applies the activation in place */
+        if (train) {
+            dqkv = CF(M * 3 * H), dctx = CF(M * H), dh1 = CF(M * H), da = CF(M * H);
+            dh2 = CF(M * H), dtmp = CF(M * H), dg = CF(M * F), du = CF(M * F);
+        }
+    } else {
+        /* Frozen: layers below the lowest hooked site keep nothing (their buffers share one
+         * block with the backward scratch, which is not live during the forward); the layer of
+         * a lowest OUT site keeps only that site's h and r, for its hook; ctx and the activation
+         * output are forward-only everywhere; a [CLS]-only last layer keeps K, V of every token
+         * and B rows of the rest. */
+        bump fb = {NULL, 0}, bb = {NULL, 0};
+        layer_set(&fb, M, M, H, F, P, 1);
+        take(&fb, M * F * sizeof(float));
+        BF(&bb, M * 3 * H), BF(&bb, 5 * M * H), BF(&bb, 2 * M * F);
+        size_t U = fb.off > bb.off ? fb.off : bb.off;
+        char *ub = carve(c, U);
+        fb = (bump){ub, 0}, bb = (bump){ub, 0};
+        layer_acts shared = layer_set(&fb, M, M, H, F, P, 1);
+        g = BF(&fb, M * F);
+        dqkv = BF(&bb, M * 3 * H), dctx = BF(&bb, M * H), dh1 = BF(&bb, M * H);
+        da = BF(&bb, M * H), dh2 = BF(&bb, M * H), dtmp = BF(&bb, M * H);
+        dg = BF(&bb, M * F), du = BF(&bb, M * F);
+        int keep_from = fp->lowest / 2 + (fp->lowest % 2); /* first layer kept whole */
+        for (size_t l = 0; l < L; l++) {
+            layer_acts x = shared;
+            if ((int)l == fp->lowest / 2 && fp->lowest % 2) {
+                x.h2 = CF(M * H), x.a = CF(M * H);
+            } else if ((int)l >= keep_from) {
+                int last = fp->cls_only && l == L - 1;
+                size_t R = last ? (size_t)B : M;
+                bump b = {NULL, 0};
+                layer_set(&b, R, M, H, F, last ? Pc : P, 1);
+                b.base = carve(c, b.off), b.off = 0;
+                x = layer_set(&b, R, M, H, F, last ? Pc : P, 1);
+                x.ctx = shared.ctx;
+            }
+            if (A) la[l] = x;
+        }
     }
 #undef CF
 #undef CI
@@ -695,7 +770,7 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->hidden = hidden, A->dhidden = dhidden, A->dvalid = (int)L + 1;
         A->emb_sum = emb_sum, A->emb_mean = emb_mean, A->emb_rstd = emb_rstd;
         A->emb_mask = emb_mask;
-        A->tmp = tmp, A->g = g, A->att = att;
+        A->tmp = tmp, A->g = g;
         A->dqkv = dqkv, A->dctx = dctx, A->dh1 = dh1, A->da = da, A->dh2 = dh2, A->dtmp = dtmp;
         A->dg = dg, A->du = du;
         A->xc = xc, A->yc = yc, A->dxc = dxc;
@@ -705,13 +780,29 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
 
 size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train) {
     carver c = {NULL, 0};
-    layout_acts(&c, cfg, B, S, train);
+    layout_acts(&c, cfg, B, S, train, NULL);
     return c.bytes;
 }
 
 bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int train) {
     carver c = {a, 0};
-    return layout_acts(&c, cfg, B, S, train);
+    return layout_acts(&c, cfg, B, S, train, NULL);
+}
+
+size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only) {
+    carver c = {NULL, 0};
+    frozen_plan fp = {lowest, cls_only};
+    layout_acts(&c, cfg, B, S, 1, &fp);
+    return c.bytes;
+}
+
+bert_acts *bert_acts_new_frozen(af_arena *a, const bert_config *cfg, int B, int S, int lowest,
+                                int cls_only) {
+    carver c = {a, 0};
+    frozen_plan fp = {lowest, cls_only};
+    bert_acts *A = layout_acts(&c, cfg, B, S, 1, &fp);
+    A->cls_only = cls_only;
+    return A;
 }
 
 /* hidden[k] for k = 0 (embeddings) .. L, packed for the current batch. */
@@ -771,7 +862,7 @@ static void site_forward(bert_acts *A, const bert_hooks *hk, int l, int site, fl
 static void embed_forward(const bert *m, bert_acts *A, float *out, int train, af_rng *rng) {
     const bert_weights *w = &m->w;
     int H = A->H, S = A->S, M = A->B * A->S;
-    float *sum = A->train ? A->emb_sum : A->tmp;
+    float *sum = A->emb_sum ? A->emb_sum : A->tmp;
     for (int t = 0; t < M; t++) {
         const float *we = w->word_emb + (size_t)A->ids[t] * H;
         const float *te = w->type_emb + (size_t)A->type_ids[t] * H;
@@ -795,15 +886,16 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
     const float *x = hid(A, A->hidden, l);
     float *y = hid(A, A->hidden, l + 1);
     linear_forward(la->qkv, x, W->qkv_w, W->qkv_b, M, H, 3 * H);
-    attention_forward(la->ctx, la->probs, train ? la->pmask : NULL, A->att, la->qkv, A->mask, B, S,
+    attention_forward(la->ctx, la->probs, train ? la->pmask : NULL, NULL, la->qkv, A->mask, B, S,
                       NH, H / NH, c->attn_dropout, rng);
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, M, H, H);
     if (train) dropout_forward(la->h1, la->m1, la->h1, MH, c->hidden_dropout, rng);
     site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, x, W->ln1_w, W->ln1_b, c->ln_eps,
                  la->mean1, la->rstd1, M);
     linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, M, H, F);
-    act_forward(A->g, la->u, (size_t)M * F, c->act);
-    linear_forward(la->h2, A->g, W->ff2_w, W->ff2_b, M, F, H);
+    float *g = A->g ? A->g : la->u; /* inference: in place */
+    act_forward(g, la->u, (size_t)M * F, c->act);
+    linear_forward(la->h2, g, W->ff2_w, W->ff2_b, M, F, H);
     if (train) dropout_forward(la->h2, la->m2, la->h2, MH, c->hidden_dropout, rng);
     site_forward(A, hk, l, BERT_SITE_OUT, y, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
                  la->mean2, la->rstd2, M);
@@ -844,8 +936,9 @@ static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, A->xc, W->ln1_w, W->ln1_b, c->ln_eps,
                  la->mean1, la->rstd1, B);
     linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, B, H, F);
-    act_forward(A->g, la->u, (size_t)B * F, c->act);
-    linear_forward(la->h2, A->g, W->ff2_w, W->ff2_b, B, F, H);
+    float *g = A->g ? A->g : la->u;
+    act_forward(g, la->u, (size_t)B * F, c->act);
+    linear_forward(la->h2, g, W->ff2_w, W->ff2_b, B, F, H);
     if (train) dropout_forward(la->h2, la->m2, la->h2, BH, c->hidden_dropout, rng);
     site_forward(A, hk, l, BERT_SITE_OUT, A->yc, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
                  la->mean2, la->rstd2, B);
@@ -877,6 +970,10 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
     for (int l = 0; l < c->layers; l++)
         for (int s = 0; s < BERT_NSITES; s++)
             A->active[2 * l + s] = (unsigned char)hooked(hooks, l, s);
+    /* acts cut for a frozen plan hold too little for anything else */
+    if (A->compact && !A->cls_only) return NULL;
+    for (int p = 0; A->frozen && train && p < A->lowest && p < 2 * c->layers; p++)
+        if (A->active[p]) return NULL;
     A->dvalid = c->layers + 1;
     embed_forward(m, A, hid(A, A->hidden, 0), train, rng);
     for (int l = 0; l < c->layers; l++) {
@@ -994,7 +1091,7 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
                    bert_grads *grads) {
     bert_acts *A = acts;
     const bert_config *c = &m->cfg;
-    if (!A->train) return;
+    if (!A->train || (A->frozen && grads)) return;
     int L = c->layers, B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
     size_t MH = (size_t)M * H, MF = (size_t)M * F;
     /* Frozen: stop at the lowest hooked site, below which nothing trains. */
@@ -1047,7 +1144,7 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         linear_backward(A->dctx, G ? G->ao_w : NULL, G ? G->ao_b : NULL, A->dtmp, la->ctx, W->ao_w,
                         M, H, H);
         zero(A->dqkv, 3 * MH);
-        attention_backward(A->dqkv, A->att, A->dctx, la->qkv, la->probs, la->pmask, B, S, NH,
+        attention_backward(A->dqkv, NULL, A->dctx, la->qkv, la->probs, la->pmask, B, S, NH,
                            H / NH, pa);
         linear_backward(dx, G ? G->qkv_w : NULL, G ? G->qkv_b : NULL, A->dqkv, x, W->qkv_w, M, H,
                         3 * H);

@@ -95,6 +95,16 @@ typedef struct bert_acts bert_acts;
 size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train);
 bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int train);
 
+/* Activations for training adapters on a frozen base: bert_backward will be called with
+ * grads == NULL and hooks active from site `lowest` (2l + s) up, so only what that backward reads
+ * is kept: layers below the lowest site keep nothing, forward-only buffers share memory with the
+ * backward scratch, and with cls_only (set on the acts; the forward then refuses to run without
+ * it) the last layer keeps [CLS] rows only. A training forward with a hook below `lowest`
+ * returns NULL, as does a backward with grads. lowest = 2·layers: nothing hooked, nothing kept. */
+size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only);
+bert_acts *bert_acts_new_frozen(af_arena *a, const bert_config *cfg, int B, int S, int lowest,
+                                int cls_only);
+
 /* on: the caller reads only the first token ([CLS]) of every sequence from the last layer, and
  * its gradient flows in only there. The last layer then computes keys and values for every token
  * but queries, attention, output projection, FFN and sites for the first tokens only (hooks at

@@ -148,7 +148,8 @@ double fusion_temperature(long step) {
 /* ---- cache -------------------------------------------------------------------------------- */
 
 /* One walk over the cache layout serves both sizing (mem == NULL) and carving. */
-static size_t layout(fusion_cache *c, float *mem, const fusion_config *cfg, int M) {
+/* scratch: where the method's temporaries go; NULL: inside mem, after the rest. */
+static size_t layout(fusion_cache *c, float *mem, float *scratch, const fusion_config *cfg, int M) {
     size_t n = 0, H = cfg->H, N = cfg->N, H2 = cfg->H / 2, mm = M;
     fusion_cache tmp;
     if (!c) c = &tmp;
@@ -158,6 +159,11 @@ static size_t layout(fusion_cache *c, float *mem, const fusion_config *cfg, int 
     do {                                                                                           \
         c->field = mem ? mem + n : NULL;                                                           \
         n += (count);                                                                              \
+    } while (0)
+#define TAKE_SCRATCH(count)                                                                        \
+    do {                                                                                           \
+        if (scratch) c->scratch = scratch;                                                         \
+        else TAKE(scratch, count);                                                                 \
     } while (0)
 #define TAKE_MASK(count)                                                                           \
     do {                                                                                           \
@@ -171,39 +177,55 @@ static size_t layout(fusion_cache *c, float *mem, const fusion_config *cfg, int 
         TAKE(q, mm * H);
         TAKE(u, mm * H);
         TAKE(mix, mm * H);
-        TAKE(scratch, 3 * mm * H + 3 * mm * N + mm);
+        TAKE_SCRATCH(3 * mm * H + 3 * mm * N + mm);
         TAKE_MASK(mm * N);
         break;
     case FUSION_MULTIHEAD:
         TAKE(qkv, mm * N * 3 * H);
         TAKE(att, mm * cfg->heads * N * N);
         TAKE(mix, mm * H);
-        TAKE(scratch, mm * N * 3 * H + mm * H + 3 * N * N + N);
+        TAKE_SCRATCH(mm * N * 3 * H + mm * H + 3 * N * N + N);
         TAKE_MASK(mm * cfg->heads * N * N);
         break;
     case FUSION_WEIGHTED:
         TAKE(sw, N);
-        TAKE(scratch, N);
+        TAKE_SCRATCH(N);
         break;
     case FUSION_GATING:
         TAKE(z1, mm * H2);
         TAKE(h1, mm * H2);
         TAKE(hd, mm * H2);
-        TAKE(scratch, 2 * mm * N + 3 * mm * H2);
+        TAKE_SCRATCH(2 * mm * N + 3 * mm * H2);
         TAKE_MASK(mm * H2);
         break;
     }
 #undef TAKE
+#undef TAKE_SCRATCH
 #undef TAKE_MASK
     return n;
 }
 
 size_t fusion_cache_floats(const fusion_config *cfg, int M) {
-    return layout(NULL, NULL, cfg, M);
+    return layout(NULL, NULL, NULL, cfg, M);
 }
 
 void fusion_cache_carve(fusion_cache *c, float *mem, const fusion_config *cfg, int M) {
-    layout(c, mem, cfg, M);
+    layout(c, mem, NULL, cfg, M);
+}
+
+size_t fusion_scratch_floats(const fusion_config *cfg, int M) {
+    float dummy;
+    return layout(NULL, NULL, NULL, cfg, M) - layout(NULL, NULL, &dummy, cfg, M);
+}
+
+size_t fusion_cache_floats_shared(const fusion_config *cfg, int M) {
+    float dummy;
+    return layout(NULL, NULL, &dummy, cfg, M);
+}
+
+void fusion_cache_carve_shared(fusion_cache *c, float *mem, float *scratch,
+                               const fusion_config *cfg, int M) {
+    layout(c, mem, scratch, cfg, M);
 }
 
 static float dot(const float *a, const float *b, int n) {

@@ -126,6 +126,12 @@ typedef struct {
 
 size_t fusion_cache_floats(const fusion_config *cfg, int M);
 void fusion_cache_carve(fusion_cache *c, float *mem, const fusion_config *cfg, int M);
+/* The same with the temporaries (fusion_scratch_floats of them) in a block the caller gives and
+ * may share between fusion layers that never run at the same time. */
+size_t fusion_scratch_floats(const fusion_config *cfg, int M);
+size_t fusion_cache_floats_shared(const fusion_config *cfg, int M);
+void fusion_cache_carve_shared(fusion_cache *c, float *mem, float *scratch,
+                               const fusion_config *cfg, int M);
 
 /* o[M,H] from x[M,H] and ups[M,N,H]. T: softmax temperature (attention, static, multihead; 1 for
  * none). rng non-NULL means training: dropout with cfg.dropout, masks drawn from rng (the same

@@ -632,6 +632,11 @@ static int max_labels(const af_model *m) {
     return L;
 }
 
+/* Rows a site's caches need: in training the last layer runs [CLS] rows only (model_run). */
+static int site_rows(const af_model *m, int p, int M) {
+    return m->train && p / 2 == m->L - 1 ? m->maxB : M;
+}
+
 void model_prepare(af_model *m, int maxB, int maxS, int train) {
     af_arena_free(&m->arena);
     free(m->sites), free(m->sc);
@@ -639,7 +644,15 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
     m->sites = af_calloc(2 * m->L, sizeof(site));
     m->sc = af_calloc(2 * m->L, sizeof(site_cache));
     int M = maxB * maxS, H = m->H, Lmax = max_labels(m);
-    size_t bytes = bert_acts_bytes(&m->base->cfg, maxB, maxS, train) + 64 * 64;
+    size_t scratch = 0; /* the sites' backward scratch: they run one at a time, so they share */
+    /* Training never changes the base: its activations follow the frozen plan, from the
+     * lowest site that holds adapters (none: nothing is kept) */
+    int lowest = 2 * m->L;
+    for (int p = 2 * m->L - 1; p >= 0; p--)
+        if (site_has(m, p % 2)) lowest = p;
+    size_t bytes = (train ? bert_acts_bytes_frozen(&m->base->cfg, maxB, maxS, lowest, 1)
+                          : bert_acts_bytes(&m->base->cfg, maxB, maxS, 0)) +
+                   64 * 64;
     for (int p = 0; p < 2 * m->L; p++) {
         if (!site_has(m, p % 2)) continue;
         site *s = &m->sites[p];
@@ -649,17 +662,24 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
         s->adapter_grads = m->agrad ? &m->ag[(size_t)p * m->N] : NULL;
         s->fusion = m->fused ? &m->fw[p] : NULL;
         s->fusion_grad = m->fused && m->fgrad ? &m->fg[p] : NULL;
-        bytes += site_cache_floats(s, M) * sizeof(float) + 64;
+        bytes += site_cache_floats_shared(s, site_rows(m, p, M)) * sizeof(float) + 64;
+        size_t k = site_scratch_floats(s, site_rows(m, p, M));
+        scratch = k > scratch ? k : scratch;
     }
+    bytes += scratch * sizeof(float) + 64;
     bytes += ((size_t)M * H + 2 * (size_t)maxB * H + 3 * (size_t)maxB * Lmax + maxB) * 4 +
              2 * maxB * sizeof(int) + head_cache_floats(H, maxB) * 4 + 16 * 64;
     af_arena_init(&m->arena, bytes);
-    m->acts = bert_acts_new(&m->arena, &m->base->cfg, maxB, maxS, train);
+    m->acts = train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1)
+                    : bert_acts_new(&m->arena, &m->base->cfg, maxB, maxS, 0);
+    float *shared = af_arena_floats(&m->arena, scratch);
     for (int p = 0; p < 2 * m->L; p++)
-        if (m->sites[p].N)
-            site_cache_carve(&m->sc[p], af_arena_floats(&m->arena, site_cache_floats(&m->sites[p], M)),
-                             &m->sites[p], M);
-    m->dhidden = af_arena_floats(&m->arena, (size_t)M * H);
+        if (m->sites[p].N) {
+            int R = site_rows(m, p, M);
+            float *mem = af_arena_floats(&m->arena, site_cache_floats_shared(&m->sites[p], R));
+            site_cache_carve_shared(&m->sc[p], mem, shared, &m->sites[p], R);
+        }
+    m->dhidden = train ? af_arena_floats(&m->arena, (size_t)M * H) : NULL;
     m->cls = af_arena_floats(&m->arena, (size_t)maxB * H);
     m->dcls = af_arena_floats(&m->arena, (size_t)maxB * H);
     m->logits = af_arena_floats(&m->arena, (size_t)maxB * Lmax);

@@ -38,9 +38,10 @@ int site_check(const site *s, af_err *e) {
     return 0;
 }
 
-/* Sizing (mem == NULL) and carving walk the same layout. */
-static size_t layout(site_cache *c, float *mem, const site *s, int M) {
-    size_t H = s->adapters[0].H, MH = (size_t)M * H, n = 0;
+/* Sizing (mem == NULL) and carving walk the same layout. With shared, the backward scratch (dy,
+ * dx, dups and the fusion's temporaries) is not in mem but at `scratch`: site_scratch_floats. */
+static size_t layout(site_cache *c, float *mem, float *scratch, int shared, const site *s, int M) {
+    size_t H = s->adapters[0].H, MH = (size_t)M * H, n = 0, k = 0;
     site_cache tmp;
     if (!c) c = &tmp;
     c->M = M;
@@ -49,35 +50,69 @@ static size_t layout(site_cache *c, float *mem, const site *s, int M) {
         c->field = mem ? mem + n : NULL;                                                           \
         n += (count);                                                                              \
     } while (0)
+#define TAKE_S(field, count)                                                                       \
+    do {                                                                                           \
+        if (shared) {                                                                              \
+            c->field = scratch ? scratch + k : NULL;                                               \
+            k += (count);                                                                          \
+        } else {                                                                                   \
+            TAKE(field, count);                                                                    \
+        }                                                                                          \
+    } while (0)
     TAKE(hr, MH);
     TAKE(x, s->arch == SITE_PFEIFFER ? MH : 0);
     TAKE(mean1, M);
     TAKE(rstd1, M);
-    TAKE(ups, MH * s->N);
+    /* a lone adapter writes its output straight into y; backward never reads it */
+    TAKE(ups, s->fusion ? MH * s->N : 0);
+    if (!s->fusion) c->ups = NULL;
     TAKE(y, MH);
     TAKE(mean2, M);
     TAKE(rstd2, M);
-    TAKE(dy, MH);
-    TAKE(dx, MH);
-    TAKE(dups, s->fusion ? MH * s->N : 0);
+    TAKE_S(dy, MH);
+    TAKE_S(dx, MH);
+    TAKE_S(dups, s->fusion ? MH * s->N : 0);
 #undef TAKE
+#undef TAKE_S
     if (mem) adapter_cache_carve(&c->ac, mem + n, s->adapters, s->N, M);
     n += adapter_cache_floats(s->adapters, s->N, M);
     if (s->fusion) {
-        if (mem) fusion_cache_carve(&c->fc, mem + n, &s->fusion->cfg, M);
-        n += fusion_cache_floats(&s->fusion->cfg, M);
+        if (!shared) {
+            if (mem) fusion_cache_carve(&c->fc, mem + n, &s->fusion->cfg, M);
+            n += fusion_cache_floats(&s->fusion->cfg, M);
+        } else {
+            if (mem)
+                fusion_cache_carve_shared(&c->fc, mem + n, scratch ? scratch + k : NULL,
+                                          &s->fusion->cfg, M);
+            n += fusion_cache_floats_shared(&s->fusion->cfg, M);
+            k += fusion_scratch_floats(&s->fusion->cfg, M);
+        }
     } else {
         memset(&c->fc, 0, sizeof c->fc);
     }
+    (void)k;
     return n;
 }
 
 size_t site_cache_floats(const site *s, int M) {
-    return layout(NULL, NULL, s, M);
+    return layout(NULL, NULL, NULL, 0, s, M);
 }
 
 void site_cache_carve(site_cache *c, float *mem, const site *s, int M) {
-    layout(c, mem, s, M);
+    layout(c, mem, NULL, 0, s, M);
+}
+
+size_t site_cache_floats_shared(const site *s, int M) {
+    return layout(NULL, NULL, NULL, 1, s, M);
+}
+
+size_t site_scratch_floats(const site *s, int M) {
+    size_t H = s->adapters[0].H, MH = (size_t)M * H;
+    return 2 * MH + (s->fusion ? MH * s->N + fusion_scratch_floats(&s->fusion->cfg, M) : 0);
+}
+
+void site_cache_carve_shared(site_cache *c, float *mem, float *scratch, const site *s, int M) {
+    layout(c, mem, scratch, 1, s, M);
 }
 
 void site_forward(float *out, site_cache *c, const site *s, const float *h, const float *r,
@@ -90,11 +125,12 @@ void site_forward(float *out, site_cache *c, const site *s, const float *h, cons
         layernorm_forward(c->x, c->mean1, c->rstd1, c->hr, ln_w, ln_b, M, H, eps);
         x = c->x;
     }
-    adapter_stack_forward(c->ups, &c->ac, x, s->adapters, s->N, M);
-    if (s->fusion)
+    if (s->fusion) {
+        adapter_stack_forward(c->ups, &c->ac, x, s->adapters, s->N, M);
         fusion_forward(c->y, &c->fc, x, c->ups, s->fusion, M, T, rng);
-    else
-        memcpy(c->y, c->ups, MH * sizeof(float));
+    } else {
+        adapter_stack_forward(c->y, &c->ac, x, s->adapters, 1, M);
+    }
     vec_add(c->y, c->hr, MH);
     layernorm_forward(out, c->mean2, c->rstd2, c->y, ln_w, ln_b, M, H, eps);
 }

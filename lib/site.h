@@ -45,7 +45,7 @@ typedef struct {
     float *hr;            /* (M, H) h + r */
     float *x;             /* (M, H) pfeiffer: LN(h + r); houlsby: unused, x is h itself */
     float *mean1, *rstd1; /* (M) pfeiffer's first LN */
-    float *ups;           /* (M, N, H) adapter outputs */
+    float *ups;           /* (M, N, H) adapter outputs (fusion only: one adapter writes into y) */
     float *y;             /* (M, H) input of the final LN */
     float *mean2, *rstd2; /* (M) */
     float *dy, *dx;       /* (M, H) backward scratch */
@@ -56,6 +56,11 @@ typedef struct {
 
 size_t site_cache_floats(const site *s, int M);
 void site_cache_carve(site_cache *c, float *mem, const site *s, int M);
+/* The same with the backward scratch (dy, dx, dups, the fusion's temporaries: site_scratch_floats)
+ * in a block the caller gives: sites run one after the other, so all can share one. */
+size_t site_cache_floats_shared(const site *s, int M);
+size_t site_scratch_floats(const site *s, int M);
+void site_cache_carve_shared(site_cache *c, float *mem, float *scratch, const site *s, int M);
 
 /* out[M,H] from h, r and the site's LayerNorm (ln_w, ln_b, eps). T: fusion temperature (1 when
  * not annealing). rng non-NULL means training (fusion dropout; adapters have none). */
