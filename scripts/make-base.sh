@@ -6,7 +6,7 @@
 #   1. corpus      scripts/build-corpus.sh WORK/corpus (Debian + npm text packages, ~7.7M words)
 #   2. vocabulary  af-tokenize --build-vocab 8192 on the training text
 #   3. pretraining af-pretrain: 4 layers, hidden 256, 4 heads, FFN 1024 (5.5M parameters, 11 MB as
-#                  F16), max length 128, batch 128 (32 x 4 accumulated), 2200 steps, 2 threads,
+#                  F16), max length 128, batch 128 (32 x 4 accumulated), 1800 steps, 2 threads,
 #                  seed 42, held-out dev MLM accuracy against the unigram baseline
 #   4. the base    OUT (default WORK/base): config.json, model.safetensors (F16, training record in
 #                  its metadata), vocab.txt, tokenizer_config.json; OUT/README.txt has the figures
@@ -16,7 +16,7 @@
 # path end to end in minutes; its output is not the base.
 #
 # Size and time: the full run is about 2 hours on 2 cores (af-pretrain prints tokens/s and ETA).
-# Dropout is 0: a model this small, seeing the corpus about 4 times, underfits it; dropout would
+# Dropout is 0: a model this small, seeing the corpus 3.5 times, underfits it; dropout would
 # only slow it down. A Ctrl-C leaves a checkpoint; run the script again to resume from it.
 set -eu
 
@@ -47,10 +47,10 @@ else
     : "${out:=$work/base}"
     vocab_size=8192
     shape="--layers 4 --hidden 256 --heads 4 --ffn 1024"
-    # 2200 steps of 128 sequences of 128 tokens: 36M tokens, about 4 passes over the corpus.
-    # One thread does ~3300 tokens/s on this model (1.25 CPU-seconds per 4096 tokens); two
-    # threads ~5500, so about two hours on 2 otherwise idle cores.
-    train="--steps ${AF_BASE_STEPS:-2200} --batch-size 32 --accumulate 4 --lr 5e-4 --warmup-ratio 0.06 --eval-every 200 --save-every 100"
+    # 1800 steps of 128 sequences of 128 tokens: 29M tokens, about 3.5 passes over the corpus.
+    # This model costs 1.25 CPU-seconds per 4096 tokens, 4.5 times the --short one, which ran
+    # at 19k tokens/s on 2 idle cores: ~4200 tokens/s, so about two hours.
+    train="--steps ${AF_BASE_STEPS:-1800} --batch-size 32 --accumulate 4 --lr 5e-4 --warmup-ratio 0.06 --eval-every 200 --save-every 100"
 fi
 
 corpus=$work/corpus
