@@ -98,7 +98,7 @@ void adapter_stack_forward(float *ups, adapter_cache *c, const float *x, const a
         for (int i = 0, Ri = 0; i < N; Ri += a[i].r, i++) {
             for (int m = 0; m < M; m++)
                 memcpy(c->pre + (size_t)m * R + Ri, a[i].down_b, a[i].r * sizeof(float));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, a[i].r, H, 1.0f, x, H,
+            gemm(0, 1, M, a[i].r, H, 1.0f, x, H,
                         a[i].down_w, H, 1.0f, c->pre + Ri, R);
         }
     }
@@ -114,7 +114,7 @@ void adapter_stack_forward(float *ups, adapter_cache *c, const float *x, const a
     for (int i = 0, Ri = 0; i < N; Ri += a[i].r, i++) {
         float *u = ups + (size_t)i * H;
         for (int m = 0; m < M; m++) memcpy(u + m * ldu, a[i].up_b, H * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, H, a[i].r, 1.0f, c->act + Ri, R,
+        gemm(0, 1, M, H, a[i].r, 1.0f, c->act + Ri, R,
                     a[i].up_w, a[i].r, 1.0f, u, (int)ldu);
     }
 }
@@ -126,13 +126,12 @@ void adapter_stack_backward(float *dx, adapter *grads, adapter_cache *c, const f
     for (int i = 0, Ri = 0; i < N; Ri += a[i].r, i++) {
         const float *du = dups + (size_t)i * H;
         /* dact_i = dup_i · W_up_i */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, a[i].r, H, 1.0f, du, (int)ldu,
+        gemm(0, 0, M, a[i].r, H, 1.0f, du, (int)ldu,
                     a[i].up_w, a[i].r, 0.0f, c->dact + Ri, R);
         if (!grads) continue;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, a[i].r, M, 1.0f, du, (int)ldu,
+        gemm(1, 0, H, a[i].r, M, 1.0f, du, (int)ldu,
                     c->act + Ri, R, 1.0f, grads[i].up_w, a[i].r);
-        for (int m = 0; m < M; m++)
-            for (int j = 0; j < H; j++) grads[i].up_b[j] += du[m * ldu + j];
+        for (int m = 0; m < M; m++) vec_add(grads[i].up_b, du + (size_t)m * ldu, H);
     }
     memset(c->dpre, 0, (size_t)M * R * sizeof(float));
     if (same_act(a, N)) {
@@ -152,10 +151,10 @@ void adapter_stack_backward(float *dx, adapter *grads, adapter_cache *c, const f
     for (int i = 0, Ri = 0; i < N; Ri += a[i].r, i++) {
         const float *dp = c->dpre + Ri;
         if (dx)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, H, a[i].r, 1.0f, dp, R,
+            gemm(0, 0, M, H, a[i].r, 1.0f, dp, R,
                         a[i].down_w, H, 1.0f, dx, H);
         if (!grads) continue;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a[i].r, H, M, 1.0f, dp, R, x, H, 1.0f,
+        gemm(1, 0, a[i].r, H, M, 1.0f, dp, R, x, H, 1.0f,
                     grads[i].down_w, H);
         for (int m = 0; m < M; m++)
             for (int j = 0; j < a[i].r; j++) grads[i].down_b[j] += dp[(size_t)m * R + j];

@@ -238,23 +238,74 @@ static void axpy(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* The per-token loops below run over tokens in parallel (af_parallel): tokens are independent. */
+typedef struct {
+    float *o, *dp, *dups, *s, *du, *dc, *dq;
+    const float *p, *ups, *dmix, *q, *u, *kb, *ds;
+    int N, H;
+} tok_job;
+
+static void mix_fwd_part(void *vp, int lo, int hi) {
+    const tok_job *j = vp;
+    int N = j->N, H = j->H;
+    for (int m = lo; m < hi; m++) {
+        float *o = j->o + (size_t)m * H;
+        memset(o, 0, H * sizeof(float));
+        for (int i = 0; i < N; i++) axpy(o, j->p[m * N + i], j->ups + ((size_t)m * N + i) * H, H);
+    }
+}
+
 /* o[m] = Σ_i p[m,i]·ups[m,i] */
 static void mix_forward(float *o, const float *p, const float *ups, int M, int N, int H) {
-    memset(o, 0, (size_t)M * H * sizeof(float));
-    for (int m = 0; m < M; m++)
-        for (int i = 0; i < N; i++)
-            axpy(o + (size_t)m * H, p[m * N + i], ups + ((size_t)m * N + i) * H, H);
+    tok_job j = {.o = o, .p = p, .ups = ups, .N = N, .H = H};
+    af_parallel(M, mix_fwd_part, &j);
+}
+
+static void mix_bwd_part(void *vp, int lo, int hi) {
+    const tok_job *j = vp;
+    int N = j->N, H = j->H;
+    for (int m = lo; m < hi; m++)
+        for (int i = 0; i < N; i++) {
+            size_t k = (size_t)m * N + i;
+            j->dp[k] = dot(j->dmix + (size_t)m * H, j->ups + k * H, H);
+            if (j->dups) axpy(j->dups + k * H, j->p[k], j->dmix + (size_t)m * H, H);
+        }
 }
 
 /* dp[m,i] = dmix[m]·ups[m,i] (overwritten); dups[m,i] += p[m,i]·dmix[m] */
 static void mix_backward(float *dp, float *dups, const float *dmix, const float *p,
                          const float *ups, int M, int N, int H) {
-    for (int m = 0; m < M; m++)
+    tok_job j = {.dp = dp, .dups = dups, .dmix = dmix, .p = p, .ups = ups, .N = N, .H = H};
+    af_parallel(M, mix_bwd_part, &j);
+}
+
+/* s[m,i] = u[m]·ups[m,i] + q[m]·bk */
+static void score_part(void *vp, int lo, int hi) {
+    const tok_job *j = vp;
+    int N = j->N, H = j->H;
+    for (int m = lo; m < hi; m++) {
+        float qb = dot(j->q + (size_t)m * H, j->kb, H);
+        for (int i = 0; i < N; i++)
+            j->s[m * N + i] = dot(j->u + (size_t)m * H, j->ups + ((size_t)m * N + i) * H, H) + qb;
+    }
+}
+
+/* du[m] = Σ_i ds[m,i]·ups[m,i];  dups[m,i] += ds[m,i]·u[m];  dc[m] = Σ_i ds[m,i];
+ * dq[m] += dc[m]·bk (dq already holds du·Wkᵀ) */
+static void score_bwd_part(void *vp, int lo, int hi) {
+    const tok_job *j = vp;
+    int N = j->N, H = j->H;
+    for (int m = lo; m < hi; m++) {
+        float *du = j->du + (size_t)m * H;
+        memset(du, 0, H * sizeof(float));
+        j->dc[m] = 0;
         for (int i = 0; i < N; i++) {
             size_t k = (size_t)m * N + i;
-            dp[k] = dot(dmix + (size_t)m * H, ups + k * H, H);
-            if (dups) axpy(dups + k * H, p[k], dmix + (size_t)m * H, H);
+            axpy(du, j->ds[k], j->ups + k * H, H);
+            if (j->dups) axpy(j->dups + k * H, j->ds[k], j->u + (size_t)m * H, H);
+            j->dc[m] += j->ds[k];
         }
+    }
 }
 
 /* ---- attention, static -------------------------------------------------------------------- */
@@ -265,13 +316,9 @@ static void qk_forward(float *o, fusion_cache *c, const float *x, const float *u
     float *s = c->p;
     linear_forward(c->q, x, f->query_w, f->query_b, M, H, H);
     /* u = Wkᵀq, so q·k_i = u·up_i + q·bk */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, H, H, 1.0f, c->q, H, f->key_w, H,
-                0.0f, c->u, H);
-    for (int m = 0; m < M; m++) {
-        float qb = dot(c->q + (size_t)m * H, f->key_b, H);
-        for (int i = 0; i < N; i++)
-            s[m * N + i] = dot(c->u + (size_t)m * H, ups + ((size_t)m * N + i) * H, H) + qb;
-    }
+    gemm(0, 0, M, H, H, 1.0f, c->q, H, f->key_w, H, 0.0f, c->u, H);
+    tok_job sj = {.s = s, .q = c->q, .u = c->u, .kb = f->key_b, .ups = ups, .N = N, .H = H};
+    af_parallel(M, score_part, &sj);
     if (c->dropped) dropout_forward(s, c->mask, s, (size_t)M * N, f->cfg.dropout, rng);
     for (size_t k = 0; k < (size_t)M * N; k++) s[k] /= T;
     softmax_forward(c->p, s, M, N);
@@ -303,25 +350,16 @@ static void qk_backward(float *dx, float *dups, fusion *g, fusion_cache *c, cons
     memset(ds, 0, MN * sizeof(float));
     dropout_backward(ds, dsp, c->dropped ? c->mask : NULL, MN, f->cfg.dropout);
     /* s_i = u·up_i + q·bk */
-    memset(du, 0, MH * sizeof(float));
-    for (int m = 0; m < M; m++) {
-        dc[m] = 0;
-        for (int i = 0; i < N; i++) {
-            size_t k = (size_t)m * N + i;
-            axpy(du + (size_t)m * H, ds[k], ups + k * H, H);
-            if (dups) axpy(dups + k * H, ds[k], c->u + (size_t)m * H, H);
-            dc[m] += ds[k];
-        }
-    }
+    tok_job bj = {.du = du, .dups = dups, .dc = dc, .ds = ds, .ups = ups, .u = c->u, .N = N, .H = H};
+    af_parallel(M, score_bwd_part, &bj);
     if (!dx && !g) return;
     /* u = q·Wk (row vectors): dq = du·Wkᵀ + dc·bk, dWk += qᵀ·du, dbk += Σ dc·q */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, H, H, 1.0f, du, H, f->key_w, H, 0.0f,
-                dq, H);
-    for (int m = 0; m < M; m++) axpy(dq + (size_t)m * H, dc[m], f->key_b, H);
+    /* dq = du·Wkᵀ + dc ⊗ bk (the rank-1 term as a product with K = 1) */
+    gemm(0, 1, M, H, H, 1.0f, du, H, f->key_w, H, 0.0f, dq, H);
+    gemm(0, 0, M, H, 1, 1.0f, dc, 1, f->key_b, H, 1.0f, dq, H);
     if (g) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, H, M, 1.0f, c->q, H, du, H, 1.0f,
-                    g->key_w, H);
-        for (int m = 0; m < M; m++) axpy(g->key_b, dc[m], c->q + (size_t)m * H, H);
+        gemm(1, 0, H, H, M, 1.0f, c->q, H, du, H, 1.0f, g->key_w, H);
+        cblas_sgemv(CblasRowMajor, CblasTrans, M, H, 1.0f, c->q, H, dc, 1, 1.0f, g->key_b, 1);
     }
     linear_backward(dx, g ? g->query_w : NULL, g ? g->query_b : NULL, dq, x, f->query_w, M, H, H);
 }

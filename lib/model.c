@@ -622,7 +622,11 @@ static void hook_backward(void *ctx, int l, int s, float *dh, float *dr, const f
                           const float *h, const float *r, const float *ln_w, const float *ln_b,
                           float eps, int M) {
     af_model *m = ctx;
-    int p = 2 * l + s;
+    int p = 2 * l + s, below = 0;
+    for (int q = 0; q < p; q++) below |= m->sites[q].N > 0;
+    /* the base is frozen: below the lowest site nothing wants a gradient, so that site skips
+     * its input gradients (the adapters' and fusion's dx, the LayerNorm before them) */
+    if (!below) dh = dr = NULL;
     site_backward(dh, dr, &m->sc[p], &m->sites[p], dout, h, r, ln_w, M);
 }
 

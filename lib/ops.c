@@ -76,6 +76,7 @@ typedef struct {
     float *C;
     const float *bias; /* linear_forward: C rows start as bias, then beta = 1 */
     int by_rows;       /* split C's rows (else its columns) in blocks of GEMM_BLOCK */
+    int parts;         /* into this many runs of blocks */
 } gemm_job;
 
 #define GEMM_BLOCK 16
@@ -84,7 +85,10 @@ typedef struct {
 
 static void gemm_part(void *p, int lo, int hi) {
     const gemm_job *g = p;
-    int r0 = lo * GEMM_BLOCK, r1 = hi * GEMM_BLOCK;
+    /* part lo..hi of g->parts, each a run of whole blocks: one sgemm call per thread, so each
+     * packs the other operand once */
+    int nb = ((g->by_rows ? g->M : g->N) + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    int r0 = (int)((long)nb * lo / g->parts) * GEMM_BLOCK, r1 = (int)((long)nb * hi / g->parts) * GEMM_BLOCK;
     int M = g->M, N = g->N;
     const float *A = g->A, *B = g->B;
     float *C = g->C;
@@ -113,18 +117,18 @@ static void gemm_part(void *p, int lo, int hi) {
 static void gemm_run(gemm_job *g) {
     if (g->M <= 0 || g->N <= 0) return;
     if (af_threads() == 1 || (double)g->M * g->N * g->K < GEMM_PAR_MIN) {
-        g->by_rows = 1;
-        gemm_part(g, 0, (g->M + GEMM_BLOCK - 1) / GEMM_BLOCK);
+        g->by_rows = 1, g->parts = 1;
+        gemm_part(g, 0, 1);
         return;
     }
     g->by_rows = g->M >= g->N;
-    int n = g->by_rows ? g->M : g->N;
-    af_parallel((n + GEMM_BLOCK - 1) / GEMM_BLOCK, gemm_part, g);
+    g->parts = af_threads();
+    af_parallel(g->parts, gemm_part, g);
 }
 
 void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
-    gemm_job g = {ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, NULL, 0};
+    gemm_job g = {ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, NULL, 0, 1};
     gemm_run(&g);
 }
 
@@ -132,7 +136,7 @@ void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int 
 
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int M, int K,
                     int N) {
-    gemm_job g = {0, 1, M, N, K, 1.0f, 0.0f, inp, w, K, K, N, out, b, 0};
+    gemm_job g = {0, 1, M, N, K, 1.0f, 0.0f, inp, w, K, K, N, out, b, 0, 1};
     gemm_run(&g);
 }
 
