@@ -24,8 +24,7 @@ for prog in "$AF_TOP"/cmd/af-*.c; do
     name=$(basename "$prog" .c)
     test_expect_success "$name: every --option in --help is in $name.1" "
         $name --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u >opts &&
-        mandoc -T ascii '$AF_TOP/man/$name.1' 2>/dev/null | col -b >page ||
-        sed 's/\\\\//g' '$AF_TOP/man/$name.1' >page
+        mandoc -T ascii '$AF_TOP/man/$name.1' | sed 's/.\\x08//g' >page &&
         missing=\$(while read o; do grep -q -- \"\$o\" page || echo \$o; done <opts)
         test -z \"\$missing\" || { echo \"undocumented: \$missing\"; false; }"
 done
