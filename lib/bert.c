@@ -363,6 +363,15 @@ static int encoder_tensor(const char *name) {
     return !strncmp(name, "embeddings.", 11) || !strncmp(name, "encoder.", 8);
 }
 
+/* The file's pages of a tensor already converted: out of this process's memory now, so that the
+ * peak while loading is the weights once, not the weights plus the file. */
+static void drop_pages(const void *data, size_t n) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0) return;
+    uintptr_t a = ((uintptr_t)data + pg - 1) / pg * pg, b = ((uintptr_t)data + n) / pg * pg;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 static int load_tensors(bert *m, const st_file *f, const char *path, int emb_mapped, af_err *e) {
     int n = nspecs(&m->cfg), rc = -1;
     spec *s = af_malloc(n * sizeof *s);
@@ -390,6 +399,7 @@ static int load_tensors(bert *m, const st_file *f, const char *path, int emb_map
             af_err_prefix(e, "%s", path);
             goto out;
         }
+        drop_pages(t->data, t->nbytes);
     }
     for (int i = 0; i < f->ntensors; i++)
         if (!used[i] && encoder_tensor(f->tensors[i].name)) {
@@ -659,10 +669,13 @@ static void *take(bump *b, size_t bytes) {
 #define BF(b, n) ((float *)take(b, (n) * sizeof(float)))
 #define BB(b, n) ((uint8_t *)take(b, (n)))
 
-/* One layer's buffers for R rows (M, or B in a [CLS]-only last layer) with P attention floats. */
-static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P, int masks) {
+/* One layer's buffers for R rows (M, or B in a [CLS]-only last layer) with P attention floats;
+ * ctx only when asked (it is forward-only). */
+static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P, int masks,
+                            int ctx) {
     layer_acts x;
-    x.qkv = BF(b, M * 3 * H), x.probs = BF(b, P), x.ctx = BF(b, R * H), x.h1 = BF(b, R * H);
+    x.qkv = BF(b, M * 3 * H), x.probs = BF(b, P), x.h1 = BF(b, R * H);
+    x.ctx = ctx ? BF(b, R * H) : NULL;
     x.a = BF(b, R * H), x.u = BF(b, R * F), x.h2 = BF(b, R * H);
     x.mean1 = BF(b, R), x.rstd1 = BF(b, R), x.mean2 = BF(b, R), x.rstd2 = BF(b, R);
     x.pmask = masks ? BB(b, P) : NULL, x.m1 = masks ? BB(b, R * H) : NULL;
@@ -698,7 +711,7 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
     int *ids = CI(M), *tids = CI(M), *mask = CI(M);
     unsigned char *active = CB(2 * L);
     float *hidden = CF((L + 1) * M * H);
-    float *dhidden = train ? CF((L + 1) * M * H) : NULL;
+    float *dhidden = train ? CF((fp ? 2 : L + 1) * M * H) : NULL;
     int embg = train && !fp; /* only a full backward reaches the embeddings */
     float *emb_sum = embg ? CF(M * H) : NULL, *emb_mean = embg ? CF(M) : NULL;
     float *emb_rstd = embg ? CF(M) : NULL;
@@ -713,9 +726,9 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
             layer_acts x = shared;
             if (l == 0 || train) {
                 bump b = {NULL, 0};
-                layer_set(&b, M, M, H, F, P, train);
+                layer_set(&b, M, M, H, F, P, train, 1);
                 b.base = carve(c, b.off), b.off = 0;
-                x = layer_set(&b, M, M, H, F, P, train);
+                x = layer_set(&b, M, M, H, F, P, train, 1);
                 /* inference: ctx is dead once projected, h2 is written after that */
                 if (!train) x.h2 = x.ctx;
                 if (l == 0) shared = x;
@@ -734,17 +747,17 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
          * output are forward-only everywhere; a [CLS]-only last layer keeps K, V of every token
          * and B rows of the rest. */
         bump fb = {NULL, 0}, bb = {NULL, 0};
-        layer_set(&fb, M, M, H, F, P, 1);
-        take(&fb, M * F * sizeof(float));
-        BF(&bb, M * 3 * H), BF(&bb, 5 * M * H), BF(&bb, 2 * M * F);
+        layer_set(&fb, M, M, H, F, P, 1, 1);
+        BF(&bb, M * 3 * H), BF(&bb, 5 * M * H), BF(&bb, M * F);
         size_t U = fb.off > bb.off ? fb.off : bb.off;
         char *ub = carve(c, U);
         fb = (bump){ub, 0}, bb = (bump){ub, 0};
-        layer_acts shared = layer_set(&fb, M, M, H, F, P, 1);
-        g = BF(&fb, M * F);
+        layer_acts shared = layer_set(&fb, M, M, H, F, P, 1, 1);
+        /* the activation's output: in place below the kept layers, in the shared u above */
+        g = shared.u;
         dqkv = BF(&bb, M * 3 * H), dctx = BF(&bb, M * H), dh1 = BF(&bb, M * H);
         da = BF(&bb, M * H), dh2 = BF(&bb, M * H), dtmp = BF(&bb, M * H);
-        dg = BF(&bb, M * F), du = BF(&bb, M * F);
+        dg = BF(&bb, M * F), du = dg; /* the activation's gradient is taken in place */
         int keep_from = fp->lowest / 2 + (fp->lowest % 2); /* first layer kept whole */
         for (size_t l = 0; l < L; l++) {
             layer_acts x = shared;
@@ -754,9 +767,9 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
                 int last = fp->cls_only && l == L - 1;
                 size_t R = last ? (size_t)B : M;
                 bump b = {NULL, 0};
-                layer_set(&b, R, M, H, F, last ? Pc : P, 1);
+                layer_set(&b, R, M, H, F, last ? Pc : P, 1, 0);
                 b.base = carve(c, b.off), b.off = 0;
-                x = layer_set(&b, R, M, H, F, last ? Pc : P, 1);
+                x = layer_set(&b, R, M, H, F, last ? Pc : P, 1, 0);
                 x.ctx = shared.ctx;
             }
             if (A) la[l] = x;
@@ -815,9 +828,15 @@ const float *bert_hidden(const bert_acts *acts, int l) {
     return hid(acts, acts->hidden, l + 1);
 }
 
+/* dhidden[k]: a frozen plan keeps two buffers in turn (a layer's backward reads k + 1, writes k) */
+static float *dhid(const bert_acts *A, int k) {
+    return hid(A, A->dhidden, A->frozen ? k % 2 : k);
+}
+
 const float *bert_dhidden(const bert_acts *acts, int l) {
     if (!acts->train || l < -1 || l >= acts->L || l + 1 < acts->dvalid) return NULL;
-    return hid(acts, acts->dhidden, l + 1);
+    if (acts->frozen && l + 1 != acts->dvalid) return NULL;
+    return dhid(acts, l + 1);
 }
 
 /* ---- forward ------------------------------------------------------------------------------ */
@@ -1013,7 +1032,7 @@ static void embed_backward(const bert *m, bert_acts *A, bert_weights *g) {
     size_t MH = (size_t)M * H;
     float *d = A->dh1, *dsum = A->dh2;
     zero(d, MH);
-    dropout_backward(d, hid(A, A->dhidden, 0), A->emb_mask, MH, A->ph);
+    dropout_backward(d, dhid(A, 0), A->emb_mask, MH, A->ph);
     zero(dsum, MH);
     layernorm_backward(dsum, g->emb_ln_w, g->emb_ln_b, d, A->emb_sum, m->w.emb_ln_w, A->emb_mean,
                        A->emb_rstd, M, H);
@@ -1037,7 +1056,7 @@ static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     int B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
     size_t BH = (size_t)B * H, BF = (size_t)B * F;
     const float *x = hid(A, A->hidden, l);
-    float *dx = hid(A, A->dhidden, l), *dy = hid(A, A->dhidden, l + 1);
+    float *dx = dhid(A, l), *dy = dhid(A, l + 1);
     float *dyc = A->yc; /* the forward's packed output is not needed any more */
     gather_cls(dyc, dy, B, S, H);
     zero(A->dh2, BH);
@@ -1051,8 +1070,8 @@ static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     zero(A->dg, BF);
     linear_backward(A->dg, G ? G->ff2_w : NULL, G ? G->ff2_b : NULL, A->dtmp, A->g, W->ff2_w, B, F,
                     H);
-    zero(A->du, BF);
-    act_backward(A->du, A->dg, la->u, BF, c->act);
+    if (A->du == A->dg) act_backward_set(A->du, A->dg, la->u, BF, c->act);
+    else zero(A->du, BF), act_backward(A->du, A->dg, la->u, BF, c->act);
     linear_backward(A->da, G ? G->ff1_w : NULL, G ? G->ff1_b : NULL, A->du, la->a, W->ff1_w, B, H,
                     F);
     zero(A->dxc, BH);
@@ -1100,7 +1119,7 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         if (A->active[p]) lowest = p;
     if (!grads && lowest == INT_MAX) return;
     float ph = A->ph, pa = A->pa;
-    memcpy(hid(A, A->dhidden, L), dout, MH * sizeof(float));
+    memcpy(dhid(A, L), dout, MH * sizeof(float));
     A->dvalid = L;
     for (int l = L - 1; l >= 0; l--) {
         if (l == L - 1 && A->fwd_cls_only) {
@@ -1112,7 +1131,7 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         bert_layer *G = grads ? &grads->g.layer[l] : NULL;
         const layer_acts *la = &A->la[l];
         const float *x = hid(A, A->hidden, l);
-        float *dx = hid(A, A->dhidden, l), *dy = hid(A, A->dhidden, l + 1);
+        float *dx = dhid(A, l), *dy = dhid(A, l + 1);
 
         zero(A->dh2, MH);
         zero(A->da, MH);
@@ -1127,8 +1146,8 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         zero(A->dg, MF);
         linear_backward(A->dg, G ? G->ff2_w : NULL, G ? G->ff2_b : NULL, A->dtmp, A->g, W->ff2_w, M,
                         F, H);
-        zero(A->du, MF);
-        act_backward(A->du, A->dg, la->u, MF, c->act);
+        if (A->du == A->dg) act_backward_set(A->du, A->dg, la->u, MF, c->act);
+        else zero(A->du, MF), act_backward(A->du, A->dg, la->u, MF, c->act);
         linear_backward(A->da, G ? G->ff1_w : NULL, G ? G->ff1_b : NULL, A->du, la->a, W->ff1_w, M,
                         H, F);
 

@@ -176,8 +176,14 @@ static size_t layout(fusion_cache *c, float *mem, float *scratch, const fusion_c
     case FUSION_STATIC:
         TAKE(q, mm * H);
         TAKE(u, mm * H);
-        TAKE(mix, mm * H);
-        TAKE_SCRATCH(3 * mm * H + 3 * mm * N + mm);
+        if (scratch && cfg->method == FUSION_ATTENTION) {
+            /* shared: the mix goes after the temporaries; the backward computes it again */
+            c->scratch = scratch;
+            c->mix = scratch + 3 * mm * H + 3 * mm * N + mm;
+        } else {
+            TAKE(mix, mm * H);
+            TAKE_SCRATCH(3 * mm * H + 3 * mm * N + mm);
+        }
         TAKE_MASK(mm * N);
         break;
     case FUSION_MULTIHEAD:
@@ -338,6 +344,8 @@ static void qk_backward(float *dx, float *dups, fusion *g, fusion_cache *c, cons
     float *dmix = c->scratch, *du = dmix + MH, *dq = du + MH;
     float *dp = dq + MH, *dsp = dp + MN, *ds = dsp + MN, *dc = ds + MN;
     if (f->cfg.method == FUSION_ATTENTION) {
+        /* Σ p_i up_i again: a shared cache lets other fusion layers overwrite it */
+        if (g) mix_forward(c->mix, c->p, ups, M, N, H);
         memset(dmix, 0, MH * sizeof(float));
         linear_backward(dmix, g ? g->value_w : NULL, NULL, dout, c->mix, f->value_w, M, H, H);
     } else {

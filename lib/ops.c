@@ -339,6 +339,7 @@ typedef struct {
     const float *inp, *dout;
     size_t n;
     int act;
+    int set; /* backward: out = (not +=) dout·act'(inp); out may be dout */
 } act_job;
 
 /* The exact GELU and its derivative, 16 lanes at a time; other activations take the scalar path. */
@@ -354,7 +355,7 @@ V512 static void gelu_fwd512(float *out, const float *inp, size_t n) {
     }
 }
 
-V512 static void gelu_bwd512(float *dinp, const float *dout, const float *inp, size_t n) {
+V512 static void gelu_bwd512(float *dinp, const float *dout, const float *inp, size_t n, int set) {
     const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
     const __m512 is2 = _mm512_set1_ps(INV_SQRT_2), is2pi = _mm512_set1_ps(INV_SQRT_2PI);
     const __m512 mhalf = _mm512_set1_ps(-0.5f);
@@ -365,7 +366,8 @@ V512 static void gelu_bwd512(float *dinp, const float *dout, const float *inp, s
         __m512 pdf =
             _mm512_mul_ps(is2pi, _ZGVeN16v_expf(_mm512_mul_ps(mhalf, _mm512_mul_ps(x, x))));
         __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, dout + i), _mm512_fmadd_ps(x, pdf, cdf));
-        _mm512_mask_storeu_ps(dinp + i, t, _mm512_add_ps(_mm512_maskz_loadu_ps(t, dinp + i), g));
+        if (!set) g = _mm512_add_ps(_mm512_maskz_loadu_ps(t, dinp + i), g);
+        _mm512_mask_storeu_ps(dinp + i, t, g);
     }
 }
 
@@ -422,19 +424,21 @@ static void act_bwd_part(void *p, int lo, int hi) {
     float *dinp = j->out + a;
     size_t n = b - a;
     if (j->act == AF_ACT_GELU && has_avx512()) {
-        gelu_bwd512(dinp, dout, inp, n);
+        gelu_bwd512(dinp, dout, inp, n, j->set);
         return;
     }
+    const int set = j->set;
+#define ACC(i, v) (dinp[i] = set ? (v) : dinp[i] + (v))
     switch (j->act) {
     case AF_ACT_RELU:
-        for (size_t i = 0; i < n; i++) dinp[i] += inp[i] > 0 ? dout[i] : 0;
+        for (size_t i = 0; i < n; i++) ACC(i, inp[i] > 0 ? dout[i] : 0);
         break;
     case AF_ACT_GELU:
         for (size_t i = 0; i < n; i++) {
             float x = inp[i];
             float cdf = 0.5f * (1.0f + erff(x * INV_SQRT_2));
             float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
-            dinp[i] += dout[i] * (cdf + x * pdf);
+            ACC(i, dout[i] * (cdf + x * pdf));
         }
         break;
     case AF_ACT_GELU_TANH:
@@ -443,29 +447,30 @@ static void act_bwd_part(void *p, int lo, int hi) {
             float u = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x);
             float t = tanhf(u);
             float du = SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
-            dinp[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+            ACC(i, dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du));
         }
         break;
     case AF_ACT_SWISH:
         for (size_t i = 0; i < n; i++) {
             float s = 1.0f / (1.0f + expf(-inp[i]));
-            dinp[i] += dout[i] * (s + inp[i] * s * (1.0f - s));
+            ACC(i, dout[i] * (s + inp[i] * s * (1.0f - s)));
         }
         break;
     case AF_ACT_TANH:
         for (size_t i = 0; i < n; i++) {
             float t = tanhf(inp[i]);
-            dinp[i] += dout[i] * (1.0f - t * t);
+            ACC(i, dout[i] * (1.0f - t * t));
         }
         break;
     case AF_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++) {
             float s = 1.0f / (1.0f + expf(-inp[i]));
-            dinp[i] += dout[i] * s * (1.0f - s);
+            ACC(i, dout[i] * s * (1.0f - s));
         }
         break;
     }
 }
+#undef ACC
 
 static void run_chunks(af_task_fn part, void *job, size_t n) {
     int chunks = (int)((n + CHUNK - 1) / CHUNK);
@@ -474,12 +479,17 @@ static void run_chunks(af_task_fn part, void *job, size_t n) {
 }
 
 void act_forward(float *out, const float *inp, size_t n, int act) {
-    act_job j = {out, inp, NULL, n, act};
+    act_job j = {out, inp, NULL, n, act, 0};
     run_chunks(act_fwd_part, &j, n);
 }
 
 void act_backward(float *dinp, const float *dout, const float *inp, size_t n, int act) {
-    act_job j = {dinp, inp, dout, n, act};
+    act_job j = {dinp, inp, dout, n, act, 0};
+    run_chunks(act_bwd_part, &j, n);
+}
+
+void act_backward_set(float *dinp, const float *dout, const float *inp, size_t n, int act) {
+    act_job j = {dinp, inp, dout, n, act, 1};
     run_chunks(act_bwd_part, &j, n);
 }
 

@@ -45,6 +45,8 @@ const char *act_name(int act);
 void act_forward(float *out, const float *inp, size_t n, int act);
 /* dinp += dout · act'(inp) */
 void act_backward(float *dinp, const float *dout, const float *inp, size_t n, int act);
+/* dinp = dout · act'(inp), overwriting; dinp may be dout (the gradient taken in place) */
+void act_backward_set(float *dinp, const float *dout, const float *inp, size_t n, int act);
 
 /* Row softmax over N columns: out[M,N]. */
 void softmax_forward(float *out, const float *inp, int M, int N);

@@ -38,13 +38,18 @@ int site_check(const site *s, af_err *e) {
     return 0;
 }
 
-/* Sizing (mem == NULL) and carving walk the same layout. With shared, the backward scratch (dy,
- * dx, dups and the fusion's temporaries) is not in mem but at `scratch`: site_scratch_floats. */
-static size_t layout(site_cache *c, float *mem, float *scratch, int shared, const site *s, int M) {
+/* Sizing (mem == NULL) and carving walk the same layout. Shared: the site keeps only what it
+ * cannot cheaply compute again (LayerNorm statistics, the adapters' activations, the fusion's
+ * cache and, with a fusion, y); h + r, x, the adapters' outputs (or y), and the backward scratch
+ * go to `scratch`, which all sites share (*nscratch: its floats), and the backward recomputes
+ * them from h and r. */
+static size_t layout(site_cache *c, float *mem, float *scratch, int shared, const site *s, int M,
+                     size_t *nscratch) {
     size_t H = s->adapters[0].H, MH = (size_t)M * H, n = 0, k = 0;
     site_cache tmp;
     if (!c) c = &tmp;
     c->M = M;
+    c->shared = shared;
 #define TAKE(field, count)                                                                         \
     do {                                                                                           \
         c->field = mem ? mem + n : NULL;                                                           \
@@ -59,14 +64,18 @@ static size_t layout(site_cache *c, float *mem, float *scratch, int shared, cons
             TAKE(field, count);                                                                    \
         }                                                                                          \
     } while (0)
-    TAKE(hr, MH);
-    TAKE(x, s->arch == SITE_PFEIFFER ? MH : 0);
+    TAKE_S(hr, MH);
+    TAKE_S(x, s->arch == SITE_PFEIFFER ? MH : 0);
     TAKE(mean1, M);
     TAKE(rstd1, M);
-    /* a lone adapter writes its output straight into y; backward never reads it */
-    TAKE(ups, s->fusion ? MH * s->N : 0);
-    if (!s->fusion) c->ups = NULL;
-    TAKE(y, MH);
+    /* a lone adapter writes its output straight into y */
+    if (s->fusion) {
+        TAKE_S(ups, MH * s->N);
+        TAKE(y, MH);
+    } else {
+        c->ups = NULL;
+        TAKE_S(y, MH);
+    }
     TAKE(mean2, M);
     TAKE(rstd2, M);
     TAKE_S(dy, MH);
@@ -90,35 +99,56 @@ static size_t layout(site_cache *c, float *mem, float *scratch, int shared, cons
     } else {
         memset(&c->fc, 0, sizeof c->fc);
     }
-    (void)k;
+    if (nscratch) *nscratch = k;
     return n;
 }
 
 size_t site_cache_floats(const site *s, int M) {
-    return layout(NULL, NULL, NULL, 0, s, M);
+    return layout(NULL, NULL, NULL, 0, s, M, NULL);
 }
 
 void site_cache_carve(site_cache *c, float *mem, const site *s, int M) {
-    layout(c, mem, NULL, 0, s, M);
+    layout(c, mem, NULL, 0, s, M, NULL);
 }
 
 size_t site_cache_floats_shared(const site *s, int M) {
-    return layout(NULL, NULL, NULL, 1, s, M);
+    return layout(NULL, NULL, NULL, 1, s, M, NULL);
 }
 
 size_t site_scratch_floats(const site *s, int M) {
-    size_t H = s->adapters[0].H, MH = (size_t)M * H;
-    return 2 * MH + (s->fusion ? MH * s->N + fusion_scratch_floats(&s->fusion->cfg, M) : 0);
+    size_t k;
+    layout(NULL, NULL, NULL, 1, s, M, &k);
+    return k;
 }
 
 void site_cache_carve_shared(site_cache *c, float *mem, float *scratch, const site *s, int M) {
-    layout(c, mem, scratch, 1, s, M);
+    layout(c, mem, scratch, 1, s, M, NULL);
+}
+
+/* h + r, x and the adapters' outputs (or y) as the forward made them: the same operations on
+ * the same inputs, so the same bits. */
+static void recompute(site_cache *c, const site *s, const float *h, const float *r, int M) {
+    int H = s->adapters[0].H;
+    size_t MH = (size_t)M * H;
+    vec_add2(c->hr, h, r, MH);
+    const float *x = h;
+    if (s->arch == SITE_PFEIFFER) {
+        layernorm_forward(c->x, NULL, NULL, c->hr, c->ln_w, c->ln_b, M, H, c->eps);
+        x = c->x;
+    }
+    if (s->fusion) {
+        adapter_stack_forward(c->ups, &c->ac, x, s->adapters, s->N, M);
+    } else {
+        adapter_stack_forward(c->y, &c->ac, x, s->adapters, 1, M);
+        vec_add(c->y, c->hr, MH);
+    }
 }
 
 void site_forward(float *out, site_cache *c, const site *s, const float *h, const float *r,
                   const float *ln_w, const float *ln_b, float eps, int M, float T, af_rng *rng) {
     int H = s->adapters[0].H;
     size_t MH = (size_t)M * H;
+    c->ln_w = ln_w, c->ln_b = ln_b, c->eps = eps;
     vec_add2(c->hr, h, r, MH);
     const float *x = h;
     if (s->arch == SITE_PFEIFFER) {
@@ -140,6 +170,7 @@ void site_backward(float *dh, float *dr, site_cache *c, const site *s, const flo
     int H = s->adapters[0].H;
     size_t MH = (size_t)M * H;
     const float *x = s->arch == SITE_PFEIFFER ? c->x : h;
+    if (c->shared) recompute(c, s, h, r, M);
     memset(c->dy, 0, MH * sizeof(float));
     layernorm_backward(c->dy, NULL, NULL, dout, c->y, ln_w, c->mean2, c->rstd2, M, H);
     if (dh) vec_add(dh, c->dy, MH);

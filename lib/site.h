@@ -52,12 +52,16 @@ typedef struct {
     float *dups;          /* (M, N, H) backward scratch (fusion) */
     adapter_cache ac;
     fusion_cache fc; /* fusion only: fc.p (M, N) holds the weights over adapters */
+    int shared;      /* hr, x, ups (or y) live in the shared scratch: the backward recomputes them */
+    const float *ln_w, *ln_b; /* the site's LayerNorm in the last forward (for that) */
+    float eps;
 } site_cache;
 
 size_t site_cache_floats(const site *s, int M);
 void site_cache_carve(site_cache *c, float *mem, const site *s, int M);
-/* The same with the backward scratch (dy, dx, dups, the fusion's temporaries: site_scratch_floats)
- * in a block the caller gives: sites run one after the other, so all can share one. */
+/* The same with h + r, x, the adapters' outputs (or y) and the backward scratch in a block the
+ * caller gives (site_scratch_floats), which sites running one after the other can share: the
+ * backward recomputes what it needs of them from h and r, which must then be the forward's. */
 size_t site_cache_floats_shared(const site *s, int M);
 size_t site_scratch_floats(const site *s, int M);
 void site_cache_carve_shared(site_cache *c, float *mem, float *scratch, const site *s, int M);

@@ -2,13 +2,16 @@
 # bench.sh: what `make bench` prints: af against the PyTorch peer (../shared/peer), side by side.
 #
 #   scripts/bench.sh [--quick] [--model mini|base|all] [--mode infer,adapter,fusion]
-#                    [--repeat N] [--steps N] [--no-torch] [--no-sst2] [--no-tokenize] [--encoder]
+#                    [--repeat N] [--steps N] [--blas-core NAME|auto] [--no-torch] [--no-sst2]
+#                    [--no-tokenize] [--encoder]
 #
 #   --quick      mini only, no SST-2 epoch, no tokenizer figure (about a minute)
 #   --model      which sizes (default all: mini 32x64 and base 16x128)
 #   --mode       which modes, comma-separated (default infer,adapter,fusion)
 #   --repeat N   measure every pair N times, af and PyTorch alternating; best of N each (default 1)
-#   --steps N    timed steps per measurement (default 10 on mini, 4 on base; 3 warm-up steps)
+#   --steps N    timed steps per measurement (default 10 on mini, 4 on base; 3 and 2 warm-up)
+#   --blas-core  OPENBLAS_CORETYPE for both sides (auto: unset, OpenBLAS picks by CPU); default:
+#                the environment's (this machine type sets Haswell; see README, Performance)
 #   --encoder    also the per-phase encoder table (tests/bench/bench-encoder)
 #
 # Every figure is one process: af's bench-model (model_run as the tools drive it) and the peer's
@@ -24,7 +27,7 @@ shared=${AF_SHARED:-$top/../shared}
 peer=$shared/peer
 threads=${BENCH_THREADS:-2}
 py=${BENCH_PYTHON:-/usr/bin/python3}
-models=all modes=infer,adapter,fusion repeat=1 steps= torch=1 sst2=1 tok=1 encoder=0
+models=all modes=infer,adapter,fusion repeat=1 steps= torch=1 sst2=1 tok=1 encoder=0 core=
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) models=mini sst2=0 tok=0 ;;
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     --mode) modes=$2; shift ;;
     --repeat) repeat=$2; shift ;;
     --steps) steps=$2; shift ;;
+    --blas-core) core=$2; shift ;;
     --no-torch) torch=0 ;;
     --no-sst2) sst2=0 ;;
     --no-tokenize) tok=0 ;;
@@ -50,18 +54,24 @@ for p in bench-model bench-rss; do
     fi
 done
 export OPENBLAS_NUM_THREADS="$threads"
+case $core in
+'') ;;
+auto) unset OPENBLAS_CORETYPE ;;
+*) export OPENBLAS_CORETYPE="$core" ;;
+esac
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/afbench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 # The peer's ceiling: its best 2-thread sgemm rate (bench_torch.py's default_peak), else measured.
 peak=
+here=$("$dir/bench-model" --measure-peak --threads "$threads")
 if [ -f "$peer/sgemm_peak.txt" ]; then
     peak=$(awk '$NF ~ /%$/ && $(NF-1) ~ /%$/ { if ($(NF-3) + 0 > m) m = $(NF-3) + 0 }
                 END { if (m) print m }' "$peer/sgemm_peak.txt")
     peak_src="sgemm_peak.txt"
 fi
 if [ -z "$peak" ]; then
-    peak=$("$dir/bench-model" --measure-peak --threads "$threads")
+    peak=${here%% *}
     peak_src="measured here"
 fi
 if [ $torch = 1 ] && ! { [ -f "$peer/bench_torch.py" ] && "$py" -c 'import torch' 2>/dev/null; }; then
@@ -71,6 +81,8 @@ fi
 
 echo "# af bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $threads threads," \
     "sgemm peak $peak GFLOP/s ($peak_src)"
+echo "# OpenBLAS core ${here#* } (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}): its best sgemm" \
+    "here now ${here%% *} GFLOP/s on 2048x768.768x3072; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 # key=value lines (af, bench-rss) or the peer's JSON line -> value of one key
@@ -82,20 +94,20 @@ better() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(b == "" || a + 0 > b + 0) }';
 # one measurement: run IMPL MODEL MODE -> $tmp/IMPL-MODEL-MODE (best of repeats, by ex/s)
 measure() {
     impl=$1 model=$2 mode=$3
-    if [ "$model" = mini ]; then B=32 S=64 n=${steps:-10}; else B=16 S=128 n=${steps:-4}; fi
+    if [ "$model" = mini ]; then B=32 S=64 n=${steps:-10} w=3; else B=16 S=128 n=${steps:-4} w=2; fi
     out=$tmp/run.$$
     if [ "$impl" = af ]; then
         # the random base, written once by a process of its own and read back as the tools do
         [ -d "$tmp/base-$model" ] || "$dir/bench-model" --model "$model" --make-base "$tmp/base-$model"
         "$dir/bench-rss" "$dir/bench-model" --model "$model" --mode "$mode" --batch $B --seq $S \
             --base "$tmp/base-$model" \
-            --threads "$threads" --steps "$n" --warmup 3 --peak "$peak" >"$out" 2>"$out.err" || {
+            --threads "$threads" --steps "$n" --warmup $w --peak "$peak" >"$out" 2>"$out.err" || {
             echo "af $model $mode failed: $(tail -1 "$out.err")" >&2; return 0; }
     else
         tmode=$mode
         OMP_WAIT_POLICY=PASSIVE "$dir/bench-rss" "$py" "$peer/bench_torch.py" --impl ref \
             --model "$model" --mode "$tmode" --batch $B --seq $S --threads "$threads" \
-            --steps "$n" --warmup 3 --peak "$peak" >"$out" 2>"$out.err" || {
+            --steps "$n" --warmup $w --peak "$peak" >"$out" 2>"$out.err" || {
             echo "PyTorch $model $mode failed: $(tail -1 "$out.err")" >&2; return 0; }
         flatten "$out"
     fi

@@ -4,7 +4,7 @@
  *   bench-model --model mini|base --mode infer|adapter|fusion [--batch B] [--seq S]
  *               [--threads T] [--steps N] [--warmup N] [--peak GFLOPS] [--base DIR]
  *   bench-model --model mini|base --make-base DIR     (writes the random base, F32)
- *   bench-model --measure-peak                        (best sgemm GFLOP/s of BERT's FFN shape)
+ *   bench-model --measure-peak     (best sgemm GFLOP/s of BERT's FFN shape, and OpenBLAS's core)
  *
  * With --base the encoder is read from DIR as the tools read theirs (bert_load); the bench script
  * writes it first, in a process of its own, so that the measured process holds only what a tool
@@ -144,14 +144,17 @@ int main(int argc, char **argv) {
         case 'M': make_base = optarg; break;
         case 'h':
             puts("usage: bench-model [--model mini|base] [--mode infer|adapter|fusion] [--batch B]\n"
-                 "                   [--seq S] [--threads T] [--steps N] [--warmup N] [--peak GF]");
+                 "                   [--seq S] [--threads T] [--steps N] [--warmup N] [--peak GF]\n"
+                 "                   [--base DIR]\n"
+                 "       bench-model [--model mini|base] --make-base DIR\n"
+                 "       bench-model --measure-peak [--threads T]");
             return 0;
         default: return 2;
         }
     }
     if (peak_only) {
         af_set_threads(threads);
-        printf("%.1f\n", measure_peak());
+        printf("%.1f %s\n", measure_peak(), openblas_get_corename());
         return 0;
     }
     int mode = !strcmp(mode_s, "infer")     ? MODE_INFER

@@ -1,6 +1,7 @@
 /* threads.c: af's thread pool (af.c) and what runs on it: every index exactly once, the same
- * results with 1, 2 and 3 threads (matrix products, attention with dropout), and the encoder's
- * [CLS]-only last layer (bert_acts_cls_only) against the full one, forward and backward. */
+ * results with 1, 2 and 3 threads (matrix products, attention with dropout), in-place activation
+ * gradients, and the encoder's [CLS]-only last layer (bert_acts_cls_only) against the full one,
+ * forward and backward. */
 #include "bert.h"
 #include "ops.h"
 #include "tap.h"
@@ -128,12 +129,30 @@ static void test_cls_only(void) {
     bert_free(&m);
 }
 
+/* act_backward_set, in place, equals act_backward into zeros (every activation, 2 threads). */
+static void test_act_set(af_rng *r) {
+    size_t n = 70001;
+    float *u = randn(r, n), *d = randn(r, n), *want = calloc(n, 4), *got = malloc(n * 4);
+    int bad = 0;
+    af_set_threads(2);
+    for (int act = AF_ACT_RELU; act <= AF_ACT_SIGMOID; act++) {
+        memset(want, 0, n * 4);
+        act_backward(want, d, u, n, act);
+        memcpy(got, d, n * 4);
+        act_backward_set(got, got, u, n, act);
+        bad |= tap_maxdiff(got, want, n) > 0;
+    }
+    ok(!bad, "act_backward_set in place equals act_backward into zeros, every activation");
+    free(u), free(d), free(want), free(got);
+}
+
 int main(void) {
     af_rng r;
     af_rng_seed(&r, 3);
     test_cover();
     test_gemm(&r);
     test_attention(&r);
+    test_act_set(&r);
     test_cls_only();
     af_set_threads(1);
     return done_testing();
