@@ -639,6 +639,7 @@ struct bert_acts {
     int cls_only, fwd_cls_only; /* as set, and as the last forward ran */
     int frozen, lowest;         /* bert_acts_new_frozen: the plan the buffers were cut for */
     int compact;                /* its last layer holds [CLS] rows only */
+    int lean;                   /* bert_acts_new_lean: only the last hidden states are kept */
     float *xc, *yc, *dxc;                /* (maxB, H) its input and output rows, packed */
 };
 
@@ -690,7 +691,7 @@ typedef struct {
 } frozen_plan;
 
 static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, int train,
-                              const frozen_plan *fp) {
+                              const frozen_plan *fp, int lean) {
     size_t M = (size_t)B * S, H = cfg->hidden, F = cfg->ffn, L = cfg->layers;
     size_t P = (size_t)B * cfg->heads * S * S, Pc = (size_t)B * cfg->heads * S;
     if (fp) train = 1;
@@ -704,13 +705,14 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->la = la;
         A->frozen = fp != NULL, A->lowest = fp ? fp->lowest : 0;
         A->compact = fp && fp->cls_only;
+        A->lean = lean && !train;
     }
 #define CF(n) ((float *)carve(c, (n) * sizeof(float)))
 #define CI(n) ((int *)carve(c, (n) * sizeof(int)))
 #define CB(n) ((uint8_t *)carve(c, (n)))
     int *ids = CI(M), *tids = CI(M), *mask = CI(M);
     unsigned char *active = CB(2 * L);
-    float *hidden = CF((L + 1) * M * H);
+    float *hidden = CF((lean && !train ? 2 : L + 1) * M * H);
     float *dhidden = train ? CF((fp ? 2 : L + 1) * M * H) : NULL;
     int embg = train && !fp; /* only a full backward reaches the embeddings */
     float *emb_sum = embg ? CF(M * H) : NULL, *emb_mean = embg ? CF(M) : NULL;
@@ -793,19 +795,30 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
 
 size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train) {
     carver c = {NULL, 0};
-    layout_acts(&c, cfg, B, S, train, NULL);
+    layout_acts(&c, cfg, B, S, train, NULL, 0);
     return c.bytes;
 }
 
 bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int train) {
     carver c = {a, 0};
-    return layout_acts(&c, cfg, B, S, train, NULL);
+    return layout_acts(&c, cfg, B, S, train, NULL, 0);
+}
+
+size_t bert_acts_bytes_lean(const bert_config *cfg, int B, int S) {
+    carver c = {NULL, 0};
+    layout_acts(&c, cfg, B, S, 0, NULL, 1);
+    return c.bytes;
+}
+
+bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S) {
+    carver c = {a, 0};
+    return layout_acts(&c, cfg, B, S, 0, NULL, 1);
 }
 
 size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only) {
     carver c = {NULL, 0};
     frozen_plan fp = {lowest, cls_only};
-    layout_acts(&c, cfg, B, S, 1, &fp);
+    layout_acts(&c, cfg, B, S, 1, &fp, 0);
     return c.bytes;
 }
 
@@ -813,7 +826,7 @@ bert_acts *bert_acts_new_frozen(af_arena *a, const bert_config *cfg, int B, int 
                                 int cls_only) {
     carver c = {a, 0};
     frozen_plan fp = {lowest, cls_only};
-    bert_acts *A = layout_acts(&c, cfg, B, S, 1, &fp);
+    bert_acts *A = layout_acts(&c, cfg, B, S, 1, &fp, 0);
     A->cls_only = cls_only;
     return A;
 }
@@ -823,9 +836,14 @@ static float *hid(const bert_acts *A, float *base, int k) {
     return base + (size_t)k * A->maxB * A->maxS * A->H;
 }
 
+/* hidden[k]: lean inference acts keep two buffers in turn (layer l reads k = l, writes l + 1) */
+static float *hidk(const bert_acts *A, int k) {
+    return hid(A, A->hidden, A->lean ? k % 2 : k);
+}
+
 const float *bert_hidden(const bert_acts *acts, int l) {
-    if (l < -1 || l >= acts->L) return NULL;
-    return hid(acts, acts->hidden, l + 1);
+    if (l < -1 || l >= acts->L || (acts->lean && l != acts->L - 1)) return NULL;
+    return hidk(acts, l + 1);
 }
 
 /* dhidden[k]: a frozen plan keeps two buffers in turn (a layer's backward reads k + 1, writes k) */
@@ -902,8 +920,8 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
     const bert_config *c = &m->cfg;
     int B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
     size_t MH = (size_t)M * H;
-    const float *x = hid(A, A->hidden, l);
-    float *y = hid(A, A->hidden, l + 1);
+    const float *x = hidk(A, l);
+    float *y = hidk(A, l + 1);
     linear_forward(la->qkv, x, W->qkv_w, W->qkv_b, M, H, 3 * H);
     attention_forward(la->ctx, la->probs, train ? la->pmask : NULL, NULL, la->qkv, A->mask, B, S,
                       NH, H / NH, c->attn_dropout, rng);
@@ -940,8 +958,8 @@ static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     const bert_config *c = &m->cfg;
     int B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
     size_t BH = (size_t)B * H;
-    const float *x = hid(A, A->hidden, l);
-    float *y = hid(A, A->hidden, l + 1);
+    const float *x = hidk(A, l);
+    float *y = hidk(A, l + 1);
     linear_into(la->qkv + H, 3 * H, x, W->qkv_w + (size_t)H * H, W->qkv_b + H, M, H, 2 * H);
     gather_cls(A->xc, x, B, S, H);
     float *qc = A->yc; /* free until the end of the layer */
@@ -994,13 +1012,13 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
     for (int p = 0; A->frozen && train && p < A->lowest && p < 2 * c->layers; p++)
         if (A->active[p]) return NULL;
     A->dvalid = c->layers + 1;
-    embed_forward(m, A, hid(A, A->hidden, 0), train, rng);
+    embed_forward(m, A, hidk(A, 0), train, rng);
     for (int l = 0; l < c->layers; l++) {
         if (A->cls_only && l == c->layers - 1) layer_forward_cls(m, A, l, hooks, train, rng);
         else layer_forward(m, A, l, hooks, train, rng);
     }
     A->fwd_cls_only = A->cls_only;
-    return hid(A, A->hidden, c->layers);
+    return hidk(A, c->layers);
 }
 
 /* ---- backward ----------------------------------------------------------------------------- */
@@ -1055,7 +1073,7 @@ static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     const layer_acts *la = &A->la[l];
     int B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
     size_t BH = (size_t)B * H, BF = (size_t)B * F;
-    const float *x = hid(A, A->hidden, l);
+    const float *x = hidk(A, l);
     float *dx = dhid(A, l), *dy = dhid(A, l + 1);
     float *dyc = A->yc; /* the forward's packed output is not needed any more */
     gather_cls(dyc, dy, B, S, H);
@@ -1130,7 +1148,7 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         const bert_layer *W = &m->w.layer[l];
         bert_layer *G = grads ? &grads->g.layer[l] : NULL;
         const layer_acts *la = &A->la[l];
-        const float *x = hid(A, A->hidden, l);
+        const float *x = hidk(A, l);
         float *dx = dhid(A, l), *dy = dhid(A, l + 1);
 
         zero(A->dh2, MH);

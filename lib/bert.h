@@ -95,6 +95,11 @@ typedef struct bert_acts bert_acts;
 size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train);
 bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int train);
 
+/* Inference activations that keep only the last layer's hidden states (the layers take two
+ * buffers in turn): bert_hidden(l) is NULL for l < layers - 1. */
+size_t bert_acts_bytes_lean(const bert_config *cfg, int B, int S);
+bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S);
+
 /* Activations for training adapters on a frozen base: bert_backward will be called with
  * grads == NULL and hooks active from site `lowest` (2l + s) up, so only what that backward reads
  * is kept: layers below the lowest site keep nothing, forward-only buffers share memory with the

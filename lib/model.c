@@ -655,7 +655,7 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
     for (int p = 2 * m->L - 1; p >= 0; p--)
         if (site_has(m, p % 2)) lowest = p;
     size_t bytes = (train ? bert_acts_bytes_frozen(&m->base->cfg, maxB, maxS, lowest, 1)
-                          : bert_acts_bytes(&m->base->cfg, maxB, maxS, 0)) +
+                          : bert_acts_bytes_lean(&m->base->cfg, maxB, maxS)) +
                    64 * 64;
     for (int p = 0; p < 2 * m->L; p++) {
         if (!site_has(m, p % 2)) continue;
@@ -675,7 +675,7 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
              2 * maxB * sizeof(int) + head_cache_floats(H, maxB) * 4 + 16 * 64;
     af_arena_init(&m->arena, bytes);
     m->acts = train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1)
-                    : bert_acts_new(&m->arena, &m->base->cfg, maxB, maxS, 0);
+                    : bert_acts_new_lean(&m->arena, &m->base->cfg, maxB, maxS);
     float *shared = af_arena_floats(&m->arena, scratch);
     for (int p = 0; p < 2 * m->L; p++)
         if (m->sites[p].N) {
