@@ -315,26 +315,35 @@ int af_ncores(void) {
 
 /* ---- threads ------------------------------------------------------------------------------- */
 
-/* A job is announced by bumping `gen`. Workers spin on it for a while (parallel regions follow
- * each other within microseconds during a training step), then sleep on the condition variable;
- * the caller wakes sleepers only when there are any. */
+/* A job is published in one 64-bit word, `next`: its number in the high half, the first index
+ * not yet taken in the low half. Threads take chunks of `grain` indices with a compare-and-swap
+ * that fails once the word carries another job's number, so a worker that wakes late can neither
+ * take nor run anything of a job that is over, and the caller never waits for a worker to wake:
+ * it takes whatever chunks are left itself and waits only for chunks being run. A job's
+ * parameters sit in jobs[number & 1], rewritten only two jobs later (after this one is done).
+ * Workers spin on `next` for a while (a training step starts parallel regions microseconds
+ * apart), then sleep on the condition variable; the caller wakes sleepers only when there are. */
 #define POOL_MAX 64
 #define POOL_SPIN (1 << 11)
 
-static struct {
-    int n;                /* threads in use, the caller included */
-    int started;          /* workers created so far */
-    pthread_t tid[POOL_MAX];
-    unsigned born[POOL_MAX]; /* gen when worker k was created: the jobs it must run come after */
-    atomic_uint gen;      /* job counter */
-    atomic_int pending;   /* workers still running the current job */
-    atomic_int sleepers;  /* workers blocked on cv */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+typedef struct {
     af_task_fn fn;
     void *ctx;
     int total, grain;
-    atomic_int next;      /* first index not yet taken */
+    atomic_int done; /* indices finished */
+} pool_job;
+
+static struct {
+    int n;                   /* threads in use, the caller included */
+    int started;             /* workers created so far */
+    pthread_t tid[POOL_MAX];
+    unsigned born[POOL_MAX]; /* the job number when worker k was created: it runs later ones */
+    unsigned number;         /* the caller's job counter */
+    _Atomic uint64_t next;   /* number << 32 | first index not taken */
+    pool_job jobs[2];
+    atomic_int sleepers;     /* workers blocked on cv */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
 } pool = {.n = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static _Thread_local int in_task;
@@ -345,41 +354,49 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Threads take chunks of `grain` indices from a shared counter until none are left, so one
- * thread preempted by another process delays only its chunk, not half of the work. */
-static void run_chunks(void) {
+static unsigned job_number(uint64_t v) {
+    return (unsigned)(v >> 32);
+}
+
+/* Takes and runs chunks of job g while it is the current job and has chunks left. */
+static void run_chunks(unsigned g) {
+    pool_job *J = &pool.jobs[g & 1];
     for (;;) {
-        int lo = atomic_fetch_add_explicit(&pool.next, pool.grain, memory_order_relaxed);
-        if (lo >= pool.total) return;
-        int hi = lo + pool.grain < pool.total ? lo + pool.grain : pool.total;
-        pool.fn(pool.ctx, lo, hi);
+        uint64_t v = atomic_load(&pool.next);
+        if (job_number(v) != g) return;
+        int grain = J->grain; /* g's as long as the swap below succeeds */
+        if (!atomic_compare_exchange_weak(&pool.next, &v, v + (uint64_t)grain)) continue;
+        int lo = (int)(uint32_t)v, total = J->total;
+        if (lo >= total) return;
+        int hi = lo + grain < total ? lo + grain : total;
+        J->fn(J->ctx, lo, hi);
+        atomic_fetch_add(&J->done, hi - lo);
     }
 }
 
 static void *pool_worker(void *arg) {
     int k = (int)(intptr_t)arg;
-    /* not the gen it finds on starting: a job may have been announced before this thread ran */
+    /* not the number it finds on starting: a job may have been published before it ran */
     unsigned seen = pool.born[k];
     in_task = 1;
     for (;;) {
         unsigned g;
         int spins = 0;
-        while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen) {
+        while ((g = job_number(atomic_load(&pool.next))) == seen) {
             if (++spins < POOL_SPIN) {
                 cpu_relax();
                 continue;
             }
             pthread_mutex_lock(&pool.mu);
             atomic_fetch_add(&pool.sleepers, 1);
-            while ((g = atomic_load(&pool.gen)) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
+            while ((g = job_number(atomic_load(&pool.next))) == seen)
+                pthread_cond_wait(&pool.cv, &pool.mu);
             atomic_fetch_sub(&pool.sleepers, 1);
             pthread_mutex_unlock(&pool.mu);
             break;
         }
         seen = g;
-        if (k >= pool.n) continue; /* the pool shrank: this worker sits out */
-        run_chunks();
-        atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_release);
+        if (k < pool.n) run_chunks(g); /* else the pool shrank: this worker sits out */
     }
     return NULL;
 }
@@ -390,7 +407,7 @@ void af_set_threads(int n) {
     openblas_set_num_threads(1);
     while (pool.started < n - 1) {
         int k = pool.started + 1;
-        pool.born[k] = atomic_load(&pool.gen);
+        pool.born[k] = pool.number;
         if (pthread_create(&pool.tid[k], NULL, pool_worker, (void *)(intptr_t)k) != 0) {
             n = k; /* no more threads: use what there is */
             break;
@@ -412,20 +429,22 @@ void af_parallel(int n, af_task_fn fn, void *ctx) {
         return;
     }
     int T = pool.n;
-    pool.fn = fn, pool.ctx = ctx, pool.total = n;
-    pool.grain = (n + 4 * T - 1) / (4 * T);
-    atomic_store(&pool.next, 0);
-    atomic_store(&pool.pending, T - 1);
-    atomic_fetch_add(&pool.gen, 1);
+    unsigned g = ++pool.number;
+    pool_job *J = &pool.jobs[g & 1];
+    J->fn = fn, J->ctx = ctx, J->total = n;
+    J->grain = (n + 4 * T - 1) / (4 * T);
+    atomic_store(&J->done, 0);
+    atomic_store(&pool.next, (uint64_t)g << 32);
     if (atomic_load(&pool.sleepers)) {
         pthread_mutex_lock(&pool.mu);
         pthread_cond_broadcast(&pool.cv);
         pthread_mutex_unlock(&pool.mu);
     }
     in_task = 1;
-    run_chunks();
+    run_chunks(g);
     in_task = 0;
-    for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire);)
+    /* every chunk is taken: wait for those a worker is still running */
+    for (int spins = 0; atomic_load(&J->done) < n;)
         if (++spins < POOL_SPIN) cpu_relax();
-        else sched_yield(); /* the worker was preempted: let it run */
+        else sched_yield(); /* the worker was preempted mid-chunk: let it run */
 }
