@@ -41,7 +41,7 @@ run() { # name base (a finished run is kept: remove WORK/NAME.json to redo it)
     "$bin/af-infer" --base "$2" --adapter "$work/$1.safetensors" --metrics-json "$work/$1.json" \
         <"$work/dev.jsonl" >/dev/null
     fi
-    sed 's/.*"accuracy":\([0-9.]*\).*/\1/' "$work/$1.json"
+    sed 's/.*"accuracy":\([0-9.]*\).*/\1/' "$work/$1.json" | awk '{ printf "%.3f", $1 }'
 }
 acc_base=$(run pretrained "$base")
 acc_random=$(run random "$random")
