@@ -671,17 +671,22 @@ static void *take(bump *b, size_t bytes) {
 #define BB(b, n) ((uint8_t *)take(b, (n)))
 
 /* One layer's buffers for R rows (M, or B in a [CLS]-only last layer) with P attention floats;
- * ctx only when asked (it is forward-only). */
-static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P, int masks,
-                            int ctx) {
+ * ctx only when asked (it is forward-only), a and h2 unless resid == 0 (the caller has them). */
+static layer_acts layer_set_r(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P,
+                              int masks, int ctx, int resid) {
     layer_acts x;
     x.qkv = BF(b, M * 3 * H), x.probs = BF(b, P), x.h1 = BF(b, R * H);
     x.ctx = ctx ? BF(b, R * H) : NULL;
-    x.a = BF(b, R * H), x.u = BF(b, R * F), x.h2 = BF(b, R * H);
+    x.a = resid ? BF(b, R * H) : NULL, x.u = BF(b, R * F), x.h2 = resid ? BF(b, R * H) : NULL;
     x.mean1 = BF(b, R), x.rstd1 = BF(b, R), x.mean2 = BF(b, R), x.rstd2 = BF(b, R);
     x.pmask = masks ? BB(b, P) : NULL, x.m1 = masks ? BB(b, R * H) : NULL;
     x.m2 = masks ? BB(b, R * H) : NULL;
     return x;
+}
+
+static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P, int masks,
+                            int ctx) {
+    return layer_set_r(b, R, M, H, F, P, masks, ctx, 1);
 }
 
 /* plan: NULL for the general layouts (inference: one set shared by all layers; train: a set per
@@ -749,16 +754,19 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
          * output are forward-only everywhere; a [CLS]-only last layer keeps K, V of every token
          * and B rows of the rest. */
         bump fb = {NULL, 0}, bb = {NULL, 0};
-        layer_set(&fb, M, M, H, F, P, 1, 1);
-        BF(&bb, M * 3 * H), BF(&bb, 5 * M * H), BF(&bb, M * F);
+        /* a and h2 of the shared set serve only layers below the lowest adapter's layer */
+        int resid = fp->lowest / 2 > 0;
+        layer_set_r(&fb, M, M, H, F, P, 1, 1, resid);
+        BF(&bb, M * 3 * H), BF(&bb, 3 * M * H), BF(&bb, M * F);
         size_t U = fb.off > bb.off ? fb.off : bb.off;
         char *ub = carve(c, U);
         fb = (bump){ub, 0}, bb = (bump){ub, 0};
-        layer_acts shared = layer_set(&fb, M, M, H, F, P, 1, 1);
+        layer_acts shared = layer_set_r(&fb, M, M, H, F, P, 1, 1, resid);
         /* the activation's output: in place below the kept layers, in the shared u above */
         g = shared.u;
-        dqkv = BF(&bb, M * 3 * H), dctx = BF(&bb, M * H), dh1 = BF(&bb, M * H);
-        da = BF(&bb, M * H), dh2 = BF(&bb, M * H), dtmp = BF(&bb, M * H);
+        /* dh2 is spent (into dtmp) before dh1 is written, dh1 before dctx: one buffer */
+        dqkv = BF(&bb, M * 3 * H), dctx = dh1 = dh2 = BF(&bb, M * H);
+        da = BF(&bb, M * H), dtmp = BF(&bb, M * H);
         dg = BF(&bb, M * F), du = dg; /* the activation's gradient is taken in place */
         int keep_from = fp->lowest / 2 + (fp->lowest % 2); /* first layer kept whole */
         for (size_t l = 0; l < L; l++) {
