@@ -100,14 +100,14 @@ test_expect_success 'a checkpoint of another run is refused' '
 # SIGTERM takes the same path as Ctrl-C (a shell without job control starts background commands
 # with SIGINT ignored, and af leaves an ignored SIGINT ignored, as nohup expects).
 test_expect_success 'a signal writes a checkpoint, exits 128+signal, and the run resumes' '
-	{ af-pretrain $NEW --steps 3000 -o m "$D/train.txt" 2>err & } &&
+	{ af-pretrain $NEW --steps 1000000 -o m "$D/train.txt" 2>err & } &&
 	pid=$! &&
 	sleep 1 && kill -TERM $pid &&
 	{ wait $pid; st=$?; } ;
 	test "$st" -eq 143 && test_grep "interrupted at step" err &&
 	s1=$(sed -n "s/.*interrupted at step \([0-9]*\).*/\1/p" err) &&
 	test -f m.ckpt/trainer.safetensors && test ! -e m &&
-	{ af-pretrain $NEW --steps 3000 --resume -o m "$D/train.txt" 2>err & } &&
+	{ af-pretrain $NEW --steps 1000000 --resume -o m "$D/train.txt" 2>err & } &&
 	pid=$! &&
 	sleep 1 && kill -TERM $pid &&
 	{ wait $pid; st=$?; } ;
