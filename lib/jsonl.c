@@ -139,23 +139,7 @@ static int opt_string(const where *w, const cJSON *obj, const char *key, char **
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
 
-static const char *duplicate_key(const cJSON *obj) {
-    int n = cJSON_GetArraySize(obj);
-    if (n < 2) return NULL;
-    const char **keys = af_malloc((size_t)n * sizeof *keys);
-    int k = 0;
-    for (const cJSON *c = obj->child; c; c = c->next) keys[k++] = c->string;
-    qsort(keys, (size_t)k, sizeof *keys, cmp_str);
-    const char *dup = NULL;
-    for (int i = 1; i < k && !dup; i++)
-        if (strcmp(keys[i - 1], keys[i]) == 0) dup = keys[i];
-    free(keys);
-    return dup;
-}
 
 static int parse_label(const where *w, const cJSON *root, jl_example *ex) {
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(root, "label");
@@ -236,7 +220,7 @@ int jl_parse_line(const char *line, size_t n, jl_example *ex, int vocab_size, co
                        (size_t)(q - line) + 1);
     if (!cJSON_IsObject(root))
         return bad(&w, "a line must be a JSON object, found %s", json_type(root));
-    const char *dup = duplicate_key(root);
+    const char *dup = jsonlex_duplicate_key(root);
     if (dup) return bad(&w, "key '%s' appears twice", dup);
 
     int len, tlen, mlen;

@@ -1,5 +1,7 @@
 /* jsonlex.c: strict JSON lexical checks; see jsonlex.h. */
 #include "jsonlex.h"
+#include <cjson/cJSON.h>
+#include "af.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -212,4 +214,22 @@ int jsonlex_member(const char *s, size_t n, const char *key, size_t *start, size
         i = skip_ws(s, n, i + 1);
     }
     return -1;
+}
+
+static int cmp_key(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char *jsonlex_duplicate_key(const cJSON *obj) {
+    int n = cJSON_GetArraySize(obj);
+    if (n < 2) return NULL;
+    const char **keys = af_malloc((size_t)n * sizeof *keys);
+    int k = 0;
+    for (const cJSON *c = obj->child; c; c = c->next) keys[k++] = c->string;
+    qsort(keys, (size_t)k, sizeof *keys, cmp_key);
+    const char *dup = NULL;
+    for (int i = 1; i < k && !dup; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0) dup = keys[i];
+    free(keys);
+    return dup;
 }

@@ -35,4 +35,10 @@ int jsonlex_check(const char *s, size_t n, jsonlex_result *r);
  * Returns 0 when found, -1 when not. Meant for text that already parsed. */
 int jsonlex_member(const char *s, size_t n, const char *key, size_t *start, size_t *len);
 
+/* The first key that appears twice among the members of a parsed object, or NULL. cJSON keeps
+ * duplicate members in its list (and its lookups return the first), so one reader could see one
+ * value and another reader the other; JSONL lines and safetensors headers both refuse them. */
+struct cJSON;
+const char *jsonlex_duplicate_key(const struct cJSON *obj);
+
 #endif

@@ -80,29 +80,13 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Returns the first key that appears twice among the children of obj, or NULL. cJSON keeps
- * duplicate members in its list (and its lookups return the first), so a file could show one
- * tensor to us and another to a different reader; the spec forbids duplicates. */
-static const char *duplicate_key(const cJSON *obj) {
-    int n = cJSON_GetArraySize(obj);
-    if (n < 2) return NULL;
-    const char **keys = af_malloc((size_t)n * sizeof *keys);
-    int k = 0;
-    for (const cJSON *c = obj->child; c; c = c->next) keys[k++] = c->string;
-    qsort(keys, (size_t)k, sizeof *keys, cmp_str);
-    const char *dup = NULL;
-    for (int i = 1; i < k && !dup; i++)
-        if (strcmp(keys[i - 1], keys[i]) == 0) dup = keys[i];
-    free(keys);
-    return dup;
-}
 
 static int parse_metadata(st_file *f, const cJSON *m, af_err *e) {
     const char *name = f->path;
     if (!cJSON_IsObject(m))
         return af_errf(e, "%s: __metadata__ must be an object of strings, found %s", name,
                        json_type(m));
-    const char *dup = duplicate_key(m);
+    const char *dup = jsonlex_duplicate_key(m);
     if (dup) return af_errf(e, "%s: __metadata__: duplicate key '%s'", name, dup);
     int n = cJSON_GetArraySize(m);
     f->meta = af_calloc((size_t)n, sizeof *f->meta);
@@ -122,7 +106,7 @@ static int parse_entry(st_file *f, st_tensor *t, const cJSON *j, af_err *e) {
     if (!cJSON_IsObject(j))
         return af_errf(e, "%s: tensor '%s': entry must be an object, found %s", name, tn,
                        json_type(j));
-    const char *dup = duplicate_key(j);
+    const char *dup = jsonlex_duplicate_key(j);
     if (dup) return af_errf(e, "%s: tensor '%s': duplicate key '%s'", name, tn, dup);
     const cJSON *dtype = NULL, *shape = NULL, *offs = NULL;
     for (const cJSON *c = j->child; c; c = c->next) {
@@ -333,7 +317,7 @@ static int parse_header(st_file *f, const unsigned char *p, size_t size, af_err 
         return af_errf(e, "%s: header must be a JSON object", name);
     }
     int rc = 0;
-    const char *dup = duplicate_key(root);
+    const char *dup = jsonlex_duplicate_key(root);
     if (dup) {
         rc = af_errf(e, "%s: %s '%s' appears twice in the header", name,
                      strcmp(dup, "__metadata__") ? "tensor" : "key", dup);
