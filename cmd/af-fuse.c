@@ -45,19 +45,19 @@ int main(int argc, char **argv) {
     int anneal = 0, unfreeze = 0, nadapters = 0;
     float temperature = 1;
     const char **adapters = NULL;
-    struct option opts[64];
-    int n = 0;
-    while (train_long_options[n].name) opts[n] = train_long_options[n], n++;
-    opts[n++] = (struct option){"adapter", required_argument, 0, O_ADAPTER};
-    opts[n++] = (struct option){"method", required_argument, 0, O_METHOD};
-    opts[n++] = (struct option){"heads", required_argument, 0, O_HEADS};
-    opts[n++] = (struct option){"temperature", required_argument, 0, O_TEMPERATURE};
-    opts[n++] = (struct option){"temperature-anneal", no_argument, 0, O_ANNEAL};
-    opts[n++] = (struct option){"fixed-weights", no_argument, 0, O_FIXED};
-    opts[n++] = (struct option){"gate", required_argument, 0, O_GATE};
-    opts[n++] = (struct option){"unfreeze-adapters", no_argument, 0, O_UNFREEZE};
-    opts[n++] = (struct option){"adapter-lr", required_argument, 0, O_ADAPTER_LR};
-    opts[n] = (struct option){0, 0, 0, 0};
+    static const struct option own[] = {
+        {"adapter", required_argument, 0, O_ADAPTER},
+        {"method", required_argument, 0, O_METHOD},
+        {"heads", required_argument, 0, O_HEADS},
+        {"temperature", required_argument, 0, O_TEMPERATURE},
+        {"temperature-anneal", no_argument, 0, O_ANNEAL},
+        {"fixed-weights", no_argument, 0, O_FIXED},
+        {"gate", required_argument, 0, O_GATE},
+        {"unfreeze-adapters", no_argument, 0, O_UNFREEZE},
+        {"adapter-lr", required_argument, 0, O_ADAPTER_LR},
+        {0, 0, 0, 0}};
+    struct option opts[TRAIN_MAX_OPTIONS];
+    train_options_merge(opts, own);
     int o;
     while ((o = getopt_long(argc, argv, TRAIN_OPTSTRING, opts, NULL)) != -1) {
         if (common_opts_handle(&c, o, optarg)) continue;

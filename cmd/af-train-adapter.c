@@ -34,15 +34,15 @@ int main(int argc, char **argv) {
     common_opts c;
     common_opts_init(&c);
     adapter_spec spec = {SITE_PFEIFFER, 16, 0, -1};
-    struct option opts[64];
-    int n = 0;
-    while (train_long_options[n].name) opts[n] = train_long_options[n], n++;
-    opts[n++] = (struct option){"arch", required_argument, 0, O_ARCH};
-    opts[n++] = (struct option){"reduction-factor", required_argument, 0, O_REDUCTION};
-    opts[n++] = (struct option){"bottleneck", required_argument, 0, O_BOTTLENECK};
-    opts[n++] = (struct option){"non-linearity", required_argument, 0, O_NONLIN};
-    opts[n++] = (struct option){"head-only", no_argument, 0, O_HEAD_ONLY};
-    opts[n] = (struct option){0, 0, 0, 0};
+    static const struct option own[] = {
+        {"arch", required_argument, 0, O_ARCH},
+        {"reduction-factor", required_argument, 0, O_REDUCTION},
+        {"bottleneck", required_argument, 0, O_BOTTLENECK},
+        {"non-linearity", required_argument, 0, O_NONLIN},
+        {"head-only", no_argument, 0, O_HEAD_ONLY},
+        {0, 0, 0, 0}};
+    struct option opts[TRAIN_MAX_OPTIONS];
+    train_options_merge(opts, own);
     int o;
     while ((o = getopt_long(argc, argv, TRAIN_OPTSTRING, opts, NULL)) != -1) {
         if (common_opts_handle(&c, o, optarg)) continue;

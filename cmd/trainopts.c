@@ -79,6 +79,13 @@ const char train_options_help[] =
     "  -q, --quiet            no progress on stderr\n"
     "  -h, --help             -V, --version\n";
 
+void train_options_merge(struct option out[TRAIN_MAX_OPTIONS], const struct option *own) {
+    int n = 0;
+    for (const struct option *o = train_long_options; o->name; o++) out[n++] = *o;
+    for (const struct option *o = own; o->name && n < TRAIN_MAX_OPTIONS - 1; o++) out[n++] = *o;
+    out[n] = (struct option){0, 0, 0, 0};
+}
+
 void common_opts_init(common_opts *c) {
     memset(c, 0, sizeof *c);
     train_opts_defaults(&c->t);

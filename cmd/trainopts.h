@@ -22,6 +22,10 @@ typedef struct {
 /* Long options shared by the training programs (terminated by a zero entry); values >= 1000. */
 extern const struct option train_long_options[];
 #define TRAIN_OPTSTRING "o:qhV"
+#define TRAIN_MAX_OPTIONS 64
+
+/* out = the shared long options followed by a program's own (own ends with a zero entry). */
+void train_options_merge(struct option out[TRAIN_MAX_OPTIONS], const struct option *own);
 
 void common_opts_init(common_opts *c);
 /* Handles a shared option; returns 1 when it was one. */
