@@ -482,6 +482,8 @@ int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out,
     while (!eof && !rc) {
         int n = 0;
         while (n < R.B) {
+            /* a pipe that pauses gets its answers now, not when a whole batch has arrived */
+            if (n > 0 && af_lines_would_block(lines)) break;
             char *line;
             long len = af_lines_next(lines, &line, e);
             if (len == -1) {

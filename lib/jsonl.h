@@ -62,6 +62,9 @@ typedef struct af_lines af_lines;
 int af_lines_open(af_lines **l, const char *path, af_err *e);
 long af_lines_next(af_lines *l, char **line, af_err *e);
 long af_lines_lineno(const af_lines *l);
+/* 1 when the next af_lines_next would wait for a writer (nothing buffered holds a whole line and
+ * the descriptor has nothing to read yet): a streaming consumer runs what it has instead. */
+int af_lines_would_block(const af_lines *l);
 const char *af_lines_name(const af_lines *l);
 void af_lines_close(af_lines *l);
 

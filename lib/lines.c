@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -167,6 +168,16 @@ long af_lines_next(af_lines *l, char **line, af_err *e) {
     l->lineno++;
     *line = l->line;
     return (long)n;
+}
+
+int af_lines_would_block(const af_lines *l) {
+    if (l->eof || l->pending || (l->gzip && l->zs.avail_in > 0)) return 0;
+    if (l->pos < l->len && memchr(l->buf + l->pos, '\n', l->len - l->pos)) return 0;
+    struct pollfd p = {.fd = l->fd, .events = POLLIN};
+    int r;
+    do r = poll(&p, 1, 0);
+    while (r < 0 && errno == EINTR);
+    return r == 0; /* an error is left for the read to report */
 }
 
 long af_lines_lineno(const af_lines *l) {

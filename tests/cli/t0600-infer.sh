@@ -127,6 +127,20 @@ test_expect_success 'output keeps input order across batches; stdin, "-" and gzi
 	af-infer --base "$BASE" --adapter "$IN/a.safetensors" --batch-size 4 in.jsonl.gz >out4 && cmp out out4
 '
 
+test_expect_success 'a pipe that pauses gets its answers at once, not after a whole batch' '
+	gen a 9 6 >in.jsonl &&
+	rm -f in.fifo out.stream first.out && mkfifo in.fifo &&
+	{ ( head -n 1 in.jsonl
+	    i=0; while [ $i -lt 600 ] && [ ! -s out.stream ]; do sleep 0.05; i=$((i + 1)); done
+	    cp out.stream first.out
+	    tail -n +2 in.jsonl ) >in.fifo & } &&
+	af-infer --base "$BASE" --adapter "$IN/a.safetensors" --batch-size 32 in.fifo >out.stream &&
+	wait &&
+	test "$(wc -l <first.out)" = 1 && test_grep "^{\"id\":\"a0\"," first.out &&
+	af-infer --base "$BASE" --adapter "$IN/a.safetensors" --batch-size 32 in.jsonl >out.file &&
+	numbers out.file >n.file && numbers out.stream >n.stream && numbers_close n.file n.stream
+'
+
 test_expect_success '--fusion-weights=tokens: one row per real token; their mean is the mean' '
 	af-infer --base "$BASE" --adapter "$IN/a.safetensors" --adapter "$IN/b.safetensors" \
 		--fusion "$IN/ab.safetensors" --fusion-weights=tokens "$IN/in.jsonl" >out &&
