@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
     common_opts_init(&c);
     c.t.lr = 5e-5;
     fusion_config fc = {FUSION_ATTENTION, 0, 0, 4, 0, 0, 0};
-    int anneal = 0, unfreeze = 0, nadapters = 0;
+    int anneal = 0, unfreeze = 0, nadapters = 0, heads_given = 0;
     float temperature = 1;
     const char **adapters = NULL;
     static const struct option own[] = {
@@ -72,7 +72,10 @@ int main(int argc, char **argv) {
                             "gating",
                             optarg);
             break;
-        case O_HEADS: fc.heads = (int)opt_long("--heads", optarg, 1, 4096); break;
+        case O_HEADS:
+            fc.heads = (int)opt_long("--heads", optarg, 1, 4096);
+            heads_given = 1;
+            break;
         case O_TEMPERATURE: temperature = (float)opt_double("--temperature", optarg, 1e-3, 1e6); break;
         case O_ANNEAL: anneal = 1; break;
         case O_FIXED: fc.fixed = 1; break;
@@ -91,6 +94,7 @@ int main(int argc, char **argv) {
     common_opts_finish(&c, argc, argv);
     if (nadapters < 2) usage_error("at least two --adapter files are needed, %d given", nadapters);
     if (fc.fixed && fc.method != FUSION_WEIGHTED) usage_error("--fixed-weights is for --method weighted");
+    if (heads_given && fc.method != FUSION_MULTIHEAD) usage_error("--heads is for --method multihead");
     c.t.format = MODEL_FORMAT_FUSION;
     c.t.save_groups = 1 << PG_FUSION | 1 << PG_HEAD | (unfreeze ? 1 << PG_ADAPTER : 0);
     c.t.args_json = c.owned_args = common_args_json(&c, argc, argv);
@@ -99,6 +103,9 @@ int main(int argc, char **argv) {
     jl_set train, dev;
     common_load(&c, &base, &train, &dev);
     fc.dropout = base.cfg.attn_dropout;
+    /* known only once the base is read, but still the command line's mistake */
+    if (fc.method == FUSION_MULTIHEAD && base.cfg.hidden % fc.heads)
+        usage_error("--heads %d does not divide the base's hidden size %d", fc.heads, base.cfg.hidden);
     af_model m;
     model_init(&m, &base);
     m.temperature = temperature;
