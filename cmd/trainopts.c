@@ -222,6 +222,9 @@ int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
                 usage_error("--metric: %s", e.msg);
     int rc = train_run(m, &tr, c->dev ? &dv : NULL, &c->t, &e);
     if (rc < 0) die_err(&e);
+    /* the output supersedes any checkpoint of this run (one it resumed from included) */
+    if (rc == 0 && unlink(c->t.ckpt_path) && errno != ENOENT)
+        warnx("%s: cannot remove the old checkpoint: %s", c->t.ckpt_path, strerror(errno));
     if (rc > 0)
         warnx("interrupted; checkpoint written to %s (continue with --resume %s)", c->t.ckpt_path,
               c->t.ckpt_path);
