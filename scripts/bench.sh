@@ -3,9 +3,9 @@
 #
 #   scripts/bench.sh [--quick] [--model mini|base|all] [--mode infer,adapter,fusion]
 #                    [--repeat N] [--steps N] [--blas-core NAME|auto] [--no-torch] [--no-sst2]
-#                    [--no-tokenize] [--encoder]
+#                    [--no-tokenize] [--no-pretrain] [--encoder]
 #
-#   --quick      mini only, no SST-2 epoch, no tokenizer figure (about a minute)
+#   --quick      mini only, no SST-2 epoch, no tokenizer or pretraining figure (about a minute)
 #   --model      which sizes (default all: mini 32x64 and base 16x128)
 #   --mode       which modes, comma-separated (default infer,adapter,fusion)
 #   --repeat N   measure every pair N times, af and PyTorch alternating; best of N each (default 1)
@@ -13,6 +13,7 @@
 #   --blas-core  OPENBLAS_CORETYPE for both sides (auto: unset, OpenBLAS picks by CPU); default:
 #                the environment's (this machine type sets Haswell; see README, Performance)
 #   --encoder    also the per-phase encoder table (tests/bench/bench-encoder)
+#   --no-pretrain  without the MLM pretraining tokens/s (tests/bench/bench-pretrain, af alone)
 #
 # Every figure is one process: af's bench-model (model_run as the tools drive it) and the peer's
 # bench_torch.py --impl ref, each under bench-rss, which reads the child's peak RSS from wait4.
@@ -27,10 +28,10 @@ shared=${AF_SHARED:-$top/../shared}
 peer=$shared/peer
 threads=${BENCH_THREADS:-2}
 py=${BENCH_PYTHON:-/usr/bin/python3}
-models=all modes=infer,adapter,fusion repeat=1 steps= torch=1 sst2=1 tok=1 encoder=0 core=
+models=all modes=infer,adapter,fusion repeat=1 steps= torch=1 sst2=1 tok=1 pre=1 encoder=0 core=
 while [ $# -gt 0 ]; do
     case $1 in
-    --quick) models=mini sst2=0 tok=0 ;;
+    --quick) models=mini sst2=0 tok=0 pre=0 ;;
     --model) models=$2; shift ;;
     --mode) modes=$2; shift ;;
     --repeat) repeat=$2; shift ;;
@@ -39,8 +40,9 @@ while [ $# -gt 0 ]; do
     --no-torch) torch=0 ;;
     --no-sst2) sst2=0 ;;
     --no-tokenize) tok=0 ;;
+    --no-pretrain) pre=0 ;;
     --encoder) encoder=1 ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -172,6 +174,12 @@ if [ $tok = 1 ]; then
     echo
     echo "## tokenizer"
     "$top/scripts/bench-tokenize.sh" || true
+fi
+
+if [ $pre = 1 ] && [ -x "$dir/bench-pretrain" ]; then
+    echo
+    echo "## pretraining: af-pretrain's step (encoder + MLM head forward and backward, AdamW)"
+    "$dir/bench-pretrain" --threads "$threads" --steps "${steps:-5}"
 fi
 
 if [ $encoder = 1 ] && [ -x "$dir/bench-encoder" ]; then
