@@ -84,16 +84,6 @@ static int bad(const where *w, const char *fmt, ...) {
     return af_errf(w->e, "%s:%ld: %s", w->name, w->line, msg);
 }
 
-static const char *json_type(const cJSON *j) {
-    if (cJSON_IsObject(j)) return "an object";
-    if (cJSON_IsArray(j)) return "an array";
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNull(j)) return "null";
-    return "an invalid value";
-}
-
 static int is_int(const cJSON *j, long lo, long hi, long *v) {
     if (!cJSON_IsNumber(j)) return 0;
     double d = j->valuedouble;
@@ -111,7 +101,7 @@ static int int_array(const where *w, const cJSON *obj, const char *key, int requ
         *len = -1;
         return 0;
     }
-    if (!cJSON_IsArray(a)) return bad(w, "%s must be %s, found %s", key, what, json_type(a));
+    if (!cJSON_IsArray(a)) return bad(w, "%s must be %s, found %s", key, what, jsonlex_type_name(a));
     int n = cJSON_GetArraySize(a);
     if (n == 0 && required) return bad(w, "%s must be %s, found an empty array", key, what);
     *out = af_realloc(*out, (size_t)(n ? n : 1) * sizeof **out);
@@ -121,7 +111,7 @@ static int int_array(const where *w, const cJSON *obj, const char *key, int requ
         if (!is_int(c, lo, hi, &v)) {
             char *s = cJSON_PrintUnformatted(c);
             int rc =
-                bad(w, "%s[%d] must be %s, found %s %.40s", key, i, elem, json_type(c), s ? s : "");
+                bad(w, "%s[%d] must be %s, found %s %.40s", key, i, elem, jsonlex_type_name(c), s ? s : "");
             free(s);
             return rc;
         }
@@ -134,7 +124,7 @@ static int int_array(const where *w, const cJSON *obj, const char *key, int requ
 static int opt_string(const where *w, const cJSON *obj, const char *key, char **out) {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!s || cJSON_IsNull(s)) return 0;
-    if (!cJSON_IsString(s)) return bad(w, "%s must be a string, found %s", key, json_type(s));
+    if (!cJSON_IsString(s)) return bad(w, "%s must be a string, found %s", key, jsonlex_type_name(s));
     *out = af_strdup(s->valuestring);
     return 0;
 }
@@ -161,7 +151,7 @@ static int parse_label(const where *w, const cJSON *root, jl_example *ex) {
         }
         return 0;
     }
-    return bad(w, "label must be an integer, a string or a number, found %s", json_type(l));
+    return bad(w, "label must be an integer, a string or a number, found %s", jsonlex_type_name(l));
 }
 
 static int parse_id(const where *w, const char *line, size_t n, const cJSON *root, jl_example *ex) {
@@ -172,7 +162,7 @@ static int parse_id(const where *w, const char *line, size_t n, const cJSON *roo
         return 0;
     }
     if (!cJSON_IsNumber(id))
-        return bad(w, "id must be a string or a number, found %s", json_type(id));
+        return bad(w, "id must be a string or a number, found %s", jsonlex_type_name(id));
     /* cJSON keeps only a double; the id is whatever was written, digits and all. */
     size_t at, len;
     if (jsonlex_member(line, n, "id", &at, &len) == 0) {
@@ -219,7 +209,7 @@ int jl_parse_line(const char *line, size_t n, jl_example *ex, int vocab_size, co
             return bad(&w, "text after the JSON object at column %zu (one object per line)",
                        (size_t)(q - line) + 1);
     if (!cJSON_IsObject(root))
-        return bad(&w, "a line must be a JSON object, found %s", json_type(root));
+        return bad(&w, "a line must be a JSON object, found %s", jsonlex_type_name(root));
     const char *dup = jsonlex_duplicate_key(root);
     if (dup) return bad(&w, "key '%s' appears twice", dup);
 

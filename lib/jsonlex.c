@@ -233,3 +233,13 @@ const char *jsonlex_duplicate_key(const cJSON *obj) {
     free(keys);
     return dup;
 }
+
+const char *jsonlex_type_name(const cJSON *j) {
+    if (cJSON_IsObject(j)) return "an object";
+    if (cJSON_IsArray(j)) return "an array";
+    if (cJSON_IsString(j)) return "a string";
+    if (cJSON_IsNumber(j)) return "a number";
+    if (cJSON_IsBool(j)) return "a boolean";
+    if (cJSON_IsNull(j)) return "null";
+    return "an invalid value";
+}

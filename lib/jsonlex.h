@@ -41,4 +41,7 @@ int jsonlex_member(const char *s, size_t n, const char *key, size_t *start, size
 struct cJSON;
 const char *jsonlex_duplicate_key(const struct cJSON *obj);
 
+/* What a parsed value is, for messages: "an object", "a string", "null"... */
+const char *jsonlex_type_name(const struct cJSON *j);
+
 #endif

@@ -49,16 +49,6 @@ static int dtype_parse(const char *s, st_dtype *t) {
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
-static const char *json_type(const cJSON *j) {
-    if (cJSON_IsObject(j)) return "an object";
-    if (cJSON_IsArray(j)) return "an array";
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNull(j)) return "null";
-    return "an invalid value";
-}
-
 /* Formats a shape as "[2, 3]" into buf. */
 static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     size_t k = (size_t)snprintf(buf, cap, "[");
@@ -85,7 +75,7 @@ static int parse_metadata(st_file *f, const cJSON *m, af_err *e) {
     const char *name = f->path;
     if (!cJSON_IsObject(m))
         return af_errf(e, "%s: __metadata__ must be an object of strings, found %s", name,
-                       json_type(m));
+                       jsonlex_type_name(m));
     const char *dup = jsonlex_duplicate_key(m);
     if (dup) return af_errf(e, "%s: __metadata__: duplicate key '%s'", name, dup);
     int n = cJSON_GetArraySize(m);
@@ -93,7 +83,7 @@ static int parse_metadata(st_file *f, const cJSON *m, af_err *e) {
     for (const cJSON *c = m->child; c; c = c->next) {
         if (!cJSON_IsString(c))
             return af_errf(e, "%s: __metadata__: value of '%s' must be a string, found %s", name,
-                           c->string, json_type(c));
+                           c->string, jsonlex_type_name(c));
         f->meta[f->nmeta].key = af_strdup(c->string);
         f->meta[f->nmeta].value = af_strdup(c->valuestring);
         f->nmeta++;
@@ -105,7 +95,7 @@ static int parse_entry(st_file *f, st_tensor *t, const cJSON *j, af_err *e) {
     const char *name = f->path, *tn = j->string;
     if (!cJSON_IsObject(j))
         return af_errf(e, "%s: tensor '%s': entry must be an object, found %s", name, tn,
-                       json_type(j));
+                       jsonlex_type_name(j));
     const char *dup = jsonlex_duplicate_key(j);
     if (dup) return af_errf(e, "%s: tensor '%s': duplicate key '%s'", name, tn, dup);
     const cJSON *dtype = NULL, *shape = NULL, *offs = NULL;
@@ -128,7 +118,7 @@ static int parse_entry(st_file *f, st_tensor *t, const cJSON *j, af_err *e) {
 
     if (!cJSON_IsString(dtype))
         return af_errf(e, "%s: tensor '%s': dtype must be a string, found %s", name, tn,
-                       json_type(dtype));
+                       jsonlex_type_name(dtype));
     if (dtype_parse(dtype->valuestring, &t->dtype))
         return af_errf(e, "%s: tensor '%s': unknown dtype '%s'", name, tn, dtype->valuestring);
 
@@ -136,7 +126,7 @@ static int parse_entry(st_file *f, st_tensor *t, const cJSON *j, af_err *e) {
         return af_errf(e,
                        "%s: tensor '%s': shape must be an array of non-negative integers, "
                        "found %s",
-                       name, tn, json_type(shape));
+                       name, tn, jsonlex_type_name(shape));
     int ndim = cJSON_GetArraySize(shape);
     if (ndim > ST_MAX_DIMS)
         return af_errf(e, "%s: tensor '%s': shape has %d dimensions, af supports at most %d", name,
@@ -149,7 +139,7 @@ static int parse_entry(st_file *f, st_tensor *t, const cJSON *j, af_err *e) {
             af_errf(e,
                     "%s: tensor '%s': shape must be an array of non-negative integers, "
                     "found %s %s",
-                    name, tn, json_type(c), s ? s : "");
+                    name, tn, jsonlex_type_name(c), s ? s : "");
             free(s);
             return -1;
         }
@@ -161,7 +151,7 @@ static int parse_entry(st_file *f, st_tensor *t, const cJSON *j, af_err *e) {
                        "%s: tensor '%s': data_offsets must be an array of 2 non-negative "
                        "integers, found %s",
                        name, tn,
-                       cJSON_IsArray(offs) ? "an array of another length" : json_type(offs));
+                       cJSON_IsArray(offs) ? "an array of another length" : jsonlex_type_name(offs));
     uint64_t b, en;
     if (json_uint(offs->child, &b) || json_uint(offs->child->next, &en))
         return af_errf(e,
