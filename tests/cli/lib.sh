@@ -53,3 +53,21 @@ test_done() {
     echo "1..$test_count"
     [ "$test_failed" -eq 0 ]
 }
+
+# gen_separable SEED N: N lines of a two-class task that tests/fixtures/train/base makes learnable
+# (t0400, t0500): 3-7 tokens between [CLS]=2 and [SEP]=3, all from 5..33 ("neg") or all from
+# 34..62 ("pos"). The base's random attention carries enough of the tokens into [CLS] for an
+# adapter of bottleneck 8 to separate them in 10-20 epochs.
+gen_separable() {
+	awk -v seed="$1" -v n="$2" '
+	# the Park-Miller generator, exact in doubles: the same data from every awk (seed >= 1)
+	function rnd() { x = (x * 16807) % 2147483647; return x / 2147483647 }
+	BEGIN {
+		x = seed
+		for (i = 0; i < n; i++) {
+			y = int(rnd() * 2); L = 3 + int(rnd() * 5); s = "[2"
+			for (j = 0; j < L; j++) s = s "," (5 + 29 * y + int(rnd() * 29))
+			printf "{\"input_ids\":%s,3],\"label\":\"%s\"}\n", s, y ? "pos" : "neg"
+		}
+	}'
+}

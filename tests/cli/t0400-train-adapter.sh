@@ -7,25 +7,9 @@ BASE=$FIXTURES/train/base # 2 layers, hidden 16, vocab 64, 16 positions (gen-tra
 DATA=$TEST_ROOT/data
 mkdir -p "$DATA"
 
-# gen SEED N: a two-class task the base makes learnable: 3-7 tokens between [CLS]=2 and [SEP]=3,
-# all from 5..33 ("neg") or all from 34..62 ("pos"). The base's random attention carries enough of
-# the tokens into [CLS] for an adapter of bottleneck 8 to separate them in 10-20 epochs.
-gen() {
-	awk -v seed="$1" -v n="$2" '
-	# the Park-Miller generator, exact in doubles: the same data from every awk (seed >= 1)
-	function rnd() { x = (x * 16807) % 2147483647; return x / 2147483647 }
-	BEGIN {
-		x = seed
-		for (i = 0; i < n; i++) {
-			y = int(rnd() * 2); L = 3 + int(rnd() * 5); s = "[2"
-			for (j = 0; j < L; j++) s = s "," (5 + 29 * y + int(rnd() * 29))
-			printf "{\"input_ids\":%s,3],\"label\":\"%s\"}\n", s, y ? "pos" : "neg"
-		}
-	}'
-}
-gen 1 256 >"$DATA/train.jsonl"
-gen 101 128 >"$DATA/dev.jsonl"
-gen 7919 2000 >"$DATA/big.jsonl"
+gen_separable 1 256 >"$DATA/train.jsonl"
+gen_separable 101 128 >"$DATA/dev.jsonl"
+gen_separable 7919 2000 >"$DATA/big.jsonl"
 
 # Everything after a safetensors header: the tensors' bytes.
 st_data() {

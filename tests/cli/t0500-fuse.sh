@@ -7,25 +7,11 @@ BASE=$FIXTURES/train/base # 2 layers, hidden 16, vocab 64 (gen-train-fixtures.py
 SRC=$TEST_ROOT/src
 mkdir -p "$SRC"
 
-# The learnable two-class task of t0400 (see there): tokens all from 5..33 or all from 34..62.
-gen() {
-	awk -v seed="$1" -v n="$2" '
-	# the Park-Miller generator, exact in doubles: the same data from every awk (seed >= 1)
-	function rnd() { x = (x * 16807) % 2147483647; return x / 2147483647 }
-	BEGIN {
-		x = seed
-		for (i = 0; i < n; i++) {
-			y = int(rnd() * 2); L = 3 + int(rnd() * 5); s = "[2"
-			for (j = 0; j < L; j++) s = s "," (5 + 29 * y + int(rnd() * 29))
-			printf "{\"input_ids\":%s,3],\"label\":\"%s\"}\n", s, y ? "pos" : "neg"
-		}
-	}'
-}
-gen 11 256 >"$SRC/a.jsonl"
-gen 23 256 >"$SRC/b.jsonl"
-gen 37 256 >"$SRC/target.jsonl"
-gen 101 128 >"$SRC/dev.jsonl"
-gen 7919 2000 >"$SRC/big.jsonl"
+gen_separable 11 256 >"$SRC/a.jsonl"
+gen_separable 23 256 >"$SRC/b.jsonl"
+gen_separable 37 256 >"$SRC/target.jsonl"
+gen_separable 101 128 >"$SRC/dev.jsonl"
+gen_separable 7919 2000 >"$SRC/big.jsonl"
 
 # Source adapters: a and b (Pfeiffer, bottleneck 8, trained on the task), ha and hb (Houlsby),
 # and o, trained on a copy of the base with one byte changed (another fingerprint).
