@@ -6,20 +6,23 @@
 #   1. corpus      scripts/build-corpus.sh WORK/corpus (Debian + npm text packages, ~7.7M words)
 #   2. vocabulary  af-tokenize --build-vocab 8192 on the training text
 #   3. pretraining af-pretrain: 4 layers, hidden 256, 4 heads, FFN 1024 (5.5M parameters, 11 MB as
-#                  F16), max length 128, batch 128 (32 x 4 accumulated), 600 steps, 2 threads,
+#                  F16), max length 128, batch 128 (32 x 4 accumulated), 3600 steps, 2 threads,
 #                  seed 42, held-out dev MLM accuracy against the unigram baseline
 #   4. the base    OUT (default WORK/base): config.json, model.safetensors (F16, training record in
 #                  its metadata), vocab.txt, tokenizer_config.json; OUT/README.txt has the figures
 #
 # Reproducible: sorted inputs, fixed seeds, a fixed thread count (OpenBLAS splits sums by thread),
-# no timestamps in any output. --short trains a small model for a few hundred steps to prove the
+# a fixed OpenBLAS kernel (OPENBLAS_CORETYPE=SkylakeX: each kernel blocks its sums differently,
+# and OpenBLAS would otherwise pick one by CPU or take whatever the environment says), no
+# timestamps in any output. The same bytes need an x86-64 CPU with AVX-512 (af's own vector paths
+# and that kernel); elsewhere the script still runs, with the CPU's kernel, and says so. --short trains a small model for a few hundred steps to prove the
 # path end to end in minutes; its output is not the base.
 #
-# Size and time: 600 steps of 128 sequences of 128 tokens are 9.8M tokens, about 0.9 passes over
-# the corpus: 25-50 minutes on 2 cores (af-pretrain prints tokens/s and ETA). That is the budget
-# the committed base was built with; AF_BASE_STEPS=1800 (about 3.5 passes, ~2 hours) gives a
-# better model. Dropout is 0: a model this small underfits the corpus; dropout would only slow it
-# down. A Ctrl-C leaves a checkpoint; run the script again to resume from it.
+# Size and time: 3600 steps of 128 sequences of 128 tokens are 59M tokens, about 5.5 passes over
+# the corpus: about 90 minutes on 2 idle AVX-512 cores at 11k tokens/s (af-pretrain prints
+# tokens/s and ETA). AF_BASE_STEPS=N trains another length (the schedule follows it). Dropout is
+# 0: a model this small underfits the corpus; dropout would only slow it down. A Ctrl-C leaves a
+# checkpoint; run the script again to resume from it.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +37,7 @@ while [ $# -gt 0 ]; do
     --keep-corpus) keep=1 ;;
     --out) out=$2; shift ;;
     --work) work=$2; shift ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "make-base.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -50,7 +53,14 @@ else
     vocab_size=8192
     shape="--layers 4 --hidden 256 --heads 4 --ffn 1024"
     # lr 1e-3 with 6% warmup: a short schedule for a small model needs the larger rate.
-    train="--steps ${AF_BASE_STEPS:-600} --batch-size 32 --accumulate 4 --lr 1e-3 --warmup-ratio 0.06 --eval-every 200 --save-every 100"
+    train="--steps ${AF_BASE_STEPS:-3600} --batch-size 32 --accumulate 4 --lr 1e-3 --warmup-ratio 0.06 --eval-every 600 --save-every 100"
+fi
+
+if grep -q '^flags.*\bavx512f\b' /proc/cpuinfo 2>/dev/null; then
+    export OPENBLAS_CORETYPE=SkylakeX
+else
+    unset OPENBLAS_CORETYPE
+    echo "make-base.sh: this CPU has no AVX-512; the base will not be byte-identical to the committed one" >&2
 fi
 
 corpus=$work/corpus
@@ -73,6 +83,7 @@ rm -rf "$out.ckpt"
 # The figures for the README: words per source, and the training record from the metadata.
 {
     echo "af base: $(basename "$out"), built by scripts/make-base.sh$([ $short = 1 ] && echo ' --short')"
+    echo "(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, 2 threads)"
     echo
     echo "Corpus (words per source; licences as read from each package):"
     cut -f1,3,4,6,8 "$corpus/sources.tsv" | column -t -s "$(printf '\t')"
@@ -89,3 +100,12 @@ EOF
     echo "size: $(du -k "$out/model.safetensors" | cut -f1) KiB"
 } >"$out/README.txt"
 cat "$out/README.txt"
+# Is it the committed base, byte for byte?
+if [ $short = 0 ] && [ -f "$top/scripts/base/SHA256SUMS" ]; then
+    if (cd "$out" && sha256sum --check --quiet "$top/scripts/base/SHA256SUMS") >/dev/null 2>&1; then
+        echo "make-base.sh: $out is byte-identical to the committed base (scripts/base/SHA256SUMS)"
+    else
+        echo "make-base.sh: $out differs from the committed base (scripts/base/SHA256SUMS);" \
+            "scripts/base/install.sh $out puts it there" >&2
+    fi
+fi
