@@ -19,7 +19,7 @@
 # path end to end in minutes; its output is not the base.
 #
 # Size and time: 3600 steps of 128 sequences of 128 tokens are 59M tokens, about 5.5 passes over
-# the corpus: about 90 minutes on 2 idle AVX-512 cores at 11k tokens/s (af-pretrain prints
+# the corpus: 102 minutes here on 2 AVX-512 cores at 9,600 tokens/s (af-pretrain prints
 # tokens/s and ETA). AF_BASE_STEPS=N trains another length (the schedule follows it). Dropout is
 # 0: a model this small underfits the corpus; dropout would only slow it down. A Ctrl-C leaves a
 # checkpoint; run the script again to resume from it.

@@ -26,7 +26,7 @@ if [ -z "$base" ]; then base=$("$top/scripts/base/assemble.sh" "$work/base"); fi
 random=$work/random-base
 if [ ! -s "$random/model.safetensors" ]; then
     cfg=$base/config.json
-    get() { sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p" "$cfg" | head -n 1; }
+    get() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9]*\).*/\1/p" "$cfg" | head -n 1; }
     cut -f1 "$sst/dev.tsv" | head -n 50 >"$work/one.txt" # one batch to take a step of lr 0 on
     "$bin/af-pretrain" --layers "$(get num_hidden_layers)" --hidden "$(get hidden_size)" \
         --heads "$(get num_attention_heads)" --ffn "$(get intermediate_size)" \
