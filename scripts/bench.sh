@@ -83,8 +83,9 @@ fi
 
 echo "# af bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $threads threads," \
     "sgemm peak $peak GFLOP/s ($peak_src)"
-echo "# OpenBLAS core ${here#* } (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}): its best sgemm" \
-    "here now ${here%% *} GFLOP/s on 2048x768.768x3072; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# OpenBLAS core ${here#* } (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}): 2048x768.768x3072" \
+    "split over af's $threads threads runs at ${here%% *} GFLOP/s here now;" \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 # key=value lines (af, bench-rss) or the peer's JSON line -> value of one key
