@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -150,6 +151,13 @@ void common_opts_finish(common_opts *c, int argc, char **argv) {
         snprintf(p, n, "%s.ckpt", c->out);
         c->t.ckpt_path = c->owned_ckpt = p;
     }
+    /* a finished run removes its checkpoint, and an interrupted one writes it: neither may be
+     * the output (the same name, or another name for the same file) */
+    struct stat so, sc;
+    if (strcmp(c->t.ckpt_path, c->out) == 0 ||
+        (stat(c->out, &so) == 0 && stat(c->t.ckpt_path, &sc) == 0 && so.st_dev == sc.st_dev &&
+         so.st_ino == sc.st_ino))
+        usage_error("--checkpoint %s is the output file", c->t.ckpt_path);
     c->t.out_path = c->out;
 }
 

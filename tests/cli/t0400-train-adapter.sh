@@ -305,6 +305,11 @@ test_expect_success 'SIGINT (Ctrl-C): exit 130 and a checkpoint; --checkpoint na
 	meta state.ckpt resume >/dev/null &&
 	test_exit 1 train $LONG -o out.st --bottleneck 4 --resume state.ckpt "$DATA/big.jsonl" 2>err &&
 	test_grep "state.ckpt: .*adapter_down.0.weight: shape \[4, 16\] expected, \[8, 16\] found" err &&
+	test_exit 2 train $LONG -o out.st --checkpoint out.st "$DATA/big.jsonl" 2>err &&
+	test_grep "\-\-checkpoint out.st is the output file" err &&
+	train --name t --epochs 1 -o prev.st "$DATA/train.jsonl" && cp prev.st prev.keep && ln -s prev.st alias.st &&
+	test_exit 2 train --name t --epochs 1 -o prev.st --checkpoint alias.st "$DATA/train.jsonl" 2>err &&
+	test_grep "is the output file" err && cmp prev.st prev.keep &&
 	test_exit 1 train $LONG -o out.st --resume "$DATA/train.jsonl" "$DATA/big.jsonl" 2>err &&
 	test_grep "train.jsonl" err &&
 	! test -e out.st
