@@ -641,6 +641,7 @@ struct bert_acts {
     int compact;                /* its last layer holds [CLS] rows only */
     int lean;                   /* bert_acts_new_lean: only the last hidden states are kept */
     float *xc, *yc, *dxc;                /* (maxB, H) its input and output rows, packed */
+    float *hook_scratch;                 /* frozen: see bert_acts_hook_scratch */
 };
 
 /* Carves from an arena, or only counts the bytes when a == NULL (bert_acts_bytes). */
@@ -693,6 +694,7 @@ static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, siz
  * layer, everything kept); else a frozen training run (bert_acts_new_frozen). */
 typedef struct {
     int lowest, cls_only;
+    size_t hook_floats;
 } frozen_plan;
 
 static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, int train,
@@ -752,22 +754,30 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
          * block with the backward scratch, which is not live during the forward); the layer of
          * a lowest OUT site keeps only that site's h and r, for its hook; ctx and the activation
          * output are forward-only everywhere; a [CLS]-only last layer keeps K, V of every token
-         * and B rows of the rest. */
+         * and B rows of the rest. The hooks' scratch shares the block too: when a hook runs,
+         * the forward-only buffers are spent (a site comes after ctx and the activation output
+         * are consumed, and the shared set serves only layers whose sites do not run), and of
+         * the backward's buffers only dh and da, which a hook reads or writes, are live: they
+         * are carved apart. */
         bump fb = {NULL, 0}, bb = {NULL, 0};
         /* a and h2 of the shared set serve only layers below the lowest adapter's layer */
         int resid = fp->lowest / 2 > 0;
         layer_set_r(&fb, M, M, H, F, P, 1, 1, resid);
-        BF(&bb, M * 3 * H), BF(&bb, 3 * M * H), BF(&bb, M * F);
+        BF(&bb, M * 3 * H), BF(&bb, M * H), BF(&bb, M * F);
         size_t U = fb.off > bb.off ? fb.off : bb.off;
+        size_t hookb = (fp->hook_floats * sizeof(float) + 63) & ~(size_t)63;
+        if (hookb > U) U = hookb;
         char *ub = carve(c, U);
         fb = (bump){ub, 0}, bb = (bump){ub, 0};
         layer_acts shared = layer_set_r(&fb, M, M, H, F, P, 1, 1, resid);
         /* the activation's output: in place below the kept layers, in the shared u above */
         g = shared.u;
-        /* dh2 is spent (into dtmp) before dh1 is written, dh1 before dctx: one buffer */
-        dqkv = BF(&bb, M * 3 * H), dctx = dh1 = dh2 = BF(&bb, M * H);
-        da = BF(&bb, M * H), dtmp = BF(&bb, M * H);
+        dqkv = BF(&bb, M * 3 * H), dtmp = BF(&bb, M * H);
         dg = BF(&bb, M * F), du = dg; /* the activation's gradient is taken in place */
+        /* dh2 is spent (into dtmp) before dh1 is written, dh1 before dctx: one buffer */
+        dctx = dh1 = dh2 = CF(M * H);
+        da = CF(M * H);
+        if (A && fp->hook_floats) A->hook_scratch = (float *)ub;
         int keep_from = fp->lowest / 2 + (fp->lowest % 2); /* first layer kept whole */
         for (size_t l = 0; l < L; l++) {
             layer_acts x = shared;
@@ -823,20 +833,25 @@ bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S)
     return layout_acts(&c, cfg, B, S, 0, NULL, 1);
 }
 
-size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only) {
+size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only,
+                              size_t hook_floats) {
     carver c = {NULL, 0};
-    frozen_plan fp = {lowest, cls_only};
+    frozen_plan fp = {lowest, cls_only, hook_floats};
     layout_acts(&c, cfg, B, S, 1, &fp, 0);
     return c.bytes;
 }
 
 bert_acts *bert_acts_new_frozen(af_arena *a, const bert_config *cfg, int B, int S, int lowest,
-                                int cls_only) {
+                                int cls_only, size_t hook_floats) {
     carver c = {a, 0};
-    frozen_plan fp = {lowest, cls_only};
+    frozen_plan fp = {lowest, cls_only, hook_floats};
     bert_acts *A = layout_acts(&c, cfg, B, S, 1, &fp, 0);
     A->cls_only = cls_only;
     return A;
+}
+
+float *bert_acts_hook_scratch(const bert_acts *acts) {
+    return acts->hook_scratch;
 }
 
 /* hidden[k] for k = 0 (embeddings) .. L, packed for the current batch. */

@@ -106,9 +106,16 @@ bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S)
  * backward scratch, and with cls_only (set on the acts; the forward then refuses to run without
  * it) the last layer keeps [CLS] rows only. A training forward with a hook below `lowest`
  * returns NULL, as does a backward with grads. lowest = 2·layers: nothing hooked, nothing kept. */
-size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only);
+size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only,
+                              size_t hook_floats);
 bert_acts *bert_acts_new_frozen(af_arena *a, const bert_config *cfg, int B, int S, int lowest,
-                                int cls_only);
+                                int cls_only, size_t hook_floats);
+/* Frozen acts: hook_floats floats of scratch for the hooks, in the block that holds the layers'
+ * forward-only buffers and the backward's scratch, none of which is live while a hook runs.
+ * A hook may use it only during its own forward or backward call (what it keeps from forward to
+ * backward must live elsewhere); the h, r, out, dh, dr and dout it is given are never in it.
+ * NULL for other acts or hook_floats == 0. */
+float *bert_acts_hook_scratch(const bert_acts *acts);
 
 /* on: the caller reads only the first token ([CLS]) of every sequence from the last layer, and
  * its gradient flows in only there. The last layer then computes keys and values for every token

@@ -654,9 +654,7 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
     int lowest = 2 * m->L;
     for (int p = 2 * m->L - 1; p >= 0; p--)
         if (site_has(m, p % 2)) lowest = p;
-    size_t bytes = (train ? bert_acts_bytes_frozen(&m->base->cfg, maxB, maxS, lowest, 1)
-                          : bert_acts_bytes_lean(&m->base->cfg, maxB, maxS)) +
-                   64 * 64;
+    size_t bytes = 64 * 64;
     for (int p = 0; p < 2 * m->L; p++) {
         if (!site_has(m, p % 2)) continue;
         site *s = &m->sites[p];
@@ -670,13 +668,15 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
         size_t k = site_scratch_floats(s, site_rows(m, p, M));
         scratch = k > scratch ? k : scratch;
     }
-    bytes += scratch * sizeof(float) + 64;
+    /* training: the sites' scratch lives in the encoder's (bert_acts_hook_scratch) */
+    bytes += train ? bert_acts_bytes_frozen(&m->base->cfg, maxB, maxS, lowest, 1, scratch)
+                   : bert_acts_bytes_lean(&m->base->cfg, maxB, maxS) + scratch * sizeof(float) + 64;
     bytes += ((size_t)M * H + 2 * (size_t)maxB * H + 3 * (size_t)maxB * Lmax + maxB) * 4 +
              2 * maxB * sizeof(int) + head_cache_floats(H, maxB) * 4 + 16 * 64;
     af_arena_init(&m->arena, bytes);
-    m->acts = train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1)
+    m->acts = train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1, scratch)
                     : bert_acts_new_lean(&m->arena, &m->base->cfg, maxB, maxS);
-    float *shared = af_arena_floats(&m->arena, scratch);
+    float *shared = train ? bert_acts_hook_scratch(m->acts) : af_arena_floats(&m->arena, scratch);
     for (int p = 0; p < 2 * m->L; p++)
         if (m->sites[p].N) {
             int R = site_rows(m, p, M);
