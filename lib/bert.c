@@ -612,7 +612,8 @@ typedef struct {
     float *h2;                /* (M, H) dropout(output.dense): the OUT site's h */
     float *mean1, *rstd1;     /* (M) LayerNorm statistics of the default sites */
     float *mean2, *rstd2;     /* (M) */
-    uint8_t *pmask, *m1, *m2; /* dropout masks: (B, NH, S, S), (M, H), (M, H) */
+    uint64_t sp, s1, s2;      /* dropout seeds (probabilities, h1, h2): the backward hashes the
+                                 masks again from them (dropout_apply), so none is stored */
 } layer_acts;
 
 struct bert_acts {
@@ -627,7 +628,7 @@ struct bert_acts {
     int dvalid;                 /* dhidden[k] holds a complete gradient for k >= dvalid */
     float *emb_sum;             /* (M, H) train: word + type + position, the LayerNorm input */
     float *emb_mean, *emb_rstd; /* (M) */
-    uint8_t *emb_mask;          /* (M, H) */
+    uint64_t emb_seed;          /* the embeddings' dropout (see layer_acts.sp) */
     layer_acts *la;             /* [L] */
     /* scratch shared by all layers */
     float *tmp;                          /* (M, H) a site's LayerNorm input h + r */
@@ -674,20 +675,18 @@ static void *take(bump *b, size_t bytes) {
 /* One layer's buffers for R rows (M, or B in a [CLS]-only last layer) with P attention floats;
  * ctx only when asked (it is forward-only), a and h2 unless resid == 0 (the caller has them). */
 static layer_acts layer_set_r(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P,
-                              int masks, int ctx, int resid) {
+                              int ctx, int resid) {
     layer_acts x;
     x.qkv = BF(b, M * 3 * H), x.probs = BF(b, P), x.h1 = BF(b, R * H);
     x.ctx = ctx ? BF(b, R * H) : NULL;
     x.a = resid ? BF(b, R * H) : NULL, x.u = BF(b, R * F), x.h2 = resid ? BF(b, R * H) : NULL;
     x.mean1 = BF(b, R), x.rstd1 = BF(b, R), x.mean2 = BF(b, R), x.rstd2 = BF(b, R);
-    x.pmask = masks ? BB(b, P) : NULL, x.m1 = masks ? BB(b, R * H) : NULL;
-    x.m2 = masks ? BB(b, R * H) : NULL;
+    x.sp = x.s1 = x.s2 = 0;
     return x;
 }
 
-static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P, int masks,
-                            int ctx) {
-    return layer_set_r(b, R, M, H, F, P, masks, ctx, 1);
+static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P, int ctx) {
+    return layer_set_r(b, R, M, H, F, P, ctx, 1);
 }
 
 /* plan: NULL for the general layouts (inference: one set shared by all layers; train: a set per
@@ -724,7 +723,6 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
     int embg = train && !fp; /* only a full backward reaches the embeddings */
     float *emb_sum = embg ? CF(M * H) : NULL, *emb_mean = embg ? CF(M) : NULL;
     float *emb_rstd = embg ? CF(M) : NULL;
-    uint8_t *emb_mask = train ? CB(M * H) : NULL;
     float *tmp = CF(M * H);
     float *xc = CF((size_t)B * H), *yc = CF((size_t)B * H), *dxc = train ? CF((size_t)B * H) : NULL;
     float *g = NULL, *dqkv = NULL, *dctx = NULL, *dh1 = NULL, *da = NULL, *dh2 = NULL;
@@ -735,9 +733,9 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
             layer_acts x = shared;
             if (l == 0 || train) {
                 bump b = {NULL, 0};
-                layer_set(&b, M, M, H, F, P, train, 1);
+                layer_set(&b, M, M, H, F, P, 1);
                 b.base = carve(c, b.off), b.off = 0;
-                x = layer_set(&b, M, M, H, F, P, train, 1);
+                x = layer_set(&b, M, M, H, F, P, 1);
                 /* inference: ctx is dead once projected, h2 is written after that */
                 if (!train) x.h2 = x.ctx;
                 if (l == 0) shared = x;
@@ -762,14 +760,14 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         bump fb = {NULL, 0}, bb = {NULL, 0};
         /* a and h2 of the shared set serve only layers below the lowest adapter's layer */
         int resid = fp->lowest / 2 > 0;
-        layer_set_r(&fb, M, M, H, F, P, 1, 1, resid);
+        layer_set_r(&fb, M, M, H, F, P, 1, resid);
         BF(&bb, M * 3 * H), BF(&bb, M * H), BF(&bb, M * F);
         size_t U = fb.off > bb.off ? fb.off : bb.off;
         size_t hookb = (fp->hook_floats * sizeof(float) + 63) & ~(size_t)63;
         if (hookb > U) U = hookb;
         char *ub = carve(c, U);
         fb = (bump){ub, 0}, bb = (bump){ub, 0};
-        layer_acts shared = layer_set_r(&fb, M, M, H, F, P, 1, 1, resid);
+        layer_acts shared = layer_set_r(&fb, M, M, H, F, P, 1, resid);
         /* the activation's output: in place below the kept layers, in the shared u above */
         g = shared.u;
         dqkv = BF(&bb, M * 3 * H), dtmp = BF(&bb, M * H);
@@ -787,9 +785,9 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
                 int last = fp->cls_only && l == L - 1;
                 size_t R = last ? (size_t)B : M;
                 bump b = {NULL, 0};
-                layer_set(&b, R, M, H, F, last ? Pc : P, 1, 0);
+                layer_set(&b, R, M, H, F, last ? Pc : P, 0);
                 b.base = carve(c, b.off), b.off = 0;
-                x = layer_set(&b, R, M, H, F, last ? Pc : P, 1, 0);
+                x = layer_set(&b, R, M, H, F, last ? Pc : P, 0);
                 x.ctx = shared.ctx;
             }
             if (A) la[l] = x;
@@ -802,7 +800,6 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->ids = ids, A->type_ids = tids, A->mask = mask, A->active = active;
         A->hidden = hidden, A->dhidden = dhidden, A->dvalid = (int)L + 1;
         A->emb_sum = emb_sum, A->emb_mean = emb_mean, A->emb_rstd = emb_rstd;
-        A->emb_mask = emb_mask;
         A->tmp = tmp, A->g = g;
         A->dqkv = dqkv, A->dctx = dctx, A->dh1 = dh1, A->da = da, A->dh2 = dh2, A->dtmp = dtmp;
         A->dg = dg, A->du = du;
@@ -919,6 +916,18 @@ static void site_forward(bert_acts *A, const bert_hooks *hk, int l, int site, fl
     layernorm_forward(out, mean, rstd, A->tmp, ln_w, ln_b, M, A->H, eps);
 }
 
+/* A dropout's seed, drawn as dropout_forward draws it (one number, only when p > 0). */
+static uint64_t draw_seed(float p, af_rng *rng) {
+    return p > 0 ? af_rng_u64(rng) : 0;
+}
+
+/* x = dropout(x) in place; returns the seed the backward hashes the mask from again. */
+static uint64_t dropout_seeded(float *x, size_t n, float p, af_rng *rng) {
+    uint64_t seed = draw_seed(p, rng);
+    dropout_apply(x, x, n, p, seed);
+    return seed;
+}
+
 static void embed_forward(const bert *m, bert_acts *A, float *out, int train, af_rng *rng) {
     const bert_weights *w = &m->w;
     int H = A->H, S = A->S, M = A->B * A->S;
@@ -933,7 +942,7 @@ static void embed_forward(const bert *m, bert_acts *A, float *out, int train, af
     }
     layernorm_forward(out, A->emb_mean, A->emb_rstd, sum, w->emb_ln_w, w->emb_ln_b, M, H,
                       m->cfg.ln_eps);
-    if (train) dropout_forward(out, A->emb_mask, out, (size_t)M * H, m->cfg.hidden_dropout, rng);
+    A->emb_seed = dropout_seeded(out, (size_t)M * H, A->ph, rng);
 }
 
 static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *hk, int train,
@@ -946,17 +955,17 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
     const float *x = hidk(A, l);
     float *y = hidk(A, l + 1);
     linear_forward(la->qkv, x, W->qkv_w, W->qkv_b, M, H, 3 * H);
-    attention_forward(la->ctx, la->probs, train ? la->pmask : NULL, NULL, la->qkv, A->mask, B, S,
-                      NH, H / NH, c->attn_dropout, rng);
+    la->sp = draw_seed(A->pa, rng);
+    attention_forward(la->ctx, la->probs, NULL, la->qkv, A->mask, B, S, NH, H / NH, A->pa, la->sp);
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, M, H, H);
-    if (train) dropout_forward(la->h1, la->m1, la->h1, MH, c->hidden_dropout, rng);
+    la->s1 = dropout_seeded(la->h1, MH, A->ph, rng);
     site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, x, W->ln1_w, W->ln1_b, c->ln_eps,
                  la->mean1, la->rstd1, M);
     linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, M, H, F);
     float *g = A->g ? A->g : la->u; /* inference: in place */
     act_forward(g, la->u, (size_t)M * F, c->act);
     linear_forward(la->h2, g, W->ff2_w, W->ff2_b, M, F, H);
-    if (train) dropout_forward(la->h2, la->m2, la->h2, MH, c->hidden_dropout, rng);
+    la->s2 = dropout_seeded(la->h2, MH, A->ph, rng);
     site_forward(A, hk, l, BERT_SITE_OUT, y, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
                  la->mean2, la->rstd2, M);
 }
@@ -989,17 +998,17 @@ static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     linear_forward(qc, A->xc, W->qkv_w, W->qkv_b, B, H, H);
     for (int b = 0; b < B; b++)
         memcpy(la->qkv + (size_t)b * S * 3 * H, qc + (size_t)b * H, H * sizeof(float));
-    attention_cls_forward(la->ctx, la->probs, train ? la->pmask : NULL, la->qkv, A->mask, B, S, NH,
-                          H / NH, c->attn_dropout, rng);
+    la->sp = draw_seed(A->pa, rng);
+    attention_cls_forward(la->ctx, la->probs, la->qkv, A->mask, B, S, NH, H / NH, A->pa, la->sp);
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, B, H, H);
-    if (train) dropout_forward(la->h1, la->m1, la->h1, BH, c->hidden_dropout, rng);
+    la->s1 = dropout_seeded(la->h1, BH, A->ph, rng);
     site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, A->xc, W->ln1_w, W->ln1_b, c->ln_eps,
                  la->mean1, la->rstd1, B);
     linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, B, H, F);
     float *g = A->g ? A->g : la->u;
     act_forward(g, la->u, (size_t)B * F, c->act);
     linear_forward(la->h2, g, W->ff2_w, W->ff2_b, B, F, H);
-    if (train) dropout_forward(la->h2, la->m2, la->h2, BH, c->hidden_dropout, rng);
+    la->s2 = dropout_seeded(la->h2, BH, A->ph, rng);
     site_forward(A, hk, l, BERT_SITE_OUT, A->yc, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
                  la->mean2, la->rstd2, B);
     for (int b = 0; b < B; b++)
@@ -1072,8 +1081,7 @@ static void embed_backward(const bert *m, bert_acts *A, bert_weights *g) {
     int H = A->H, S = A->S, M = A->B * A->S;
     size_t MH = (size_t)M * H;
     float *d = A->dh1, *dsum = A->dh2;
-    zero(d, MH);
-    dropout_backward(d, dhid(A, 0), A->emb_mask, MH, A->ph);
+    dropout_apply(d, dhid(A, 0), MH, A->ph, A->emb_seed);
     zero(dsum, MH);
     layernorm_backward(dsum, g->emb_ln_w, g->emb_ln_b, d, A->emb_sum, m->w.emb_ln_w, A->emb_mean,
                        A->emb_rstd, M, H);
@@ -1105,8 +1113,7 @@ static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     site_backward(A, hk, l, BERT_SITE_OUT, A->dh2, A->da, dyc, la->h2, la->a, W->ln2_w, W->ln2_b,
                   G ? G->ln2_w : NULL, G ? G->ln2_b : NULL, c->ln_eps, la->mean2, la->rstd2, B);
     if (!grads && lowest == 2 * l + BERT_SITE_OUT) return 1;
-    zero(A->dtmp, BH);
-    dropout_backward(A->dtmp, A->dh2, la->m2, BH, A->ph);
+    dropout_apply(A->dtmp, A->dh2, BH, A->ph, la->s2);
     if (G) act_forward(A->g, la->u, BF, c->act);
     zero(A->dg, BF);
     linear_backward(A->dg, G ? G->ff2_w : NULL, G ? G->ff2_b : NULL, A->dtmp, A->g, W->ff2_w, B, F,
@@ -1123,14 +1130,12 @@ static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     zero(dx, (size_t)M * H);
     for (int b = 0; b < B; b++) vec_add(dx + (size_t)b * S * H, A->dxc + (size_t)b * H, H);
     if (!grads && lowest == 2 * l + BERT_SITE_ATTN) return 1;
-    zero(A->dtmp, BH);
-    dropout_backward(A->dtmp, A->dh1, la->m1, BH, A->ph);
+    dropout_apply(A->dtmp, A->dh1, BH, A->ph, la->s1);
     zero(A->dctx, BH);
     linear_backward(A->dctx, G ? G->ao_w : NULL, G ? G->ao_b : NULL, A->dtmp, la->ctx, W->ao_w, B,
                     H, H);
     zero(A->dqkv, (size_t)M * 3 * H);
-    attention_cls_backward(A->dqkv, A->dctx, la->qkv, la->probs, la->pmask, B, S, NH, H / NH,
-                           A->pa);
+    attention_cls_backward(A->dqkv, A->dctx, la->qkv, la->probs, B, S, NH, H / NH, A->pa, la->sp);
     /* keys and values: every row; queries: the first token's, packed */
     gemm(0, 0, M, H, 2 * H, 1.0f, A->dqkv + H, 3 * H, W->qkv_w + (size_t)H * H, H, 1.0f, dx, H);
     float *dqc = A->dxc;
@@ -1181,8 +1186,7 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
                       la->rstd2, M);
         if (!grads && lowest == 2 * l + BERT_SITE_OUT) return;
 
-        zero(A->dtmp, MH);
-        dropout_backward(A->dtmp, A->dh2, la->m2, MH, ph);
+        dropout_apply(A->dtmp, A->dh2, MH, ph, la->s2);
         if (G) act_forward(A->g, la->u, MF, c->act); /* only dW2 needs it; cheaper than storing */
         zero(A->dg, MF);
         linear_backward(A->dg, G ? G->ff2_w : NULL, G ? G->ff2_b : NULL, A->dtmp, A->g, W->ff2_w, M,
@@ -1198,14 +1202,13 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
                       G ? G->ln1_w : NULL, G ? G->ln1_b : NULL, c->ln_eps, la->mean1, la->rstd1, M);
         if (!grads && lowest == 2 * l + BERT_SITE_ATTN) return;
 
-        zero(A->dtmp, MH);
-        dropout_backward(A->dtmp, A->dh1, la->m1, MH, ph);
+        dropout_apply(A->dtmp, A->dh1, MH, ph, la->s1);
         zero(A->dctx, MH);
         linear_backward(A->dctx, G ? G->ao_w : NULL, G ? G->ao_b : NULL, A->dtmp, la->ctx, W->ao_w,
                         M, H, H);
         zero(A->dqkv, 3 * MH);
-        attention_backward(A->dqkv, NULL, A->dctx, la->qkv, la->probs, la->pmask, B, S, NH,
-                           H / NH, pa);
+        attention_backward(A->dqkv, NULL, A->dctx, la->qkv, la->probs, B, S, NH, H / NH, pa,
+                           la->sp);
         linear_backward(dx, G ? G->qkv_w : NULL, G ? G->qkv_b : NULL, A->dqkv, x, W->qkv_w, M, H,
                         3 * H);
         A->dvalid = l;

@@ -588,7 +588,7 @@ V512 static void drop_fwd512(const drop_job *j, size_t a, size_t b) {
         __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_srli_epi32(x, 8), th) & t;
         __m512 v = _mm512_maskz_loadu_ps(t, j->inp + i);
         _mm512_mask_storeu_ps(j->out + i, t, _mm512_maskz_mul_ps(keep, v, scale));
-        _mm_mask_storeu_epi8(j->mask + i, t, _mm_maskz_set1_epi8(keep, 1));
+        if (j->mask) _mm_mask_storeu_epi8(j->mask + i, t, _mm_maskz_set1_epi8(keep, 1));
     }
 }
 
@@ -602,9 +602,17 @@ static void drop_fwd_part(void *p, int lo, int hi) {
     }
     for (size_t i = a; i < b; i++) {
         uint8_t k = (drop_hash((uint32_t)i, j->s0, j->s1) >> 8) >= j->thresh;
-        j->mask[i] = k;
+        if (j->mask) j->mask[i] = k;
         j->out[i] = k ? j->inp[i] * j->scale : 0.0f;
     }
+}
+
+static drop_job drop_job_for(float *out, uint8_t *mask, const float *inp, size_t n, float p,
+                             uint64_t seed) {
+    drop_job j = {.out = out, .mask = mask, .inp = inp, .n = n, .s0 = (uint32_t)seed,
+                  .s1 = (uint32_t)(seed >> 32), .thresh = (uint32_t)ceilf(p * 16777216.0f),
+                  .scale = 1.0f / (1.0f - p)};
+    return j;
 }
 
 void dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, float p, af_rng *rng) {
@@ -612,11 +620,23 @@ void dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, floa
         if (out != inp) memmove(out, inp, n * sizeof(float));
         return;
     }
-    uint64_t seed = af_rng_u64(rng);
-    drop_job j = {.out = out, .mask = mask, .inp = inp, .n = n, .s0 = (uint32_t)seed,
-                  .s1 = (uint32_t)(seed >> 32), .thresh = (uint32_t)ceilf(p * 16777216.0f),
-                  .scale = 1.0f / (1.0f - p)};
+    drop_job j = drop_job_for(out, mask, inp, n, p, af_rng_u64(rng));
     run_chunks(drop_fwd_part, &j, n);
+}
+
+void dropout_apply(float *out, const float *inp, size_t n, float p, uint64_t seed) {
+    if (p <= 0) {
+        if (out != inp) memmove(out, inp, n * sizeof(float));
+        return;
+    }
+    drop_job j = drop_job_for(out, NULL, inp, n, p, seed);
+    run_chunks(drop_fwd_part, &j, n);
+}
+
+/* dropout_apply on the calling thread alone (inside a task of the pool). */
+static void dropout_apply_here(float *out, const float *inp, size_t n, float p, uint64_t seed) {
+    drop_job j = drop_job_for(out, NULL, inp, n, p, seed);
+    drop_fwd_part(&j, 0, (int)((n + CHUNK - 1) / CHUNK));
 }
 
 V512 static void drop_bwd512(const drop_job *j, size_t a, size_t b) {
@@ -709,15 +729,15 @@ void vec_add2(float *out, const float *a, const float *b, size_t n) {
 /* Dropout on the attention probabilities draws its masks per (sequence, head) from a stream
  * seeded by one draw of the caller's rng and the pair's index, so the result does not depend on
  * which thread runs which pair. */
-static void pair_rng(af_rng *r, uint64_t seed, int pair) {
-    af_rng_seed(r, seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(pair + 1)));
+static uint64_t pair_seed(uint64_t seed, int pair) {
+    af_rng r;
+    af_rng_seed(&r, seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(pair + 1)));
+    return af_rng_u64(&r);
 }
 
 typedef struct {
     float *ctx, *probs, *dqkv;
-    uint8_t *dmask;
     const float *qkv, *dctx, *cprobs;
-    const uint8_t *cdmask;
     const int *key_mask;
     int B, S, NH, D;
     float p;
@@ -729,7 +749,7 @@ static void att_fwd_part(void *vp, int lo, int hi) {
     const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
     const float alpha = 1.0f / sqrtf((float)D);
     const size_t SS = (size_t)S * S;
-    const int drop = j->dmask && j->p > 0;
+    const int drop = j->p > 0;
     float *scratch = drop ? thread_scratch(SS) : NULL;
     for (int t = lo; t < hi; t++) {
         int b = t / NH, h = t % NH;
@@ -749,9 +769,7 @@ static void att_fwd_part(void *vp, int lo, int hi) {
         }
         const float *Pd = P;
         if (drop) {
-            af_rng r;
-            pair_rng(&r, j->seed, t);
-            dropout_forward(scratch, j->dmask + (size_t)t * SS, P, SS, j->p, &r);
+            dropout_apply_here(scratch, P, SS, j->p, pair_seed(j->seed, t));
             Pd = scratch;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, D, S, 1.0f, Pd, S, v + h * D, ld,
@@ -759,12 +777,11 @@ static void att_fwd_part(void *vp, int lo, int hi) {
     }
 }
 
-void attention_forward(float *ctx, float *probs, uint8_t *dmask, float *scratch, const float *qkv,
-                       const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng) {
+void attention_forward(float *ctx, float *probs, float *scratch, const float *qkv,
+                       const int *key_mask, int B, int S, int NH, int D, float p, uint64_t seed) {
     (void)scratch; /* each thread has its own */
-    att_job j = {.ctx = ctx, .probs = probs, .dmask = dmask, .qkv = qkv, .key_mask = key_mask,
-                 .B = B, .S = S, .NH = NH, .D = D, .p = p};
-    if (dmask && p > 0) j.seed = af_rng_u64(rng);
+    att_job j = {.ctx = ctx, .probs = probs, .qkv = qkv, .key_mask = key_mask,
+                 .B = B, .S = S, .NH = NH, .D = D, .p = p, .seed = seed};
     af_parallel(B * NH, att_fwd_part, &j);
 }
 
@@ -773,8 +790,7 @@ static void att_bwd_part(void *vp, int lo, int hi) {
     const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
     const float alpha = 1.0f / sqrtf((float)D);
     const size_t SS = (size_t)S * S;
-    const int drop = j->cdmask && j->p > 0;
-    const float scale = drop ? 1.0f / (1.0f - j->p) : 1.0f;
+    const int drop = j->p > 0;
     float *Pd = thread_scratch(2 * SS), *dS = Pd + SS;
     for (int t = lo; t < hi; t++) {
         int b = t / NH, h = t % NH;
@@ -782,10 +798,10 @@ static void att_bwd_part(void *vp, int lo, int hi) {
         float *dq = j->dqkv + (size_t)b * S * ld, *dk = dq + H, *dv = dq + 2 * H;
         const float *dc = j->dctx + (size_t)b * S * H;
         const float *P = j->cprobs + (size_t)t * SS;
-        const uint8_t *mk = drop ? j->cdmask + (size_t)t * SS : NULL;
+        const uint64_t ps = drop ? pair_seed(j->seed, t) : 0;
         const float *Pv = P;
-        if (drop) {
-            for (size_t i = 0; i < SS; i++) Pd[i] = mk[i] ? P[i] * scale : 0.0f;
+        if (drop) { /* the forward's mask, hashed again from its seed */
+            dropout_apply_here(Pd, P, SS, j->p, ps);
             Pv = Pd;
         }
         /* dV += dropout(P)ᵀ·dctx;  d dropout(P) = dctx·Vᵀ */
@@ -793,8 +809,7 @@ static void att_bwd_part(void *vp, int lo, int hi) {
                     1.0f, dv + h * D, ld);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, 1.0f, dc + h * D, H,
                     v + h * D, ld, 0.0f, dS, S);
-        if (drop)
-            for (size_t i = 0; i < SS; i++) dS[i] = mk[i] ? dS[i] * scale : 0.0f;
+        if (drop) dropout_apply_here(dS, dS, SS, j->p, ps);
         /* softmax backward in place: dS = P ⊙ (dP − Σ dP⊙P); masked keys have P = 0 */
         for (int i = 0; i < S; i++) {
             float *d = dS + (size_t)i * S;
@@ -811,11 +826,10 @@ static void att_bwd_part(void *vp, int lo, int hi) {
 }
 
 void attention_backward(float *dqkv, float *scratch, const float *dctx, const float *qkv,
-                        const float *probs, const uint8_t *dmask, int B, int S, int NH, int D,
-                        float p) {
+                        const float *probs, int B, int S, int NH, int D, float p, uint64_t seed) {
     (void)scratch;
-    att_job j = {.dqkv = dqkv, .qkv = qkv, .dctx = dctx, .cprobs = probs, .cdmask = dmask,
-                 .B = B, .S = S, .NH = NH, .D = D, .p = p};
+    att_job j = {.dqkv = dqkv, .qkv = qkv, .dctx = dctx, .cprobs = probs, .B = B, .S = S,
+                 .NH = NH, .D = D, .p = p, .seed = seed};
     af_parallel(B * NH, att_bwd_part, &j);
 }
 
@@ -825,7 +839,7 @@ static void attc_fwd_part(void *vp, int lo, int hi) {
     const att_job *j = vp;
     const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
     const float alpha = 1.0f / sqrtf((float)D);
-    const int drop = j->dmask && j->p > 0;
+    const int drop = j->p > 0;
     float *Pd = thread_scratch(S);
     for (int t = lo; t < hi; t++) {
         int b = t / NH, h = t % NH;
@@ -839,9 +853,7 @@ static void attc_fwd_part(void *vp, int lo, int hi) {
         softmax_row(P, P, S);
         const float *Pv = P;
         if (drop) {
-            af_rng r;
-            pair_rng(&r, j->seed, t);
-            dropout_forward(Pd, j->dmask + (size_t)t * S, P, S, j->p, &r);
+            dropout_apply_here(Pd, P, S, j->p, pair_seed(j->seed, t));
             Pv = Pd;
         }
         cblas_sgemv(CblasRowMajor, CblasTrans, S, D, 1.0f, v + h * D, ld, Pv, 1, 0.0f,
@@ -849,11 +861,10 @@ static void attc_fwd_part(void *vp, int lo, int hi) {
     }
 }
 
-void attention_cls_forward(float *ctx, float *probs, uint8_t *dmask, const float *qkv,
-                           const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng) {
-    att_job j = {.ctx = ctx, .probs = probs, .dmask = dmask, .qkv = qkv, .key_mask = key_mask,
-                 .B = B, .S = S, .NH = NH, .D = D, .p = p};
-    if (dmask && p > 0) j.seed = af_rng_u64(rng);
+void attention_cls_forward(float *ctx, float *probs, const float *qkv, const int *key_mask, int B,
+                           int S, int NH, int D, float p, uint64_t seed) {
+    att_job j = {.ctx = ctx, .probs = probs, .qkv = qkv, .key_mask = key_mask,
+                 .B = B, .S = S, .NH = NH, .D = D, .p = p, .seed = seed};
     af_parallel(B * NH, attc_fwd_part, &j);
 }
 
@@ -861,8 +872,7 @@ static void attc_bwd_part(void *vp, int lo, int hi) {
     const att_job *j = vp;
     const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
     const float alpha = 1.0f / sqrtf((float)D);
-    const int drop = j->cdmask && j->p > 0;
-    const float scale = drop ? 1.0f / (1.0f - j->p) : 1.0f;
+    const int drop = j->p > 0;
     float *Pd = thread_scratch(2 * (size_t)S), *dS = Pd + S;
     for (int t = lo; t < hi; t++) {
         int b = t / NH, h = t % NH;
@@ -870,17 +880,16 @@ static void attc_bwd_part(void *vp, int lo, int hi) {
         float *dq = j->dqkv + (size_t)b * S * ld, *dk = dq + H, *dv = dq + 2 * H;
         const float *dc = j->dctx + (size_t)b * H + h * D;
         const float *P = j->cprobs + (size_t)t * S;
-        const uint8_t *mk = drop ? j->cdmask + (size_t)t * S : NULL;
+        const uint64_t ps = drop ? pair_seed(j->seed, t) : 0;
         const float *Pv = P;
         if (drop) {
-            for (int i = 0; i < S; i++) Pd[i] = mk[i] ? P[i] * scale : 0.0f;
+            dropout_apply_here(Pd, P, S, j->p, ps);
             Pv = Pd;
         }
         /* dV += dropout(P)ᵀ·dctx (an outer product); d dropout(P) = V·dctx */
         cblas_sger(CblasRowMajor, S, D, 1.0f, Pv, 1, dc, 1, dv + h * D, ld);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, S, D, 1.0f, v + h * D, ld, dc, 1, 0.0f, dS, 1);
-        if (drop)
-            for (int i = 0; i < S; i++) dS[i] = mk[i] ? dS[i] * scale : 0.0f;
+        if (drop) dropout_apply_here(dS, dS, S, j->p, ps);
         float dot = 0;
         for (int c = 0; c < S; c++) dot += dS[c] * P[c];
         for (int c = 0; c < S; c++) dS[c] = P[c] * (dS[c] - dot);
@@ -891,8 +900,8 @@ static void attc_bwd_part(void *vp, int lo, int hi) {
 }
 
 void attention_cls_backward(float *dqkv, const float *dctx, const float *qkv, const float *probs,
-                            const uint8_t *dmask, int B, int S, int NH, int D, float p) {
-    att_job j = {.dqkv = dqkv, .qkv = qkv, .dctx = dctx, .cprobs = probs, .cdmask = dmask,
-                 .B = B, .S = S, .NH = NH, .D = D, .p = p};
+                            int B, int S, int NH, int D, float p, uint64_t seed) {
+    att_job j = {.dqkv = dqkv, .qkv = qkv, .dctx = dctx, .cprobs = probs, .B = B, .S = S,
+                 .NH = NH, .D = D, .p = p, .seed = seed};
     af_parallel(B * NH, attc_bwd_part, &j);
 }

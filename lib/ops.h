@@ -58,6 +58,10 @@ void softmax_backward(float *dinp, const float *dout, const float *out, int M, i
  * seed and i, so the same rng state gives the same mask, and a shorter call its prefix. */
 void dropout_forward(float *out, uint8_t *mask, const float *inp, size_t n, float p, af_rng *rng);
 void dropout_backward(float *dinp, const float *dout, const uint8_t *mask, size_t n, float p);
+/* The same dropout with the mask never stored: out = inp·mask/(1−p), mask[i] the hash of (seed, i)
+ * that dropout_forward would have drawn with this seed (p == 0: out = inp; out may be inp). Its
+ * backward is the same call on the gradient, with the same seed: din = dout·mask/(1−p). */
+void dropout_apply(float *out, const float *inp, size_t n, float p, uint64_t seed);
 
 /* y = 0 */
 void vec_zero(float *y, size_t n);
@@ -71,23 +75,22 @@ void vec_add2(float *out, const float *a, const float *b, size_t n);
  * columns h*D of each; key_mask [B*S] is 1 for real tokens, 0 for padding (NULL: all real).
  *   probs[b,h] = softmax(Q·Kᵀ/√D + (1 − key_mask)·finfo.min)     [B, NH, S, S], kept for backward
  *   ctx[b·S+i, h·D..] = dropout(probs[b,h])·V                      [B*S, NH*D]
- * dmask [B, NH, S, S] receives the dropout mask (NULL or p == 0: no dropout), drawn per (sequence,
- * head) from a stream seeded by one draw of rng. scratch is unused (each thread keeps its own). */
-void attention_forward(float *ctx, float *probs, uint8_t *dmask, float *scratch, const float *qkv,
-                       const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng);
+ * Dropout (p > 0) masks each (sequence, head) pair's probabilities with a hash of a seed derived
+ * from `seed` and the pair, so the mask takes no memory: the backward, given the same p and seed,
+ * hashes it again. scratch is unused (each thread keeps its own). */
+void attention_forward(float *ctx, float *probs, float *scratch, const float *qkv,
+                       const int *key_mask, int B, int S, int NH, int D, float p, uint64_t seed);
 /* dqkv [B*S, 3*NH*D] += gradients of q, k and v from dctx. scratch is unused. */
 void attention_backward(float *dqkv, float *scratch, const float *dctx, const float *qkv,
-                        const float *probs, const uint8_t *dmask, int B, int S, int NH, int D,
-                        float p);
+                        const float *probs, int B, int S, int NH, int D, float p, uint64_t seed);
 
 /* The same for the first token of every sequence only (its query; keys and values of every
  * token): what the last layer computes when only [CLS] is read from it. qkv as above (only the
- * first token's q is read); ctx [B, NH*D] one row per sequence; probs [B, NH, S]; dmask
- * [B, NH, S]. */
-void attention_cls_forward(float *ctx, float *probs, uint8_t *dmask, const float *qkv,
-                           const int *key_mask, int B, int S, int NH, int D, float p, af_rng *rng);
+ * first token's q is read); ctx [B, NH*D] one row per sequence; probs [B, NH, S]. */
+void attention_cls_forward(float *ctx, float *probs, const float *qkv, const int *key_mask, int B,
+                           int S, int NH, int D, float p, uint64_t seed);
 /* dqkv += the gradients: q of the first tokens, k and v of every token. dctx [B, NH*D]. */
 void attention_cls_backward(float *dqkv, const float *dctx, const float *qkv, const float *probs,
-                            const uint8_t *dmask, int B, int S, int NH, int D, float p);
+                            int B, int S, int NH, int D, float p, uint64_t seed);
 
 #endif

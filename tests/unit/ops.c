@@ -220,6 +220,21 @@ static void test_dropout(af_rng *r) {
     ok(memcmp(m1, c.mask, c.n) == 0, "the same seed gives the same mask");
     float *d = zeros(c.n);
     dropout_backward(d, c.R, c.mask, c.n, c.p);
+    /* dropout_apply: the same mask, hashed from the seed dropout_forward drew, never stored */
+    af_rng s5;
+    af_rng_seed(&s5, 5);
+    uint64_t seed = af_rng_u64(&s5);
+    float *a = zeros(c.n), *da = zeros(c.n);
+    dropout_apply(a, c.inp, c.n, c.p, seed);
+    dropout_apply(da, c.R, c.n, c.p, seed);
+    ok(memcmp(a, c.out, c.n * 4) == 0, "dropout_apply from the seed = dropout_forward's output");
+    ok(memcmp(da, d, c.n * 4) == 0, "dropout_apply on the gradient = dropout_backward");
+    memcpy(a, c.inp, c.n * 4);
+    dropout_apply(a, a, c.n, c.p, seed);
+    ok(memcmp(a, c.out, c.n * 4) == 0, "dropout_apply in place");
+    dropout_apply(a, c.inp, c.n, 0, seed);
+    ok(memcmp(a, c.inp, c.n * 4) == 0, "dropout_apply with p = 0 copies");
+    free(a), free(da);
     c.n = 200; /* the check needs only a few entries; the mask prefix is the same */
     ok(gc_check(c.inp, d, c.n, 200, 1e-2f, do_loss, &c) < FD_TOL, "dropout backward");
     c.p = 0;
@@ -234,7 +249,6 @@ static void test_dropout(af_rng *r) {
 /* ---- attention ---- */
 typedef struct {
     float *ctx, *probs, *scratch, *qkv, *R;
-    uint8_t *dmask;
     const int *mask;
     int B, S, NH, D;
     float p;
@@ -242,10 +256,8 @@ typedef struct {
 
 static double at_loss(void *p) {
     at_ctx *c = p;
-    af_rng r;
-    af_rng_seed(&r, 9);
-    attention_forward(c->ctx, c->probs, c->dmask, c->scratch, c->qkv, c->mask, c->B, c->S, c->NH,
-                      c->D, c->p, &r);
+    attention_forward(c->ctx, c->probs, c->scratch, c->qkv, c->mask, c->B, c->S, c->NH, c->D, c->p,
+                      9); /* the same masks every call */
     return gc_dot(c->ctx, c->R, (size_t)c->B * c->S * c->NH * c->D);
 }
 
@@ -284,7 +296,6 @@ static void test_attention(af_rng *r) {
     size_t P = (size_t)c.B * c.NH * c.S * c.S;
     c.qkv = randn(r, (size_t)M * 3 * H, 1), c.R = randn(r, (size_t)M * H, 1);
     c.ctx = zeros((size_t)M * H), c.probs = zeros(P), c.scratch = zeros(2 * 36);
-    c.dmask = malloc(P);
     at_loss(&c);
     ok(attention_ref_error(&c) < 1e-5, "attention forward equals the masked reference");
     /* Padding never leaks: changing padded tokens' keys and values changes no real token. */
@@ -300,24 +311,32 @@ static void test_attention(af_rng *r) {
         for (int j = H; j < 3 * H; j++) c.qkv[(size_t)t * 3 * H + j] -= 100;
     at_loss(&c);
     float *d = zeros((size_t)M * 3 * H);
-    attention_backward(d, c.scratch, c.R, c.qkv, c.probs, c.dmask, c.B, c.S, c.NH, c.D, c.p);
+    attention_backward(d, c.scratch, c.R, c.qkv, c.probs, c.B, c.S, c.NH, c.D, c.p, 9);
     ok(gc_check(c.qkv, d, (size_t)M * 3 * H, 400, 1e-2f, at_loss, &c) < FD_TOL,
        "attention backward (q, k, v), with padding");
     int padgrad = 0;
     for (int t = 10; t < 12; t++)
         for (int j = H; j < 3 * H; j++) padgrad |= d[(size_t)t * 3 * H + j] != 0;
     ok(!padgrad, "padded keys and values get no gradient");
+    float *nodrop = malloc((size_t)M * H * 4);
+    memcpy(nodrop, c.ctx, (size_t)M * H * 4);
     c.p = 0.25f;
     at_loss(&c);
     memset(d, 0, (size_t)M * 3 * H * 4);
-    attention_backward(d, c.scratch, c.R, c.qkv, c.probs, c.dmask, c.B, c.S, c.NH, c.D, c.p);
+    attention_backward(d, c.scratch, c.R, c.qkv, c.probs, c.B, c.S, c.NH, c.D, c.p, 9);
     ok(gc_check(c.qkv, d, (size_t)M * 3 * H, 400, 1e-2f, at_loss, &c) < FD_TOL,
-       "attention backward with dropout on the probabilities");
-    size_t dropped = 0;
-    for (size_t i = 0; i < P; i++) dropped += !c.dmask[i];
-    ok(dropped > P / 10 && dropped < P / 2, "attention dropout drops some (%zu of %zu)", dropped,
-       P);
-    free(c.qkv), free(c.R), free(c.ctx), free(c.probs), free(c.scratch), free(c.dmask);
+       "attention backward with dropout on the probabilities (the mask hashed again)");
+    /* ctx = dropout(P)·V: rows whose probabilities lost some mass differ from the p = 0 rows */
+    size_t changed = 0;
+    for (int t = 0; t < M; t++) changed += memcmp(nodrop + (size_t)t * H, c.ctx + (size_t)t * H, H * 4) != 0;
+    ok(changed > 0, "attention dropout changes the context (%zu of %d rows)", changed, M);
+    /* the mask is the pair's own: the same pair under another seed gets another mask */
+    float *other = malloc((size_t)M * H * 4);
+    memcpy(other, c.ctx, (size_t)M * H * 4);
+    attention_forward(c.ctx, c.probs, c.scratch, c.qkv, c.mask, c.B, c.S, c.NH, c.D, c.p, 10);
+    ok(memcmp(other, c.ctx, (size_t)M * H * 4) != 0, "another seed, other masks");
+    free(nodrop), free(other);
+    free(c.qkv), free(c.R), free(c.ctx), free(c.probs), free(c.scratch);
     free(before), free(d);
 }
 
