@@ -912,8 +912,7 @@ static void site_forward(bert_acts *A, const bert_hooks *hk, int l, int site, fl
         hk->forward(hk->ctx, l, site, out, h, r, ln_w, ln_b, eps, M);
         return;
     }
-    vec_add2(A->tmp, h, r, (size_t)M * A->H);
-    layernorm_forward(out, mean, rstd, A->tmp, ln_w, ln_b, M, A->H, eps);
+    layernorm_forward_sum(out, mean, rstd, NULL, h, r, ln_w, ln_b, M, A->H, eps);
 }
 
 /* A dropout's seed, drawn as dropout_forward draws it (one number, only when p > 0). */
@@ -1059,7 +1058,7 @@ static void zero(float *p, size_t n) {
     vec_zero(p, n);
 }
 
-/* dh, dr += d out / d(h, r) for the site out = LN(h + r) or its hook. */
+/* dh, dr = d out / d(h, r) for the site out = LN(h + r) or its hook (overwritten, as hooks do). */
 static void site_backward(bert_acts *A, const bert_hooks *hk, int l, int site, float *dh, float *dr,
                           const float *dout, const float *h, const float *r, const float *ln_w,
                           const float *ln_b, float *dln_w, float *dln_b, float eps,
@@ -1069,11 +1068,14 @@ static void site_backward(bert_acts *A, const bert_hooks *hk, int l, int site, f
         hk->backward(hk->ctx, l, site, dh, dr, dout, h, r, ln_w, ln_b, eps, M);
         return;
     }
+    if (!dln_w && !dln_b) { /* frozen: one pass */
+        layernorm_backward_set(dh, dr, NULL, dout, h, r, ln_w, mean, rstd, M, A->H);
+        return;
+    }
     vec_add2(A->tmp, h, r, MH);
-    zero(A->dtmp, MH);
-    layernorm_backward(A->dtmp, dln_w, dln_b, dout, A->tmp, ln_w, mean, rstd, M, A->H);
-    vec_add(dh, A->dtmp, MH);
-    vec_add(dr, A->dtmp, MH);
+    zero(dh, MH);
+    layernorm_backward(dh, dln_w, dln_b, dout, A->tmp, ln_w, mean, rstd, M, A->H);
+    memcpy(dr, dh, MH * sizeof(float));
 }
 
 static void embed_backward(const bert *m, bert_acts *A, bert_weights *g) {
@@ -1108,8 +1110,6 @@ static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     float *dx = dhid(A, l), *dy = dhid(A, l + 1);
     float *dyc = A->yc; /* the forward's packed output is not needed any more */
     gather_cls(dyc, dy, B, S, H);
-    zero(A->dh2, BH);
-    zero(A->da, BH);
     site_backward(A, hk, l, BERT_SITE_OUT, A->dh2, A->da, dyc, la->h2, la->a, W->ln2_w, W->ln2_b,
                   G ? G->ln2_w : NULL, G ? G->ln2_b : NULL, c->ln_eps, la->mean2, la->rstd2, B);
     if (!grads && lowest == 2 * l + BERT_SITE_OUT) return 1;
@@ -1122,8 +1122,6 @@ static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     else zero(A->du, BF), act_backward(A->du, A->dg, la->u, BF, c->act);
     linear_backward(A->da, G ? G->ff1_w : NULL, G ? G->ff1_b : NULL, A->du, la->a, W->ff1_w, B, H,
                     F);
-    zero(A->dxc, BH);
-    zero(A->dh1, BH);
     site_backward(A, hk, l, BERT_SITE_ATTN, A->dh1, A->dxc, A->da, la->h1, A->xc, W->ln1_w,
                   W->ln1_b, G ? G->ln1_w : NULL, G ? G->ln1_b : NULL, c->ln_eps, la->mean1,
                   la->rstd1, B);
@@ -1179,8 +1177,6 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         const float *x = hidk(A, l);
         float *dx = dhid(A, l), *dy = dhid(A, l + 1);
 
-        zero(A->dh2, MH);
-        zero(A->da, MH);
         site_backward(A, hooks, l, BERT_SITE_OUT, A->dh2, A->da, dy, la->h2, la->a, W->ln2_w,
                       W->ln2_b, G ? G->ln2_w : NULL, G ? G->ln2_b : NULL, c->ln_eps, la->mean2,
                       la->rstd2, M);
@@ -1196,8 +1192,6 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         linear_backward(A->da, G ? G->ff1_w : NULL, G ? G->ff1_b : NULL, A->du, la->a, W->ff1_w, M,
                         H, F);
 
-        zero(dx, MH);
-        zero(A->dh1, MH);
         site_backward(A, hooks, l, BERT_SITE_ATTN, A->dh1, dx, A->da, la->h1, x, W->ln1_w, W->ln1_b,
                       G ? G->ln1_w : NULL, G ? G->ln1_b : NULL, c->ln_eps, la->mean1, la->rstd1, M);
         if (!grads && lowest == 2 * l + BERT_SITE_ATTN) return;

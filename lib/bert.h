@@ -82,7 +82,7 @@ typedef struct {
      * what its backward will need (it knows layer and site). M = B*S, padding tokens included. */
     void (*forward)(void *ctx, int layer, int site, float *out, const float *h, const float *r,
                     const float *ln_w, const float *ln_b, float eps, int M);
-    /* Accumulates dh, dr from dout, for the h, r of the last forward. */
+    /* Sets (overwrites) dh, dr from dout, for the h, r of the last forward. */
     void (*backward)(void *ctx, int layer, int site, float *dh, float *dr, const float *dout,
                      const float *h, const float *r, const float *ln_w, const float *ln_b,
                      float eps, int M);

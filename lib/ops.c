@@ -170,13 +170,41 @@ void linear_backward(float *dinp, float *dw, float *db, const float *dout, const
 typedef struct {
     float *out, *mean, *rstd, *dinp, *dw, *db;
     const float *inp, *w, *b, *dout, *cmean, *crstd;
+    const float *inp2; /* the LayerNorm's input is inp + inp2 (NULL: inp alone) */
+    float *sum;        /* forward: receives inp + inp2 (may be inp) */
+    float *dinp2;      /* backward, set: a second output, the same values as dinp */
+    const float *add;  /* backward, set: dinp = add + the gradient */
+    int set;           /* backward: dinp = (not +=) */
     int C;
     float eps;
 } ln_job;
 
-V512 static void ln_row512(const ln_job *j, int i) {
+/* Row i of the LayerNorm's input: inp, or inp + inp2 added into buf (and stored to sum). The
+ * sum is rounded to float as vec_add2 rounds it, so the fused passes give the same bits. */
+V512 static const float *ln_input512(const ln_job *j, int i, float *buf) {
+    size_t o = (size_t)i * j->C;
+    if (!j->inp2) return j->inp + o;
+    for (int k = 0; k < j->C; k += 16) {
+        __mmask16 t = tail_mask(j->C - k);
+        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(t, j->inp + o + k),
+                                 _mm512_maskz_loadu_ps(t, j->inp2 + o + k));
+        _mm512_mask_storeu_ps(buf + k, t, v);
+        if (j->sum) _mm512_mask_storeu_ps(j->sum + o + k, t, v);
+    }
+    return buf;
+}
+
+static const float *ln_input(const ln_job *j, int i, float *buf) {
+    size_t o = (size_t)i * j->C;
+    if (!j->inp2) return j->inp + o;
+    for (int k = 0; k < j->C; k++) buf[k] = j->inp[o + k] + j->inp2[o + k];
+    if (j->sum) memcpy(j->sum + o, buf, j->C * sizeof(float));
+    return buf;
+}
+
+V512 static void ln_row512(const ln_job *j, int i, float *buf) {
     int C = j->C;
-    const float *x = j->inp + (size_t)i * C;
+    const float *x = ln_input512(j, i, buf);
     float *y = j->out + (size_t)i * C;
     float m = (float)(sum512(x, C) / C);
     __m512 vm = _mm512_set1_ps(m);
@@ -207,12 +235,13 @@ V512 static void ln_row512(const ln_job *j, int i) {
 static void ln_fwd_part(void *p, int lo, int hi) {
     const ln_job *j = p;
     int C = j->C;
+    float *buf = j->inp2 ? thread_scratch(C) : NULL;
     if (has_avx512()) {
-        for (int i = lo; i < hi; i++) ln_row512(j, i);
+        for (int i = lo; i < hi; i++) ln_row512(j, i, buf);
         return;
     }
     for (int i = lo; i < hi; i++) {
-        const float *x = j->inp + (size_t)i * C;
+        const float *x = ln_input(j, i, buf);
         float *y = j->out + (size_t)i * C;
         /* two passes in float with a double accumulator: matches PyTorch to ~1e-7 */
         double s = 0;
@@ -230,19 +259,32 @@ static void ln_fwd_part(void *p, int lo, int hi) {
     }
 }
 
+static void ln_forward(const ln_job *j, int M) {
+    if ((size_t)M * j->C < PAR_MIN) ln_fwd_part((void *)j, 0, M);
+    else af_parallel(M, ln_fwd_part, (void *)j);
+}
+
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int M, int C, float eps) {
     ln_job j = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .w = w, .b = b, .C = C,
                 .eps = eps};
-    if ((size_t)M * C < PAR_MIN) ln_fwd_part(&j, 0, M);
-    else af_parallel(M, ln_fwd_part, &j);
+    ln_forward(&j, M);
+}
+
+void layernorm_forward_sum(float *out, float *mean, float *rstd, float *sum, const float *a,
+                           const float *b, const float *w, const float *bias, int M, int C,
+                           float eps) {
+    ln_job j = {.out = out, .mean = mean, .rstd = rstd, .inp = a, .inp2 = b, .sum = sum, .w = w,
+                .b = bias, .C = C, .eps = eps};
+    ln_forward(&j, M);
 }
 
 /* dx += r·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)), dxhat = dy·w (no dw, db here). */
-V512 static void ln_bwd_row512(const ln_job *j, int i) {
+V512 static void ln_bwd_row512(const ln_job *j, int i, float *buf) {
     int C = j->C;
-    const float *x = j->inp + (size_t)i * C, *dy = j->dout + (size_t)i * C;
-    float *dx = j->dinp + (size_t)i * C;
+    const float *x = ln_input512(j, i, buf), *dy = j->dout + (size_t)i * C;
+    float *dx = j->dinp + (size_t)i * C, *dx2 = j->dinp2 ? j->dinp2 + (size_t)i * C : NULL;
+    const float *ad = j->add ? j->add + (size_t)i * C : NULL;
     __m512 vm = _mm512_set1_ps(j->cmean[i]), vr = _mm512_set1_ps(j->crstd[i]);
     __m512d s1a = _mm512_setzero_pd(), s1b = _mm512_setzero_pd();
     __m512d s2a = _mm512_setzero_pd(), s2b = _mm512_setzero_pd();
@@ -265,19 +307,23 @@ V512 static void ln_bwd_row512(const ln_job *j, int i) {
         __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, x + k), vm), vr);
         __m512 dxh = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, dy + k), _mm512_maskz_loadu_ps(t, j->w + k));
         __m512 g = _mm512_mul_ps(vr, _mm512_sub_ps(_mm512_sub_ps(dxh, va), _mm512_mul_ps(xh, vc)));
-        _mm512_mask_storeu_ps(dx + k, t, _mm512_add_ps(_mm512_maskz_loadu_ps(t, dx + k), g));
+        if (!j->set) g = _mm512_add_ps(_mm512_maskz_loadu_ps(t, dx + k), g);
+        else if (ad) g = _mm512_add_ps(_mm512_maskz_loadu_ps(t, ad + k), g);
+        _mm512_mask_storeu_ps(dx + k, t, g);
+        if (dx2) _mm512_mask_storeu_ps(dx2 + k, t, g);
     }
 }
 
 static void ln_bwd_part(void *p, int lo, int hi) {
     const ln_job *j = p;
     int C = j->C;
+    float *buf = j->inp2 ? thread_scratch(C) : NULL;
     if (j->dinp && !j->dw && !j->db && has_avx512()) {
-        for (int i = lo; i < hi; i++) ln_bwd_row512(j, i);
+        for (int i = lo; i < hi; i++) ln_bwd_row512(j, i, buf);
         return;
     }
     for (int i = lo; i < hi; i++) {
-        const float *x = j->inp + (size_t)i * C, *dy = j->dout + (size_t)i * C;
+        const float *x = ln_input(j, i, buf), *dy = j->dout + (size_t)i * C;
         float m = j->cmean[i], r = j->crstd[i];
         /* dxhat = dy·w; dx = r·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)) */
         double s1 = 0, s2 = 0;
@@ -290,21 +336,36 @@ static void ln_bwd_part(void *p, int lo, int hi) {
         }
         if (!j->dinp) continue;
         float a = (float)(s1 / C), c = (float)(s2 / C);
-        float *dx = j->dinp + (size_t)i * C;
+        float *dx = j->dinp + (size_t)i * C, *dx2 = j->dinp2 ? j->dinp2 + (size_t)i * C : NULL;
+        const float *ad = j->add ? j->add + (size_t)i * C : NULL;
         for (int k = 0; k < C; k++) {
             float xh = (x[k] - m) * r;
-            dx[k] += r * (dy[k] * j->w[k] - a - xh * c);
+            float g = r * (dy[k] * j->w[k] - a - xh * c);
+            dx[k] = !j->set ? dx[k] + g : ad ? ad[k] + g : g;
+            if (dx2) dx2[k] = dx[k];
         }
     }
+}
+
+static void ln_backward(const ln_job *j, int M) {
+    /* dw and db sum over rows: those runs stay on one thread */
+    if ((size_t)M * j->C < PAR_MIN || j->dw || j->db) ln_bwd_part((void *)j, 0, M);
+    else af_parallel(M, ln_bwd_part, (void *)j);
 }
 
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int M, int C) {
     ln_job j = {.dinp = dinp, .dw = dw, .db = db, .dout = dout, .inp = inp, .w = w,
                 .cmean = mean, .crstd = rstd, .C = C};
-    /* dw and db sum over rows: those runs stay on one thread */
-    if ((size_t)M * C < PAR_MIN || dw || db) ln_bwd_part(&j, 0, M);
-    else af_parallel(M, ln_bwd_part, &j);
+    ln_backward(&j, M);
+}
+
+void layernorm_backward_set(float *dinp, float *dinp2, const float *add, const float *dout,
+                            const float *a, const float *b, const float *w, const float *mean,
+                            const float *rstd, int M, int C) {
+    ln_job j = {.dinp = dinp, .dinp2 = dinp2, .add = add, .set = 1, .dout = dout, .inp = a,
+                .inp2 = b, .w = w, .cmean = mean, .crstd = rstd, .C = C};
+    ln_backward(&j, M);
 }
 
 /* ---- activations -------------------------------------------------------------------------- */

@@ -27,6 +27,17 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
                        const float *b, int M, int C, float eps);
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int M, int C);
+/* Residual + LayerNorm in one pass: out = LN(a + b); sum (NULL: not kept; may be a) receives
+ * a + b. The same bits as vec_add2 followed by layernorm_forward. */
+void layernorm_forward_sum(float *out, float *mean, float *rstd, float *sum, const float *a,
+                           const float *b, const float *w, const float *bias, int M, int C,
+                           float eps);
+/* The backward of LN(a + b) (b may be NULL: LN(a)) without dw, db, OVERWRITING its outputs:
+ * dinp = add + d(a + b) (add NULL: 0 +), and dinp2 (unless NULL) the same values: the gradient
+ * both terms of the sum receive, plus a residual gradient, in one pass. */
+void layernorm_backward_set(float *dinp, float *dinp2, const float *add, const float *dout,
+                            const float *a, const float *b, const float *w, const float *mean,
+                            const float *rstd, int M, int C);
 
 typedef enum {
     AF_ACT_RELU,

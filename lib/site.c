@@ -130,11 +130,12 @@ void site_cache_carve_shared(site_cache *c, float *mem, float *scratch, const si
 static void recompute(site_cache *c, const site *s, const float *h, const float *r, int M) {
     int H = s->adapters[0].H;
     size_t MH = (size_t)M * H;
-    vec_add2(c->hr, h, r, MH);
     const float *x = h;
     if (s->arch == SITE_PFEIFFER) {
-        layernorm_forward(c->x, NULL, NULL, c->hr, c->ln_w, c->ln_b, M, H, c->eps);
+        layernorm_forward_sum(c->x, NULL, NULL, c->hr, h, r, c->ln_w, c->ln_b, M, H, c->eps);
         x = c->x;
+    } else {
+        vec_add2(c->hr, h, r, MH);
     }
     if (s->fusion) {
         adapter_stack_forward(c->ups, &c->ac, x, s->adapters, s->N, M);
@@ -149,11 +150,12 @@ void site_forward(float *out, site_cache *c, const site *s, const float *h, cons
     int H = s->adapters[0].H;
     size_t MH = (size_t)M * H;
     c->ln_w = ln_w, c->ln_b = ln_b, c->eps = eps;
-    vec_add2(c->hr, h, r, MH);
     const float *x = h;
     if (s->arch == SITE_PFEIFFER) {
-        layernorm_forward(c->x, c->mean1, c->rstd1, c->hr, ln_w, ln_b, M, H, eps);
+        layernorm_forward_sum(c->x, c->mean1, c->rstd1, c->hr, h, r, ln_w, ln_b, M, H, eps);
         x = c->x;
+    } else {
+        vec_add2(c->hr, h, r, MH);
     }
     if (s->fusion) {
         adapter_stack_forward(c->ups, &c->ac, x, s->adapters, s->N, M);
@@ -161,8 +163,8 @@ void site_forward(float *out, site_cache *c, const site *s, const float *h, cons
     } else {
         adapter_stack_forward(c->y, &c->ac, x, s->adapters, 1, M);
     }
-    vec_add(c->y, c->hr, MH);
-    layernorm_forward(out, c->mean2, c->rstd2, c->y, ln_w, ln_b, M, H, eps);
+    /* y += h + r: the backward reads y (LN's input) */
+    layernorm_forward_sum(out, c->mean2, c->rstd2, c->y, c->y, c->hr, ln_w, ln_b, M, H, eps);
 }
 
 void site_backward(float *dh, float *dr, site_cache *c, const site *s, const float *dout,
@@ -171,13 +173,15 @@ void site_backward(float *dh, float *dr, site_cache *c, const site *s, const flo
     size_t MH = (size_t)M * H;
     const float *x = s->arch == SITE_PFEIFFER ? c->x : h;
     if (c->shared) recompute(c, s, h, r, M);
-    memset(c->dy, 0, MH * sizeof(float));
-    layernorm_backward(c->dy, NULL, NULL, dout, c->y, ln_w, c->mean2, c->rstd2, M, H);
-    if (dh) vec_add(dh, c->dy, MH);
-    if (dr) vec_add(dr, c->dy, MH);
+    /* dy = d out / dy, which h and r receive directly (y = adapters' output + h + r) */
+    layernorm_backward_set(c->dy, NULL, NULL, dout, c->y, NULL, ln_w, c->mean2, c->rstd2, M, H);
     /* Everything below reaches h and r only through x; skip it if nothing wants a gradient. */
     int want_x = s->arch == SITE_PFEIFFER ? dh || dr : dh != NULL;
-    if (!want_x && !s->adapter_grads && !s->fusion_grad) return;
+    if (!want_x) {
+        if (dh) memcpy(dh, c->dy, MH * sizeof(float));
+        if (dr) memcpy(dr, c->dy, MH * sizeof(float));
+        if (!s->adapter_grads && !s->fusion_grad) return;
+    }
     float *dx = want_x ? c->dx : NULL;
     if (dx) memset(dx, 0, MH * sizeof(float));
     if (s->fusion) {
@@ -188,12 +192,12 @@ void site_backward(float *dh, float *dr, site_cache *c, const site *s, const flo
         adapter_stack_backward(dx, s->adapter_grads, &c->ac, c->dy, x, s->adapters, 1, M);
     }
     if (!dx) return;
-    if (s->arch == SITE_HOULSBY) {
-        vec_add(dh, dx, MH);
+    if (s->arch == SITE_HOULSBY) { /* x = h: dh = dy + dx, dr = dy */
+        vec_add2(dh, c->dy, dx, MH);
+        if (dr) memcpy(dr, c->dy, MH * sizeof(float));
         return;
     }
-    memset(c->dy, 0, MH * sizeof(float)); /* reused: d(h + r) */
-    layernorm_backward(c->dy, NULL, NULL, dx, c->hr, ln_w, c->mean1, c->rstd1, M, H);
-    if (dh) vec_add(dh, c->dy, MH);
-    if (dr) vec_add(dr, c->dy, MH);
+    /* x = LN1(h + r): h and r both receive dy + LN1's backward of dx */
+    layernorm_backward_set(dh ? dh : dr, dh ? dr : NULL, c->dy, dx, c->hr, NULL, ln_w, c->mean1,
+                           c->rstd1, M, H);
 }

@@ -70,8 +70,9 @@ void site_cache_carve_shared(site_cache *c, float *mem, float *scratch, const si
  * not annealing). rng non-NULL means training (fusion dropout; adapters have none). */
 void site_forward(float *out, site_cache *c, const site *s, const float *h, const float *r,
                   const float *ln_w, const float *ln_b, float eps, int M, float T, af_rng *rng);
-/* Accumulates dh, dr (either NULL: not needed) and the adapter and fusion gradients (when s has
- * gradient views) from dout, for the h, r of the last forward. The LN weights get no gradient. */
+/* Sets (overwrites) dh, dr (either NULL: not needed) and accumulates the adapter and fusion
+ * gradients (when s has gradient views) from dout, for the h, r of the last forward. The LN
+ * weights get no gradient. */
 void site_backward(float *dh, float *dr, site_cache *c, const site *s, const float *dout,
                    const float *h, const float *r, const float *ln_w, int M);
 

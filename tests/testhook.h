@@ -50,8 +50,8 @@ static void th_backward(void *ctx, int l, int s, float *dh, float *dr, const flo
         float gh = t->tmp[i] * (1.0f + 2.0f * t->c * h[i]);
         t->dh[l][s][i] = gh;
         t->dr[l][s][i] = t->tmp[i];
-        dh[i] += gh;
-        dr[i] += t->tmp[i];
+        dh[i] = gh; /* hooks set their gradients */
+        dr[i] = t->tmp[i];
     }
     t->calls_bwd++;
 }

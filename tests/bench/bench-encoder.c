@@ -48,12 +48,8 @@ static void ph_backward(void *ctx, int l, int site, float *dh, float *dr, const 
                         const float *h, const float *r, const float *ln_w, const float *ln_b,
                         float eps, int M) {
     passhook *p = ctx;
-    size_t n = (size_t)M * p->H;
-    memset(p->tmp, 0, n * sizeof(float));
-    layernorm_backward(p->tmp, NULL, NULL, dout, p->z + (size_t)l * p->M * p->H, ln_w,
-                       p->mean + (size_t)l * p->M, p->rstd + (size_t)l * p->M, M, p->H);
-    vec_add(dh, p->tmp, n);
-    vec_add(dr, p->tmp, n);
+    layernorm_backward_set(dh, dr, NULL, dout, p->z + (size_t)l * p->M * p->H, NULL, ln_w,
+                           p->mean + (size_t)l * p->M, p->rstd + (size_t)l * p->M, M, p->H);
 }
 
 /* Matrix-product FLOPs of one layer's forward: q/k/v, attention output, FFN, and the two

@@ -112,6 +112,38 @@ static void test_layernorm(af_rng *r) {
     free(di), free(dw), free(db);
 }
 
+/* The fused residual passes give the bits of the passes they replace (tails: C = 40). */
+static void test_layernorm_fused(af_rng *r) {
+    int M = 1000, C = 40; /* big enough to run on the pool */
+    size_t n = (size_t)M * C;
+    float *a = randn(r, n, 1), *b = randn(r, n, 1), *w = randn(r, C, 1), *bias = randn(r, C, 1);
+    float *dy = randn(r, n, 1), *add = randn(r, n, 1);
+    float *sum = zeros(n), *out = zeros(n), *mean = zeros(M), *rstd = zeros(M);
+    float *sum2 = zeros(n), *out2 = zeros(n), *mean2 = zeros(M), *rstd2 = zeros(M);
+    vec_add2(sum, a, b, n);
+    layernorm_forward(out, mean, rstd, sum, w, bias, M, C, 1e-12f);
+    layernorm_forward_sum(out2, mean2, rstd2, sum2, a, b, w, bias, M, C, 1e-12f);
+    ok(!memcmp(out, out2, n * 4) && !memcmp(sum, sum2, n * 4) && !memcmp(mean, mean2, M * 4) &&
+           !memcmp(rstd, rstd2, M * 4),
+       "layernorm_forward_sum = vec_add2 + layernorm_forward, bit for bit");
+    memcpy(sum2, a, n * 4);
+    layernorm_forward_sum(out2, NULL, NULL, sum2, sum2, b, w, bias, M, C, 1e-12f);
+    ok(!memcmp(out, out2, n * 4) && !memcmp(sum, sum2, n * 4), "layernorm_forward_sum in place");
+    float *d = zeros(n), *g1 = zeros(n), *g2 = zeros(n);
+    layernorm_backward(d, NULL, NULL, dy, sum, w, mean, rstd, M, C);
+    for (size_t i = 0; i < n; i++) g1[i] = 1.5f;
+    layernorm_backward_set(g1, g2, NULL, dy, a, b, w, mean, rstd, M, C);
+    ok(!memcmp(g1, d, n * 4) && !memcmp(g2, d, n * 4),
+       "layernorm_backward_set of LN(a + b) = zero + layernorm_backward, into both outputs");
+    float *want = zeros(n);
+    vec_add2(want, add, d, n);
+    layernorm_backward_set(g1, NULL, add, dy, sum, NULL, w, mean, rstd, M, C);
+    ok(!memcmp(g1, want, n * 4), "layernorm_backward_set with a residual gradient added");
+    free(a), free(b), free(w), free(bias), free(dy), free(add), free(sum), free(out), free(mean);
+    free(rstd), free(sum2), free(out2), free(mean2), free(rstd2), free(d), free(g1), free(g2);
+    free(want);
+}
+
 /* ---- activations ---- */
 typedef struct {
     float *out, *inp, *R;
@@ -345,6 +377,7 @@ int main(void) {
     af_rng_seed(&r, 42);
     test_linear(&r);
     test_layernorm(&r);
+    test_layernorm_fused(&r);
     test_activations(&r);
     test_softmax(&r);
     test_dropout(&r);
