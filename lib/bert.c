@@ -638,6 +638,8 @@ struct bert_acts {
     float *dg, *du;                      /* (M, F) */
     /* cls_only: the last layer computes only the first token of every sequence (bert.h) */
     int cls_only, fwd_cls_only; /* as set, and as the last forward ran */
+    int u_deriv;                /* the last forward (frozen, training) left act'(u) in the kept
+                                   layers' u: the backward multiplies instead of evaluating it */
     int frozen, lowest;         /* bert_acts_new_frozen: the plan the buffers were cut for */
     int compact;                /* its last layer holds [CLS] rows only */
     int lean;                   /* bert_acts_new_lean: only the last hidden states are kept */
@@ -944,6 +946,23 @@ static void embed_forward(const bert *m, bert_acts *A, float *out, int train, af
     A->emb_seed = dropout_seeded(out, (size_t)M * H, A->ph, rng);
 }
 
+static void zero(float *p, size_t n);
+
+/* g = act(u); in a frozen training forward u then becomes act'(u), all its backward reads (the
+ * backward never needs u itself without weight gradients), computed once here. */
+static void act_apply(const bert_acts *A, float *g, float *u, size_t n, int act) {
+    if (A->u_deriv && g != u) act_forward_deriv(g, u, u, n, act);
+    else act_forward(g, u, n, act);
+}
+
+/* d act input = dg ⊙ act'(u), in place when du == dg. */
+static void act_grad(const bert_acts *A, float *du, const float *dg, const float *u, size_t n,
+                     int act) {
+    if (A->u_deriv) vec_mul(du, dg, u, n);
+    else if (du == dg) act_backward_set(du, dg, u, n, act);
+    else zero(du, n), act_backward(du, dg, u, n, act);
+}
+
 static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *hk, int train,
                           af_rng *rng) {
     const bert_layer *W = &m->w.layer[l];
@@ -962,7 +981,7 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
                  la->mean1, la->rstd1, M);
     linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, M, H, F);
     float *g = A->g ? A->g : la->u; /* inference: in place */
-    act_forward(g, la->u, (size_t)M * F, c->act);
+    act_apply(A, g, la->u, (size_t)M * F, c->act);
     linear_forward(la->h2, g, W->ff2_w, W->ff2_b, M, F, H);
     la->s2 = dropout_seeded(la->h2, MH, A->ph, rng);
     site_forward(A, hk, l, BERT_SITE_OUT, y, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
@@ -1005,7 +1024,7 @@ static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
                  la->mean1, la->rstd1, B);
     linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, B, H, F);
     float *g = A->g ? A->g : la->u;
-    act_forward(g, la->u, (size_t)B * F, c->act);
+    act_apply(A, g, la->u, (size_t)B * F, c->act);
     linear_forward(la->h2, g, W->ff2_w, W->ff2_b, B, F, H);
     la->s2 = dropout_seeded(la->h2, BH, A->ph, rng);
     site_forward(A, hk, l, BERT_SITE_OUT, A->yc, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
@@ -1043,6 +1062,7 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
     for (int p = 0; A->frozen && train && p < A->lowest && p < 2 * c->layers; p++)
         if (A->active[p]) return NULL;
     A->dvalid = c->layers + 1;
+    A->u_deriv = A->frozen && train;
     embed_forward(m, A, hidk(A, 0), train, rng);
     for (int l = 0; l < c->layers; l++) {
         if (A->cls_only && l == c->layers - 1) layer_forward_cls(m, A, l, hooks, train, rng);
@@ -1114,12 +1134,14 @@ static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
                   G ? G->ln2_w : NULL, G ? G->ln2_b : NULL, c->ln_eps, la->mean2, la->rstd2, B);
     if (!grads && lowest == 2 * l + BERT_SITE_OUT) return 1;
     dropout_apply(A->dtmp, A->dh2, BH, A->ph, la->s2);
-    if (G) act_forward(A->g, la->u, BF, c->act);
-    zero(A->dg, BF);
-    linear_backward(A->dg, G ? G->ff2_w : NULL, G ? G->ff2_b : NULL, A->dtmp, A->g, W->ff2_w, B, F,
-                    H);
-    if (A->du == A->dg) act_backward_set(A->du, A->dg, la->u, BF, c->act);
-    else zero(A->du, BF), act_backward(A->du, A->dg, la->u, BF, c->act);
+    if (G) {
+        act_forward(A->g, la->u, BF, c->act);
+        zero(A->dg, BF);
+        linear_backward(A->dg, G->ff2_w, G->ff2_b, A->dtmp, A->g, W->ff2_w, B, F, H);
+    } else {
+        linear_backward_set(A->dg, A->dtmp, W->ff2_w, B, F, H);
+    }
+    act_grad(A, A->du, A->dg, la->u, BF, c->act);
     linear_backward(A->da, G ? G->ff1_w : NULL, G ? G->ff1_b : NULL, A->du, la->a, W->ff1_w, B, H,
                     F);
     site_backward(A, hk, l, BERT_SITE_ATTN, A->dh1, A->dxc, A->da, la->h1, A->xc, W->ln1_w,
@@ -1129,9 +1151,12 @@ static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     for (int b = 0; b < B; b++) vec_add(dx + (size_t)b * S * H, A->dxc + (size_t)b * H, H);
     if (!grads && lowest == 2 * l + BERT_SITE_ATTN) return 1;
     dropout_apply(A->dtmp, A->dh1, BH, A->ph, la->s1);
-    zero(A->dctx, BH);
-    linear_backward(A->dctx, G ? G->ao_w : NULL, G ? G->ao_b : NULL, A->dtmp, la->ctx, W->ao_w, B,
-                    H, H);
+    if (G) {
+        zero(A->dctx, BH);
+        linear_backward(A->dctx, G->ao_w, G->ao_b, A->dtmp, la->ctx, W->ao_w, B, H, H);
+    } else {
+        linear_backward_set(A->dctx, A->dtmp, W->ao_w, B, H, H);
+    }
     zero(A->dqkv, (size_t)M * 3 * H);
     attention_cls_backward(A->dqkv, A->dctx, la->qkv, la->probs, B, S, NH, H / NH, A->pa, la->sp);
     /* keys and values: every row; queries: the first token's, packed */
@@ -1183,12 +1208,14 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         if (!grads && lowest == 2 * l + BERT_SITE_OUT) return;
 
         dropout_apply(A->dtmp, A->dh2, MH, ph, la->s2);
-        if (G) act_forward(A->g, la->u, MF, c->act); /* only dW2 needs it; cheaper than storing */
-        zero(A->dg, MF);
-        linear_backward(A->dg, G ? G->ff2_w : NULL, G ? G->ff2_b : NULL, A->dtmp, A->g, W->ff2_w, M,
-                        F, H);
-        if (A->du == A->dg) act_backward_set(A->du, A->dg, la->u, MF, c->act);
-        else zero(A->du, MF), act_backward(A->du, A->dg, la->u, MF, c->act);
+        if (G) {
+            act_forward(A->g, la->u, MF, c->act); /* only dW2 needs it; cheaper than storing */
+            zero(A->dg, MF);
+            linear_backward(A->dg, G->ff2_w, G->ff2_b, A->dtmp, A->g, W->ff2_w, M, F, H);
+        } else {
+            linear_backward_set(A->dg, A->dtmp, W->ff2_w, M, F, H);
+        }
+        act_grad(A, A->du, A->dg, la->u, MF, c->act);
         linear_backward(A->da, G ? G->ff1_w : NULL, G ? G->ff1_b : NULL, A->du, la->a, W->ff1_w, M,
                         H, F);
 
@@ -1197,10 +1224,12 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         if (!grads && lowest == 2 * l + BERT_SITE_ATTN) return;
 
         dropout_apply(A->dtmp, A->dh1, MH, ph, la->s1);
-        zero(A->dctx, MH);
-        linear_backward(A->dctx, G ? G->ao_w : NULL, G ? G->ao_b : NULL, A->dtmp, la->ctx, W->ao_w,
-                        M, H, H);
-        zero(A->dqkv, 3 * MH);
+        if (G) {
+            zero(A->dctx, MH);
+            linear_backward(A->dctx, G->ao_w, G->ao_b, A->dtmp, la->ctx, W->ao_w, M, H, H);
+        } else {
+            linear_backward_set(A->dctx, A->dtmp, W->ao_w, M, H, H);
+        }
         attention_backward(A->dqkv, NULL, A->dctx, la->qkv, la->probs, B, S, NH, H / NH, pa,
                            la->sp);
         linear_backward(dx, G ? G->qkv_w : NULL, G ? G->qkv_b : NULL, A->dqkv, x, W->qkv_w, M, H,

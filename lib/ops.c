@@ -154,6 +154,10 @@ static void colsum_part(void *p, int lo, int hi) {
     }
 }
 
+void linear_backward_set(float *dinp, const float *dout, const float *w, int M, int K, int N) {
+    gemm(0, 0, M, K, N, 1.0f, dout, N, w, K, 0.0f, dinp, K);
+}
+
 void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                      const float *w, int M, int K, int N) {
     if (dinp) gemm(0, 0, M, K, N, 1.0f, dout, N, w, K, 1.0f, dinp, K);
@@ -181,16 +185,36 @@ typedef struct {
 
 /* Row i of the LayerNorm's input: inp, or inp + inp2 added into buf (and stored to sum). The
  * sum is rounded to float as vec_add2 rounds it, so the fused passes give the same bits. */
-V512 static const float *ln_input512(const ln_job *j, int i, float *buf) {
+/* Whole vectors go through plain stores: a masked store does not forward to the loads that
+ * read buf back at once, which made the fused pass slower than the two it replaces. *s (unless
+ * NULL) receives Σ x[j] in double, as sum512 sums it. */
+V512 static inline const float *ln_input512(const ln_job *j, int i, float *buf, double *s) {
     size_t o = (size_t)i * j->C;
-    if (!j->inp2) return j->inp + o;
-    for (int k = 0; k < j->C; k += 16) {
-        __mmask16 t = tail_mask(j->C - k);
-        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(t, j->inp + o + k),
-                                 _mm512_maskz_loadu_ps(t, j->inp2 + o + k));
-        _mm512_mask_storeu_ps(buf + k, t, v);
-        if (j->sum) _mm512_mask_storeu_ps(j->sum + o + k, t, v);
+    if (!j->inp2) {
+        if (s) *s = sum512(j->inp + o, j->C);
+        return j->inp + o;
     }
+    const float *a = j->inp + o, *b = j->inp2 + o;
+    float *sum = j->sum ? j->sum + o : NULL;
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    int k = 0;
+    for (; k + 16 <= j->C; k += 16) {
+        __m512 v = _mm512_add_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k));
+        _mm512_storeu_ps(buf + k, v);
+        if (sum) _mm512_storeu_ps(sum + k, v);
+        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+    }
+    if (k < j->C) {
+        __mmask16 t = tail_mask(j->C - k);
+        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(t, a + k), _mm512_maskz_loadu_ps(t, b + k));
+        _mm512_mask_storeu_ps(buf + k, t, v);
+        if (sum) _mm512_mask_storeu_ps(sum + k, t, v);
+        v = _mm512_maskz_mov_ps(t, v);
+        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+    }
+    if (s) *s = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
     return buf;
 }
 
@@ -204,9 +228,10 @@ static const float *ln_input(const ln_job *j, int i, float *buf) {
 
 V512 static void ln_row512(const ln_job *j, int i, float *buf) {
     int C = j->C;
-    const float *x = ln_input512(j, i, buf);
+    double s;
+    const float *x = ln_input512(j, i, buf, &s);
     float *y = j->out + (size_t)i * C;
-    float m = (float)(sum512(x, C) / C);
+    float m = (float)(s / C);
     __m512 vm = _mm512_set1_ps(m);
     __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
     for (int k = 0; k < C; k += 16) {
@@ -282,7 +307,7 @@ void layernorm_forward_sum(float *out, float *mean, float *rstd, float *sum, con
 /* dx += r·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)), dxhat = dy·w (no dw, db here). */
 V512 static void ln_bwd_row512(const ln_job *j, int i, float *buf) {
     int C = j->C;
-    const float *x = ln_input512(j, i, buf), *dy = j->dout + (size_t)i * C;
+    const float *x = ln_input512(j, i, buf, NULL), *dy = j->dout + (size_t)i * C;
     float *dx = j->dinp + (size_t)i * C, *dx2 = j->dinp2 ? j->dinp2 + (size_t)i * C : NULL;
     const float *ad = j->add ? j->add + (size_t)i * C : NULL;
     __m512 vm = _mm512_set1_ps(j->cmean[i]), vr = _mm512_set1_ps(j->crstd[i]);
@@ -400,7 +425,8 @@ typedef struct {
     const float *inp, *dout;
     size_t n;
     int act;
-    int set; /* backward: out = (not +=) dout·act'(inp); out may be dout */
+    int set;      /* backward: out = (not +=) dout·act'(inp); out may be dout */
+    float *deriv; /* forward: also act'(inp), computed as the backward computes it */
 } act_job;
 
 /* The exact GELU and its derivative, 16 lanes at a time; other activations take the scalar path. */
@@ -413,6 +439,23 @@ V512 static void gelu_fwd512(float *out, const float *inp, size_t n) {
         __m512 e = _ZGVeN16v_erff(_mm512_mul_ps(x, is2));
         _mm512_mask_storeu_ps(out + i, t,
                               _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, e)));
+    }
+}
+
+V512 static void gelu_fwd_deriv512(float *out, float *deriv, const float *inp, size_t n) {
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    const __m512 is2 = _mm512_set1_ps(INV_SQRT_2), is2pi = _mm512_set1_ps(INV_SQRT_2PI);
+    const __m512 mhalf = _mm512_set1_ps(-0.5f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 t = tail_mask(n - i);
+        __m512 x = _mm512_maskz_loadu_ps(t, inp + i);
+        __m512 e = _ZGVeN16v_erff(_mm512_mul_ps(x, is2));
+        _mm512_mask_storeu_ps(out + i, t,
+                              _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, e)));
+        __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(one, e));
+        __m512 pdf =
+            _mm512_mul_ps(is2pi, _ZGVeN16v_expf(_mm512_mul_ps(mhalf, _mm512_mul_ps(x, x))));
+        _mm512_mask_storeu_ps(deriv + i, t, _mm512_fmadd_ps(x, pdf, cdf));
     }
 }
 
@@ -441,6 +484,8 @@ static void chunk_range(size_t n, int lo, int hi, size_t *a, size_t *b) {
     if (*b > n) *b = n;
 }
 
+static void act_deriv(const act_job *j);
+
 static void act_fwd_part(void *p, int lo, int hi) {
     const act_job *j = p;
     size_t a, b;
@@ -449,7 +494,8 @@ static void act_fwd_part(void *p, int lo, int hi) {
     float *out = j->out + a;
     size_t n = b - a;
     if (j->act == AF_ACT_GELU && has_avx512()) {
-        gelu_fwd512(out, inp, n);
+        if (j->deriv) gelu_fwd_deriv512(out, j->deriv + a, inp, n);
+        else gelu_fwd512(out, inp, n);
         return;
     }
     switch (j->act) {
@@ -474,6 +520,48 @@ static void act_fwd_part(void *p, int lo, int hi) {
     case AF_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-inp[i]));
         break;
+    }
+    if (j->deriv) { /* after the forward: deriv may be inp */
+        act_job d = {j->deriv + a, inp, NULL, n, j->act, 1, NULL};
+        act_deriv(&d);
+    }
+}
+
+/* j->out = act'(j->inp) over j->n, the factor act_bwd_part multiplies dout by. out may be inp
+ * (each element is read before it is written). */
+static void act_deriv(const act_job *j) {
+    const float *inp = j->inp;
+    float *d = j->out;
+    for (size_t i = 0; i < j->n; i++) {
+        float x = inp[i], v = 0;
+        switch (j->act) {
+        case AF_ACT_RELU: v = x > 0 ? 1.0f : 0.0f; break;
+        case AF_ACT_GELU:
+            v = 0.5f * (1.0f + erff(x * INV_SQRT_2)) + x * (INV_SQRT_2PI * expf(-0.5f * x * x));
+            break;
+        case AF_ACT_GELU_TANH: {
+            float t = tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x));
+            float du = SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
+            v = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+            break;
+        }
+        case AF_ACT_SWISH: {
+            float s = 1.0f / (1.0f + expf(-x));
+            v = s + x * s * (1.0f - s);
+            break;
+        }
+        case AF_ACT_TANH: {
+            float t = tanhf(x);
+            v = 1.0f - t * t;
+            break;
+        }
+        case AF_ACT_SIGMOID: {
+            float s = 1.0f / (1.0f + expf(-x));
+            v = s * (1.0f - s);
+            break;
+        }
+        }
+        d[i] = v;
     }
 }
 
@@ -526,7 +614,7 @@ static void act_bwd_part(void *p, int lo, int hi) {
     case AF_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++) {
             float s = 1.0f / (1.0f + expf(-inp[i]));
-            ACC(i, dout[i] * s * (1.0f - s));
+            ACC(i, dout[i] * (s * (1.0f - s)));
         }
         break;
     }
@@ -540,17 +628,22 @@ static void run_chunks(af_task_fn part, void *job, size_t n) {
 }
 
 void act_forward(float *out, const float *inp, size_t n, int act) {
-    act_job j = {out, inp, NULL, n, act, 0};
+    act_job j = {out, inp, NULL, n, act, 0, NULL};
+    run_chunks(act_fwd_part, &j, n);
+}
+
+void act_forward_deriv(float *out, float *deriv, const float *inp, size_t n, int act) {
+    act_job j = {out, inp, NULL, n, act, 0, deriv};
     run_chunks(act_fwd_part, &j, n);
 }
 
 void act_backward(float *dinp, const float *dout, const float *inp, size_t n, int act) {
-    act_job j = {dinp, inp, dout, n, act, 0};
+    act_job j = {dinp, inp, dout, n, act, 0, NULL};
     run_chunks(act_bwd_part, &j, n);
 }
 
 void act_backward_set(float *dinp, const float *dout, const float *inp, size_t n, int act) {
-    act_job j = {dinp, inp, dout, n, act, 1};
+    act_job j = {dinp, inp, dout, n, act, 1, NULL};
     run_chunks(act_bwd_part, &j, n);
 }
 
@@ -781,6 +874,30 @@ void vec_add2(float *out, const float *a, const float *b, size_t n) {
     run_chunks(vec_part, &v, n);
 }
 
+V512 static void mul512(float *y, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 t = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, t, _mm512_mul_ps(_mm512_maskz_loadu_ps(t, a + i),
+                                                      _mm512_maskz_loadu_ps(t, b + i)));
+    }
+}
+
+static void mul_part(void *p, int lo, int hi) {
+    const vec_job *v = p;
+    size_t a, b;
+    chunk_range(v->n, lo, hi, &a, &b);
+    if (has_avx512()) {
+        mul512(v->y + a, v->a + a, v->b + a, b - a);
+        return;
+    }
+    for (size_t i = a; i < b; i++) v->y[i] = v->a[i] * v->b[i];
+}
+
+void vec_mul(float *out, const float *a, const float *b, size_t n) {
+    vec_job v = {out, a, b, n};
+    run_chunks(mul_part, &v, n);
+}
+
 /* ---- attention ---------------------------------------------------------------------------- */
 
 /* HF adds finfo(float32).min rather than -inf: a fully masked row then stays finite (uniform)
@@ -865,9 +982,10 @@ static void att_bwd_part(void *vp, int lo, int hi) {
             dropout_apply_here(Pd, P, SS, j->p, ps);
             Pv = Pd;
         }
-        /* dV += dropout(P)ᵀ·dctx;  d dropout(P) = dctx·Vᵀ */
+        /* dV = dropout(P)ᵀ·dctx;  d dropout(P) = dctx·Vᵀ (the pair's blocks of dqkv are its
+         * own and written once: beta 0, nothing to zero first) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, S, 1.0f, Pv, S, dc + h * D, H,
-                    1.0f, dv + h * D, ld);
+                    0.0f, dv + h * D, ld);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, 1.0f, dc + h * D, H,
                     v + h * D, ld, 0.0f, dS, S);
         if (drop) dropout_apply_here(dS, dS, SS, j->p, ps);
@@ -880,9 +998,9 @@ static void att_bwd_part(void *vp, int lo, int hi) {
             for (int c = 0; c < S; c++) d[c] = y[c] * (d[c] - dot);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, D, S, alpha, dS, S, k + h * D,
-                    ld, 1.0f, dq + h * D, ld);
+                    ld, 0.0f, dq + h * D, ld);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, S, alpha, dS, S, q + h * D, ld,
-                    1.0f, dk + h * D, ld);
+                    0.0f, dk + h * D, ld);
     }
 }
 

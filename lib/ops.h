@@ -18,6 +18,8 @@ void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int 
 /* out[M,N] = inp[M,K] · w[N,K]ᵀ + b[N]   (nn.Linear; b may be NULL) */
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int M, int K,
                     int N);
+/* dinp[M,K] = dout·w, overwriting (the input gradient of a frozen linear layer) */
+void linear_backward_set(float *dinp, const float *dout, const float *w, int M, int K, int N);
 /* dinp[M,K] += dout·w;  dw[N,K] += doutᵀ·inp;  db[N] += Σ_rows dout */
 void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                      const float *w, int M, int K, int N);
@@ -54,6 +56,9 @@ int act_parse(const char *name);
 const char *act_name(int act);
 /* out[n] = act(inp[n]); out may equal inp only for forward-only use (backward needs inp). */
 void act_forward(float *out, const float *inp, size_t n, int act);
+/* out = act(inp) and deriv = act'(inp), the factor act_backward multiplies dout by (computed as
+ * it computes it, so dout·deriv gives its bits); deriv may be inp, out may not. */
+void act_forward_deriv(float *out, float *deriv, const float *inp, size_t n, int act);
 /* dinp += dout · act'(inp) */
 void act_backward(float *dinp, const float *dout, const float *inp, size_t n, int act);
 /* dinp = dout · act'(inp), overwriting; dinp may be dout (the gradient taken in place) */
@@ -80,6 +85,8 @@ void vec_zero(float *y, size_t n);
 void vec_add(float *y, const float *x, size_t n);
 /* out = a + b */
 void vec_add2(float *out, const float *a, const float *b, size_t n);
+/* out = a ⊙ b (out may be a or b) */
+void vec_mul(float *out, const float *a, const float *b, size_t n);
 
 /* Multi-head self-attention core (HF BertSelfAttention after the q/k/v projections), batched per
  * (sequence, head) with cblas_sgemm, the pairs shared between the pool's threads. qkv [B*S, 3*NH*D] holds q | k | v per token, head h at
@@ -91,7 +98,8 @@ void vec_add2(float *out, const float *a, const float *b, size_t n);
  * hashes it again. scratch is unused (each thread keeps its own). */
 void attention_forward(float *ctx, float *probs, float *scratch, const float *qkv,
                        const int *key_mask, int B, int S, int NH, int D, float p, uint64_t seed);
-/* dqkv [B*S, 3*NH*D] += gradients of q, k and v from dctx. scratch is unused. */
+/* dqkv [B*S, 3*NH*D] = gradients of q, k and v from dctx, OVERWRITING (every element is
+ * written). scratch is unused. */
 void attention_backward(float *dqkv, float *scratch, const float *dctx, const float *qkv,
                         const float *probs, int B, int S, int NH, int D, float p, uint64_t seed);
 

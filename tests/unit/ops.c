@@ -52,6 +52,11 @@ static void test_linear(af_rng *r) {
     for (size_t i = 0; i < MN; i++) worst = fmax(worst, fabs(nob[i] + c.b[i % 3] - c.out[i]));
     ok(worst < 1e-5, "linear forward without bias is x·Wᵀ (%.2g)", worst);
     free(nob);
+    float *ds = randn(r, MK, 1), *dz = zeros(MK);
+    linear_backward_set(ds, c.R, c.w, c.M, c.K, c.N);
+    linear_backward(dz, NULL, NULL, c.R, c.inp, c.w, c.M, c.K, c.N);
+    ok(!memcmp(ds, dz, MK * 4), "linear_backward_set overwrites: = linear_backward into zeros");
+    free(ds), free(dz);
     /* Gradients start from a non-zero value: backward must add to it, not overwrite. */
     float *di = randn(r, MK, 1), *dw = randn(r, NK, 1), *db = randn(r, 3, 1);
     float *di0 = malloc(MK * 4), *dw0 = malloc(NK * 4), *db0 = malloc(12);
@@ -182,6 +187,21 @@ static void test_activations(af_rng *r) {
         act_backward(d, c.R, c.inp, c.n, c.act);
         ok(gc_check(c.inp, d, c.n, 100, 1e-3f, act_loss, &c) < FD_TOL, "%s backward",
            act_name(c.act));
+        /* the frozen path: act' stored by the forward, then dout ⊙ act' = act_backward_set */
+        size_t n = 5000; /* several chunks, a tail */
+        float *x = randn(r, n, 2), *dy = randn(r, n, 1), *y1 = zeros(n), *y2 = zeros(n);
+        float *g1 = zeros(n), *dv = malloc(n * 4);
+        act_forward(y1, x, n, c.act);
+        act_backward_set(g1, dy, x, n, c.act);
+        memcpy(dv, x, n * 4);
+        act_forward_deriv(y2, dv, dv, n, c.act); /* in place, as bert uses it */
+        vec_mul(dv, dy, dv, n);
+        size_t differ = 0; /* by value: relu's dout·0 may be -0 where the backward gives +0 */
+        for (size_t i = 0; i < n; i++) differ += y1[i] != y2[i] || g1[i] != dv[i];
+        ok(differ == 0,
+           "%s: act_forward_deriv, then dout * act' = act_forward, act_backward_set exactly",
+           act_name(c.act));
+        free(x), free(dy), free(y1), free(y2), free(g1), free(dv);
     }
     ok(act_parse("gelu") == AF_ACT_GELU && act_parse("gelu_new") == AF_ACT_GELU_TANH &&
            act_parse("gelu_pytorch_tanh") == AF_ACT_GELU_TANH && act_parse("nope") == -1,
@@ -354,7 +374,7 @@ static void test_attention(af_rng *r) {
     memcpy(nodrop, c.ctx, (size_t)M * H * 4);
     c.p = 0.25f;
     at_loss(&c);
-    memset(d, 0, (size_t)M * 3 * H * 4);
+    for (int i = 0; i < M * 3 * H; i++) d[i] = 7; /* it overwrites */
     attention_backward(d, c.scratch, c.R, c.qkv, c.probs, c.B, c.S, c.NH, c.D, c.p, 9);
     ok(gc_check(c.qkv, d, (size_t)M * 3 * H, 400, 1e-2f, at_loss, &c) < FD_TOL,
        "attention backward with dropout on the probabilities (the mask hashed again)");
