@@ -234,16 +234,6 @@ void fusion_cache_carve_shared(fusion_cache *c, float *mem, float *scratch,
     layout(c, mem, scratch, cfg, M);
 }
 
-static float dot(const float *a, const float *b, int n) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-static void axpy(float *y, float a, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
 /* The per-token loops below run over tokens in parallel (af_parallel): tokens are independent. */
 typedef struct {
     float *o, *dp, *dups, *s, *du, *dc, *dq;
@@ -257,7 +247,8 @@ static void mix_fwd_part(void *vp, int lo, int hi) {
     for (int m = lo; m < hi; m++) {
         float *o = j->o + (size_t)m * H;
         memset(o, 0, H * sizeof(float));
-        for (int i = 0; i < N; i++) axpy(o, j->p[m * N + i], j->ups + ((size_t)m * N + i) * H, H);
+        for (int i = 0; i < N; i++)
+            vec_axpy(o, j->p[m * N + i], j->ups + ((size_t)m * N + i) * H, H);
     }
 }
 
@@ -273,8 +264,8 @@ static void mix_bwd_part(void *vp, int lo, int hi) {
     for (int m = lo; m < hi; m++)
         for (int i = 0; i < N; i++) {
             size_t k = (size_t)m * N + i;
-            j->dp[k] = dot(j->dmix + (size_t)m * H, j->ups + k * H, H);
-            if (j->dups) axpy(j->dups + k * H, j->p[k], j->dmix + (size_t)m * H, H);
+            j->dp[k] = vec_dot(j->dmix + (size_t)m * H, j->ups + k * H, H);
+            if (j->dups) vec_axpy(j->dups + k * H, j->p[k], j->dmix + (size_t)m * H, H);
         }
 }
 
@@ -290,9 +281,10 @@ static void score_part(void *vp, int lo, int hi) {
     const tok_job *j = vp;
     int N = j->N, H = j->H;
     for (int m = lo; m < hi; m++) {
-        float qb = dot(j->q + (size_t)m * H, j->kb, H);
+        float qb = vec_dot(j->q + (size_t)m * H, j->kb, H);
         for (int i = 0; i < N; i++)
-            j->s[m * N + i] = dot(j->u + (size_t)m * H, j->ups + ((size_t)m * N + i) * H, H) + qb;
+            j->s[m * N + i] =
+                vec_dot(j->u + (size_t)m * H, j->ups + ((size_t)m * N + i) * H, H) + qb;
     }
 }
 
@@ -307,8 +299,8 @@ static void score_bwd_part(void *vp, int lo, int hi) {
         j->dc[m] = 0;
         for (int i = 0; i < N; i++) {
             size_t k = (size_t)m * N + i;
-            axpy(du, j->ds[k], j->ups + k * H, H);
-            if (j->dups) axpy(j->dups + k * H, j->ds[k], j->u + (size_t)m * H, H);
+            vec_axpy(du, j->ds[k], j->ups + k * H, H);
+            if (j->dups) vec_axpy(j->dups + k * H, j->ds[k], j->u + (size_t)m * H, H);
             j->dc[m] += j->ds[k];
         }
     }
@@ -402,7 +394,7 @@ static void multihead_forward(float *o, fusion_cache *c, const float *ups, const
             for (int i = 0; i < N; i++)
                 for (int j = 0; j < N; j++)
                     A[i * N + j] =
-                        dot(qkv + i * 3 * H + h * d, qkv + j * 3 * H + H + h * d, d) * scale;
+                        vec_dot(qkv + i * 3 * H + h * d, qkv + j * 3 * H + H + h * d, d) * scale;
             softmax_forward(A, A, N, N);
             if (c->dropped) {
                 for (int k = 0; k < N * N; k++) c->mask[ah + k] = af_rng_uniform(rng) >= pdrop;
@@ -410,7 +402,7 @@ static void multihead_forward(float *o, fusion_cache *c, const float *ups, const
             mh_dropped(Ad, cm, c, A, c->mask ? c->mask + ah : NULL, N, pdrop);
             /* ȳ_h = (1/N)·Σ_i Σ_j A_ij·V_j,h = Σ_j colmean_j·V_j,h */
             for (int j = 0; j < N; j++) {
-                axpy(c->mix + (size_t)m * H + h * d, cm[j], qkv + j * 3 * H + 2 * H + h * d, d);
+                vec_axpy(c->mix + (size_t)m * H + h * d, cm[j], qkv + j * 3 * H + 2 * H + h * d, d);
                 float s = 0;
                 for (int i = 0; i < N; i++) s += A[i * N + j];
                 c->p[(size_t)m * N + j] += s / N / nh;
@@ -440,8 +432,8 @@ static void multihead_backward(float *dups, fusion *g, fusion_cache *c, const fl
             const float *A = c->att + ah;
             mh_dropped(Ad, cm, c, A, c->mask ? c->mask + ah : NULL, N, pdrop);
             for (int j = 0; j < N; j++) {
-                axpy(dqk + j * 3 * H + 2 * H + h * d, cm[j], dy + h * d, d); /* dV_j */
-                float dcm = dot(dy + h * d, qkv + j * 3 * H + 2 * H + h * d, d);
+                vec_axpy(dqk + j * 3 * H + 2 * H + h * d, cm[j], dy + h * d, d); /* dV_j */
+                float dcm = vec_dot(dy + h * d, qkv + j * 3 * H + 2 * H + h * d, d);
                 for (int i = 0; i < N; i++) dAd[i * N + j] = dcm / N;
             }
             memset(dA, 0, N * N * sizeof(float));
@@ -451,8 +443,8 @@ static void multihead_backward(float *dups, fusion *g, fusion_cache *c, const fl
             for (int i = 0; i < N; i++)
                 for (int j = 0; j < N; j++) {
                     float ds = Ad[i * N + j] * scale;
-                    axpy(dqk + i * 3 * H + h * d, ds, qkv + j * 3 * H + H + h * d, d);
-                    axpy(dqk + j * 3 * H + H + h * d, ds, qkv + i * 3 * H + h * d, d);
+                    vec_axpy(dqk + i * 3 * H + h * d, ds, qkv + j * 3 * H + H + h * d, d);
+                    vec_axpy(dqk + j * 3 * H + H + h * d, ds, qkv + i * 3 * H + h * d, d);
                 }
         }
     }
@@ -477,8 +469,8 @@ static void weighted_backward(float *dups, fusion *g, fusion_cache *c, const flo
     for (int m = 0; m < M; m++)
         for (int i = 0; i < N; i++) {
             size_t k = (size_t)m * N + i;
-            dsw[i] += dot(dout + (size_t)m * H, ups + k * H, H);
-            if (dups) axpy(dups + k * H, c->sw[i], dout + (size_t)m * H, H);
+            dsw[i] += vec_dot(dout + (size_t)m * H, ups + k * H, H);
+            if (dups) vec_axpy(dups + k * H, c->sw[i], dout + (size_t)m * H, H);
         }
     if (g && !f->cfg.fixed) softmax_backward(g->weights, dsw, c->sw, 1, N);
 }

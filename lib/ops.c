@@ -898,6 +898,50 @@ void vec_mul(float *out, const float *a, const float *b, size_t n) {
     run_chunks(mul_part, &v, n);
 }
 
+/* ---- row kernels (one thread) ------------------------------------------------------------- */
+
+/* Σ a[i]·b[i] in 16 float lanes (two accumulators), reduced at the end: a different order of
+ * additions than the scalar loop, so the last bits differ between the two paths. */
+V512 static float dot512(const float *a, const float *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 t = tail_mask(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(t, a + i), _mm512_maskz_loadu_ps(t, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+float vec_dot(const float *a, const float *b, int n) {
+    if (has_avx512()) return dot512(a, b, n);
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* y + a·x rounded twice (product, then sum), as the scalar loop computes it */
+V512 static void axpy512(float *y, float a, const float *x, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 t = tail_mask(n - i);
+        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(t, y + i),
+                                 _mm512_mul_ps(va, _mm512_maskz_loadu_ps(t, x + i)));
+        _mm512_mask_storeu_ps(y + i, t, v);
+    }
+}
+
+void vec_axpy(float *y, float a, const float *x, int n) {
+    if (has_avx512()) {
+        axpy512(y, a, x, n);
+        return;
+    }
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
 /* ---- attention ---------------------------------------------------------------------------- */
 
 /* HF adds finfo(float32).min rather than -inf: a fully masked row then stays finite (uniform)

@@ -87,6 +87,10 @@ void vec_add(float *y, const float *x, size_t n);
 void vec_add2(float *out, const float *a, const float *b, size_t n);
 /* out = a ⊙ b (out may be a or b) */
 void vec_mul(float *out, const float *a, const float *b, size_t n);
+/* Row kernels on the calling thread (for per-token loops that already run on the pool):
+ * Σ a·b (the AVX-512 path sums in another order than the scalar one), and y += a·x. */
+float vec_dot(const float *a, const float *b, int n);
+void vec_axpy(float *y, float a, const float *x, int n);
 
 /* Multi-head self-attention core (HF BertSelfAttention after the q/k/v projections), batched per
  * (sequence, head) with cblas_sgemm, the pairs shared between the pool's threads. qkv [B*S, 3*NH*D] holds q | k | v per token, head h at

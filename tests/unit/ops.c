@@ -149,6 +149,21 @@ static void test_layernorm_fused(af_rng *r) {
     free(want);
 }
 
+static void test_row_kernels(af_rng *r) {
+    int n = 77; /* two 32-wide steps and a tail */
+    float *a = randn(r, n, 1), *b = randn(r, n, 1), *y = randn(r, n, 1), *y2 = malloc(n * 4);
+    double want = 0;
+    for (int i = 0; i < n; i++) want += (double)a[i] * b[i];
+    ok(fabs(vec_dot(a, b, n) - want) < 1e-5 * (1 + fabs(want)), "vec_dot");
+    ok(vec_dot(a, b, 0) == 0 && vec_dot(a, b, 5) != 0, "vec_dot: empty, short");
+    memcpy(y2, y, n * 4);
+    vec_axpy(y, 0.37f, a, n);
+    int same = 1;
+    for (int i = 0; i < n; i++) same &= y[i] == y2[i] + 0.37f * a[i];
+    ok(same, "vec_axpy: y + a·x, rounded as the scalar loop rounds it");
+    free(a), free(b), free(y), free(y2);
+}
+
 /* ---- activations ---- */
 typedef struct {
     float *out, *inp, *R;
@@ -398,6 +413,7 @@ int main(void) {
     test_linear(&r);
     test_layernorm(&r);
     test_layernorm_fused(&r);
+    test_row_kernels(&r);
     test_activations(&r);
     test_softmax(&r);
     test_dropout(&r);
