@@ -238,18 +238,16 @@ void fusion_cache_carve_shared(fusion_cache *c, float *mem, float *scratch,
 typedef struct {
     float *o, *dp, *dups, *s, *du, *dc, *dq;
     const float *p, *ups, *dmix, *q, *u, *kb, *ds;
+    const uint8_t *mask; /* the scores' dropout mask (NULL: none) */
+    float T, scale;      /* temperature; 1/(1 − dropout) */
     int N, H;
 } tok_job;
 
 static void mix_fwd_part(void *vp, int lo, int hi) {
     const tok_job *j = vp;
     int N = j->N, H = j->H;
-    for (int m = lo; m < hi; m++) {
-        float *o = j->o + (size_t)m * H;
-        memset(o, 0, H * sizeof(float));
-        for (int i = 0; i < N; i++)
-            vec_axpy(o, j->p[m * N + i], j->ups + ((size_t)m * N + i) * H, H);
-    }
+    for (int m = lo; m < hi; m++)
+        vec_mix(j->o + (size_t)m * H, j->p + (size_t)m * N, j->ups + (size_t)m * N * H, N, H);
 }
 
 /* o[m] = Σ_i p[m,i]·ups[m,i] */
@@ -288,20 +286,35 @@ static void score_part(void *vp, int lo, int hi) {
     }
 }
 
-/* du[m] = Σ_i ds[m,i]·ups[m,i];  dups[m,i] += ds[m,i]·u[m];  dc[m] = Σ_i ds[m,i];
- * dq[m] += dc[m]·bk (dq already holds du·Wkᵀ) */
-static void score_bwd_part(void *vp, int lo, int hi) {
+/* From dmix[m] back to the scores, per token, in one pass over its ups (the steps and their
+ * order of rounding are those of mix_backward, softmax_backward, /T, dropout_backward and the
+ * score backward run one after the other):
+ *   dp_i = dmix·up_i;  ds = dropout(softmax'(p)·dp / T);  dups_i += p_i·dmix + ds_i·u;
+ *   du = Σ_i ds_i·up_i;  dc = Σ_i ds_i */
+static void qk_bwd_part(void *vp, int lo, int hi) {
     const tok_job *j = vp;
     int N = j->N, H = j->H;
+    float dp[N], ds[N]; /* N: the adapters, a handful */
     for (int m = lo; m < hi; m++) {
+        const float *p = j->p + (size_t)m * N, *ups = j->ups + (size_t)m * N * H;
+        const float *dmix = j->dmix + (size_t)m * H, *u = j->u + (size_t)m * H;
+        float dot = 0;
+        for (int i = 0; i < N; i++) dp[i] = vec_dot(dmix, ups + (size_t)i * H, H);
+        for (int i = 0; i < N; i++) dot += dp[i] * p[i];
+        for (int i = 0; i < N; i++) {
+            float d = p[i] * (dp[i] - dot) / j->T;
+            ds[i] = !j->mask ? d : j->mask[(size_t)m * N + i] ? d * j->scale : 0.0f;
+        }
         float *du = j->du + (size_t)m * H;
         memset(du, 0, H * sizeof(float));
         j->dc[m] = 0;
         for (int i = 0; i < N; i++) {
-            size_t k = (size_t)m * N + i;
-            vec_axpy(du, j->ds[k], j->ups + k * H, H);
-            if (j->dups) vec_axpy(j->dups + k * H, j->ds[k], j->u + (size_t)m * H, H);
-            j->dc[m] += j->ds[k];
+            if (j->dups) {
+                vec_axpy(j->dups + ((size_t)m * N + i) * H, p[i], dmix, H);
+                vec_axpy(j->dups + ((size_t)m * N + i) * H, ds[i], u, H);
+            }
+            vec_axpy(du, ds[i], ups + (size_t)i * H, H);
+            j->dc[m] += ds[i];
         }
     }
 }
@@ -334,7 +347,7 @@ static void qk_backward(float *dx, float *dups, fusion *g, fusion_cache *c, cons
     int H = f->cfg.H, N = f->cfg.N;
     size_t MH = (size_t)M * H, MN = (size_t)M * N;
     float *dmix = c->scratch, *du = dmix + MH, *dq = du + MH;
-    float *dp = dq + MH, *dsp = dp + MN, *ds = dsp + MN, *dc = ds + MN;
+    float *dc = dq + MH + 3 * MN; /* after room once used for dp, d softmax, ds */
     if (f->cfg.method == FUSION_ATTENTION) {
         /* Σ p_i up_i again: a shared cache lets other fusion layers overwrite it */
         if (g) mix_forward(c->mix, c->p, ups, M, N, H);
@@ -343,15 +356,10 @@ static void qk_backward(float *dx, float *dups, fusion *g, fusion_cache *c, cons
     } else {
         memcpy(dmix, dout, MH * sizeof(float));
     }
-    mix_backward(dp, dups, dmix, c->p, ups, M, N, H);
-    memset(dsp, 0, MN * sizeof(float));
-    softmax_backward(dsp, dp, c->p, M, N);
-    for (size_t k = 0; k < MN; k++) dsp[k] /= c->T;
-    memset(ds, 0, MN * sizeof(float));
-    dropout_backward(ds, dsp, c->dropped ? c->mask : NULL, MN, f->cfg.dropout);
-    /* s_i = u·up_i + q·bk */
-    tok_job bj = {.du = du, .dups = dups, .dc = dc, .ds = ds, .ups = ups, .u = c->u, .N = N, .H = H};
-    af_parallel(M, score_bwd_part, &bj);
+    tok_job bj = {.du = du, .dups = dups, .dc = dc, .dmix = dmix, .p = c->p, .ups = ups,
+                  .u = c->u, .mask = c->dropped && f->cfg.dropout > 0 ? c->mask : NULL,
+                  .T = c->T, .scale = 1.0f / (1.0f - f->cfg.dropout), .N = N, .H = H};
+    af_parallel(M, qk_bwd_part, &bj);
     if (!dx && !g) return;
     /* u = q·Wk (row vectors): dq = du·Wkᵀ + dc·bk, dWk += qᵀ·du, dbk += Σ dc·q */
     /* dq = du·Wkᵀ + dc ⊗ bk (the rank-1 term as a product with K = 1) */

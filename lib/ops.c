@@ -942,6 +942,29 @@ void vec_axpy(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* o = Σ_i p[i]·x[i] over N rows of n: the bits of zeroing o and adding p[i]·x[i] in turn,
+ * in one pass (per 16 lanes, the running sum stays in a register). */
+V512 static void mix512(float *o, const float *p, const float *x, int N, int n) {
+    for (int k = 0; k < n; k += 16) {
+        __mmask16 t = tail_mask(n - k);
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < N; i++)
+            acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(p[i]),
+                                                   _mm512_maskz_loadu_ps(t, x + (size_t)i * n + k)));
+        _mm512_mask_storeu_ps(o + k, t, acc);
+    }
+}
+
+void vec_mix(float *o, const float *p, const float *x, int N, int n) {
+    if (has_avx512()) {
+        mix512(o, p, x, N, n);
+        return;
+    }
+    memset(o, 0, n * sizeof(float));
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < n; k++) o[k] += p[i] * x[(size_t)i * n + k];
+}
+
 /* ---- attention ---------------------------------------------------------------------------- */
 
 /* HF adds finfo(float32).min rather than -inf: a fully masked row then stays finite (uniform)

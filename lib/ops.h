@@ -91,6 +91,8 @@ void vec_mul(float *out, const float *a, const float *b, size_t n);
  * Σ a·b (the AVX-512 path sums in another order than the scalar one), and y += a·x. */
 float vec_dot(const float *a, const float *b, int n);
 void vec_axpy(float *y, float a, const float *x, int n);
+/* o[n] = Σ_i p[i]·x[i, n] over N rows (the bits of N vec_axpy into zeros) */
+void vec_mix(float *o, const float *p, const float *x, int N, int n);
 
 /* Multi-head self-attention core (HF BertSelfAttention after the q/k/v projections), batched per
  * (sequence, head) with cblas_sgemm, the pairs shared between the pool's threads. qkv [B*S, 3*NH*D] holds q | k | v per token, head h at

@@ -161,6 +161,12 @@ static void test_row_kernels(af_rng *r) {
     int same = 1;
     for (int i = 0; i < n; i++) same &= y[i] == y2[i] + 0.37f * a[i];
     ok(same, "vec_axpy: y + a·x, rounded as the scalar loop rounds it");
+    float p3[3] = {0.2f, -1.3f, 0.7f}, *x3 = randn(r, 3 * (size_t)n, 1), *o = zeros(n);
+    memset(y2, 0, n * 4);
+    for (int i = 0; i < 3; i++) vec_axpy(y2, p3[i], x3 + (size_t)i * n, n);
+    vec_mix(o, p3, x3, 3, n);
+    ok(!memcmp(o, y2, n * 4), "vec_mix = vec_axpy of each row into zeros, bit for bit");
+    free(x3), free(o);
     free(a), free(b), free(y), free(y2);
 }
 
