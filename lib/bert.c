@@ -929,18 +929,32 @@ static uint64_t dropout_seeded(float *x, size_t n, float p, af_rng *rng) {
     return seed;
 }
 
+typedef struct {
+    const bert_weights *w;
+    const bert_acts *A;
+    float *sum;
+} embed_job;
+
+static void embed_part(void *p, int lo, int hi) {
+    const embed_job *j = p;
+    const bert_acts *A = j->A;
+    int H = A->H, S = A->S;
+    for (int t = lo; t < hi; t++) {
+        float *y = j->sum + (size_t)t * H;
+        const float *we = j->w->word_emb + (size_t)A->ids[t] * H;
+        const float *te = j->w->type_emb + (size_t)A->type_ids[t] * H;
+        /* HF order: (inputs_embeds + token_type_embeddings) + position_embeddings */
+        vec_add2(y, we, te, H);
+        vec_add(y, j->w->pos_emb + (size_t)(t % S) * H, H);
+    }
+}
+
 static void embed_forward(const bert *m, bert_acts *A, float *out, int train, af_rng *rng) {
     const bert_weights *w = &m->w;
-    int H = A->H, S = A->S, M = A->B * A->S;
+    int H = A->H, M = A->B * A->S;
     float *sum = A->emb_sum ? A->emb_sum : A->tmp;
-    for (int t = 0; t < M; t++) {
-        const float *we = w->word_emb + (size_t)A->ids[t] * H;
-        const float *te = w->type_emb + (size_t)A->type_ids[t] * H;
-        const float *pe = w->pos_emb + (size_t)(t % S) * H;
-        float *y = sum + (size_t)t * H;
-        /* HF order: (inputs_embeds + token_type_embeddings) + position_embeddings */
-        for (int j = 0; j < H; j++) y[j] = (we[j] + te[j]) + pe[j];
-    }
+    embed_job ej = {w, A, sum};
+    af_parallel(M, embed_part, &ej);
     layernorm_forward(out, A->emb_mean, A->emb_rstd, sum, w->emb_ln_w, w->emb_ln_b, M, H,
                       m->cfg.ln_eps);
     A->emb_seed = dropout_seeded(out, (size_t)M * H, A->ph, rng);
@@ -1188,7 +1202,11 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         if (A->active[p]) lowest = p;
     if (!grads && lowest == INT_MAX) return;
     float ph = A->ph, pa = A->pa;
-    memcpy(dhid(A, L), dout, MH * sizeof(float));
+    /* a [CLS]-only last layer reads (and bert_dhidden gives) the first tokens' rows only */
+    if (!A->fwd_cls_only) memcpy(dhid(A, L), dout, MH * sizeof(float));
+    else
+        for (int b = 0; b < B; b++)
+            memcpy(dhid(A, L) + (size_t)b * S * H, dout + (size_t)b * S * H, H * sizeof(float));
     A->dvalid = L;
     for (int l = L - 1; l >= 0; l--) {
         if (l == L - 1 && A->fwd_cls_only) {

@@ -121,7 +121,8 @@ float *bert_acts_hook_scratch(const bert_acts *acts);
  * its gradient flows in only there. The last layer then computes keys and values for every token
  * but queries, attention, output projection, FFN and sites for the first tokens only (hooks at
  * its sites see M = B rows, one per sequence): ~85% of the layer's work saved, results equal.
- * bert_hidden(L - 1) is then valid at the first token of each sequence only. Off by default. */
+ * bert_hidden(L - 1) (and after a backward bert_dhidden(L - 1)) is then valid at the first token
+ * of each sequence only, and the backward reads dout there only. Off by default. */
 void bert_acts_cls_only(bert_acts *acts, int on);
 
 /* 0 when every id, type id and mask value of b is in range for m and S <= max_pos; otherwise -1
