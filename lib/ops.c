@@ -3,7 +3,7 @@
  * Speed: every matrix product goes through gemm, which cuts its output between the threads of
  * af's pool (OpenBLAS itself runs single-threaded, so the two never fight over the cores); the
  * elementwise passes split their rows the same way and use AVX-512 when the CPU has it (checked
- * at run time), with glibc's vector erff/expf/tanhf (libmvec, part of libm). The scalar loops
+ * at run time), with glibc's vector expf/tanhf (libmvec, part of libm). The scalar loops
  * below each vector path are the definition; the vector paths compute the same formulas. */
 #include "ops.h"
 
@@ -28,8 +28,7 @@ static int has_avx512(void) {
     return cached;
 }
 
-/* libmvec (glibc >= 2.35): 16-lane erff, expf, tanhf. */
-V512 extern __m512 _ZGVeN16v_erff(__m512);
+/* libmvec (glibc >= 2.35): 16-lane expf, tanhf. */
 V512 extern __m512 _ZGVeN16v_expf(__m512);
 V512 extern __m512 _ZGVeN16v_tanhf(__m512);
 
@@ -429,47 +428,63 @@ typedef struct {
     float *deriv; /* forward: also act'(inp), computed as the backward computes it */
 } act_job;
 
-/* The exact GELU and its derivative, 16 lanes at a time; other activations take the scalar path. */
-V512 static void gelu_fwd512(float *out, const float *inp, size_t n) {
-    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
-    const __m512 is2 = _mm512_set1_ps(INV_SQRT_2);
-    for (size_t i = 0; i < n; i += 16) {
-        __mmask16 t = tail_mask(n - i);
-        __m512 x = _mm512_maskz_loadu_ps(t, inp + i);
-        __m512 e = _ZGVeN16v_erff(_mm512_mul_ps(x, is2));
-        _mm512_mask_storeu_ps(out + i, t,
-                              _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, e)));
-    }
+/* GELU(x) = x·Φ(x) and GELU'(x) = Φ(x) + x·φ(x), with Φ from erfc by Abramowitz & Stegun 7.1.26
+ * (|error| < 1.5e-7, near float's own rounding): for a = |x|/√2, t = 1/(1 + p·a),
+ *   erfc(a) = t·(a1 + t·(a2 + t·(a3 + t·(a4 + t·a5))))·e^(−a²),   Φ(x) = ½·erfc(−x/√2),
+ * and e^(−a²) = e^(−x²/2) is φ's exponential too: one exp serves both. PyTorch's vectorised CPU
+ * kernels (the reference's) evaluate erf by the same formula; the half-erfc form below also
+ * keeps Φ accurate for large negative x, where 1 + erf cancels. */
+#define AS_P 0.3275911f
+#define AS_A1 0.254829592f
+#define AS_A2 -0.284496736f
+#define AS_A3 1.421413741f
+#define AS_A4 -1.453152027f
+#define AS_A5 1.061405429f
+
+static inline void gelu_parts(float x, float *cdf, float *pdf) {
+    float a = fabsf(x) * INV_SQRT_2, t = 1.0f / (1.0f + AS_P * a);
+    float e = expf(-0.5f * x * x);
+    float poly = t * (AS_A1 + t * (AS_A2 + t * (AS_A3 + t * (AS_A4 + t * AS_A5))));
+    float half_erfc = 0.5f * poly * e; /* ½·erfc(|x|/√2) */
+    *cdf = x >= 0 ? 1.0f - half_erfc : half_erfc;
+    *pdf = INV_SQRT_2PI * e;
 }
 
-V512 static void gelu_fwd_deriv512(float *out, float *deriv, const float *inp, size_t n) {
-    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
-    const __m512 is2 = _mm512_set1_ps(INV_SQRT_2), is2pi = _mm512_set1_ps(INV_SQRT_2PI);
-    const __m512 mhalf = _mm512_set1_ps(-0.5f);
+V512 static inline void gelu_parts512(__m512 x, __m512 *cdf, __m512 *pdf) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 a = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(INV_SQRT_2));
+    __m512 t = _mm512_div_ps(one, _mm512_add_ps(one, _mm512_mul_ps(_mm512_set1_ps(AS_P), a)));
+    __m512 e = _ZGVeN16v_expf(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(x, x)));
+    __m512 poly = _mm512_add_ps(_mm512_set1_ps(AS_A4), _mm512_mul_ps(t, _mm512_set1_ps(AS_A5)));
+    poly = _mm512_add_ps(_mm512_set1_ps(AS_A3), _mm512_mul_ps(t, poly));
+    poly = _mm512_add_ps(_mm512_set1_ps(AS_A2), _mm512_mul_ps(t, poly));
+    poly = _mm512_add_ps(_mm512_set1_ps(AS_A1), _mm512_mul_ps(t, poly));
+    poly = _mm512_mul_ps(t, poly);
+    __m512 he = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), poly), e);
+    __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    *cdf = _mm512_mask_mov_ps(_mm512_sub_ps(one, he), neg, he);
+    *pdf = _mm512_mul_ps(_mm512_set1_ps(INV_SQRT_2PI), e);
+}
+
+/* 16 lanes at a time, the same operations in the same order as the scalar code (no fused
+ * multiply-adds), so both paths give the same bits up to libmvec's expf against libm's. */
+V512 static void gelu_fwd512(float *out, float *deriv, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 t = tail_mask(n - i);
-        __m512 x = _mm512_maskz_loadu_ps(t, inp + i);
-        __m512 e = _ZGVeN16v_erff(_mm512_mul_ps(x, is2));
-        _mm512_mask_storeu_ps(out + i, t,
-                              _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, e)));
-        __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(one, e));
-        __m512 pdf =
-            _mm512_mul_ps(is2pi, _ZGVeN16v_expf(_mm512_mul_ps(mhalf, _mm512_mul_ps(x, x))));
-        _mm512_mask_storeu_ps(deriv + i, t, _mm512_fmadd_ps(x, pdf, cdf));
+        __m512 x = _mm512_maskz_loadu_ps(t, inp + i), cdf, pdf;
+        gelu_parts512(x, &cdf, &pdf);
+        _mm512_mask_storeu_ps(out + i, t, _mm512_mul_ps(x, cdf));
+        if (deriv) _mm512_mask_storeu_ps(deriv + i, t, _mm512_add_ps(cdf, _mm512_mul_ps(x, pdf)));
     }
 }
 
 V512 static void gelu_bwd512(float *dinp, const float *dout, const float *inp, size_t n, int set) {
-    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
-    const __m512 is2 = _mm512_set1_ps(INV_SQRT_2), is2pi = _mm512_set1_ps(INV_SQRT_2PI);
-    const __m512 mhalf = _mm512_set1_ps(-0.5f);
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 t = tail_mask(n - i);
-        __m512 x = _mm512_maskz_loadu_ps(t, inp + i);
-        __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(one, _ZGVeN16v_erff(_mm512_mul_ps(x, is2))));
-        __m512 pdf =
-            _mm512_mul_ps(is2pi, _ZGVeN16v_expf(_mm512_mul_ps(mhalf, _mm512_mul_ps(x, x))));
-        __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, dout + i), _mm512_fmadd_ps(x, pdf, cdf));
+        __m512 x = _mm512_maskz_loadu_ps(t, inp + i), cdf, pdf;
+        gelu_parts512(x, &cdf, &pdf);
+        __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, dout + i),
+                                 _mm512_add_ps(cdf, _mm512_mul_ps(x, pdf)));
         if (!set) g = _mm512_add_ps(_mm512_maskz_loadu_ps(t, dinp + i), g);
         _mm512_mask_storeu_ps(dinp + i, t, g);
     }
@@ -494,8 +509,7 @@ static void act_fwd_part(void *p, int lo, int hi) {
     float *out = j->out + a;
     size_t n = b - a;
     if (j->act == AF_ACT_GELU && has_avx512()) {
-        if (j->deriv) gelu_fwd_deriv512(out, j->deriv + a, inp, n);
-        else gelu_fwd512(out, inp, n);
+        gelu_fwd512(out, j->deriv ? j->deriv + a : NULL, inp, n);
         return;
     }
     switch (j->act) {
@@ -503,7 +517,11 @@ static void act_fwd_part(void *p, int lo, int hi) {
         for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
         break;
     case AF_ACT_GELU:
-        for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * INV_SQRT_2));
+        for (size_t i = 0; i < n; i++) {
+            float cdf, pdf;
+            gelu_parts(inp[i], &cdf, &pdf);
+            out[i] = inp[i] * cdf;
+        }
         break;
     case AF_ACT_GELU_TANH:
         for (size_t i = 0; i < n; i++) {
@@ -536,9 +554,12 @@ static void act_deriv(const act_job *j) {
         float x = inp[i], v = 0;
         switch (j->act) {
         case AF_ACT_RELU: v = x > 0 ? 1.0f : 0.0f; break;
-        case AF_ACT_GELU:
-            v = 0.5f * (1.0f + erff(x * INV_SQRT_2)) + x * (INV_SQRT_2PI * expf(-0.5f * x * x));
+        case AF_ACT_GELU: {
+            float cdf, pdf;
+            gelu_parts(x, &cdf, &pdf);
+            v = cdf + x * pdf;
             break;
+        }
         case AF_ACT_GELU_TANH: {
             float t = tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x));
             float du = SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
@@ -584,9 +605,8 @@ static void act_bwd_part(void *p, int lo, int hi) {
         break;
     case AF_ACT_GELU:
         for (size_t i = 0; i < n; i++) {
-            float x = inp[i];
-            float cdf = 0.5f * (1.0f + erff(x * INV_SQRT_2));
-            float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+            float x = inp[i], cdf, pdf;
+            gelu_parts(x, &cdf, &pdf);
             ACC(i, dout[i] * (cdf + x * pdf));
         }
         break;

@@ -224,6 +224,20 @@ static void test_activations(af_rng *r) {
            act_name(c.act));
         free(x), free(dy), free(y1), free(y2), free(g1), free(dv);
     }
+    /* GELU's Φ (Abramowitz & Stegun 7.1.26) against erf in double, over [-10, 10] */
+    int ng = 20001;
+    float *gx = malloc(ng * 4), *gy = malloc(ng * 4), *gd = malloc(ng * 4);
+    for (int i = 0; i < ng; i++) gx[i] = -10.0f + 20.0f * i / (ng - 1);
+    act_forward_deriv(gy, gd, gx, ng, AF_ACT_GELU);
+    double wy = 0, wd = 0;
+    for (int i = 0; i < ng; i++) {
+        double x = gx[i], cdf = 0.5 * erfc(-x / sqrt(2.0)), pdf = exp(-0.5 * x * x) / sqrt(2 * M_PI);
+        wy = fmax(wy, fabs(gy[i] - x * cdf) / fmax(1, fabs(x)));
+        wd = fmax(wd, fabs(gd[i] - (cdf + x * pdf)) / fmax(1, fabs(x)));
+    }
+    ok(wy < 3e-7 && wd < 3e-7, "gelu and its derivative within 3e-7·max(1, |x|) of exact (%.1e, %.1e)",
+       wy, wd);
+    free(gx), free(gy), free(gd);
     ok(act_parse("gelu") == AF_ACT_GELU && act_parse("gelu_new") == AF_ACT_GELU_TANH &&
            act_parse("gelu_pytorch_tanh") == AF_ACT_GELU_TANH && act_parse("nope") == -1,
        "act_parse maps HF names");
