@@ -133,10 +133,10 @@ void adapter_stack_backward(float *dx, adapter *grads, adapter_cache *c, const f
                     c->act + Ri, R, 1.0f, grads[i].up_w, a[i].r);
         for (int m = 0; m < M; m++) vec_add(grads[i].up_b, du + (size_t)m * ldu, H);
     }
-    memset(c->dpre, 0, (size_t)M * R * sizeof(float));
     if (same_act(a, N)) {
-        act_backward(c->dpre, c->dact, c->pre, (size_t)M * R, a[0].act);
+        act_backward_set(c->dpre, c->dact, c->pre, (size_t)M * R, a[0].act);
     } else {
+        memset(c->dpre, 0, (size_t)M * R * sizeof(float));
         for (int m = 0; m < M; m++)
             for (int i = 0, Ri = 0; i < N; Ri += a[i].r, i++) {
                 size_t o = (size_t)m * R + Ri;

@@ -490,6 +490,29 @@ V512 static void gelu_bwd512(float *dinp, const float *dout, const float *inp, s
     }
 }
 
+/* ReLU (the adapters' default), 16 lanes at a time: max(x, 0) as x > 0 ? x : 0 picks it
+ * (NaN, -0 → 0), and the gradient passes where x > 0. */
+V512 static void relu_fwd512(float *out, float *deriv, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 t = tail_mask(n - i);
+        __m512 x = _mm512_maskz_loadu_ps(t, inp + i);
+        __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ);
+        _mm512_mask_storeu_ps(out + i, t, _mm512_maskz_mov_ps(pos, x));
+        if (deriv) _mm512_mask_storeu_ps(deriv + i, t, _mm512_maskz_mov_ps(pos, _mm512_set1_ps(1.0f)));
+    }
+}
+
+V512 static void relu_bwd512(float *dinp, const float *dout, const float *inp, size_t n, int set) {
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 t = tail_mask(n - i);
+        __mmask16 pos = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(t, inp + i), _mm512_setzero_ps(),
+                                           _CMP_GT_OQ);
+        __m512 g = _mm512_maskz_loadu_ps(pos & t, dout + i);
+        if (!set) g = _mm512_add_ps(_mm512_maskz_loadu_ps(t, dinp + i), g);
+        _mm512_mask_storeu_ps(dinp + i, t, g);
+    }
+}
+
 /* Elementwise passes are cut in chunks of this many floats. */
 #define CHUNK 4096
 
@@ -510,6 +533,10 @@ static void act_fwd_part(void *p, int lo, int hi) {
     size_t n = b - a;
     if (j->act == AF_ACT_GELU && has_avx512()) {
         gelu_fwd512(out, j->deriv ? j->deriv + a : NULL, inp, n);
+        return;
+    }
+    if (j->act == AF_ACT_RELU && has_avx512()) {
+        relu_fwd512(out, j->deriv ? j->deriv + a : NULL, inp, n);
         return;
     }
     switch (j->act) {
@@ -595,6 +622,10 @@ static void act_bwd_part(void *p, int lo, int hi) {
     size_t n = b - a;
     if (j->act == AF_ACT_GELU && has_avx512()) {
         gelu_bwd512(dinp, dout, inp, n, j->set);
+        return;
+    }
+    if (j->act == AF_ACT_RELU && has_avx512()) {
+        relu_bwd512(dinp, dout, inp, n, j->set);
         return;
     }
     const int set = j->set;
