@@ -2,7 +2,7 @@
 # bench.sh: what `make bench` prints: af against the PyTorch peer (../shared/peer), side by side.
 #
 #   scripts/bench.sh [--quick] [--model mini|base|all] [--mode infer,adapter,fusion]
-#                    [--repeat N] [--steps N] [--blas-core NAME|auto] [--no-torch] [--no-sst2]
+#                    [--repeat N] [--steps N] [--blas-core NAME|auto|env] [--no-torch] [--no-sst2]
 #                    [--no-tokenize] [--no-pretrain] [--encoder]
 #
 #   --quick      mini only, no SST-2 epoch, no tokenizer or pretraining figure (about a minute)
@@ -10,8 +10,10 @@
 #   --mode       which modes, comma-separated (default infer,adapter,fusion)
 #   --repeat N   measure every pair N times, af and PyTorch alternating; best of N each (default 1)
 #   --steps N    timed steps per measurement (default 10 on mini, 4 on base; 3 and 2 warm-up)
-#   --blas-core  OPENBLAS_CORETYPE for both sides (auto: unset, OpenBLAS picks by CPU); default:
-#                the environment's (this machine type sets Haswell; see README, Performance)
+#   --blas-core  OPENBLAS_CORETYPE for both sides. auto (the default): unset, OpenBLAS picks its
+#                kernels by CPU, as ../shared/peer/sgemm_peak.txt was measured; env: whatever the
+#                environment says (this machine type sets Haswell, the AVX2 kernels, which the
+#                tools then run with too; see README, Performance); else that core by name
 #   --encoder    also the per-phase encoder table (tests/bench/bench-encoder)
 #   --no-pretrain  without the MLM pretraining tokens/s (tests/bench/bench-pretrain, af alone)
 #
@@ -28,7 +30,7 @@ shared=${AF_SHARED:-$top/../shared}
 peer=$shared/peer
 threads=${BENCH_THREADS:-2}
 py=${BENCH_PYTHON:-/usr/bin/python3}
-models=all modes=infer,adapter,fusion repeat=1 steps= torch=1 sst2=1 tok=1 pre=1 encoder=0 core=
+models=all modes=infer,adapter,fusion repeat=1 steps= torch=1 sst2=1 tok=1 pre=1 encoder=0 core=auto
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) models=mini sst2=0 tok=0 pre=0 ;;
@@ -56,8 +58,9 @@ for p in bench-model bench-rss; do
     fi
 done
 export OPENBLAS_NUM_THREADS="$threads"
+env_core=${OPENBLAS_CORETYPE:-}
 case $core in
-'') ;;
+env) ;;
 auto) unset OPENBLAS_CORETYPE ;;
 *) export OPENBLAS_CORETYPE="$core" ;;
 esac
@@ -86,6 +89,10 @@ echo "# af bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $threads threa
 echo "# OpenBLAS core ${here#* } (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}): 2048x768.768x3072" \
     "split over af's $threads threads runs at ${here%% *} GFLOP/s here now;" \
     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$env_core" ] && [ "$env_core" != "${OPENBLAS_CORETYPE:-}" ]; then
+    echo "# (the environment sets OPENBLAS_CORETYPE=$env_core, which af's tools run with;" \
+        "--blas-core env measures that)"
+fi
 echo
 
 # key=value lines (af, bench-rss) or the peer's JSON line -> value of one key
