@@ -638,6 +638,8 @@ struct bert_acts {
     float *dg, *du;                      /* (M, F) */
     /* cls_only: the last layer computes only the first token of every sequence (bert.h) */
     int cls_only, fwd_cls_only; /* as set, and as the last forward ran */
+    int probs_kept;             /* the backward reads the layers' attention probabilities; else it
+                                   computes them again (frozen plans with S >= RECOMPUTE_PROBS_S) */
     int u_deriv;                /* the last forward (frozen, training) left act'(u) in the kept
                                    layers' u: the backward multiplies instead of evaluating it */
     int frozen, lowest;         /* bert_acts_new_frozen: the plan the buffers were cut for */
@@ -698,6 +700,13 @@ typedef struct {
     size_t hook_floats;
 } frozen_plan;
 
+/* From this sequence length up, a frozen plan does not keep the attention probabilities (B·NH·S²
+ * floats a layer, which grow with S² while the rest grows with S) but computes them again in the
+ * backward from q and k: 2·S·D more FLOPs per token and head, about S/(12·H) of a layer's
+ * arithmetic (1.4% on BERT-base at S = 128), for B·NH·S² floats (12 MiB a layer at 16 × 128; 200 at
+ * 16 × 512). Below it the probabilities are small and recomputing costs relatively more. */
+#define RECOMPUTE_PROBS_S 128
+
 static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, int train,
                               const frozen_plan *fp, int lean) {
     size_t M = (size_t)B * S, H = cfg->hidden, F = cfg->ffn, L = cfg->layers;
@@ -714,6 +723,7 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->frozen = fp != NULL, A->lowest = fp ? fp->lowest : 0;
         A->compact = fp && fp->cls_only;
         A->lean = lean && !train;
+        A->probs_kept = !fp || S < RECOMPUTE_PROBS_S;
     }
 #define CF(n) ((float *)carve(c, (n) * sizeof(float)))
 #define CI(n) ((int *)carve(c, (n) * sizeof(int)))
@@ -779,18 +789,20 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         da = CF(M * H);
         if (A && fp->hook_floats) A->hook_scratch = (float *)ub;
         int keep_from = fp->lowest / 2 + (fp->lowest % 2); /* first layer kept whole */
+        int keep_probs = S < RECOMPUTE_PROBS_S;
         for (size_t l = 0; l < L; l++) {
             layer_acts x = shared;
             if ((int)l == fp->lowest / 2 && fp->lowest % 2) {
                 x.h2 = CF(M * H), x.a = CF(M * H);
             } else if ((int)l >= keep_from) {
                 int last = fp->cls_only && l == L - 1;
-                size_t R = last ? (size_t)B : M;
+                size_t R = last ? (size_t)B : M, Pl = last ? Pc : keep_probs ? P : 0;
                 bump b = {NULL, 0};
-                layer_set(&b, R, M, H, F, last ? Pc : P, 0);
+                layer_set(&b, R, M, H, F, Pl, 0);
                 b.base = carve(c, b.off), b.off = 0;
-                x = layer_set(&b, R, M, H, F, last ? Pc : P, 0);
+                x = layer_set(&b, R, M, H, F, Pl, 0);
                 x.ctx = shared.ctx;
+                if (!Pl) x.probs = shared.probs; /* forward-only: the backward recomputes them */
             }
             if (A) la[l] = x;
         }
@@ -1248,8 +1260,8 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         } else {
             linear_backward_set(A->dctx, A->dtmp, W->ao_w, M, H, H);
         }
-        attention_backward(A->dqkv, NULL, A->dctx, la->qkv, la->probs, B, S, NH, H / NH, pa,
-                           la->sp);
+        attention_backward(A->dqkv, NULL, A->dctx, la->qkv, A->probs_kept ? la->probs : NULL,
+                           A->mask, B, S, NH, H / NH, pa, la->sp);
         linear_backward(dx, G ? G->qkv_w : NULL, G ? G->qkv_b : NULL, A->dqkv, x, W->qkv_w, M, H,
                         3 * H);
         A->dvalid = l;

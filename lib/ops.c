@@ -1040,29 +1040,37 @@ typedef struct {
     uint64_t seed;
 } att_job;
 
+/* P[S,S] = softmax(Q·Kᵀ/√D + mask) of pair t: what the forward keeps, and what a backward
+ * without it computes again (the same calls, so the same bits). */
+static void att_probs(const att_job *j, int t, float *P) {
+    const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
+    int b = t / NH, h = t % NH;
+    const float *q = j->qkv + (size_t)b * S * ld, *k = q + H;
+    const int *km = j->key_mask ? j->key_mask + (size_t)b * S : NULL;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, 1.0f / sqrtf((float)D),
+                q + h * D, ld, k + h * D, ld, 0.0f, P, S);
+    int masked = 0;
+    for (int c = 0; km && c < S; c++) masked |= !km[c];
+    for (int i = 0; i < S; i++) {
+        float *row = P + (size_t)i * S;
+        if (masked)
+            for (int c = 0; c < S; c++)
+                if (!km[c]) row[c] += ATT_MASKED;
+        softmax_row(row, row, S);
+    }
+}
+
 static void att_fwd_part(void *vp, int lo, int hi) {
     const att_job *j = vp;
     const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
-    const float alpha = 1.0f / sqrtf((float)D);
     const size_t SS = (size_t)S * S;
     const int drop = j->p > 0;
     float *scratch = drop ? thread_scratch(SS) : NULL;
     for (int t = lo; t < hi; t++) {
         int b = t / NH, h = t % NH;
-        const float *q = j->qkv + (size_t)b * S * ld, *k = q + H, *v = q + 2 * H;
-        const int *km = j->key_mask ? j->key_mask + (size_t)b * S : NULL;
+        const float *v = j->qkv + (size_t)b * S * ld + 2 * H;
         float *P = j->probs + (size_t)t * SS;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, alpha, q + h * D, ld,
-                    k + h * D, ld, 0.0f, P, S);
-        int masked = 0;
-        for (int c = 0; km && c < S; c++) masked |= !km[c];
-        for (int i = 0; i < S; i++) {
-            float *row = P + (size_t)i * S;
-            if (masked)
-                for (int c = 0; c < S; c++)
-                    if (!km[c]) row[c] += ATT_MASKED;
-            softmax_row(row, row, S);
-        }
+        att_probs(j, t, P);
         const float *Pd = P;
         if (drop) {
             dropout_apply_here(scratch, P, SS, j->p, pair_seed(j->seed, t));
@@ -1087,13 +1095,14 @@ static void att_bwd_part(void *vp, int lo, int hi) {
     const float alpha = 1.0f / sqrtf((float)D);
     const size_t SS = (size_t)S * S;
     const int drop = j->p > 0;
-    float *Pd = thread_scratch(2 * SS), *dS = Pd + SS;
+    float *Pd = thread_scratch(3 * SS), *dS = Pd + SS, *Pr = dS + SS;
     for (int t = lo; t < hi; t++) {
         int b = t / NH, h = t % NH;
         const float *q = j->qkv + (size_t)b * S * ld, *k = q + H, *v = q + 2 * H;
         float *dq = j->dqkv + (size_t)b * S * ld, *dk = dq + H, *dv = dq + 2 * H;
         const float *dc = j->dctx + (size_t)b * S * H;
-        const float *P = j->cprobs + (size_t)t * SS;
+        const float *P = j->cprobs ? j->cprobs + (size_t)t * SS : Pr;
+        if (!j->cprobs) att_probs(j, t, Pr);
         const uint64_t ps = drop ? pair_seed(j->seed, t) : 0;
         const float *Pv = P;
         if (drop) { /* the forward's mask, hashed again from its seed */
@@ -1123,10 +1132,11 @@ static void att_bwd_part(void *vp, int lo, int hi) {
 }
 
 void attention_backward(float *dqkv, float *scratch, const float *dctx, const float *qkv,
-                        const float *probs, int B, int S, int NH, int D, float p, uint64_t seed) {
+                        const float *probs, const int *key_mask, int B, int S, int NH, int D,
+                        float p, uint64_t seed) {
     (void)scratch;
-    att_job j = {.dqkv = dqkv, .qkv = qkv, .dctx = dctx, .cprobs = probs, .B = B, .S = S,
-                 .NH = NH, .D = D, .p = p, .seed = seed};
+    att_job j = {.dqkv = dqkv, .qkv = qkv, .dctx = dctx, .cprobs = probs, .key_mask = key_mask,
+                 .B = B, .S = S, .NH = NH, .D = D, .p = p, .seed = seed};
     af_parallel(B * NH, att_bwd_part, &j);
 }
 

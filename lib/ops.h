@@ -105,9 +105,11 @@ void vec_mix(float *o, const float *p, const float *x, int N, int n);
 void attention_forward(float *ctx, float *probs, float *scratch, const float *qkv,
                        const int *key_mask, int B, int S, int NH, int D, float p, uint64_t seed);
 /* dqkv [B*S, 3*NH*D] = gradients of q, k and v from dctx, OVERWRITING (every element is
- * written). scratch is unused. */
+ * written). probs: the forward's; NULL: computed again from q, k and key_mask, pair by pair
+ * (the same bits; costs the Q·Kᵀ products once more, saves B·NH·S² floats). scratch is unused. */
 void attention_backward(float *dqkv, float *scratch, const float *dctx, const float *qkv,
-                        const float *probs, int B, int S, int NH, int D, float p, uint64_t seed);
+                        const float *probs, const int *key_mask, int B, int S, int NH, int D,
+                        float p, uint64_t seed);
 
 /* The same for the first token of every sequence only (its query; keys and values of every
  * token): what the last layer computes when only [CLS] is read from it. qkv as above (only the

@@ -508,6 +508,71 @@ static void test_encoder_fd(void) {
     bert_free(&m);
 }
 
+/* The frozen plan (bert_acts_new_frozen: little kept, buffers shared with the hooks' scratch,
+ * attention probabilities recomputed from S = 128 up, act' stored for u) against the general
+ * training acts: the same outputs, the same gradients at and above the lowest hooked site, the
+ * same dh, dr at the hooks, bit for bit; with dropout, padding, [CLS]-only or not. */
+static void test_frozen_plan(void) {
+    bert m;
+    bert_config c = tiny();
+    c.max_pos = 160, c.layers = 3;
+    bert_init_random(&m, &c, 31);
+    for (size_t i = 0; i < m.nparams; i++) m.mem[i] *= 5;
+    int H = c.hidden, Ss[2] = {7, 130};
+    for (int si = 0; si < 2; si++)
+        for (int cls = 0; cls < 2; cls++) {
+            int B = 2, S = Ss[si], M = B * S;
+            int *ids = malloc(M * sizeof(int)), *mask = malloc(M * sizeof(int));
+            af_rng r;
+            af_rng_seed(&r, 3);
+            for (int i = 0; i < M; i++)
+                ids[i] = 1 + (int)af_rng_below(&r, 19), mask[i] = i % S < S - 2 * (i / S);
+            bert_batch b = {B, S, ids, NULL, mask};
+            float *dout = calloc((size_t)M * H, 4);
+            for (int i = 0; i < M * H; i++)
+                if (!cls || (i / H) % S == 0) dout[i] = af_rng_normal(&r);
+            float *out[2], *dh[2], *hk_dh[2];
+            for (int v = 0; v < 2; v++) { /* 0: general acts, 1: frozen plan */
+                testhook th;
+                th_init(&th, c.layers, H, M, 0.5f);
+                th.on[0][BERT_SITE_OUT] = th.on[1][BERT_SITE_ATTN] = th.on[2][BERT_SITE_OUT] = 1;
+                bert_hooks hk = th_hooks(&th);
+                af_arena a;
+                size_t need = v ? bert_acts_bytes_frozen(&c, B, S, 1, cls, (size_t)M * H)
+                                : bert_acts_bytes(&c, B, S, 1);
+                af_arena_init(&a, need);
+                bert_acts *A = v ? bert_acts_new_frozen(&a, &c, B, S, 1, cls, (size_t)M * H)
+                                 : bert_acts_new(&a, &c, B, S, 1);
+                bert_acts_cls_only(A, cls);
+                if (v) /* the hooks' scratch is free for them to scribble on */
+                    memset(bert_acts_hook_scratch(A), 0x7f, (size_t)M * H * 4);
+                af_rng dr;
+                af_rng_seed(&dr, 8);
+                const float *h = bert_forward(&m, A, &b, &hk, 1, &dr);
+                out[v] = malloc((size_t)M * H * 4);
+                memcpy(out[v], h, (size_t)M * H * 4);
+                bert_backward(&m, A, dout, &hk, NULL);
+                dh[v] = malloc((size_t)M * H * 4);
+                memcpy(dh[v], bert_dhidden(A, 0), (size_t)M * H * 4);
+                hk_dh[v] = malloc((size_t)M * H * 4);
+                memcpy(hk_dh[v], th.dh[1][BERT_SITE_ATTN], (size_t)M * H * 4);
+                th_free(&th);
+                af_arena_free(&a);
+            }
+            int same_out = 1;
+            for (int i = 0; i < M; i++)
+                if (!cls || i % S == 0) same_out &= !memcmp(out[0] + (size_t)i * H, out[1] + (size_t)i * H, H * 4);
+            ok(same_out && !memcmp(dh[0], dh[1], (size_t)M * H * 4) &&
+                   !memcmp(hk_dh[0], hk_dh[1], (size_t)M * H * 4),
+               "frozen plan, S = %d%s: outputs, hidden gradients and hooks' gradients as the "
+               "general acts give them, bit for bit",
+               S, cls ? ", [CLS] only" : "");
+            for (int v = 0; v < 2; v++) free(out[v]), free(dh[v]), free(hk_dh[v]);
+            free(ids), free(mask), free(dout);
+        }
+    bert_free(&m);
+}
+
 static void rm_rf(const char *dir) {
     const char *subs[] = {"saved", "saved2", "plain", "bad"};
     const char *files[] = {"config.json", "model.safetensors"};
@@ -535,6 +600,7 @@ int main(void) {
     test_init();
     test_padding();
     test_encoder_fd();
+    test_frozen_plan();
     rm_rf(tmpdir);
     return done_testing();
 }

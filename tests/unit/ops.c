@@ -398,7 +398,7 @@ static void test_attention(af_rng *r) {
         for (int j = H; j < 3 * H; j++) c.qkv[(size_t)t * 3 * H + j] -= 100;
     at_loss(&c);
     float *d = zeros((size_t)M * 3 * H);
-    attention_backward(d, c.scratch, c.R, c.qkv, c.probs, c.B, c.S, c.NH, c.D, c.p, 9);
+    attention_backward(d, c.scratch, c.R, c.qkv, c.probs, NULL, c.B, c.S, c.NH, c.D, c.p, 9);
     ok(gc_check(c.qkv, d, (size_t)M * 3 * H, 400, 1e-2f, at_loss, &c) < FD_TOL,
        "attention backward (q, k, v), with padding");
     int padgrad = 0;
@@ -410,9 +410,16 @@ static void test_attention(af_rng *r) {
     c.p = 0.25f;
     at_loss(&c);
     for (int i = 0; i < M * 3 * H; i++) d[i] = 7; /* it overwrites */
-    attention_backward(d, c.scratch, c.R, c.qkv, c.probs, c.B, c.S, c.NH, c.D, c.p, 9);
+    attention_backward(d, c.scratch, c.R, c.qkv, c.probs, NULL, c.B, c.S, c.NH, c.D, c.p, 9);
     ok(gc_check(c.qkv, d, (size_t)M * 3 * H, 400, 1e-2f, at_loss, &c) < FD_TOL,
        "attention backward with dropout on the probabilities (the mask hashed again)");
+    float *d2 = zeros((size_t)M * 3 * H);
+    at_loss(&c);
+    attention_backward(d2, c.scratch, c.R, c.qkv, NULL, c.mask, c.B, c.S, c.NH, c.D, c.p, 9);
+    attention_backward(d, c.scratch, c.R, c.qkv, c.probs, NULL, c.B, c.S, c.NH, c.D, c.p, 9);
+    ok(!memcmp(d, d2, (size_t)M * 3 * H * 4),
+       "attention backward without the probabilities (computed again, with padding): same bits");
+    free(d2);
     /* ctx = dropout(P)·V: rows whose probabilities lost some mass differ from the p = 0 rows */
     size_t changed = 0;
     for (int t = 0; t < M; t++) changed += memcmp(nodrop + (size_t)t * H, c.ctx + (size_t)t * H, H * 4) != 0;

@@ -67,7 +67,7 @@ static void test_attention(af_rng *r) {
         ctx[t - 1] = calloc(M * H, 4), probs[t - 1] = calloc(P, 4);
         dq[t - 1] = calloc((size_t)M * 3 * H, 4);
         attention_forward(ctx[t - 1], probs[t - 1], NULL, qkv, mask, B, S, NH, D, 0.2f, 77);
-        attention_backward(dq[t - 1], NULL, dctx, qkv, probs[t - 1], B, S, NH, D, 0.2f, 77);
+        attention_backward(dq[t - 1], NULL, dctx, qkv, probs[t - 1], NULL, B, S, NH, D, 0.2f, 77);
     }
     int same = 1;
     for (int t = 1; t < 3; t++)
