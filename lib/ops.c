@@ -882,13 +882,14 @@ typedef struct {
     float *y;
     const float *a, *b;
     size_t n;
+    int mul; /* y = a·b, else a + b */
 } vec_job;
 
-V512 static void add512(float *y, const float *a, const float *b, size_t n) {
+V512 static void binop512(float *y, const float *a, const float *b, size_t n, int mul) {
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 t = tail_mask(n - i);
-        _mm512_mask_storeu_ps(y + i, t, _mm512_add_ps(_mm512_maskz_loadu_ps(t, a + i),
-                                                      _mm512_maskz_loadu_ps(t, b + i)));
+        __m512 x = _mm512_maskz_loadu_ps(t, a + i), z = _mm512_maskz_loadu_ps(t, b + i);
+        _mm512_mask_storeu_ps(y + i, t, mul ? _mm512_mul_ps(x, z) : _mm512_add_ps(x, z));
     }
 }
 
@@ -897,10 +898,13 @@ static void vec_part(void *p, int lo, int hi) {
     size_t a, b;
     chunk_range(v->n, lo, hi, &a, &b);
     if (has_avx512()) {
-        add512(v->y + a, v->a + a, v->b + a, b - a);
+        binop512(v->y + a, v->a + a, v->b + a, b - a, v->mul);
         return;
     }
-    for (size_t i = a; i < b; i++) v->y[i] = v->a[i] + v->b[i];
+    if (v->mul)
+        for (size_t i = a; i < b; i++) v->y[i] = v->a[i] * v->b[i];
+    else
+        for (size_t i = a; i < b; i++) v->y[i] = v->a[i] + v->b[i];
 }
 
 static void zero_part(void *p, int lo, int hi) {
@@ -911,42 +915,23 @@ static void zero_part(void *p, int lo, int hi) {
 }
 
 void vec_zero(float *y, size_t n) {
-    vec_job v = {y, NULL, NULL, n};
+    vec_job v = {y, NULL, NULL, n, 0};
     run_chunks(zero_part, &v, n);
 }
 
 void vec_add(float *y, const float *x, size_t n) {
-    vec_job v = {y, y, x, n};
+    vec_job v = {y, y, x, n, 0};
     run_chunks(vec_part, &v, n);
 }
 
 void vec_add2(float *out, const float *a, const float *b, size_t n) {
-    vec_job v = {out, a, b, n};
+    vec_job v = {out, a, b, n, 0};
     run_chunks(vec_part, &v, n);
 }
 
-V512 static void mul512(float *y, const float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; i += 16) {
-        __mmask16 t = tail_mask(n - i);
-        _mm512_mask_storeu_ps(y + i, t, _mm512_mul_ps(_mm512_maskz_loadu_ps(t, a + i),
-                                                      _mm512_maskz_loadu_ps(t, b + i)));
-    }
-}
-
-static void mul_part(void *p, int lo, int hi) {
-    const vec_job *v = p;
-    size_t a, b;
-    chunk_range(v->n, lo, hi, &a, &b);
-    if (has_avx512()) {
-        mul512(v->y + a, v->a + a, v->b + a, b - a);
-        return;
-    }
-    for (size_t i = a; i < b; i++) v->y[i] = v->a[i] * v->b[i];
-}
-
 void vec_mul(float *out, const float *a, const float *b, size_t n) {
-    vec_job v = {out, a, b, n};
-    run_chunks(mul_part, &v, n);
+    vec_job v = {out, a, b, n, 1};
+    run_chunks(vec_part, &v, n);
 }
 
 /* ---- row kernels (one thread) ------------------------------------------------------------- */
