@@ -3,7 +3,7 @@
  * Speed: every matrix product goes through gemm, which cuts its output between the threads of
  * af's pool (OpenBLAS itself runs single-threaded, so the two never fight over the cores); the
  * elementwise passes split their rows the same way and use AVX-512 when the CPU has it (checked
- * at run time), with glibc's vector expf/tanhf (libmvec, part of libm). The scalar loops
+ * at run time), with glibc's vector erff/expf/tanhf (libmvec, part of libm). The scalar loops
  * below each vector path are the definition; the vector paths compute the same formulas. */
 #include "ops.h"
 
@@ -28,7 +28,8 @@ static int has_avx512(void) {
     return cached;
 }
 
-/* libmvec (glibc >= 2.35): 16-lane expf, tanhf. */
+/* libmvec (glibc >= 2.35): 16-lane erff, expf, tanhf. */
+V512 extern __m512 _ZGVeN16v_erff(__m512);
 V512 extern __m512 _ZGVeN16v_expf(__m512);
 V512 extern __m512 _ZGVeN16v_tanhf(__m512);
 
@@ -428,63 +429,46 @@ typedef struct {
     float *deriv; /* forward: also act'(inp), computed as the backward computes it */
 } act_job;
 
-/* GELU(x) = x·Φ(x) and GELU'(x) = Φ(x) + x·φ(x), with Φ from erfc by Abramowitz & Stegun 7.1.26
- * (|error| < 1.5e-7, near float's own rounding): for a = |x|/√2, t = 1/(1 + p·a),
- *   erfc(a) = t·(a1 + t·(a2 + t·(a3 + t·(a4 + t·a5))))·e^(−a²),   Φ(x) = ½·erfc(−x/√2),
- * and e^(−a²) = e^(−x²/2) is φ's exponential too: one exp serves both. PyTorch's vectorised CPU
- * kernels (the reference's) evaluate erf by the same formula; the half-erfc form below also
- * keeps Φ accurate for large negative x, where 1 + erf cancels. */
-#define AS_P 0.3275911f
-#define AS_A1 0.254829592f
-#define AS_A2 -0.284496736f
-#define AS_A3 1.421413741f
-#define AS_A4 -1.453152027f
-#define AS_A5 1.061405429f
-
+/* The exact GELU, x·Φ(x) with Φ(x) = ½(1 + erf(x/√2)), and its derivative Φ(x) + x·φ(x).
+ * (PyTorch's vectorised CPU kernels evaluate erf by Abramowitz & Stegun 7.1.26, which is faster
+ * and within 1.5e-7; af keeps glibc's erff, so that a base pretrained by an earlier af is rebuilt
+ * byte for byte: scripts/make-base.sh.) One erff serves the value and the derivative. */
 static inline void gelu_parts(float x, float *cdf, float *pdf) {
-    float a = fabsf(x) * INV_SQRT_2, t = 1.0f / (1.0f + AS_P * a);
-    float e = expf(-0.5f * x * x);
-    float poly = t * (AS_A1 + t * (AS_A2 + t * (AS_A3 + t * (AS_A4 + t * AS_A5))));
-    float half_erfc = 0.5f * poly * e; /* ½·erfc(|x|/√2) */
-    *cdf = x >= 0 ? 1.0f - half_erfc : half_erfc;
-    *pdf = INV_SQRT_2PI * e;
+    *cdf = 0.5f * (1.0f + erff(x * INV_SQRT_2));
+    *pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
 }
 
-V512 static inline void gelu_parts512(__m512 x, __m512 *cdf, __m512 *pdf) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 a = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(INV_SQRT_2));
-    __m512 t = _mm512_div_ps(one, _mm512_add_ps(one, _mm512_mul_ps(_mm512_set1_ps(AS_P), a)));
-    __m512 e = _ZGVeN16v_expf(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(x, x)));
-    __m512 poly = _mm512_add_ps(_mm512_set1_ps(AS_A4), _mm512_mul_ps(t, _mm512_set1_ps(AS_A5)));
-    poly = _mm512_add_ps(_mm512_set1_ps(AS_A3), _mm512_mul_ps(t, poly));
-    poly = _mm512_add_ps(_mm512_set1_ps(AS_A2), _mm512_mul_ps(t, poly));
-    poly = _mm512_add_ps(_mm512_set1_ps(AS_A1), _mm512_mul_ps(t, poly));
-    poly = _mm512_mul_ps(t, poly);
-    __m512 he = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), poly), e);
-    __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-    *cdf = _mm512_mask_mov_ps(_mm512_sub_ps(one, he), neg, he);
-    *pdf = _mm512_mul_ps(_mm512_set1_ps(INV_SQRT_2PI), e);
+/* erf(x/√2), 16 lanes */
+V512 static inline __m512 gelu_erf512(__m512 x) {
+    return _ZGVeN16v_erff(_mm512_mul_ps(x, _mm512_set1_ps(INV_SQRT_2)));
 }
 
-/* 16 lanes at a time, the same operations in the same order as the scalar code (no fused
- * multiply-adds), so both paths give the same bits up to libmvec's expf against libm's. */
+/* Φ(x) + x·φ(x) from e = erf(x/√2) */
+V512 static inline __m512 gelu_deriv512(__m512 x, __m512 e) {
+    const __m512 half = _mm512_set1_ps(0.5f);
+    __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    __m512 pdf = _mm512_mul_ps(_mm512_set1_ps(INV_SQRT_2PI),
+                               _ZGVeN16v_expf(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(x, x))));
+    return _mm512_fmadd_ps(x, pdf, cdf);
+}
+
+/* GELU (and, when deriv, its derivative, as gelu_bwd512 computes it), 16 lanes at a time */
 V512 static void gelu_fwd512(float *out, float *deriv, const float *inp, size_t n) {
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 t = tail_mask(n - i);
-        __m512 x = _mm512_maskz_loadu_ps(t, inp + i), cdf, pdf;
-        gelu_parts512(x, &cdf, &pdf);
-        _mm512_mask_storeu_ps(out + i, t, _mm512_mul_ps(x, cdf));
-        if (deriv) _mm512_mask_storeu_ps(deriv + i, t, _mm512_add_ps(cdf, _mm512_mul_ps(x, pdf)));
+        __m512 x = _mm512_maskz_loadu_ps(t, inp + i), e = gelu_erf512(x);
+        _mm512_mask_storeu_ps(out + i, t,
+                              _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, e)));
+        if (deriv) _mm512_mask_storeu_ps(deriv + i, t, gelu_deriv512(x, e));
     }
 }
 
 V512 static void gelu_bwd512(float *dinp, const float *dout, const float *inp, size_t n, int set) {
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 t = tail_mask(n - i);
-        __m512 x = _mm512_maskz_loadu_ps(t, inp + i), cdf, pdf;
-        gelu_parts512(x, &cdf, &pdf);
-        __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, dout + i),
-                                 _mm512_add_ps(cdf, _mm512_mul_ps(x, pdf)));
+        __m512 x = _mm512_maskz_loadu_ps(t, inp + i);
+        __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, dout + i), gelu_deriv512(x, gelu_erf512(x)));
         if (!set) g = _mm512_add_ps(_mm512_maskz_loadu_ps(t, dinp + i), g);
         _mm512_mask_storeu_ps(dinp + i, t, g);
     }
@@ -544,11 +528,7 @@ static void act_fwd_part(void *p, int lo, int hi) {
         for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
         break;
     case AF_ACT_GELU:
-        for (size_t i = 0; i < n; i++) {
-            float cdf, pdf;
-            gelu_parts(inp[i], &cdf, &pdf);
-            out[i] = inp[i] * cdf;
-        }
+        for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * INV_SQRT_2));
         break;
     case AF_ACT_GELU_TANH:
         for (size_t i = 0; i < n; i++) {

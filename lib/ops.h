@@ -43,7 +43,7 @@ void layernorm_backward_set(float *dinp, float *dinp2, const float *add, const f
 
 typedef enum {
     AF_ACT_RELU,
-    AF_ACT_GELU,      /* x·Φ(x) (HF "gelu"), Φ within 1.5e-7 (ops.c: gelu_parts) */
+    AF_ACT_GELU,      /* exact: x·Φ(x) (HF "gelu") */
     AF_ACT_GELU_TANH, /* HF "gelu_new" / "gelu_pytorch_tanh" */
     AF_ACT_SWISH,     /* x·σ(x) (AdapterHub "swish") */
     AF_ACT_TANH,
