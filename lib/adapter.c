@@ -95,12 +95,8 @@ void adapter_stack_forward(float *ups, adapter_cache *c, const float *x, const a
     if (down_stacked(a, N)) {
         linear_forward(c->pre, x, a[0].down_w, a[0].down_b, M, H, R);
     } else {
-        for (int i = 0, Ri = 0; i < N; Ri += a[i].r, i++) {
-            for (int m = 0; m < M; m++)
-                memcpy(c->pre + (size_t)m * R + Ri, a[i].down_b, a[i].r * sizeof(float));
-            gemm(0, 1, M, a[i].r, H, 1.0f, x, H,
-                        a[i].down_w, H, 1.0f, c->pre + Ri, R);
-        }
+        for (int i = 0, Ri = 0; i < N; Ri += a[i].r, i++)
+            linear_forward_ld(c->pre + Ri, R, x, H, a[i].down_w, a[i].down_b, M, H, a[i].r);
     }
     if (same_act(a, N)) {
         act_forward(c->act, c->pre, (size_t)M * R, a[0].act);
@@ -112,10 +108,8 @@ void adapter_stack_forward(float *ups, adapter_cache *c, const float *x, const a
     }
     /* Each up projection writes its own column block of ups[M, N, H] (row stride N·H). */
     for (int i = 0, Ri = 0; i < N; Ri += a[i].r, i++) {
-        float *u = ups + (size_t)i * H;
-        for (int m = 0; m < M; m++) memcpy(u + m * ldu, a[i].up_b, H * sizeof(float));
-        gemm(0, 1, M, H, a[i].r, 1.0f, c->act + Ri, R,
-                    a[i].up_w, a[i].r, 1.0f, u, (int)ldu);
+        linear_forward_ld(ups + (size_t)i * H, (int)ldu, c->act + Ri, R, a[i].up_w, a[i].up_b, M,
+                          a[i].r, H);
     }
 }
 

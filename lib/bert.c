@@ -674,7 +674,6 @@ static void *take(bump *b, size_t bytes) {
 }
 
 #define BF(b, n) ((float *)take(b, (n) * sizeof(float)))
-#define BB(b, n) ((uint8_t *)take(b, (n)))
 
 /* One layer's buffers for R rows (M, or B in a [CLS]-only last layer) with P attention floats;
  * ctx only when asked (it is forward-only), a and h2 unless resid == 0 (the caller has them). */
@@ -961,7 +960,8 @@ static void embed_part(void *p, int lo, int hi) {
     }
 }
 
-static void embed_forward(const bert *m, bert_acts *A, float *out, int train, af_rng *rng) {
+/* dropout: as A->ph says (the training forward's rate, else 0) */
+static void embed_forward(const bert *m, bert_acts *A, float *out, af_rng *rng) {
     const bert_weights *w = &m->w;
     int H = A->H, M = A->B * A->S;
     float *sum = A->emb_sum ? A->emb_sum : A->tmp;
@@ -989,7 +989,7 @@ static void act_grad(const bert_acts *A, float *du, const float *dg, const float
     else zero(du, n), act_backward(du, dg, u, n, act);
 }
 
-static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *hk, int train,
+static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *hk,
                           af_rng *rng) {
     const bert_layer *W = &m->w.layer[l];
     layer_acts *la = &A->la[l];
@@ -1014,20 +1014,13 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
                  la->mean2, la->rstd2, M);
 }
 
-/* x[M,H]·W[N,H]ᵀ + bias[N] into columns of out with row stride ldo (K and V of the stacked qkv). */
-static void linear_into(float *out, int ldo, const float *x, const float *W, const float *bias,
-                        int M, int K, int N) {
-    for (int i = 0; i < M; i++) memcpy(out + (size_t)i * ldo, bias, N * sizeof(float));
-    gemm(0, 1, M, N, K, 1.0f, x, K, W, K, 1.0f, out, ldo);
-}
-
 static void gather_cls(float *dst, const float *src, int B, int S, int H) {
     for (int b = 0; b < B; b++) memcpy(dst + (size_t)b * H, src + (size_t)b * S * H, H * sizeof(float));
 }
 
 /* The last layer when only the first token of each sequence is read: keys and values for every
  * token, everything else for those B tokens, packed in the first B rows of the layer's buffers. */
-static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hooks *hk, int train,
+static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hooks *hk,
                               af_rng *rng) {
     const bert_layer *W = &m->w.layer[l];
     layer_acts *la = &A->la[l];
@@ -1036,7 +1029,9 @@ static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     size_t BH = (size_t)B * H;
     const float *x = hidk(A, l);
     float *y = hidk(A, l + 1);
-    linear_into(la->qkv + H, 3 * H, x, W->qkv_w + (size_t)H * H, W->qkv_b + H, M, H, 2 * H);
+    /* K and V into their columns of the stacked qkv */
+    linear_forward_ld(la->qkv + H, 3 * H, x, H, W->qkv_w + (size_t)H * H, W->qkv_b + H, M, H,
+                      2 * H);
     gather_cls(A->xc, x, B, S, H);
     float *qc = A->yc; /* free until the end of the layer */
     linear_forward(qc, A->xc, W->qkv_w, W->qkv_b, B, H, H);
@@ -1089,10 +1084,10 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
         if (A->active[p]) return NULL;
     A->dvalid = c->layers + 1;
     A->u_deriv = A->frozen && train;
-    embed_forward(m, A, hidk(A, 0), train, rng);
+    embed_forward(m, A, hidk(A, 0), rng);
     for (int l = 0; l < c->layers; l++) {
-        if (A->cls_only && l == c->layers - 1) layer_forward_cls(m, A, l, hooks, train, rng);
-        else layer_forward(m, A, l, hooks, train, rng);
+        if (A->cls_only && l == c->layers - 1) layer_forward_cls(m, A, l, hooks, rng);
+        else layer_forward(m, A, l, hooks, rng);
     }
     A->fwd_cls_only = A->cls_only;
     return hidk(A, c->layers);

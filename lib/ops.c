@@ -83,6 +83,28 @@ typedef struct {
 /* Products below this many multiply-adds are not worth waking the pool for. */
 #define GEMM_PAR_MIN (1 << 18)
 
+/* C's M rows of N start as the bias row (the products then add to it): whole vectors through
+ * plain stores, the row staying in L1, rather than a memcpy call per row. */
+V512 static void fill_rows512(float *C, size_t ldc, const float *row, int M, int N) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        int k = 0;
+        for (; k + 16 <= N; k += 16) _mm512_storeu_ps(c + k, _mm512_loadu_ps(row + k));
+        if (k < N) {
+            __mmask16 t = tail_mask(N - k);
+            _mm512_mask_storeu_ps(c + k, t, _mm512_maskz_loadu_ps(t, row + k));
+        }
+    }
+}
+
+static void fill_rows(float *C, size_t ldc, const float *row, int M, int N) {
+    if (has_avx512()) {
+        fill_rows512(C, ldc, row, M, N);
+        return;
+    }
+    for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, row, N * sizeof(float));
+}
+
 static void gemm_part(void *p, int lo, int hi) {
     const gemm_job *g = p;
     /* part lo..hi of g->parts, each a run of whole blocks: one sgemm call per thread, so each
@@ -106,8 +128,7 @@ static void gemm_part(void *p, int lo, int hi) {
     if (M <= 0 || N <= 0) return;
     float beta = g->beta;
     if (g->bias) {
-        for (int i = 0; i < M; i++)
-            memcpy(C + (size_t)i * g->ldc, g->bias + (g->by_rows ? 0 : r0), N * sizeof(float));
+        fill_rows(C, g->ldc, g->bias + (g->by_rows ? 0 : r0), M, N);
         beta = 1.0f;
     }
     cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,
@@ -136,7 +157,12 @@ void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int 
 
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int M, int K,
                     int N) {
-    gemm_job g = {0, 1, M, N, K, 1.0f, 0.0f, inp, w, K, K, N, out, b, 0, 1};
+    linear_forward_ld(out, N, inp, K, w, b, M, K, N);
+}
+
+void linear_forward_ld(float *out, int ldo, const float *inp, int ldi, const float *w,
+                       const float *b, int M, int K, int N) {
+    gemm_job g = {0, 1, M, N, K, 1.0f, 0.0f, inp, w, ldi, K, ldo, out, b, 0, 1};
     gemm_run(&g);
 }
 

@@ -18,6 +18,10 @@ void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int 
 /* out[M,N] = inp[M,K] · w[N,K]ᵀ + b[N]   (nn.Linear; b may be NULL) */
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int M, int K,
                     int N);
+/* The same with row strides: out rows ldo apart, inp rows ldi apart (column blocks of wider
+ * matrices, such as the stacked adapters' or q, k, v's) */
+void linear_forward_ld(float *out, int ldo, const float *inp, int ldi, const float *w,
+                       const float *b, int M, int K, int N);
 /* dinp[M,K] = dout·w, overwriting (the input gradient of a frozen linear layer) */
 void linear_backward_set(float *dinp, const float *dout, const float *w, int M, int K, int N);
 /* dinp[M,K] += dout·w;  dw[N,K] += doutᵀ·inp;  db[N] += Σ_rows dout */
