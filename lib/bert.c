@@ -645,6 +645,9 @@ struct bert_acts {
     int frozen, lowest;         /* bert_acts_new_frozen: the plan the buffers were cut for */
     int compact;                /* its last layer holds [CLS] rows only */
     int lean;                   /* bert_acts_new_lean: only the last hidden states are kept */
+    int rot;                    /* frozen, no attention site hooked: the attention sites keep
+                                   their LayerNorm's input h1 + x in h1, so the hidden states
+                                   rotate through two buffers as in lean acts */
     float *xc, *yc, *dxc;                /* (maxB, H) its input and output rows, packed */
     float *hook_scratch;                 /* frozen: see bert_acts_hook_scratch */
 };
@@ -697,6 +700,7 @@ static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, siz
 typedef struct {
     int lowest, cls_only;
     size_t hook_floats;
+    int attn_hooks; /* attention sites may be hooked; else the hidden states rotate */
 } frozen_plan;
 
 /* From this sequence length up, a frozen plan does not keep the attention probabilities (B·NH·S²
@@ -723,13 +727,14 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->compact = fp && fp->cls_only;
         A->lean = lean && !train;
         A->probs_kept = !fp || S < RECOMPUTE_PROBS_S;
+        A->rot = fp && !fp->attn_hooks;
     }
 #define CF(n) ((float *)carve(c, (n) * sizeof(float)))
 #define CI(n) ((int *)carve(c, (n) * sizeof(int)))
 #define CB(n) ((uint8_t *)carve(c, (n)))
     int *ids = CI(M), *tids = CI(M), *mask = CI(M);
     unsigned char *active = CB(2 * L);
-    float *hidden = CF((lean && !train ? 2 : L + 1) * M * H);
+    float *hidden = CF(((lean && !train) || (fp && !fp->attn_hooks) ? 2 : L + 1) * M * H);
     float *dhidden = train ? CF((fp ? 2 : L + 1) * M * H) : NULL;
     int embg = train && !fp; /* only a full backward reaches the embeddings */
     float *emb_sum = embg ? CF(M * H) : NULL, *emb_mean = embg ? CF(M) : NULL;
@@ -844,17 +849,17 @@ bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S)
 }
 
 size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only,
-                              size_t hook_floats) {
+                              size_t hook_floats, int attn_hooks) {
     carver c = {NULL, 0};
-    frozen_plan fp = {lowest, cls_only, hook_floats};
+    frozen_plan fp = {lowest, cls_only, hook_floats, attn_hooks};
     layout_acts(&c, cfg, B, S, 1, &fp, 0);
     return c.bytes;
 }
 
 bert_acts *bert_acts_new_frozen(af_arena *a, const bert_config *cfg, int B, int S, int lowest,
-                                int cls_only, size_t hook_floats) {
+                                int cls_only, size_t hook_floats, int attn_hooks) {
     carver c = {a, 0};
-    frozen_plan fp = {lowest, cls_only, hook_floats};
+    frozen_plan fp = {lowest, cls_only, hook_floats, attn_hooks};
     bert_acts *A = layout_acts(&c, cfg, B, S, 1, &fp, 0);
     A->cls_only = cls_only;
     return A;
@@ -871,11 +876,11 @@ static float *hid(const bert_acts *A, float *base, int k) {
 
 /* hidden[k]: lean inference acts keep two buffers in turn (layer l reads k = l, writes l + 1) */
 static float *hidk(const bert_acts *A, int k) {
-    return hid(A, A->hidden, A->lean ? k % 2 : k);
+    return hid(A, A->hidden, A->lean || A->rot ? k % 2 : k);
 }
 
 const float *bert_hidden(const bert_acts *acts, int l) {
-    if (l < -1 || l >= acts->L || (acts->lean && l != acts->L - 1)) return NULL;
+    if (l < -1 || l >= acts->L || ((acts->lean || acts->rot) && l != acts->L - 1)) return NULL;
     return hidk(acts, l + 1);
 }
 
@@ -917,15 +922,16 @@ static int hooked(const bert_hooks *hk, int l, int site) {
     return hk && hk->active && hk->active(hk->ctx, l, site);
 }
 
-/* out = LN(h + r), or the hook's replacement of it. */
+/* out = LN(h + r), or the hook's replacement of it. sum (unless NULL; may be h): h + r, kept
+ * for the backward when h and r are not. */
 static void site_forward(bert_acts *A, const bert_hooks *hk, int l, int site, float *out,
                          const float *h, const float *r, const float *ln_w, const float *ln_b,
-                         float eps, float *mean, float *rstd, int M) {
+                         float eps, float *mean, float *rstd, int M, float *sum) {
     if (A->active[2 * l + site]) {
         hk->forward(hk->ctx, l, site, out, h, r, ln_w, ln_b, eps, M);
         return;
     }
-    layernorm_forward_sum(out, mean, rstd, NULL, h, r, ln_w, ln_b, M, A->H, eps);
+    layernorm_forward_sum(out, mean, rstd, sum, h, r, ln_w, ln_b, M, A->H, eps);
 }
 
 /* A dropout's seed, drawn as dropout_forward draws it (one number, only when p > 0). */
@@ -1003,15 +1009,16 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
     attention_forward(la->ctx, la->probs, NULL, la->qkv, A->mask, B, S, NH, H / NH, A->pa, la->sp);
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, M, H, H);
     la->s1 = dropout_seeded(la->h1, MH, A->ph, rng);
+    /* rotating hidden states: x is gone by the backward, h1 + x stays in h1 */
     site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, x, W->ln1_w, W->ln1_b, c->ln_eps,
-                 la->mean1, la->rstd1, M);
+                 la->mean1, la->rstd1, M, A->rot ? la->h1 : NULL);
     linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, M, H, F);
     float *g = A->g ? A->g : la->u; /* inference: in place */
     act_apply(A, g, la->u, (size_t)M * F, c->act);
     linear_forward(la->h2, g, W->ff2_w, W->ff2_b, M, F, H);
     la->s2 = dropout_seeded(la->h2, MH, A->ph, rng);
     site_forward(A, hk, l, BERT_SITE_OUT, y, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
-                 la->mean2, la->rstd2, M);
+                 la->mean2, la->rstd2, M, NULL);
 }
 
 static void gather_cls(float *dst, const float *src, int B, int S, int H) {
@@ -1042,14 +1049,14 @@ static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, B, H, H);
     la->s1 = dropout_seeded(la->h1, BH, A->ph, rng);
     site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, A->xc, W->ln1_w, W->ln1_b, c->ln_eps,
-                 la->mean1, la->rstd1, B);
+                 la->mean1, la->rstd1, B, NULL);
     linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, B, H, F);
     float *g = A->g ? A->g : la->u;
     act_apply(A, g, la->u, (size_t)B * F, c->act);
     linear_forward(la->h2, g, W->ff2_w, W->ff2_b, B, F, H);
     la->s2 = dropout_seeded(la->h2, BH, A->ph, rng);
     site_forward(A, hk, l, BERT_SITE_OUT, A->yc, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
-                 la->mean2, la->rstd2, B);
+                 la->mean2, la->rstd2, B, NULL);
     for (int b = 0; b < B; b++)
         memcpy(y + (size_t)b * S * H, A->yc + (size_t)b * H, H * sizeof(float));
 }
@@ -1082,6 +1089,8 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
     if (A->compact && !A->cls_only) return NULL;
     for (int p = 0; A->frozen && train && p < A->lowest && p < 2 * c->layers; p++)
         if (A->active[p]) return NULL;
+    for (int l = 0; A->rot && train && l < c->layers; l++)
+        if (A->active[2 * l + BERT_SITE_ATTN]) return NULL;
     A->dvalid = c->layers + 1;
     A->u_deriv = A->frozen && train;
     embed_forward(m, A, hidk(A, 0), rng);
@@ -1244,8 +1253,10 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         linear_backward(A->da, G ? G->ff1_w : NULL, G ? G->ff1_b : NULL, A->du, la->a, W->ff1_w, M,
                         H, F);
 
-        site_backward(A, hooks, l, BERT_SITE_ATTN, A->dh1, dx, A->da, la->h1, x, W->ln1_w, W->ln1_b,
-                      G ? G->ln1_w : NULL, G ? G->ln1_b : NULL, c->ln_eps, la->mean1, la->rstd1, M);
+        /* rotating hidden states: h1 holds h1 + x, the LayerNorm's whole input */
+        site_backward(A, hooks, l, BERT_SITE_ATTN, A->dh1, dx, A->da, la->h1, A->rot ? NULL : x,
+                      W->ln1_w, W->ln1_b, G ? G->ln1_w : NULL, G ? G->ln1_b : NULL, c->ln_eps,
+                      la->mean1, la->rstd1, M);
         if (!grads && lowest == 2 * l + BERT_SITE_ATTN) return;
 
         dropout_apply(A->dtmp, A->dh1, MH, ph, la->s1);

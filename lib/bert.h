@@ -107,10 +107,13 @@ bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S)
  * it) the last layer keeps [CLS] rows only. A training forward with a hook below `lowest`
  * returns NULL, as does a backward with grads. lowest = 2·layers: nothing hooked, nothing kept. */
 size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only,
-                              size_t hook_floats);
+                              size_t hook_floats, int attn_hooks);
 bert_acts *bert_acts_new_frozen(af_arena *a, const bert_config *cfg, int B, int S, int lowest,
-                                int cls_only, size_t hook_floats);
-/* Frozen acts: hook_floats floats of scratch for the hooks, in the block that holds the layers'
+                                int cls_only, size_t hook_floats, int attn_hooks);
+/* attn_hooks == 0 promises that no attention site is hooked (a training forward with one returns
+ * NULL): those sites then keep their LayerNorm's input h1 + x, the hidden states rotate through
+ * two buffers as in lean acts, and bert_hidden(l) is NULL for l < layers - 1.
+ * Frozen acts: hook_floats floats of scratch for the hooks, in the block that holds the layers'
  * forward-only buffers and the backward's scratch, none of which is live while a hook runs.
  * A hook may use it only during its own forward or backward call (what it keeps from forward to
  * backward must live elsewhere); the h, r, out, dh, dr and dout it is given are never in it.

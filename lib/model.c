@@ -669,12 +669,14 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
         scratch = k > scratch ? k : scratch;
     }
     /* training: the sites' scratch lives in the encoder's (bert_acts_hook_scratch) */
-    bytes += train ? bert_acts_bytes_frozen(&m->base->cfg, maxB, maxS, lowest, 1, scratch)
+    bytes += train ? bert_acts_bytes_frozen(&m->base->cfg, maxB, maxS, lowest, 1, scratch,
+                                          site_has(m, BERT_SITE_ATTN))
                    : bert_acts_bytes_lean(&m->base->cfg, maxB, maxS) + scratch * sizeof(float) + 64;
     bytes += ((size_t)M * H + 2 * (size_t)maxB * H + 3 * (size_t)maxB * Lmax + maxB) * 4 +
              2 * maxB * sizeof(int) + head_cache_floats(H, maxB) * 4 + 16 * 64;
     af_arena_init(&m->arena, bytes);
-    m->acts = train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1, scratch)
+    m->acts = train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1, scratch,
+                                         site_has(m, BERT_SITE_ATTN))
                     : bert_acts_new_lean(&m->arena, &m->base->cfg, maxB, maxS);
     float *shared = train ? bert_acts_hook_scratch(m->acts) : af_arena_floats(&m->arena, scratch);
     for (int p = 0; p < 2 * m->L; p++)

@@ -509,67 +509,75 @@ static void test_encoder_fd(void) {
 }
 
 /* The frozen plan (bert_acts_new_frozen: little kept, buffers shared with the hooks' scratch,
- * attention probabilities recomputed from S = 128 up, act' stored for u) against the general
- * training acts: the same outputs, the same gradients at and above the lowest hooked site, the
- * same dh, dr at the hooks, bit for bit; with dropout, padding, [CLS]-only or not. */
+ * attention probabilities recomputed from S = 128 up, act' stored for u, hidden states rotating
+ * when no attention site is hooked) against the general training acts: the same outputs, the same
+ * gradients at and above the lowest hooked site, the same dh at the hooks, bit for bit; with
+ * dropout and padding. attn: layer 1's hook sits at its attention site, else at its output. */
+static void frozen_plan_case(bert *m, int S, int cls, int attn) {
+    const bert_config *c = &m->cfg;
+    int B = 2, M = B * S, H = c->hidden, site1 = attn ? BERT_SITE_ATTN : BERT_SITE_OUT;
+    int *ids = malloc(M * sizeof(int)), *mask = malloc(M * sizeof(int));
+    af_rng r;
+    af_rng_seed(&r, 3);
+    for (int i = 0; i < M; i++)
+        ids[i] = 1 + (int)af_rng_below(&r, 19), mask[i] = i % S < S - 2 * (i / S);
+    bert_batch b = {B, S, ids, NULL, mask};
+    float *dout = calloc((size_t)M * H, 4);
+    for (int i = 0; i < M * H; i++)
+        if (!cls || (i / H) % S == 0) dout[i] = af_rng_normal(&r);
+    size_t MH = (size_t)M * H;
+    float *out[2], *dh[2], *hk_dh[2];
+    int refused = 1;
+    for (int v = 0; v < 2; v++) { /* 0: general acts, 1: frozen plan */
+        testhook th;
+        th_init(&th, c->layers, H, M, 0.5f);
+        th.on[0][BERT_SITE_OUT] = th.on[2][BERT_SITE_OUT] = th.on[1][site1] = 1;
+        bert_hooks hk = th_hooks(&th);
+        af_arena a;
+        af_arena_init(&a, v ? bert_acts_bytes_frozen(c, B, S, 1, cls, MH, attn)
+                            : bert_acts_bytes(c, B, S, 1));
+        bert_acts *A = v ? bert_acts_new_frozen(&a, c, B, S, 1, cls, MH, attn)
+                         : bert_acts_new(&a, c, B, S, 1);
+        bert_acts_cls_only(A, cls);
+        if (v) memset(bert_acts_hook_scratch(A), 0x7f, MH * 4); /* the hooks' to scribble on */
+        af_rng dr;
+        af_rng_seed(&dr, 8);
+        const float *h = bert_forward(m, A, &b, &hk, 1, &dr);
+        out[v] = malloc(MH * 4);
+        memcpy(out[v], h, MH * 4);
+        bert_backward(m, A, dout, &hk, NULL);
+        dh[v] = malloc(MH * 4);
+        memcpy(dh[v], bert_dhidden(A, 0), MH * 4);
+        hk_dh[v] = malloc(MH * 4);
+        memcpy(hk_dh[v], th.dh[1][site1], MH * 4);
+        if (v && !attn) { /* a plan promised no attention hooks refuses one */
+            th.on[1][BERT_SITE_ATTN] = 1;
+            refused = bert_forward(m, A, &b, &hk, 1, &dr) == NULL;
+        }
+        th_free(&th);
+        af_arena_free(&a);
+    }
+    int same_out = 1;
+    for (int i = 0; i < M; i++)
+        if (!cls || i % S == 0)
+            same_out &= !memcmp(out[0] + (size_t)i * H, out[1] + (size_t)i * H, H * 4);
+    ok(same_out && !memcmp(dh[0], dh[1], MH * 4) && !memcmp(hk_dh[0], hk_dh[1], MH * 4) && refused,
+       "frozen plan, S = %d%s, %s: outputs, hidden gradients and hooks' gradients as the general "
+       "acts give them, bit for bit",
+       S, cls ? ", [CLS] only" : "", attn ? "attention site hooked" : "hidden states rotating");
+    for (int v = 0; v < 2; v++) free(out[v]), free(dh[v]), free(hk_dh[v]);
+    free(ids), free(mask), free(dout);
+}
+
 static void test_frozen_plan(void) {
     bert m;
     bert_config c = tiny();
     c.max_pos = 160, c.layers = 3;
     bert_init_random(&m, &c, 31);
     for (size_t i = 0; i < m.nparams; i++) m.mem[i] *= 5;
-    int H = c.hidden, Ss[2] = {7, 130};
-    for (int si = 0; si < 2; si++)
-        for (int cls = 0; cls < 2; cls++) {
-            int B = 2, S = Ss[si], M = B * S;
-            int *ids = malloc(M * sizeof(int)), *mask = malloc(M * sizeof(int));
-            af_rng r;
-            af_rng_seed(&r, 3);
-            for (int i = 0; i < M; i++)
-                ids[i] = 1 + (int)af_rng_below(&r, 19), mask[i] = i % S < S - 2 * (i / S);
-            bert_batch b = {B, S, ids, NULL, mask};
-            float *dout = calloc((size_t)M * H, 4);
-            for (int i = 0; i < M * H; i++)
-                if (!cls || (i / H) % S == 0) dout[i] = af_rng_normal(&r);
-            float *out[2], *dh[2], *hk_dh[2];
-            for (int v = 0; v < 2; v++) { /* 0: general acts, 1: frozen plan */
-                testhook th;
-                th_init(&th, c.layers, H, M, 0.5f);
-                th.on[0][BERT_SITE_OUT] = th.on[1][BERT_SITE_ATTN] = th.on[2][BERT_SITE_OUT] = 1;
-                bert_hooks hk = th_hooks(&th);
-                af_arena a;
-                size_t need = v ? bert_acts_bytes_frozen(&c, B, S, 1, cls, (size_t)M * H)
-                                : bert_acts_bytes(&c, B, S, 1);
-                af_arena_init(&a, need);
-                bert_acts *A = v ? bert_acts_new_frozen(&a, &c, B, S, 1, cls, (size_t)M * H)
-                                 : bert_acts_new(&a, &c, B, S, 1);
-                bert_acts_cls_only(A, cls);
-                if (v) /* the hooks' scratch is free for them to scribble on */
-                    memset(bert_acts_hook_scratch(A), 0x7f, (size_t)M * H * 4);
-                af_rng dr;
-                af_rng_seed(&dr, 8);
-                const float *h = bert_forward(&m, A, &b, &hk, 1, &dr);
-                out[v] = malloc((size_t)M * H * 4);
-                memcpy(out[v], h, (size_t)M * H * 4);
-                bert_backward(&m, A, dout, &hk, NULL);
-                dh[v] = malloc((size_t)M * H * 4);
-                memcpy(dh[v], bert_dhidden(A, 0), (size_t)M * H * 4);
-                hk_dh[v] = malloc((size_t)M * H * 4);
-                memcpy(hk_dh[v], th.dh[1][BERT_SITE_ATTN], (size_t)M * H * 4);
-                th_free(&th);
-                af_arena_free(&a);
-            }
-            int same_out = 1;
-            for (int i = 0; i < M; i++)
-                if (!cls || i % S == 0) same_out &= !memcmp(out[0] + (size_t)i * H, out[1] + (size_t)i * H, H * 4);
-            ok(same_out && !memcmp(dh[0], dh[1], (size_t)M * H * 4) &&
-                   !memcmp(hk_dh[0], hk_dh[1], (size_t)M * H * 4),
-               "frozen plan, S = %d%s: outputs, hidden gradients and hooks' gradients as the "
-               "general acts give them, bit for bit",
-               S, cls ? ", [CLS] only" : "");
-            for (int v = 0; v < 2; v++) free(out[v]), free(dh[v]), free(hk_dh[v]);
-            free(ids), free(mask), free(dout);
-        }
+    for (int S = 7; S <= 130; S += 123)
+        for (int cls = 0; cls < 2; cls++)
+            for (int attn = 0; attn < 2; attn++) frozen_plan_case(&m, S, cls, attn);
     bert_free(&m);
 }
 
