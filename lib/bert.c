@@ -606,7 +606,8 @@ typedef struct {
     float *qkv;               /* (M, 3H) */
     float *probs;             /* (B, NH, S, S) softmax output, before dropout */
     float *ctx;               /* (M, H) attention context, input of attention.output.dense */
-    float *h1;                /* (M, H) dropout(attention.output.dense): the ATTN site's h */
+    float *h1;                /* (M, H) dropout(attention.output.dense): the ATTN site's h;
+                                 in rotating frozen plans, after that site, its input h1 + x */
     float *a;                 /* (M, H) ATTN site output: FFN input, the OUT site's r */
     float *u;                 /* (M, F) intermediate.dense output, before the activation */
     float *h2;                /* (M, H) dropout(output.dense): the OUT site's h */
@@ -631,7 +632,8 @@ struct bert_acts {
     uint64_t emb_seed;          /* the embeddings' dropout (see layer_acts.sp) */
     layer_acts *la;             /* [L] */
     /* scratch shared by all layers */
-    float *tmp;                          /* (M, H) a site's LayerNorm input h + r */
+    float *tmp;                          /* (M, H) the embeddings' sum when not kept; a full
+                                            backward's site LayerNorm input h + r */
     float *g;                            /* (M, F) activation output */
     float *dqkv;                         /* (M, 3H) backward only from here on */
     float *dctx, *dh1, *da, *dh2, *dtmp; /* (M, H) */
