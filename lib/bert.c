@@ -650,6 +650,9 @@ struct bert_acts {
     int rot;                    /* frozen, no attention site hooked: the attention sites keep
                                    their LayerNorm's input h1 + x in h1, so the hidden states
                                    rotate through two buffers as in lean acts */
+    int sum_out;                /* frozen, sum_only hooks: from the lowest hooked layer up, the
+                                   output sites get h2 + a (in h2) and r = NULL, and a lives in
+                                   the shared block (in ctx's place: ctx is spent by then) */
     float *xc, *yc, *dxc;                /* (maxB, H) its input and output rows, packed */
     float *hook_scratch;                 /* frozen: see bert_acts_hook_scratch */
 };
@@ -681,20 +684,20 @@ static void *take(bump *b, size_t bytes) {
 #define BF(b, n) ((float *)take(b, (n) * sizeof(float)))
 
 /* One layer's buffers for R rows (M, or B in a [CLS]-only last layer) with P attention floats;
- * ctx only when asked (it is forward-only), a and h2 unless resid == 0 (the caller has them). */
+ * ctx only when asked (it is forward-only), a and h2 when asked (else the caller has them). */
 static layer_acts layer_set_r(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P,
-                              int ctx, int resid) {
+                              int ctx, int keep_a, int keep_h2) {
     layer_acts x;
     x.qkv = BF(b, M * 3 * H), x.probs = BF(b, P), x.h1 = BF(b, R * H);
     x.ctx = ctx ? BF(b, R * H) : NULL;
-    x.a = resid ? BF(b, R * H) : NULL, x.u = BF(b, R * F), x.h2 = resid ? BF(b, R * H) : NULL;
+    x.a = keep_a ? BF(b, R * H) : NULL, x.u = BF(b, R * F), x.h2 = keep_h2 ? BF(b, R * H) : NULL;
     x.mean1 = BF(b, R), x.rstd1 = BF(b, R), x.mean2 = BF(b, R), x.rstd2 = BF(b, R);
     x.sp = x.s1 = x.s2 = 0;
     return x;
 }
 
 static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, size_t P, int ctx) {
-    return layer_set_r(b, R, M, H, F, P, ctx, 1);
+    return layer_set_r(b, R, M, H, F, P, ctx, 1, 1);
 }
 
 /* plan: NULL for the general layouts (inference: one set shared by all layers; train: a set per
@@ -702,7 +705,7 @@ static layer_acts layer_set(bump *b, size_t R, size_t M, size_t H, size_t F, siz
 typedef struct {
     int lowest, cls_only;
     size_t hook_floats;
-    int attn_hooks; /* attention sites may be hooked; else the hidden states rotate */
+    int flags;      /* BERT_PLAN_*: what the hooks may do (bert.h) */
 } frozen_plan;
 
 /* From this sequence length up, a frozen plan does not keep the attention probabilities (B·NH·S²
@@ -729,14 +732,16 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->compact = fp && fp->cls_only;
         A->lean = lean && !train;
         A->probs_kept = !fp || S < RECOMPUTE_PROBS_S;
-        A->rot = fp && !fp->attn_hooks;
+        A->rot = fp && !(fp->flags & BERT_PLAN_ATTN_HOOKS);
+        A->sum_out = fp && (fp->flags & BERT_PLAN_SUM_HOOKS);
     }
 #define CF(n) ((float *)carve(c, (n) * sizeof(float)))
 #define CI(n) ((int *)carve(c, (n) * sizeof(int)))
 #define CB(n) ((uint8_t *)carve(c, (n)))
     int *ids = CI(M), *tids = CI(M), *mask = CI(M);
     unsigned char *active = CB(2 * L);
-    float *hidden = CF(((lean && !train) || (fp && !fp->attn_hooks) ? 2 : L + 1) * M * H);
+    float *hidden = CF(((lean && !train) || (fp && !(fp->flags & BERT_PLAN_ATTN_HOOKS)) ? 2 : L + 1) *
+                       M * H);
     float *dhidden = train ? CF((fp ? 2 : L + 1) * M * H) : NULL;
     int embg = train && !fp; /* only a full backward reaches the embeddings */
     float *emb_sum = embg ? CF(M * H) : NULL, *emb_mean = embg ? CF(M) : NULL;
@@ -778,14 +783,14 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         bump fb = {NULL, 0}, bb = {NULL, 0};
         /* a and h2 of the shared set serve only layers below the lowest adapter's layer */
         int resid = fp->lowest / 2 > 0;
-        layer_set_r(&fb, M, M, H, F, P, 1, resid);
+        layer_set_r(&fb, M, M, H, F, P, 1, resid, resid);
         BF(&bb, M * 3 * H), BF(&bb, M * H), BF(&bb, M * F);
         size_t U = fb.off > bb.off ? fb.off : bb.off;
         size_t hookb = (fp->hook_floats * sizeof(float) + 63) & ~(size_t)63;
         if (hookb > U) U = hookb;
         char *ub = carve(c, U);
         fb = (bump){ub, 0}, bb = (bump){ub, 0};
-        layer_acts shared = layer_set_r(&fb, M, M, H, F, P, 1, resid);
+        layer_acts shared = layer_set_r(&fb, M, M, H, F, P, 1, resid, resid);
         /* the activation's output: in place below the kept layers, in the shared u above */
         g = shared.u;
         dqkv = BF(&bb, M * 3 * H), dtmp = BF(&bb, M * H);
@@ -796,18 +801,22 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         if (A && fp->hook_floats) A->hook_scratch = (float *)ub;
         int keep_from = fp->lowest / 2 + (fp->lowest % 2); /* first layer kept whole */
         int keep_probs = S < RECOMPUTE_PROBS_S;
+        /* sum_only hooks: h2 + a is kept in h2, and a needs only the forward's span from the
+         * attention site to the output site, which ctx's (spent by then) can hold */
+        int sum = (fp->flags & BERT_PLAN_SUM_HOOKS) != 0;
         for (size_t l = 0; l < L; l++) {
             layer_acts x = shared;
             if ((int)l == fp->lowest / 2 && fp->lowest % 2) {
-                x.h2 = CF(M * H), x.a = CF(M * H);
+                x.h2 = CF(M * H), x.a = sum ? shared.ctx : CF(M * H);
             } else if ((int)l >= keep_from) {
-                int last = fp->cls_only && l == L - 1;
+                int last = fp->cls_only && l == L - 1, suml = sum && !last;
                 size_t R = last ? (size_t)B : M, Pl = last ? Pc : keep_probs ? P : 0;
                 bump b = {NULL, 0};
-                layer_set(&b, R, M, H, F, Pl, 0);
+                layer_set_r(&b, R, M, H, F, Pl, 0, !suml, 1);
                 b.base = carve(c, b.off), b.off = 0;
-                x = layer_set(&b, R, M, H, F, Pl, 0);
+                x = layer_set_r(&b, R, M, H, F, Pl, 0, !suml, 1);
                 x.ctx = shared.ctx;
+                if (suml) x.a = shared.ctx;
                 if (!Pl) x.probs = shared.probs; /* forward-only: the backward recomputes them */
             }
             if (A) la[l] = x;
@@ -851,17 +860,17 @@ bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S)
 }
 
 size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only,
-                              size_t hook_floats, int attn_hooks) {
+                              size_t hook_floats, int flags) {
     carver c = {NULL, 0};
-    frozen_plan fp = {lowest, cls_only, hook_floats, attn_hooks};
+    frozen_plan fp = {lowest, cls_only, hook_floats, flags};
     layout_acts(&c, cfg, B, S, 1, &fp, 0);
     return c.bytes;
 }
 
 bert_acts *bert_acts_new_frozen(af_arena *a, const bert_config *cfg, int B, int S, int lowest,
-                                int cls_only, size_t hook_floats, int attn_hooks) {
+                                int cls_only, size_t hook_floats, int flags) {
     carver c = {a, 0};
-    frozen_plan fp = {lowest, cls_only, hook_floats, attn_hooks};
+    frozen_plan fp = {lowest, cls_only, hook_floats, flags};
     bert_acts *A = layout_acts(&c, cfg, B, S, 1, &fp, 0);
     A->cls_only = cls_only;
     return A;
@@ -1019,7 +1028,12 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
     act_apply(A, g, la->u, (size_t)M * F, c->act);
     linear_forward(la->h2, g, W->ff2_w, W->ff2_b, M, F, H);
     la->s2 = dropout_seeded(la->h2, MH, A->ph, rng);
-    site_forward(A, hk, l, BERT_SITE_OUT, y, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
+    const float *r2 = la->a;
+    if (A->sum_out && l >= A->lowest / 2) { /* a lives in the shared block: keep h2 + a */
+        vec_add(la->h2, la->a, MH);
+        r2 = NULL;
+    }
+    site_forward(A, hk, l, BERT_SITE_OUT, y, la->h2, r2, W->ln2_w, W->ln2_b, c->ln_eps,
                  la->mean2, la->rstd2, M, NULL);
 }
 
@@ -1093,6 +1107,9 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
         if (A->active[p]) return NULL;
     for (int l = 0; A->rot && train && l < c->layers; l++)
         if (A->active[2 * l + BERT_SITE_ATTN]) return NULL;
+    if (A->sum_out && train && hooks && !hooks->sum_only)
+        for (int p = 0; p < 2 * c->layers; p++)
+            if (A->active[p]) return NULL;
     A->dvalid = c->layers + 1;
     A->u_deriv = A->frozen && train;
     embed_forward(m, A, hidk(A, 0), rng);
@@ -1238,9 +1255,10 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
         const float *x = hidk(A, l);
         float *dx = dhid(A, l), *dy = dhid(A, l + 1);
 
-        site_backward(A, hooks, l, BERT_SITE_OUT, A->dh2, A->da, dy, la->h2, la->a, W->ln2_w,
-                      W->ln2_b, G ? G->ln2_w : NULL, G ? G->ln2_b : NULL, c->ln_eps, la->mean2,
-                      la->rstd2, M);
+        /* sum_out: h2 holds h2 + a (the backward never gets below the lowest hooked layer) */
+        site_backward(A, hooks, l, BERT_SITE_OUT, A->dh2, A->da, dy, la->h2,
+                      A->sum_out ? NULL : la->a, W->ln2_w, W->ln2_b, G ? G->ln2_w : NULL,
+                      G ? G->ln2_b : NULL, c->ln_eps, la->mean2, la->rstd2, M);
         if (!grads && lowest == 2 * l + BERT_SITE_OUT) return;
 
         dropout_apply(A->dtmp, A->dh2, MH, ph, la->s2);

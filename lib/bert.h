@@ -86,10 +86,15 @@ typedef struct {
     void (*backward)(void *ctx, int layer, int site, float *dh, float *dr, const float *dout,
                      const float *h, const float *r, const float *ln_w, const float *ln_b,
                      float eps, int M);
+    /* Non-zero: forward and backward read h and r only as h + r (Pfeiffer adapters), so the
+     * encoder may pass h = h + r and r = NULL (it still wants both dh and dr set). */
+    int sum_only;
 } bert_hooks;
 
 /* Activations for one batch shape, carved from an arena. */
 typedef struct bert_acts bert_acts;
+
+enum { BERT_PLAN_ATTN_HOOKS = 1, BERT_PLAN_SUM_HOOKS = 2 }; /* bert_acts_new_frozen's flags */
 
 /* Bytes an arena needs for activations of up to B×S tokens (train: keep what backward needs). */
 size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train);
@@ -107,12 +112,14 @@ bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S)
  * it) the last layer keeps [CLS] rows only. A training forward with a hook below `lowest`
  * returns NULL, as does a backward with grads. lowest = 2·layers: nothing hooked, nothing kept. */
 size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only,
-                              size_t hook_floats, int attn_hooks);
+                              size_t hook_floats, int flags);
 bert_acts *bert_acts_new_frozen(af_arena *a, const bert_config *cfg, int B, int S, int lowest,
-                                int cls_only, size_t hook_floats, int attn_hooks);
-/* attn_hooks == 0 promises that no attention site is hooked (a training forward with one returns
- * NULL): those sites then keep their LayerNorm's input h1 + x, the hidden states rotate through
- * two buffers as in lean acts, and bert_hidden(l) is NULL for l < layers - 1.
+                                int cls_only, size_t hook_floats, int flags);
+/* flags: what the hooks may do. Without BERT_PLAN_ATTN_HOOKS no attention site is hooked (a
+ * training forward with one returns NULL): those sites then keep their LayerNorm's input h1 + x,
+ * the hidden states rotate through two buffers as in lean acts, and bert_hidden(l) is NULL for
+ * l < layers - 1. With BERT_PLAN_SUM_HOOKS the hooks are sum_only (else a training forward returns
+ * NULL) and the output sites from the lowest hooked layer up keep h2 + a instead of h2 and a.
  * Frozen acts: hook_floats floats of scratch for the hooks, in the block that holds the layers'
  * forward-only buffers and the backward's scratch, none of which is live while a hook runs.
  * A hook may use it only during its own forward or backward call (what it keeps from forward to

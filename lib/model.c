@@ -669,14 +669,15 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
         scratch = k > scratch ? k : scratch;
     }
     /* training: the sites' scratch lives in the encoder's (bert_acts_hook_scratch) */
-    bytes += train ? bert_acts_bytes_frozen(&m->base->cfg, maxB, maxS, lowest, 1, scratch,
-                                          site_has(m, BERT_SITE_ATTN))
+    int plan = (site_has(m, BERT_SITE_ATTN) ? BERT_PLAN_ATTN_HOOKS : 0) |
+               (m->arch == SITE_PFEIFFER ? BERT_PLAN_SUM_HOOKS : 0);
+    bytes += train ? bert_acts_bytes_frozen(&m->base->cfg, maxB, maxS, lowest, 1, scratch, plan)
                    : bert_acts_bytes_lean(&m->base->cfg, maxB, maxS) + scratch * sizeof(float) + 64;
     bytes += ((size_t)M * H + 2 * (size_t)maxB * H + 3 * (size_t)maxB * Lmax + maxB) * 4 +
              2 * maxB * sizeof(int) + head_cache_floats(H, maxB) * 4 + 16 * 64;
     af_arena_init(&m->arena, bytes);
     m->acts = train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1, scratch,
-                                         site_has(m, BERT_SITE_ATTN))
+                                           plan)
                     : bert_acts_new_lean(&m->arena, &m->base->cfg, maxB, maxS);
     float *shared = train ? bert_acts_hook_scratch(m->acts) : af_arena_floats(&m->arena, scratch);
     for (int p = 0; p < 2 * m->L; p++)
@@ -699,7 +700,8 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
 
 double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
                  int train, float *out, int ldo) {
-    bert_hooks hooks = {m, hook_active, hook_forward, hook_backward};
+    /* Pfeiffer sites read h and r only as h + r (site.h) */
+    bert_hooks hooks = {m, hook_active, hook_forward, hook_backward, m->arch == SITE_PFEIFFER};
     int B = b->B, S = b->S, H = m->H;
     train = train && m->train;
     /* The heads read only [CLS]: the last layer need not compute the other tokens, unless a

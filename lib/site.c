@@ -125,6 +125,12 @@ void site_cache_carve_shared(site_cache *c, float *mem, float *scratch, const si
     layout(c, mem, scratch, 1, s, M, NULL);
 }
 
+/* h + r: kept in c->hr, or given as h when r is NULL (a Pfeiffer site's encoder may pass the
+ * sum, bert_hooks.sum_only). */
+static const float *hplusr(const site_cache *c, const float *h, const float *r) {
+    return r ? c->hr : h;
+}
+
 /* h + r, x and the adapters' outputs (or y) as the forward made them: the same operations on
  * the same inputs, so the same bits. */
 static void recompute(site_cache *c, const site *s, const float *h, const float *r, int M) {
@@ -132,7 +138,8 @@ static void recompute(site_cache *c, const site *s, const float *h, const float 
     size_t MH = (size_t)M * H;
     const float *x = h;
     if (s->arch == SITE_PFEIFFER) {
-        layernorm_forward_sum(c->x, NULL, NULL, c->hr, h, r, c->ln_w, c->ln_b, M, H, c->eps);
+        layernorm_forward_sum(c->x, NULL, NULL, r ? c->hr : NULL, h, r, c->ln_w, c->ln_b, M, H,
+                              c->eps);
         x = c->x;
     } else {
         vec_add2(c->hr, h, r, MH);
@@ -141,7 +148,7 @@ static void recompute(site_cache *c, const site *s, const float *h, const float 
         adapter_stack_forward(c->ups, &c->ac, x, s->adapters, s->N, M);
     } else {
         adapter_stack_forward(c->y, &c->ac, x, s->adapters, 1, M);
-        vec_add(c->y, c->hr, MH);
+        vec_add(c->y, hplusr(c, h, r), MH);
     }
 }
 
@@ -152,7 +159,8 @@ void site_forward(float *out, site_cache *c, const site *s, const float *h, cons
     c->ln_w = ln_w, c->ln_b = ln_b, c->eps = eps;
     const float *x = h;
     if (s->arch == SITE_PFEIFFER) {
-        layernorm_forward_sum(c->x, c->mean1, c->rstd1, c->hr, h, r, ln_w, ln_b, M, H, eps);
+        layernorm_forward_sum(c->x, c->mean1, c->rstd1, r ? c->hr : NULL, h, r, ln_w, ln_b, M, H,
+                              eps);
         x = c->x;
     } else {
         vec_add2(c->hr, h, r, MH);
@@ -164,7 +172,8 @@ void site_forward(float *out, site_cache *c, const site *s, const float *h, cons
         adapter_stack_forward(c->y, &c->ac, x, s->adapters, 1, M);
     }
     /* y += h + r: the backward reads y (LN's input) */
-    layernorm_forward_sum(out, c->mean2, c->rstd2, c->y, c->y, c->hr, ln_w, ln_b, M, H, eps);
+    layernorm_forward_sum(out, c->mean2, c->rstd2, c->y, c->y, hplusr(c, h, r), ln_w, ln_b, M, H,
+                          eps);
 }
 
 void site_backward(float *dh, float *dr, site_cache *c, const site *s, const float *dout,
@@ -198,6 +207,6 @@ void site_backward(float *dh, float *dr, site_cache *c, const site *s, const flo
         return;
     }
     /* x = LN1(h + r): h and r both receive dy + LN1's backward of dx */
-    layernorm_backward_set(dh ? dh : dr, dh ? dr : NULL, c->dy, dx, c->hr, NULL, ln_w, c->mean1,
-                           c->rstd1, M, H);
+    layernorm_backward_set(dh ? dh : dr, dh ? dr : NULL, c->dy, dx, hplusr(c, h, r), NULL, ln_w,
+                           c->mean1, c->rstd1, M, H);
 }

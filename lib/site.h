@@ -66,7 +66,8 @@ size_t site_cache_floats_shared(const site *s, int M);
 size_t site_scratch_floats(const site *s, int M);
 void site_cache_carve_shared(site_cache *c, float *mem, float *scratch, const site *s, int M);
 
-/* out[M,H] from h, r and the site's LayerNorm (ln_w, ln_b, eps). T: fusion temperature (1 when
+/* out[M,H] from h, r and the site's LayerNorm (ln_w, ln_b, eps); a Pfeiffer site also takes
+ * h = h + r and r = NULL (it reads them only as their sum), in its backward too. T: fusion temperature (1 when
  * not annealing). rng non-NULL means training (fusion dropout; adapters have none). */
 void site_forward(float *out, site_cache *c, const site *s, const float *h, const float *r,
                   const float *ln_w, const float *ln_b, float eps, int M, float T, af_rng *rng);

@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
         float *dout = malloc((size_t)M * c.hidden * sizeof(float));
         for (size_t i = 0; i < (size_t)M * c.hidden; i++) dout[i] = 1e-3f * af_rng_normal(&rng);
         passhook ph = {c.hidden, NULL, NULL, NULL, NULL, (size_t)M};
-        bert_hooks hk = {&ph, ph_active, ph_forward, ph_backward};
+        bert_hooks hk = {&ph, ph_active, ph_forward, ph_backward, 0};
         for (int md = 0; md < NMODES; md++) {
             if (strcmp(mode, "all") && !strstr(mode_names[md], mode)) continue;
             int train = md != MODE_FWD;

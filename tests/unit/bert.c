@@ -512,8 +512,9 @@ static void test_encoder_fd(void) {
  * attention probabilities recomputed from S = 128 up, act' stored for u, hidden states rotating
  * when no attention site is hooked) against the general training acts: the same outputs, the same
  * gradients at and above the lowest hooked site, the same dh at the hooks, bit for bit; with
- * dropout and padding. attn: layer 1's hook sits at its attention site, else at its output. */
-static void frozen_plan_case(bert *m, int S, int cls, int attn) {
+ * dropout and padding. attn: layer 1's hook sits at its attention site, else at its output;
+ * sum: the hooks are sum_only (out = LN(h + r)) and the plan passes them h + r alone. */
+static void frozen_plan_case(bert *m, int S, int cls, int attn, int sum) {
     const bert_config *c = &m->cfg;
     int B = 2, M = B * S, H = c->hidden, site1 = attn ? BERT_SITE_ATTN : BERT_SITE_OUT;
     int *ids = malloc(M * sizeof(int)), *mask = malloc(M * sizeof(int));
@@ -527,16 +528,16 @@ static void frozen_plan_case(bert *m, int S, int cls, int attn) {
         if (!cls || (i / H) % S == 0) dout[i] = af_rng_normal(&r);
     size_t MH = (size_t)M * H;
     float *out[2], *dh[2], *hk_dh[2];
-    int refused = 1;
+    int refused = 1, flags = (attn ? BERT_PLAN_ATTN_HOOKS : 0) | (sum ? BERT_PLAN_SUM_HOOKS : 0);
     for (int v = 0; v < 2; v++) { /* 0: general acts, 1: frozen plan */
         testhook th;
-        th_init(&th, c->layers, H, M, 0.5f);
+        th_init(&th, c->layers, H, M, sum ? 0.0f : 0.5f);
         th.on[0][BERT_SITE_OUT] = th.on[2][BERT_SITE_OUT] = th.on[1][site1] = 1;
         bert_hooks hk = th_hooks(&th);
         af_arena a;
-        af_arena_init(&a, v ? bert_acts_bytes_frozen(c, B, S, 1, cls, MH, attn)
+        af_arena_init(&a, v ? bert_acts_bytes_frozen(c, B, S, 1, cls, MH, flags)
                             : bert_acts_bytes(c, B, S, 1));
-        bert_acts *A = v ? bert_acts_new_frozen(&a, c, B, S, 1, cls, MH, attn)
+        bert_acts *A = v ? bert_acts_new_frozen(&a, c, B, S, 1, cls, MH, flags)
                          : bert_acts_new(&a, c, B, S, 1);
         bert_acts_cls_only(A, cls);
         if (v) memset(bert_acts_hook_scratch(A), 0x7f, MH * 4); /* the hooks' to scribble on */
@@ -550,9 +551,14 @@ static void frozen_plan_case(bert *m, int S, int cls, int attn) {
         memcpy(dh[v], bert_dhidden(A, 0), MH * 4);
         hk_dh[v] = malloc(MH * 4);
         memcpy(hk_dh[v], th.dh[1][site1], MH * 4);
+        if (v && sum) { /* a plan promised sum_only hooks refuses others */
+            hk.sum_only = 0;
+            refused &= bert_forward(m, A, &b, &hk, 1, &dr) == NULL;
+            hk.sum_only = 1;
+        }
         if (v && !attn) { /* a plan promised no attention hooks refuses one */
             th.on[1][BERT_SITE_ATTN] = 1;
-            refused = bert_forward(m, A, &b, &hk, 1, &dr) == NULL;
+            refused &= bert_forward(m, A, &b, &hk, 1, &dr) == NULL;
         }
         th_free(&th);
         af_arena_free(&a);
@@ -562,9 +568,10 @@ static void frozen_plan_case(bert *m, int S, int cls, int attn) {
         if (!cls || i % S == 0)
             same_out &= !memcmp(out[0] + (size_t)i * H, out[1] + (size_t)i * H, H * 4);
     ok(same_out && !memcmp(dh[0], dh[1], MH * 4) && !memcmp(hk_dh[0], hk_dh[1], MH * 4) && refused,
-       "frozen plan, S = %d%s, %s: outputs, hidden gradients and hooks' gradients as the general "
-       "acts give them, bit for bit",
-       S, cls ? ", [CLS] only" : "", attn ? "attention site hooked" : "hidden states rotating");
+       "frozen plan, S = %d%s, %s%s: outputs, hidden gradients and hooks' gradients as the "
+       "general acts give them, bit for bit",
+       S, cls ? ", [CLS] only" : "", attn ? "attention site hooked" : "hidden states rotating",
+       sum ? ", hooks given h + r" : "");
     for (int v = 0; v < 2; v++) free(out[v]), free(dh[v]), free(hk_dh[v]);
     free(ids), free(mask), free(dout);
 }
@@ -577,7 +584,8 @@ static void test_frozen_plan(void) {
     for (size_t i = 0; i < m.nparams; i++) m.mem[i] *= 5;
     for (int S = 7; S <= 130; S += 123)
         for (int cls = 0; cls < 2; cls++)
-            for (int attn = 0; attn < 2; attn++) frozen_plan_case(&m, S, cls, attn);
+            for (int attn = 0; attn < 2; attn++)
+                for (int sum = 0; sum < 2; sum++) frozen_plan_case(&m, S, cls, attn, sum);
     bert_free(&m);
 }
 
