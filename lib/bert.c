@@ -746,7 +746,8 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
     int embg = train && !fp; /* only a full backward reaches the embeddings */
     float *emb_sum = embg ? CF(M * H) : NULL, *emb_mean = embg ? CF(M) : NULL;
     float *emb_rstd = embg ? CF(M) : NULL;
-    float *tmp = CF(M * H);
+    /* the embeddings' sum: frozen and lean plans take hidden[1], free until layer 0 writes it */
+    float *tmp = fp || (lean && !train) ? NULL : CF(M * H);
     float *xc = CF((size_t)B * H), *yc = CF((size_t)B * H), *dxc = train ? CF((size_t)B * H) : NULL;
     float *g = NULL, *dqkv = NULL, *dctx = NULL, *dh1 = NULL, *da = NULL, *dh2 = NULL;
     float *dtmp = NULL, *dg = NULL, *du = NULL;
@@ -783,14 +784,25 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         bump fb = {NULL, 0}, bb = {NULL, 0};
         /* a and h2 of the shared set serve only layers below the lowest adapter's layer */
         int resid = fp->lowest / 2 > 0;
-        layer_set_r(&fb, M, M, H, F, P, 1, resid, resid);
+        int keep_from = fp->lowest / 2 + (fp->lowest % 2); /* first layer kept whole */
+        int keep_probs = S < RECOMPUTE_PROBS_S;
+        /* The layers below the first kept one run in that layer's buffers (their forward comes
+         * first, and it writes each before reading it), so the shared set holds only ctx, the
+         * activation output and recomputed probabilities: unless the first kept layer is a
+         * [CLS]-only one, or there is none. */
+        int borrow = keep_from < (int)L && !(fp->cls_only && keep_from == (int)L - 1);
+        if (borrow) BF(&fb, M * H), BF(&fb, keep_probs ? 0 : P), BF(&fb, M * F);
+        else layer_set_r(&fb, M, M, H, F, P, 1, resid, resid);
         BF(&bb, M * 3 * H), BF(&bb, M * H), BF(&bb, M * F);
         size_t U = fb.off > bb.off ? fb.off : bb.off;
         size_t hookb = (fp->hook_floats * sizeof(float) + 63) & ~(size_t)63;
         if (hookb > U) U = hookb;
         char *ub = carve(c, U);
         fb = (bump){ub, 0}, bb = (bump){ub, 0};
-        layer_acts shared = layer_set_r(&fb, M, M, H, F, P, 1, resid, resid);
+        layer_acts shared = {0};
+        if (borrow) shared.ctx = BF(&fb, M * H), shared.probs = BF(&fb, keep_probs ? 0 : P),
+                    shared.u = BF(&fb, M * F);
+        else shared = layer_set_r(&fb, M, M, H, F, P, 1, resid, resid);
         /* the activation's output: in place below the kept layers, in the shared u above */
         g = shared.u;
         dqkv = BF(&bb, M * 3 * H), dtmp = BF(&bb, M * H);
@@ -799,26 +811,31 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         dctx = dh1 = dh2 = CF(M * H);
         da = CF(M * H);
         if (A && fp->hook_floats) A->hook_scratch = (float *)ub;
-        int keep_from = fp->lowest / 2 + (fp->lowest % 2); /* first layer kept whole */
-        int keep_probs = S < RECOMPUTE_PROBS_S;
         /* sum_only hooks: h2 + a is kept in h2, and a needs only the forward's span from the
          * attention site to the output site, which ctx's (spent by then) can hold */
         int sum = (fp->flags & BERT_PLAN_SUM_HOOKS) != 0;
-        for (size_t l = 0; l < L; l++) {
+        layer_acts first = shared; /* the first kept layer's set */
+        for (size_t l = L; l-- > 0 && (int)l >= keep_from;) {
+            int last = fp->cls_only && l == L - 1, suml = sum && !last;
+            size_t R = last ? (size_t)B : M, Pl = last ? Pc : keep_probs ? P : 0;
+            bump b = {NULL, 0};
+            layer_set_r(&b, R, M, H, F, Pl, 0, !suml, 1);
+            b.base = carve(c, b.off), b.off = 0;
+            layer_acts x = layer_set_r(&b, R, M, H, F, Pl, 0, !suml, 1);
+            x.ctx = shared.ctx;
+            if (suml) x.a = shared.ctx;
+            if (!Pl) x.probs = shared.probs; /* forward-only: the backward recomputes them */
+            if (A) la[l] = x;
+            first = x;
+        }
+        for (size_t l = 0; (int)l < keep_from && l < L; l++) {
             layer_acts x = shared;
-            if ((int)l == fp->lowest / 2 && fp->lowest % 2) {
-                x.h2 = CF(M * H), x.a = sum ? shared.ctx : CF(M * H);
-            } else if ((int)l >= keep_from) {
-                int last = fp->cls_only && l == L - 1, suml = sum && !last;
-                size_t R = last ? (size_t)B : M, Pl = last ? Pc : keep_probs ? P : 0;
-                bump b = {NULL, 0};
-                layer_set_r(&b, R, M, H, F, Pl, 0, !suml, 1);
-                b.base = carve(c, b.off), b.off = 0;
-                x = layer_set_r(&b, R, M, H, F, Pl, 0, !suml, 1);
-                x.ctx = shared.ctx;
-                if (suml) x.a = shared.ctx;
-                if (!Pl) x.probs = shared.probs; /* forward-only: the backward recomputes them */
+            if (borrow) { /* the first kept layer's buffers; ctx, a and u (in place): shared */
+                x = first;
+                x.ctx = x.a = shared.ctx, x.u = shared.u;
             }
+            if ((int)l == fp->lowest / 2 && fp->lowest % 2)
+                x.h2 = CF(M * H), x.a = sum ? shared.ctx : CF(M * H);
             if (A) la[l] = x;
         }
     }
@@ -829,7 +846,7 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->ids = ids, A->type_ids = tids, A->mask = mask, A->active = active;
         A->hidden = hidden, A->dhidden = dhidden, A->dvalid = (int)L + 1;
         A->emb_sum = emb_sum, A->emb_mean = emb_mean, A->emb_rstd = emb_rstd;
-        A->tmp = tmp, A->g = g;
+        A->tmp = tmp ? tmp : hidden + M * H, A->g = g;
         A->dqkv = dqkv, A->dctx = dctx, A->dh1 = dh1, A->da = da, A->dh2 = dh2, A->dtmp = dtmp;
         A->dg = dg, A->du = du;
         A->xc = xc, A->yc = yc, A->dxc = dxc;
