@@ -209,11 +209,11 @@ typedef struct {
     float eps;
 } ln_job;
 
-/* Row i of the LayerNorm's input: inp, or inp + inp2 added into buf (and stored to sum). The
- * sum is rounded to float as vec_add2 rounds it, so the fused passes give the same bits. */
-/* Whole vectors go through plain stores: a masked store does not forward to the loads that
- * read buf back at once, which made the fused pass slower than the two it replaces. *s (unless
- * NULL) receives Σ x[j] in double, as sum512 sums it. */
+/* Row i of the LayerNorm's input: inp, or inp + inp2 added into buf (and stored to sum), rounded
+ * to float as vec_add2 rounds it, so the fused passes give the same bits. *s (unless NULL)
+ * receives Σ x[j] in double, as sum512 sums it. Whole vectors go through plain stores: a masked
+ * store does not forward to the loads that read buf back at once, which made the fused pass
+ * slower than the two it replaces. */
 V512 static inline const float *ln_input512(const ln_job *j, int i, float *buf, double *s) {
     size_t o = (size_t)i * j->C;
     if (!j->inp2) {
@@ -532,7 +532,36 @@ static void chunk_range(size_t n, int lo, int hi, size_t *a, size_t *b) {
     if (*b > n) *b = n;
 }
 
-static void act_deriv(const act_job *j);
+/* act'(x), the factor the backward multiplies dout by: one definition for the scalar backward
+ * and for act_forward_deriv, so that dout·act' from either gives the same bits. */
+static float act_prime(float x, int act) {
+    switch (act) {
+    case AF_ACT_RELU: return x > 0 ? 1.0f : 0.0f;
+    case AF_ACT_GELU: {
+        float cdf, pdf;
+        gelu_parts(x, &cdf, &pdf);
+        return cdf + x * pdf;
+    }
+    case AF_ACT_GELU_TANH: {
+        float t = tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x));
+        float du = SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+    }
+    case AF_ACT_SWISH: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s + x * s * (1.0f - s);
+    }
+    case AF_ACT_TANH: {
+        float t = tanhf(x);
+        return 1.0f - t * t;
+    }
+    case AF_ACT_SIGMOID: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f - s);
+    }
+    }
+    return 0.0f;
+}
 
 static void act_fwd_part(void *p, int lo, int hi) {
     const act_job *j = p;
@@ -572,51 +601,8 @@ static void act_fwd_part(void *p, int lo, int hi) {
         for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-inp[i]));
         break;
     }
-    if (j->deriv) { /* after the forward: deriv may be inp */
-        act_job d = {j->deriv + a, inp, NULL, n, j->act, 1, NULL};
-        act_deriv(&d);
-    }
-}
-
-/* j->out = act'(j->inp) over j->n, the factor act_bwd_part multiplies dout by. out may be inp
- * (each element is read before it is written). */
-static void act_deriv(const act_job *j) {
-    const float *inp = j->inp;
-    float *d = j->out;
-    for (size_t i = 0; i < j->n; i++) {
-        float x = inp[i], v = 0;
-        switch (j->act) {
-        case AF_ACT_RELU: v = x > 0 ? 1.0f : 0.0f; break;
-        case AF_ACT_GELU: {
-            float cdf, pdf;
-            gelu_parts(x, &cdf, &pdf);
-            v = cdf + x * pdf;
-            break;
-        }
-        case AF_ACT_GELU_TANH: {
-            float t = tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x));
-            float du = SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
-            v = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
-            break;
-        }
-        case AF_ACT_SWISH: {
-            float s = 1.0f / (1.0f + expf(-x));
-            v = s + x * s * (1.0f - s);
-            break;
-        }
-        case AF_ACT_TANH: {
-            float t = tanhf(x);
-            v = 1.0f - t * t;
-            break;
-        }
-        case AF_ACT_SIGMOID: {
-            float s = 1.0f / (1.0f + expf(-x));
-            v = s * (1.0f - s);
-            break;
-        }
-        }
-        d[i] = v;
-    }
+    if (j->deriv) /* after the forward: deriv may be inp (each read before it is written) */
+        for (size_t i = 0; i < n; i++) j->deriv[a + i] = act_prime(inp[i], j->act);
 }
 
 static void act_bwd_part(void *p, int lo, int hi) {
@@ -634,49 +620,11 @@ static void act_bwd_part(void *p, int lo, int hi) {
         relu_bwd512(dinp, dout, inp, n, j->set);
         return;
     }
-    const int set = j->set;
-#define ACC(i, v) (dinp[i] = set ? (v) : dinp[i] + (v))
-    switch (j->act) {
-    case AF_ACT_RELU:
-        for (size_t i = 0; i < n; i++) ACC(i, inp[i] > 0 ? dout[i] : 0);
-        break;
-    case AF_ACT_GELU:
-        for (size_t i = 0; i < n; i++) {
-            float x = inp[i], cdf, pdf;
-            gelu_parts(x, &cdf, &pdf);
-            ACC(i, dout[i] * (cdf + x * pdf));
-        }
-        break;
-    case AF_ACT_GELU_TANH:
-        for (size_t i = 0; i < n; i++) {
-            float x = inp[i];
-            float u = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x);
-            float t = tanhf(u);
-            float du = SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
-            ACC(i, dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du));
-        }
-        break;
-    case AF_ACT_SWISH:
-        for (size_t i = 0; i < n; i++) {
-            float s = 1.0f / (1.0f + expf(-inp[i]));
-            ACC(i, dout[i] * (s + inp[i] * s * (1.0f - s)));
-        }
-        break;
-    case AF_ACT_TANH:
-        for (size_t i = 0; i < n; i++) {
-            float t = tanhf(inp[i]);
-            ACC(i, dout[i] * (1.0f - t * t));
-        }
-        break;
-    case AF_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) {
-            float s = 1.0f / (1.0f + expf(-inp[i]));
-            ACC(i, dout[i] * (s * (1.0f - s)));
-        }
-        break;
+    for (size_t i = 0; i < n; i++) {
+        float g = dout[i] * act_prime(inp[i], j->act);
+        dinp[i] = j->set ? g : dinp[i] + g;
     }
 }
-#undef ACC
 
 static void run_chunks(af_task_fn part, void *job, size_t n) {
     int chunks = (int)((n + CHUNK - 1) / CHUNK);
