@@ -740,8 +740,8 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
 #define CB(n) ((uint8_t *)carve(c, (n)))
     int *ids = CI(M), *tids = CI(M), *mask = CI(M);
     unsigned char *active = CB(2 * L);
-    float *hidden = CF(((lean && !train) || (fp && !(fp->flags & BERT_PLAN_ATTN_HOOKS)) ? 2 : L + 1) *
-                       M * H);
+    int rotate = (lean && !train) || (fp && !(fp->flags & BERT_PLAN_ATTN_HOOKS));
+    float *hidden = CF((rotate ? 2 : L + 1) * M * H);
     float *dhidden = train ? CF((fp ? 2 : L + 1) * M * H) : NULL;
     int embg = train && !fp; /* only a full backward reaches the embeddings */
     float *emb_sum = embg ? CF(M * H) : NULL, *emb_mean = embg ? CF(M) : NULL;

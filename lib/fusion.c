@@ -236,8 +236,8 @@ void fusion_cache_carve_shared(fusion_cache *c, float *mem, float *scratch,
 
 /* The per-token loops below run over tokens in parallel (af_parallel): tokens are independent. */
 typedef struct {
-    float *o, *dp, *dups, *s, *du, *dc, *dq;
-    const float *p, *ups, *dmix, *q, *u, *kb, *ds;
+    float *o, *dp, *dups, *s, *du, *dc;
+    const float *p, *ups, *dmix, *q, *u, *kb;
     const uint8_t *mask; /* the scores' dropout mask (NULL: none) */
     float T, scale;      /* temperature; 1/(1 − dropout) */
     int N, H;

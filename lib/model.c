@@ -711,7 +711,8 @@ double model_run(af_model *m, const bert_batch *b, const int *head_of, const flo
     const float *hid = bert_forward(m->base, m->acts, b, &hooks, train, &m->rng);
     if (!hid) return NAN;
     /* training runs [CLS]-only: the encoder's backward reads the first tokens' rows alone */
-    for (int r = 0; train && r < B; r++) memset(m->dhidden + (size_t)r * S * H, 0, H * sizeof(float));
+    for (int r = 0; train && r < B; r++)
+        memset(m->dhidden + (size_t)r * S * H, 0, H * sizeof(float));
     double loss = 0;
     /* rows go through their own task's head, gathered into one contiguous block per head */
     for (int hi = 0; hi < m->nheads; hi++) {
