@@ -176,13 +176,15 @@ static size_t layout(fusion_cache *c, float *mem, float *scratch, const fusion_c
     case FUSION_STATIC:
         TAKE(q, mm * H);
         TAKE(u, mm * H);
+        /* the backward's temporaries: dmix (then dq), du, dc (qk_backward) */
         if (scratch && cfg->method == FUSION_ATTENTION) {
-            /* shared: the mix goes after the temporaries; the backward computes it again */
+            /* shared: the mix takes du's place (the backward computes it again, and reads it
+             * only before du is written) */
             c->scratch = scratch;
-            c->mix = scratch + 3 * mm * H + 3 * mm * N + mm;
+            c->mix = scratch + mm * H;
         } else {
             TAKE(mix, mm * H);
-            TAKE_SCRATCH(3 * mm * H + 3 * mm * N + mm);
+            TAKE_SCRATCH(2 * mm * H + mm);
         }
         TAKE_MASK(mm * N);
         break;
@@ -345,14 +347,14 @@ static void qk_forward(float *o, fusion_cache *c, const float *x, const float *u
 static void qk_backward(float *dx, float *dups, fusion *g, fusion_cache *c, const float *dout,
                         const float *x, const float *ups, const fusion *f, int M) {
     int H = f->cfg.H, N = f->cfg.N;
-    size_t MH = (size_t)M * H, MN = (size_t)M * N;
-    float *dmix = c->scratch, *du = dmix + MH, *dq = du + MH;
-    float *dc = dq + MH + 3 * MN; /* after room once used for dp, d softmax, ds */
+    size_t MH = (size_t)M * H;
+    /* dq takes dmix's place: qk_bwd_part is dmix's last reader */
+    float *dmix = c->scratch, *du = dmix + MH, *dq = dmix, *dc = du + MH;
     if (f->cfg.method == FUSION_ATTENTION) {
         /* Σ p_i up_i again: a shared cache lets other fusion layers overwrite it */
         if (g) mix_forward(c->mix, c->p, ups, M, N, H);
-        memset(dmix, 0, MH * sizeof(float));
-        linear_backward(dmix, g ? g->value_w : NULL, NULL, dout, c->mix, f->value_w, M, H, H);
+        linear_backward_set(dmix, dout, f->value_w, M, H, H);
+        if (g) linear_backward(NULL, g->value_w, NULL, dout, c->mix, f->value_w, M, H, H);
     } else {
         memcpy(dmix, dout, MH * sizeof(float));
     }

@@ -39,9 +39,9 @@ int site_check(const site *s, af_err *e) {
 }
 
 /* Sizing (mem == NULL) and carving walk the same layout. Shared: the site keeps only what it
- * cannot cheaply compute again (LayerNorm statistics, the adapters' activations, the fusion's
- * cache and, with a fusion, y); h + r, x, the adapters' outputs (or y), and the backward scratch
- * go to `scratch`, which all sites share (*nscratch: its floats), and the backward recomputes
+ * cannot cheaply compute again (LayerNorm statistics, the fusion's cache and, with a fusion, y);
+ * h + r, x, the adapters' outputs and activations (or y), and the backward scratch go to
+ * `scratch`, which all sites share (*nscratch: its floats), and the backward recomputes
  * them from h and r. */
 static size_t layout(site_cache *c, float *mem, float *scratch, int shared, const site *s, int M,
                      size_t *nscratch) {
@@ -83,8 +83,14 @@ static size_t layout(site_cache *c, float *mem, float *scratch, int shared, cons
     TAKE_S(dups, s->fusion ? MH * s->N : 0);
 #undef TAKE
 #undef TAKE_S
-    if (mem) adapter_cache_carve(&c->ac, mem + n, s->adapters, s->N, M);
-    n += adapter_cache_floats(s->adapters, s->N, M);
+    /* the adapters' activations: the backward's recompute() writes them again when shared */
+    if (!shared) {
+        if (mem) adapter_cache_carve(&c->ac, mem + n, s->adapters, s->N, M);
+        n += adapter_cache_floats(s->adapters, s->N, M);
+    } else {
+        if (scratch) adapter_cache_carve(&c->ac, scratch + k, s->adapters, s->N, M);
+        k += adapter_cache_floats(s->adapters, s->N, M);
+    }
     if (s->fusion) {
         if (!shared) {
             if (mem) fusion_cache_carve(&c->fc, mem + n, &s->fusion->cfg, M);
