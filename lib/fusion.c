@@ -147,23 +147,31 @@ double fusion_temperature(long step) {
 
 /* ---- cache -------------------------------------------------------------------------------- */
 
-/* One walk over the cache layout serves both sizing (mem == NULL) and carving. */
-/* scratch: where the method's temporaries go; NULL: inside mem, after the rest. */
-static size_t layout(fusion_cache *c, float *mem, float *scratch, const fusion_config *cfg, int M) {
-    size_t n = 0, H = cfg->H, N = cfg->N, H2 = cfg->H / 2, mm = M;
+/* One walk over the cache layout serves both sizing (mem == NULL) and carving: what the forward
+ * keeps goes to mem (n floats), the temporaries to scratch (*nscratch floats), or, with scratch
+ * NULL, to mem after the rest. Shared (scratch given): the caller may let other layers use the
+ * scratch between this layer's forward and backward, so what the backward reads from there it
+ * computes again (q, the mix). */
+static size_t layout(fusion_cache *c, float *mem, float *scratch, const fusion_config *cfg, int M,
+                     size_t *nscratch) {
+    size_t n = 0, k = 0, H = cfg->H, N = cfg->N, H2 = cfg->H / 2, mm = M;
+    int shared = scratch != NULL;
     fusion_cache tmp;
     if (!c) c = &tmp;
     memset(c, 0, sizeof *c);
     c->M = M;
+    c->shared = shared;
 #define TAKE(field, count)                                                                         \
     do {                                                                                           \
         c->field = mem ? mem + n : NULL;                                                           \
         n += (count);                                                                              \
     } while (0)
-#define TAKE_SCRATCH(count)                                                                        \
+    /* a temporary at offset k of the scratch */
+#define TAKE_S(field, count)                                                                       \
     do {                                                                                           \
-        if (scratch) c->scratch = scratch;                                                         \
-        else TAKE(scratch, count);                                                                 \
+        if (shared) c->field = scratch + k;                                                        \
+        else c->field = mem ? mem + n + k : NULL;                                                  \
+        k += (count);                                                                              \
     } while (0)
 #define TAKE_MASK(count)                                                                           \
     do {                                                                                           \
@@ -174,66 +182,72 @@ static size_t layout(fusion_cache *c, float *mem, float *scratch, const fusion_c
     switch (cfg->method) {
     case FUSION_ATTENTION:
     case FUSION_STATIC:
-        TAKE(q, mm * H);
         TAKE(u, mm * H);
-        /* the backward's temporaries: dmix (then dq), du, dc (qk_backward) */
-        if (scratch && cfg->method == FUSION_ATTENTION) {
-            /* shared: the mix takes du's place (the backward computes it again, and reads it
-             * only before du is written) */
-            c->scratch = scratch;
-            c->mix = scratch + mm * H;
-        } else {
-            TAKE(mix, mm * H);
-            TAKE_SCRATCH(2 * mm * H + mm);
-        }
         TAKE_MASK(mm * N);
+        /* kept unless shared: shared, the backward computes q from x again (one product, for
+         * the M·H floats it would keep) and the mix takes du's place (its last reader runs
+         * before du is written) */
+        if (!shared) {
+            TAKE(q, mm * H);
+            if (cfg->method == FUSION_ATTENTION) TAKE(mix, mm * H);
+        }
+        /* the backward's temporaries (qk_backward): dmix (then dq), du, dc; shared: q after */
+        TAKE_S(scratch, 2 * mm * H + mm);
+        if (shared) {
+            c->q = c->scratch + 2 * mm * H + mm;
+            k += mm * H;
+            if (cfg->method == FUSION_ATTENTION) c->mix = c->scratch + mm * H;
+        }
         break;
     case FUSION_MULTIHEAD:
         TAKE(qkv, mm * N * 3 * H);
         TAKE(att, mm * cfg->heads * N * N);
         TAKE(mix, mm * H);
-        TAKE_SCRATCH(mm * N * 3 * H + mm * H + 3 * N * N + N);
         TAKE_MASK(mm * cfg->heads * N * N);
+        TAKE_S(scratch, mm * N * 3 * H + mm * H + 3 * N * N + N);
         break;
     case FUSION_WEIGHTED:
         TAKE(sw, N);
-        TAKE_SCRATCH(N);
+        TAKE_S(scratch, N);
         break;
     case FUSION_GATING:
         TAKE(z1, mm * H2);
         TAKE(h1, mm * H2);
         TAKE(hd, mm * H2);
-        TAKE_SCRATCH(2 * mm * N + 3 * mm * H2);
         TAKE_MASK(mm * H2);
+        TAKE_S(scratch, 2 * mm * N + 3 * mm * H2);
         break;
     }
 #undef TAKE
-#undef TAKE_SCRATCH
+#undef TAKE_S
 #undef TAKE_MASK
-    return n;
+    if (nscratch) *nscratch = k;
+    return shared ? n : n + k;
 }
 
 size_t fusion_cache_floats(const fusion_config *cfg, int M) {
-    return layout(NULL, NULL, NULL, cfg, M);
+    return layout(NULL, NULL, NULL, cfg, M, NULL);
 }
 
 void fusion_cache_carve(fusion_cache *c, float *mem, const fusion_config *cfg, int M) {
-    layout(c, mem, NULL, cfg, M);
+    layout(c, mem, NULL, cfg, M, NULL);
 }
 
 size_t fusion_scratch_floats(const fusion_config *cfg, int M) {
+    size_t k;
     float dummy;
-    return layout(NULL, NULL, NULL, cfg, M) - layout(NULL, NULL, &dummy, cfg, M);
+    layout(NULL, NULL, &dummy, cfg, M, &k);
+    return k;
 }
 
 size_t fusion_cache_floats_shared(const fusion_config *cfg, int M) {
     float dummy;
-    return layout(NULL, NULL, &dummy, cfg, M);
+    return layout(NULL, NULL, &dummy, cfg, M, NULL);
 }
 
 void fusion_cache_carve_shared(fusion_cache *c, float *mem, float *scratch,
                                const fusion_config *cfg, int M) {
-    layout(c, mem, scratch, cfg, M);
+    layout(c, mem, scratch, cfg, M, NULL);
 }
 
 /* The per-token loops below run over tokens in parallel (af_parallel): tokens are independent. */
@@ -368,6 +382,7 @@ static void qk_backward(float *dx, float *dups, fusion *g, fusion_cache *c, cons
     gemm(0, 1, M, H, H, 1.0f, du, H, f->key_w, H, 0.0f, dq, H);
     gemm(0, 0, M, H, 1, 1.0f, dc, 1, f->key_b, H, 1.0f, dq, H);
     if (g) {
+        if (c->shared) linear_forward(c->q, x, f->query_w, f->query_b, M, H, H); /* as forward */
         gemm(1, 0, H, H, M, 1.0f, c->q, H, du, H, 1.0f, g->key_w, H);
         cblas_sgemv(CblasRowMajor, CblasTrans, M, H, 1.0f, c->q, H, dc, 1, 1.0f, g->key_b, 1);
     }

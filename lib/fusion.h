@@ -109,6 +109,7 @@ double fusion_temperature(long step);
  * other pointers are the method's (NULL when unused). */
 typedef struct {
     int M;
+    int shared;     /* temporaries in a block other layers use too (fusion_cache_carve_shared) */
     int dropped;    /* dropout was applied in the last forward */
     float T;        /* temperature of the last forward */
     float *p;       /* (M, N) weights over adapters, see above */
