@@ -101,33 +101,52 @@ void optim_zero_grad(optim *o) {
         memset(o->params[i].grad, 0, o->params[i].n * sizeof(float));
 }
 
+/* One parameter's update, over elements [lo, hi) in chunks of ADAM_CHUNK: elementwise, so any
+ * split gives the same bits, and the pool runs the chunks of a large tensor in parallel. */
+#define ADAM_CHUNK 16384
+
+typedef struct {
+    float *w, *m, *v;
+    const float *gr;
+    size_t n;
+    float keep, b1, a1, b2, a2, eps, bc2s, neg_step;
+} adam_job;
+
+static void adam_part(void *vp, int lo, int hi) {
+    const adam_job *a = vp;
+    size_t end = (size_t)hi * ADAM_CHUNK < a->n ? (size_t)hi * ADAM_CHUNK : a->n;
+    float *w = a->w, *m = a->m, *v = a->v;
+    for (size_t j = (size_t)lo * ADAM_CHUNK; j < end; j++) {
+        float x = a->gr[j];
+        w[j] = w[j] * a->keep;
+        m[j] = m[j] * a->b1;
+        m[j] = m[j] + a->a1 * x;
+        v[j] = v[j] * a->b2;
+        v[j] = v[j] + a->a2 * x * x;
+        float denom = sqrtf(v[j]) / a->bc2s + a->eps;
+        w[j] = w[j] + a->neg_step * m[j] / denom;
+    }
+}
+
 void optim_step(optim *o) {
     optim_alloc(o);
     double t = (double)(o->step + 1);
     double bc1 = 1.0 - pow(o->beta1, t), bc2_sqrt = sqrt(1.0 - pow(o->beta2, t));
     double factor = optim_schedule_factor((long)o->step, o->total_steps, o->warmup_steps);
-    float b1 = (float)o->beta1, a1 = (float)(1.0 - o->beta1);
-    float b2 = (float)o->beta2, a2 = (float)(1.0 - o->beta2);
-    float eps = (float)o->eps, bc2s = (float)bc2_sqrt;
+    adam_job a = {.b1 = (float)o->beta1, .a1 = (float)(1.0 - o->beta1),
+                  .b2 = (float)o->beta2, .a2 = (float)(1.0 - o->beta2),
+                  .eps = (float)o->eps, .bc2s = (float)bc2_sqrt};
     for (int gi = 0; gi < o->ngroups; gi++) {
         const optim_group *g = &o->groups[gi];
         double lr = g->lr * factor;
-        float neg_step = (float)(-(lr / bc1));
+        a.neg_step = (float)(-(lr / bc1));
         for (int pi = g->first; pi < g->first + g->count; pi++) {
             optim_param *p = &o->params[pi];
-            float keep = (float)(1.0 - lr * (p->decay ? g->weight_decay : 0.0));
-            float *w = p->param, *m = p->exp_avg, *v = p->exp_avg_sq;
-            const float *gr = p->grad;
-            for (size_t j = 0; j < p->n; j++) {
-                float x = gr[j];
-                w[j] = w[j] * keep;
-                m[j] = m[j] * b1;
-                m[j] = m[j] + a1 * x;
-                v[j] = v[j] * b2;
-                v[j] = v[j] + a2 * x * x;
-                float denom = sqrtf(v[j]) / bc2s + eps;
-                w[j] = w[j] + neg_step * m[j] / denom;
-            }
+            a.keep = (float)(1.0 - lr * (p->decay ? g->weight_decay : 0.0));
+            a.w = p->param, a.m = p->exp_avg, a.v = p->exp_avg_sq, a.gr = p->grad, a.n = p->n;
+            int chunks = (int)((p->n + ADAM_CHUNK - 1) / ADAM_CHUNK);
+            if (chunks > 1) af_parallel(chunks, adam_part, &a);
+            else adam_part(&a, 0, chunks);
         }
     }
     o->step++;
