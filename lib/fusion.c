@@ -185,17 +185,16 @@ static size_t layout(fusion_cache *c, float *mem, float *scratch, const fusion_c
         TAKE(u, mm * H);
         TAKE_MASK(mm * N);
         /* kept unless shared: shared, the backward computes q from x again (one product, for
-         * the M·H floats it would keep) and the mix takes du's place (its last reader runs
-         * before du is written) */
+         * the M·H floats it would keep) and q and the mix take the places of the backward's
+         * dmix and du (qk_backward: each is read before the other is written) */
         if (!shared) {
             TAKE(q, mm * H);
             if (cfg->method == FUSION_ATTENTION) TAKE(mix, mm * H);
         }
-        /* the backward's temporaries (qk_backward): dmix (then dq), du, dc; shared: q after */
+        /* the backward's temporaries (qk_backward): dmix (then dq), du, dc */
         TAKE_S(scratch, 2 * mm * H + mm);
         if (shared) {
-            c->q = c->scratch + 2 * mm * H + mm;
-            k += mm * H;
+            c->q = c->scratch;
             if (cfg->method == FUSION_ATTENTION) c->mix = c->scratch + mm * H;
         }
         break;
@@ -362,7 +361,8 @@ static void qk_backward(float *dx, float *dups, fusion *g, fusion_cache *c, cons
                         const float *x, const float *ups, const fusion *f, int M) {
     int H = f->cfg.H, N = f->cfg.N;
     size_t MH = (size_t)M * H;
-    /* dq takes dmix's place: qk_bwd_part is dmix's last reader */
+    /* qk_bwd_part is dmix's last reader: then (shared) q, computed again, takes its place, and
+     * dq once q is read */
     float *dmix = c->scratch, *du = dmix + MH, *dq = dmix, *dc = du + MH;
     if (f->cfg.method == FUSION_ATTENTION) {
         /* Σ p_i up_i again: a shared cache lets other fusion layers overwrite it */
@@ -377,15 +377,15 @@ static void qk_backward(float *dx, float *dups, fusion *g, fusion_cache *c, cons
                   .T = c->T, .scale = 1.0f / (1.0f - f->cfg.dropout), .N = N, .H = H};
     af_parallel(M, qk_bwd_part, &bj);
     if (!dx && !g) return;
-    /* u = q·Wk (row vectors): dq = du·Wkᵀ + dc·bk, dWk += qᵀ·du, dbk += Σ dc·q */
-    /* dq = du·Wkᵀ + dc ⊗ bk (the rank-1 term as a product with K = 1) */
-    gemm(0, 1, M, H, H, 1.0f, du, H, f->key_w, H, 0.0f, dq, H);
-    gemm(0, 0, M, H, 1, 1.0f, dc, 1, f->key_b, H, 1.0f, dq, H);
+    /* u = q·Wk (row vectors): dWk += qᵀ·du, dbk += Σ dc·q, dq = du·Wkᵀ + dc·bk */
     if (g) {
         if (c->shared) linear_forward(c->q, x, f->query_w, f->query_b, M, H, H); /* as forward */
         gemm(1, 0, H, H, M, 1.0f, c->q, H, du, H, 1.0f, g->key_w, H);
         cblas_sgemv(CblasRowMajor, CblasTrans, M, H, 1.0f, c->q, H, dc, 1, 1.0f, g->key_b, 1);
     }
+    /* the rank-1 term dc ⊗ bk as a product with K = 1 */
+    gemm(0, 1, M, H, H, 1.0f, du, H, f->key_w, H, 0.0f, dq, H);
+    gemm(0, 0, M, H, 1, 1.0f, dc, 1, f->key_b, H, 1.0f, dq, H);
     linear_backward(dx, g ? g->query_w : NULL, g ? g->query_b : NULL, dq, x, f->query_w, M, H, H);
 }
 
