@@ -128,7 +128,9 @@ typedef struct {
 size_t fusion_cache_floats(const fusion_config *cfg, int M);
 void fusion_cache_carve(fusion_cache *c, float *mem, const fusion_config *cfg, int M);
 /* The same with the temporaries (fusion_scratch_floats of them) in a block the caller gives and
- * may share between fusion layers that never run at the same time. */
+ * may share between fusion layers that never run at the same time. The cache then keeps less
+ * (attention, static: not q, nor the mix), and the backward computes that again from x and ups:
+ * one more H×H product for attention and static fusion. */
 size_t fusion_scratch_floats(const fusion_config *cfg, int M);
 size_t fusion_cache_floats_shared(const fusion_config *cfg, int M);
 void fusion_cache_carve_shared(fusion_cache *c, float *mem, float *scratch,
