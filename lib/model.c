@@ -698,12 +698,14 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
     head_cache_carve(&m->hc, af_arena_floats(&m->arena, head_cache_floats(H, maxB)), H, maxB);
 }
 
-double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
-                 int train, float *out, int ldo) {
+/* One pass over rows that fit the prepared activations: rows of a batch of Btot, whose loss is
+ * the mean over all Btot rows (so this pass's rows weigh 1/Btot each); `last`: the batch's last
+ * pass, which adds the fusion regulariser and advances the annealing clock. */
+static double model_pass(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
+                         int train, float *out, int ldo, int Btot, int last) {
     /* Pfeiffer sites read h and r only as h + r (site.h) */
     bert_hooks hooks = {m, hook_active, hook_forward, hook_backward, m->arch == SITE_PFEIFFER};
     int B = b->B, S = b->S, H = m->H;
-    train = train && m->train;
     /* The heads read only [CLS]: the last layer need not compute the other tokens, unless a
      * model prepared for inference has fusion weights someone may read for every token
      * (af-infer --fusion-weights). */
@@ -743,13 +745,13 @@ double model_run(af_model *m, const bert_batch *b, const int *head_of, const flo
         if (out)
             for (int k = 0; k < n; k++)
                 memcpy(out + (size_t)m->rows[k] * ldo, m->probs + (size_t)k * L, L * sizeof(float));
-        if (gold) loss += part * n / B;
+        if (gold) loss += part * n / Btot;
         if (train && gold) {
-            /* the batch loss is the mean over all rows: this head's mean weighs n/B */
+            /* the batch loss is the mean over all rows: this head's mean weighs n/Btot */
             memset(m->dlogits, 0, (size_t)n * L * sizeof(float));
             if (h->regression) head_mse_backward(m->dlogits, m->logits, m->gold, n);
             else head_ce_backward(m->dlogits, m->probs, m->ilabels, n, L);
-            float scale = (float)n / B;
+            float scale = (float)n / Btot;
             for (int k = 0; k < n * L; k++) m->dlogits[k] *= scale;
             memset(m->dcls, 0, (size_t)n * H * sizeof(float));
             head_backward(m->dcls, H, h->grad ? &h->g : NULL, &m->hc, m->dlogits, &h->w, n);
@@ -759,13 +761,31 @@ double model_run(af_model *m, const bert_batch *b, const int *head_of, const flo
     }
     if (!gold) loss = NAN;
     if (train && gold) {
-        if (m->fused && m->fgrad && m->fcfg.method == FUSION_ATTENTION) {
+        if (last && m->fused && m->fgrad && m->fcfg.method == FUSION_ATTENTION) {
             loss += model_fusion_reg(m);
             for (int p = 0; p < 2 * m->L; p++)
                 if (m->sites[p].N) fusion_reg_backward(&m->fg[p], &m->fw[p], 1.0f);
         }
         if (m->N) bert_backward(m->base, m->acts, m->dhidden, &hooks, NULL);
-        if (m->fused) m->fusion_steps++;
+        if (last && m->fused) m->fusion_steps++;
+    }
+    return loss;
+}
+
+double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
+                 int train, float *out, int ldo) {
+    train = train && m->train;
+    if (b->B <= m->maxB) return model_pass(m, b, head_of, gold, train, out, ldo, b->B, 1);
+    /* More rows than the activations were prepared for: passes of maxB rows, whose gradients
+     * add up to the batch's (the loss is a mean over rows, each pass weighs its share). */
+    double loss = 0;
+    size_t S = (size_t)b->S;
+    for (int r = 0; r < b->B; r += m->maxB) {
+        int n = b->B - r < m->maxB ? b->B - r : m->maxB;
+        bert_batch part = {n, b->S, b->ids + r * S, b->type_ids ? b->type_ids + r * S : NULL,
+                           b->mask ? b->mask + r * S : NULL};
+        loss += model_pass(m, &part, head_of + r, gold ? gold + r : NULL, train,
+                           out ? out + (size_t)r * ldo : NULL, ldo, b->B, r + n == b->B);
     }
     return loss;
 }

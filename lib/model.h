@@ -135,17 +135,21 @@ void model_finalize(af_model *m);
  * require, a missing tensor is an error. Shapes must match. */
 int model_load_params(af_model *m, const st_file *f, int group_mask, int require, af_err *e);
 
-/* Sizes the activation arena for batches up to maxB × maxS. */
+/* Sizes the activation arena for batches up to maxB × maxS (model_run takes larger batches in
+ * passes of maxB rows). */
 void model_prepare(af_model *m, int maxB, int maxS, int train);
 
 /* One batch: forward, and with train also backward (gradients accumulate; zero them first).
  * head_of[b] is the head of row b; gold[b] its label id (classification) or target value
  * (regression), or gold == NULL (no loss). out[b·ldo + j] receives the probabilities (or the
  * score for regression). Returns the mean loss over the rows (NaN when gold == NULL), including
- * the fusion regulariser when training fusion. */
+ * the fusion regulariser when training fusion. A batch of more rows than model_prepare's maxB
+ * runs in passes of maxB rows (micro-batches): the same loss and gradients up to rounding, for
+ * the activations of maxB rows; the fusion's annealing clock still counts one per batch. */
 double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
                  int train, float *out, int ldo);
-/* Weights over adapters of the last forward at site p = 2l + s: (B·S, N), or NULL. */
+/* Weights over adapters of the last forward (its last pass) at site p = 2l + s: (B·S, N), or
+ * NULL. */
 const float *model_fusion_weights(const af_model *m, int p);
 /* The fusion regulariser of the current weights (0 unless attention fusion trains). */
 double model_fusion_reg(const af_model *m);

@@ -322,6 +322,24 @@ static void run_case(const char *cs, const char *tmp) {
     check_gradients(cs, &m);
     m.fusion_steps = 0; /* that forward was not a training step */
 
+    /* 1b. the same batch in passes of 2 rows (activations prepared for 2): the same loss and
+     * gradients, the fusion's annealing clock advanced once */
+    batch_tokens_init(&bt, tr.n, maxS);
+    batch_tokens_fill(&bt, set.ex, NULL, tr.n, base.cfg.pad_id);
+    bb = (bert_batch){bt.B, bt.S, bt.input_ids, bt.token_type_ids, bt.attention_mask};
+    model_prepare(&m, 2, maxS, 1);
+    for (int i = 0; i < m.nparams; i++)
+        if (m.params[i].grad) memset(m.params[i].grad, 0, m.params[i].n * sizeof(float));
+    ok(tr.n > 2, "%s: %d rows make passes of 2", cs, tr.n);
+    loss = model_run(&m, &bb, tr.head_of, tr.gold, 1, NULL, 0);
+    batch_tokens_free(&bt);
+    ok(fabs(loss - want) <= LOSS_TOL * fmax(1, fabs(want)), "%s: in passes of 2: loss %.7f", cs,
+       loss);
+    ok(m.fusion_steps == (m.fused ? 1 : 0), "%s: in passes: %ld annealing step(s)", cs,
+       m.fusion_steps);
+    check_gradients(cs, &m);
+    m.fusion_steps = 0;
+
     /* 2. three steps through train_run */
     char out[1024], ckpt[1100];
     snprintf(out, sizeof out, "%s/%s.safetensors", tmp, cs);
