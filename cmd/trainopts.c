@@ -14,7 +14,7 @@
 
 enum {
     O_BASE = 1000, O_NAME, O_DEV, O_EPOCHS, O_MAX_STEPS, O_LR, O_WD, O_BETA1, O_BETA2, O_EPS,
-    O_WARMUP, O_CLIP, O_BATCH, O_EVAL_BATCH, O_MAXLEN, O_DROPOUT, O_SEED, O_THREADS, O_EVAL_EVERY,
+    O_WARMUP, O_CLIP, O_BATCH, O_EVAL_BATCH, O_MICRO, O_MAXLEN, O_DROPOUT, O_SEED, O_THREADS, O_EVAL_EVERY,
     O_METRIC, O_PATIENCE, O_RESUME, O_CHECKPOINT, O_LOG, O_LABELS, O_TASK, O_REGRESSION,
     O_VERSION, O_HELP
 };
@@ -35,6 +35,7 @@ const struct option train_long_options[] = {
     {"max-grad-norm", required_argument, 0, O_CLIP},
     {"batch-size", required_argument, 0, O_BATCH},
     {"eval-batch-size", required_argument, 0, O_EVAL_BATCH},
+    {"micro-batch", required_argument, 0, O_MICRO},
     {"max-len", required_argument, 0, O_MAXLEN},
     {"dropout", required_argument, 0, O_DROPOUT},
     {"seed", required_argument, 0, O_SEED},
@@ -64,6 +65,7 @@ const char train_options_help[] =
     "  --epochs N             (default 10)      --max-steps N   stop after N steps\n"
     "  --lr X                 peak learning rate\n"
     "  --batch-size N         (default 32)      --eval-batch-size N\n"
+    "  --micro-batch N        at most N examples per pass: less memory, the same steps\n"
     "  --weight-decay X       AdamW decoupled weight decay, not on biases (default 0)\n"
     "  --adam-beta1 X --adam-beta2 X --adam-eps X   (0.9, 0.999, 1e-8)\n"
     "  --warmup-ratio X       linear warmup over this share of the steps (default 0)\n"
@@ -111,6 +113,7 @@ int common_opts_handle(common_opts *c, int opt, const char *arg) {
     case O_CLIP: t->max_grad_norm = opt_double("--max-grad-norm", arg, 0, 1e30); break;
     case O_BATCH: t->batch_size = (int)opt_long("--batch-size", arg, 1, 1 << 16); break;
     case O_EVAL_BATCH: t->eval_batch_size = (int)opt_long("--eval-batch-size", arg, 1, 1 << 16); break;
+    case O_MICRO: t->micro_batch = (int)opt_long("--micro-batch", arg, 1, 1 << 16); break;
     case O_MAXLEN: t->max_len = (int)opt_long("--max-len", arg, 2, 1 << 16); break;
     case O_DROPOUT: t->dropout = opt_double("--dropout", arg, 0, 0.99); break;
     case O_SEED: t->seed = (uint64_t)opt_long("--seed", arg, 0, 1L << 62); break;

@@ -492,7 +492,11 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
         m->fcfg.dropout = (float)opt->dropout;
         for (int p = 0; m->fused && p < 2 * m->L; p++) m->fw[p].cfg.dropout = (float)opt->dropout;
     }
-    model_prepare(m, opt->batch_size > eb ? opt->batch_size : eb, maxS, 1);
+    /* activations for the largest batch, or for --micro-batch examples: model_run takes larger
+     * batches in passes of that many */
+    int rows = opt->batch_size > eb ? opt->batch_size : eb;
+    if (opt->micro_batch > 0 && opt->micro_batch < rows) rows = opt->micro_batch;
+    model_prepare(m, rows, maxS, 1);
 
     batch_plan plan = {0};
     batch_plan_epoch(&plan, tr->len, tr->n, opt->batch_size, BATCH_BUCKET_DEFAULT, opt->seed, 0);

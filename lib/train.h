@@ -39,6 +39,7 @@ typedef struct {
     int epochs;
     long max_steps;        /* > 0: stop after this many optimizer steps */
     int batch_size, eval_batch_size, max_len;
+    int micro_batch;       /* > 0: at most this many examples per forward/backward pass */
     double lr, adapter_lr; /* adapter_lr: adapters' group when they train next to a fusion */
     double weight_decay, warmup_ratio, max_grad_norm, beta1, beta2, eps;
     double dropout;        /* < 0: the base's */

@@ -101,16 +101,18 @@ val() { tr -d '{}",' <"$1" | tr ' ' '\n' | sed -n "s/^$2[=:]//p" | tail -1; }
 flatten() { sed 's/": /=/g; s/"//g; s/[{},]/ /g' "$1" >"$1.kv" && mv "$1.kv" "$1"; }
 better() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(b == "" || a + 0 > b + 0) }'; }
 
-# one measurement: run IMPL MODEL MODE -> $tmp/IMPL-MODEL-MODE (best of repeats, by ex/s)
+# one measurement: run IMPL MODEL MODE -> $tmp/IMPL-MODEL-MODE (best of repeats, by ex/s);
+# MODE fuse-mb8: af's fusion training with --micro-batch 8 (the same steps in passes of 8 rows)
 measure() {
-    impl=$1 model=$2 mode=$3
+    impl=$1 model=$2 mode=$3 bmode=$3 extra=
+    [ "$mode" = fuse-mb8 ] && bmode=fusion extra="--micro-batch 8"
     if [ "$model" = mini ]; then B=32 S=64 n=${steps:-10} w=3; else B=16 S=128 n=${steps:-4} w=2; fi
     out=$tmp/run.$$
     if [ "$impl" = af ]; then
         # the random base, written once by a process of its own and read back as the tools do
         [ -d "$tmp/base-$model" ] || "$dir/bench-model" --model "$model" --make-base "$tmp/base-$model"
-        "$dir/bench-rss" "$dir/bench-model" --model "$model" --mode "$mode" --batch $B --seq $S \
-            --base "$tmp/base-$model" \
+        "$dir/bench-rss" "$dir/bench-model" --model "$model" --mode "$bmode" --batch $B --seq $S \
+            --base "$tmp/base-$model" $extra \
             --threads "$threads" --steps "$n" --warmup $w --peak "$peak" >"$out" 2>"$out.err" || {
             echo "af $model $mode failed: $(tail -1 "$out.err")" >&2; return 0; }
     else
@@ -139,14 +141,19 @@ printf '%-5s %-7s %-8s | %8s %7s %5s %8s | %8s %7s %5s %8s | %6s %5s %6s %s\n' \
     model shape mode "af ex/s" GFLOP/s %pk "RSS MiB" "pt ex/s" GFLOP/s %pk "RSS MiB" \
     speed want "RSS" met
 for model in $models; do
-    for mode in $modes; do
+    # base fusion training also with --micro-batch 8, against the peer's full batch
+    more=
+    [ "$model" = base ] && case " $modes " in *" fusion "*) more=fuse-mb8 ;; esac
+    for mode in $modes $more; do
         r=0
         while [ $r -lt "$repeat" ]; do
             measure af "$model" "$mode"
-            [ $torch = 1 ] && measure torch "$model" "$mode"
+            [ $torch = 1 ] && [ "$mode" != fuse-mb8 ] && measure torch "$model" "$mode"
             r=$((r + 1))
         done
-        a=$tmp/af-$model-$mode t=$tmp/torch-$model-$mode
+        tmode=$mode
+        [ "$mode" = fuse-mb8 ] && tmode=fusion
+        a=$tmp/af-$model-$mode t=$tmp/torch-$model-$tmode
         [ -f "$a" ] || continue
         if [ "$model" = mini ]; then shape=32x64; else shape=16x128; fi
         ae=$(val "$a" ex_per_s) ag=$(val "$a" gflops) ap=$(val "$a" pct_sgemm_peak)
@@ -154,7 +161,7 @@ for model in $models; do
         if [ -f "$t" ]; then
             te=$(val "$t" ex_per_s) tg=$(val "$t" gflops) tp=$(val "$t" pct_sgemm_peak)
             tr_=$(val "$t" rss_mib)
-            want=$(target "$model" "$mode")
+            want=$(target "$model" "$tmode")
             awk -v m="$model" -v s="$shape" -v o="$mode" -v ae="$ae" -v ag="$ag" -v ap="$ap" \
                 -v ar="$ar" -v te="$te" -v tg="$tg" -v tp="$tp" -v tr="$tr_" -v w="$want" 'BEGIN {
                 sp = ae / te; rr = ar / tr
@@ -170,7 +177,7 @@ for model in $models; do
     done
 done
 echo "(speed = af/PyTorch examples/s, target 'want'; RSS = af/PyTorch peak RSS, target <= 0.25x;" \
-    "best of $repeat)"
+    "best of $repeat; fuse-mb8: af-fuse --micro-batch 8, the same steps in passes of 8 rows)"
 
 if [ $sst2 = 1 ]; then
     echo

@@ -3,6 +3,7 @@
  *
  *   bench-model --model mini|base --mode infer|adapter|fusion [--batch B] [--seq S]
  *               [--threads T] [--steps N] [--warmup N] [--peak GFLOPS] [--base DIR]
+ *               [--micro-batch N]   (training in passes of N rows: af-fuse --micro-batch N)
  *   bench-model --model mini|base --make-base DIR     (writes the random base, F32)
  *   bench-model --measure-peak     (best sgemm GFLOP/s of BERT's FFN shape, and OpenBLAS's core)
  *
@@ -119,7 +120,7 @@ static void load_random_adapters(af_model *m, bert *base, const char *tmp) {
 
 int main(int argc, char **argv) {
     const char *model = "mini", *mode_s = "adapter";
-    int B = 32, S = 64, threads = 2, steps = 10, warmup = 3;
+    int B = 32, S = 64, threads = 2, steps = 10, warmup = 3, micro = 0;
     double peak = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"mode", required_argument, 0, 'o'},
@@ -128,7 +129,7 @@ int main(int argc, char **argv) {
         {"warmup", required_argument, 0, 'w'}, {"peak", required_argument, 0, 'p'},
         {"measure-peak", no_argument, 0, 'P'}, {"help", no_argument, 0, 'h'},
         {"base", required_argument, 0, 'B'}, {"make-base", required_argument, 0, 'M'},
-        {0, 0, 0, 0}};
+        {"micro-batch", required_argument, 0, 'u'}, {0, 0, 0, 0}};
     int peak_only = 0;
     const char *base_dir = NULL, *make_base = NULL;
     int ch;
@@ -145,10 +146,11 @@ int main(int argc, char **argv) {
         case 'P': peak_only = 1; break;
         case 'B': base_dir = optarg; break;
         case 'M': make_base = optarg; break;
+        case 'u': micro = atoi(optarg); break;
         case 'h':
             puts("usage: bench-model [--model mini|base] [--mode infer|adapter|fusion] [--batch B]\n"
                  "                   [--seq S] [--threads T] [--steps N] [--warmup N] [--peak GF]\n"
-                 "                   [--base DIR]\n"
+                 "                   [--base DIR] [--micro-batch N]\n"
                  "       bench-model [--model mini|base] --make-base DIR\n"
                  "       bench-model --measure-peak [--threads T]");
             return 0;
@@ -217,7 +219,7 @@ int main(int argc, char **argv) {
     m.train_heads = mode != MODE_INFER;
     model_finalize(&m);
     int train = mode != MODE_INFER;
-    model_prepare(&m, B, S, train);
+    model_prepare(&m, micro > 0 && micro < B ? micro : B, S, train);
     optim o;
     optim_init(&o);
     if (train) {
@@ -257,10 +259,10 @@ int main(int argc, char **argv) {
     double fl = flops_per_step(&c, mode, B, S), gf = fl / med * 1e-9;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("impl=af model=%s mode=%s batch=%d seq=%d threads=%d median_step_s=%.5f "
-           "min_step_s=%.5f ex_per_s=%.3f gflop_per_step=%.3f gflops=%.2f pct_sgemm_peak=%.1f "
-           "loss_first=%.4f loss_last=%.4f maxrss_mib=%.1f\n",
-           model, mode_s, B, S, threads, med, times[warmup], B / med, fl * 1e-9, gf,
+    printf("impl=af model=%s mode=%s batch=%d seq=%d micro_batch=%d threads=%d "
+           "median_step_s=%.5f min_step_s=%.5f ex_per_s=%.3f gflop_per_step=%.3f gflops=%.2f "
+           "pct_sgemm_peak=%.1f loss_first=%.4f loss_last=%.4f maxrss_mib=%.1f\n",
+           model, mode_s, B, S, micro > 0 && micro < B ? micro : B, threads, med, times[warmup], B / med, fl * 1e-9, gf,
            peak > 0 ? 100 * gf / peak : NAN, first, last, ru.ru_maxrss / 1024.0);
     optim_free(&o);
     model_free(&m);

@@ -194,6 +194,37 @@ test_expect_success 'same seed, same bytes (with dropout); another seed, other b
 	! cmp -s a.data c.data
 '
 
+test_expect_success '--micro-batch: the same steps in passes (to rounding); 0 is a usage error' '
+	args="--name t --epochs 3 --batch-size 16 --lr 1e-2 --dropout 0 --dev $DATA/dev.jsonl -q" &&
+	train $args --log full.log -o full.st "$DATA/train.jsonl" &&
+	train $args --micro-batch 5 --log parts.log -o parts.st "$DATA/train.jsonl" &&
+	! cmp -s full.st parts.st &&
+	python3 -c "
+import json, struct, sys
+def tensors(path):
+    b = open(path, \"rb\").read()
+    n = struct.unpack(\"<Q\", b[:8])[0]
+    head = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in head.items():
+        if k == \"__metadata__\": continue
+        lo, hi = v[\"data_offsets\"]
+        out[k] = struct.unpack(\"<%df\" % ((hi - lo) // 4), b[8 + n + lo:8 + n + hi])
+    return out
+a, b = tensors(\"full.st\"), tensors(\"parts.st\")
+assert a.keys() == b.keys(), (a.keys(), b.keys())
+worst = max(abs(x - y) for k in a for x, y in zip(a[k], b[k]))
+assert worst < 1e-4, worst
+moved = max(abs(x) for k in a for x in a[k])
+assert moved > 1e-3, moved
+for x, y in zip(map(json.loads, open(\"full.log\")), map(json.loads, open(\"parts.log\"))):
+    assert x[\"step\"] == y[\"step\"], (x, y)
+    assert abs(x[\"train_loss\"] - y[\"train_loss\"]) < 1e-4, (x, y)
+    assert abs(x[\"dev_loss\"] - y[\"dev_loss\"]) < 1e-4, (x, y)
+" &&
+	test_exit 2 train --name t --micro-batch 0 -o x.st "$DATA/train.jsonl"
+'
+
 test_expect_success 'gzip input, stdin and - read the same examples' '
 	args="--name t --epochs 2 --batch-size 16 -q -o out.st" &&
 	gzip -c "$DATA/train.jsonl" >train.jsonl.gz &&
