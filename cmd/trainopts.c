@@ -65,7 +65,8 @@ const char train_options_help[] =
     "  --epochs N             (default 10)      --max-steps N   stop after N steps\n"
     "  --lr X                 peak learning rate\n"
     "  --batch-size N         (default 32)      --eval-batch-size N\n"
-    "  --micro-batch N        at most N examples per pass: less memory, the same steps\n"
+    "  --micro-batch N|auto   at most N examples per pass: less memory, the same steps\n"
+    "                         (auto, the default: passes within 512 MiB; 0: whole batches)\n"
     "  --weight-decay X       AdamW decoupled weight decay, not on biases (default 0)\n"
     "  --adam-beta1 X --adam-beta2 X --adam-eps X   (0.9, 0.999, 1e-8)\n"
     "  --warmup-ratio X       linear warmup over this share of the steps (default 0)\n"
@@ -113,7 +114,10 @@ int common_opts_handle(common_opts *c, int opt, const char *arg) {
     case O_CLIP: t->max_grad_norm = opt_double("--max-grad-norm", arg, 0, 1e30); break;
     case O_BATCH: t->batch_size = (int)opt_long("--batch-size", arg, 1, 1 << 16); break;
     case O_EVAL_BATCH: t->eval_batch_size = (int)opt_long("--eval-batch-size", arg, 1, 1 << 16); break;
-    case O_MICRO: t->micro_batch = (int)opt_long("--micro-batch", arg, 1, 1 << 16); break;
+    case O_MICRO:
+        t->micro_batch = !strcmp(arg, "auto") ? TRAIN_PASS_AUTO
+                                              : (int)opt_long("--micro-batch", arg, 0, 1 << 16);
+        break;
     case O_MAXLEN: t->max_len = (int)opt_long("--max-len", arg, 2, 1 << 16); break;
     case O_DROPOUT: t->dropout = opt_double("--dropout", arg, 0, 0.99); break;
     case O_SEED: t->seed = (uint64_t)opt_long("--seed", arg, 0, 1L << 62); break;

@@ -641,8 +641,10 @@ static int site_rows(const af_model *m, int p, int M) {
     return m->train && p / 2 == m->L - 1 ? m->maxB : M;
 }
 
-void model_prepare(af_model *m, int maxB, int maxS, int train) {
-    af_arena_free(&m->arena);
+/* The arena model_prepare carves, in bytes; fills m->sites (m->maxB, m->train set) and returns
+ * the lowest hooked site, the sites' shared scratch (floats) and the encoder's plan flags. */
+static size_t arena_bytes(af_model *m, int maxB, int maxS, int train, int *lowest_out,
+                          size_t *scratch_out, int *plan_out) {
     free(m->sites), free(m->sc);
     m->maxB = maxB, m->maxS = maxS, m->train = train;
     m->sites = af_calloc(2 * m->L, sizeof(site));
@@ -675,6 +677,29 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
                    : bert_acts_bytes_lean(&m->base->cfg, maxB, maxS) + scratch * sizeof(float) + 64;
     bytes += ((size_t)M * H + 2 * (size_t)maxB * H + 3 * (size_t)maxB * Lmax + maxB) * 4 +
              2 * maxB * sizeof(int) + head_cache_floats(H, maxB) * 4 + 16 * 64;
+    *lowest_out = lowest, *scratch_out = scratch, *plan_out = plan;
+    return bytes;
+}
+
+size_t model_arena_bytes(af_model *m, int maxB, int maxS, int train) {
+    af_arena_free(&m->arena);
+    int lowest, plan;
+    size_t scratch;
+    return arena_bytes(m, maxB, maxS, train, &lowest, &scratch, &plan);
+}
+
+int model_pass_rows(af_model *m, int rows, int maxS, size_t budget) {
+    int k = 1, r = rows;
+    while (r > 1 && model_arena_bytes(m, r, maxS, 1) > budget) k++, r = (rows + k - 1) / k;
+    return r;
+}
+
+void model_prepare(af_model *m, int maxB, int maxS, int train) {
+    af_arena_free(&m->arena);
+    int lowest, plan;
+    size_t scratch;
+    size_t bytes = arena_bytes(m, maxB, maxS, train, &lowest, &scratch, &plan);
+    int M = maxB * maxS, H = m->H, Lmax = max_labels(m);
     af_arena_init(&m->arena, bytes);
     m->acts = train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1, scratch,
                                            plan)

@@ -138,6 +138,11 @@ int model_load_params(af_model *m, const st_file *f, int group_mask, int require
 /* Sizes the activation arena for batches up to maxB × maxS (model_run takes larger batches in
  * passes of maxB rows). */
 void model_prepare(af_model *m, int maxB, int maxS, int train);
+/* The bytes model_prepare would take for maxB × maxS; rows per training pass for batches of
+ * `rows` × maxS: rows, or the fewest equal passes whose arena stays within budget bytes (down to
+ * 1 row). Both leave m unprepared: model_prepare next. */
+size_t model_arena_bytes(af_model *m, int maxB, int maxS, int train);
+int model_pass_rows(af_model *m, int rows, int maxS, size_t budget);
 
 /* One batch: forward, and with train also backward (gradients accumulate; zero them first).
  * head_of[b] is the head of row b; gold[b] its label id (classification) or target value

@@ -168,6 +168,18 @@ void progress_eval_format(const progress_eval_info *ev, char *buf, size_t size) 
     add(buf, size, &at, "  (%ld examples)%s", ev->m.n, ev->best ? "  best" : "");
 }
 
+void progress_note(progress *p, const char *fmt, ...) {
+    if (p->quiet || !p->out) return;
+    if (p->tty && p->shown) fputs("\r\033[K", p->out);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(p->out, fmt, ap);
+    va_end(ap);
+    fputc('\n', p->out);
+    fflush(p->out);
+    p->shown = 0;
+}
+
 void progress_eval(progress *p, const progress_eval_info *ev) {
     if (p->quiet || !p->out) return;
     char line[512];

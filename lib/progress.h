@@ -54,6 +54,8 @@ void progress_step(progress *p, int batch_examples, double loss, double lr);
 /* Time between pause and resume (evaluation, checkpoints) counts in neither ex/s nor ETA. */
 void progress_pause(progress *p);
 void progress_resume(progress *p);
+/* One line of its own (no newline in fmt), unless quiet. */
+void progress_note(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints the final state of the line and ends it. */
 void progress_done(progress *p);
 

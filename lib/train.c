@@ -25,6 +25,7 @@ void train_opts_defaults(train_opts *o) {
     o->beta1 = 0.9, o->beta2 = 0.999, o->eps = 1e-8;
     o->dropout = -1;
     o->seed = 42;
+    o->micro_batch = TRAIN_PASS_AUTO;
 }
 
 /* ---- data ---- */
@@ -492,10 +493,11 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
         m->fcfg.dropout = (float)opt->dropout;
         for (int p = 0; m->fused && p < 2 * m->L; p++) m->fw[p].cfg.dropout = (float)opt->dropout;
     }
-    /* activations for the largest batch, or for --micro-batch examples: model_run takes larger
-     * batches in passes of that many */
-    int rows = opt->batch_size > eb ? opt->batch_size : eb;
+    /* activations for the largest batch, or for passes of fewer rows (model_run takes larger
+     * batches in passes): --micro-batch's, or as many as the budget holds */
+    int rows = opt->batch_size > eb ? opt->batch_size : eb, whole = rows;
     if (opt->micro_batch > 0 && opt->micro_batch < rows) rows = opt->micro_batch;
+    if (opt->micro_batch == TRAIN_PASS_AUTO) rows = model_pass_rows(m, rows, maxS, TRAIN_PASS_BUDGET);
     model_prepare(m, rows, maxS, 1);
 
     batch_plan plan = {0};
@@ -532,6 +534,11 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
 
     progress pr;
     progress_init(&pr, stderr, opt->quiet, opt->epochs, total, s.step);
+    if (opt->micro_batch == TRAIN_PASS_AUTO && rows < whole)
+        progress_note(&pr,
+                      "passes of %d examples: the activations of %d would take more than %zu MiB "
+                      "(--micro-batch sets the size, 0: whole batches)",
+                      rows, whole, TRAIN_PASS_BUDGET >> 20);
     progress_log *log = NULL;
     if (opt->log_path && progress_log_open(&log, opt->log_path, opt->resume_path != NULL, e))
         return -1;

@@ -35,11 +35,17 @@ int train_add_heads(af_model *m, const jl_set *train, const char *default_task,
                     const char *labels_opt, char **task_opts, int ntask_opts, int regression,
                     uint64_t seed, af_err *e);
 
+/* The default pass size (train_opts.micro_batch): whole batches while their activations fit in
+ * TRAIN_PASS_BUDGET bytes, else the fewest equal passes that do (model_pass_rows). */
+#define TRAIN_PASS_AUTO -1
+#define TRAIN_PASS_BUDGET ((size_t)512 << 20)
+
 typedef struct {
     int epochs;
     long max_steps;        /* > 0: stop after this many optimizer steps */
     int batch_size, eval_batch_size, max_len;
-    int micro_batch;       /* > 0: at most this many examples per forward/backward pass */
+    int micro_batch;       /* > 0: at most this many examples per forward/backward pass; 0: whole
+                              batches; TRAIN_PASS_AUTO: passes within TRAIN_PASS_BUDGET */
     double lr, adapter_lr; /* adapter_lr: adapters' group when they train next to a fusion */
     double weight_decay, warmup_ratio, max_grad_norm, beta1, beta2, eps;
     double dropout;        /* < 0: the base's */

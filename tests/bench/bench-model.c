@@ -3,7 +3,8 @@
  *
  *   bench-model --model mini|base --mode infer|adapter|fusion [--batch B] [--seq S]
  *               [--threads T] [--steps N] [--warmup N] [--peak GFLOPS] [--base DIR]
- *               [--micro-batch N]   (training in passes of N rows: af-fuse --micro-batch N)
+ *               [--micro-batch N|auto]   (training passes, as af-fuse --micro-batch: auto, the
+ *                                         default, as the tools; 0: whole batches)
  *   bench-model --model mini|base --make-base DIR     (writes the random base, F32)
  *   bench-model --measure-peak     (best sgemm GFLOP/s of BERT's FFN shape, and OpenBLAS's core)
  *
@@ -23,6 +24,7 @@
 #include "model.h"
 #include "ops.h"
 #include "optim.h"
+#include "train.h"
 
 #include <cblas.h>
 #include <getopt.h>
@@ -120,7 +122,7 @@ static void load_random_adapters(af_model *m, bert *base, const char *tmp) {
 
 int main(int argc, char **argv) {
     const char *model = "mini", *mode_s = "adapter";
-    int B = 32, S = 64, threads = 2, steps = 10, warmup = 3, micro = 0;
+    int B = 32, S = 64, threads = 2, steps = 10, warmup = 3, micro = TRAIN_PASS_AUTO;
     double peak = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"mode", required_argument, 0, 'o'},
@@ -146,11 +148,11 @@ int main(int argc, char **argv) {
         case 'P': peak_only = 1; break;
         case 'B': base_dir = optarg; break;
         case 'M': make_base = optarg; break;
-        case 'u': micro = atoi(optarg); break;
+        case 'u': micro = !strcmp(optarg, "auto") ? TRAIN_PASS_AUTO : atoi(optarg); break;
         case 'h':
             puts("usage: bench-model [--model mini|base] [--mode infer|adapter|fusion] [--batch B]\n"
                  "                   [--seq S] [--threads T] [--steps N] [--warmup N] [--peak GF]\n"
-                 "                   [--base DIR] [--micro-batch N]\n"
+                 "                   [--base DIR] [--micro-batch N|auto]\n"
                  "       bench-model [--model mini|base] --make-base DIR\n"
                  "       bench-model --measure-peak [--threads T]");
             return 0;
@@ -219,7 +221,10 @@ int main(int argc, char **argv) {
     m.train_heads = mode != MODE_INFER;
     model_finalize(&m);
     int train = mode != MODE_INFER;
-    model_prepare(&m, micro > 0 && micro < B ? micro : B, S, train);
+    /* rows per pass as train_run picks them */
+    int rows = micro > 0 && micro < B ? micro : B;
+    if (train && micro == TRAIN_PASS_AUTO) rows = model_pass_rows(&m, B, S, TRAIN_PASS_BUDGET);
+    model_prepare(&m, rows, S, train);
     optim o;
     optim_init(&o);
     if (train) {
@@ -262,7 +267,7 @@ int main(int argc, char **argv) {
     printf("impl=af model=%s mode=%s batch=%d seq=%d micro_batch=%d threads=%d "
            "median_step_s=%.5f min_step_s=%.5f ex_per_s=%.3f gflop_per_step=%.3f gflops=%.2f "
            "pct_sgemm_peak=%.1f loss_first=%.4f loss_last=%.4f maxrss_mib=%.1f\n",
-           model, mode_s, B, S, micro > 0 && micro < B ? micro : B, threads, med, times[warmup], B / med, fl * 1e-9, gf,
+           model, mode_s, B, S, rows, threads, med, times[warmup], B / med, fl * 1e-9, gf,
            peak > 0 ? 100 * gf / peak : NAN, first, last, ru.ru_maxrss / 1024.0);
     optim_free(&o);
     model_free(&m);

@@ -194,7 +194,7 @@ test_expect_success 'same seed, same bytes (with dropout); another seed, other b
 	! cmp -s a.data c.data
 '
 
-test_expect_success '--micro-batch: the same steps in passes (to rounding); 0 is a usage error' '
+test_expect_success '--micro-batch: the same steps in passes (to rounding); 0 and auto (small batches): whole batches' '
 	args="--name t --epochs 3 --batch-size 16 --lr 1e-2 --dropout 0 --dev $DATA/dev.jsonl -q" &&
 	train $args --log full.log -o full.st "$DATA/train.jsonl" &&
 	train $args --micro-batch 5 --log parts.log -o parts.st "$DATA/train.jsonl" &&
@@ -222,7 +222,12 @@ for x, y in zip(map(json.loads, open(\"full.log\")), map(json.loads, open(\"part
     assert abs(x[\"train_loss\"] - y[\"train_loss\"]) < 1e-4, (x, y)
     assert abs(x[\"dev_loss\"] - y[\"dev_loss\"]) < 1e-4, (x, y)
 " &&
-	test_exit 2 train --name t --micro-batch 0 -o x.st "$DATA/train.jsonl"
+	test_exit 2 train --name t --micro-batch -1 -o x.st "$DATA/train.jsonl" &&
+	test_exit 2 train --name t --micro-batch some -o x.st "$DATA/train.jsonl" &&
+	train $args --micro-batch 0 -o whole.st "$DATA/train.jsonl" &&
+	train $args --micro-batch auto -o auto.st "$DATA/train.jsonl" &&
+	st_data full.st >full.data && st_data whole.st | cmp - full.data &&
+	st_data auto.st | cmp - full.data
 '
 
 test_expect_success 'gzip input, stdin and - read the same examples' '

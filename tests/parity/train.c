@@ -327,6 +327,11 @@ static void run_case(const char *cs, const char *tmp) {
     batch_tokens_init(&bt, tr.n, maxS);
     batch_tokens_fill(&bt, set.ex, NULL, tr.n, base.cfg.pad_id);
     bb = (bert_batch){bt.B, bt.S, bt.input_ids, bt.token_type_ids, bt.attention_mask};
+    size_t two = model_arena_bytes(&m, 2, maxS, 1), three = model_arena_bytes(&m, 3, maxS, 1);
+    ok(two < three && model_pass_rows(&m, tr.n, maxS, (size_t)-1) == tr.n &&
+           model_pass_rows(&m, tr.n, maxS, 0) == 1 &&
+           model_pass_rows(&m, tr.n, maxS, two) == (tr.n + (tr.n + 1) / 2 - 1) / ((tr.n + 1) / 2),
+       "%s: passes within a budget: %d rows, %zu bytes for 2", cs, tr.n, two);
     model_prepare(&m, 2, maxS, 1);
     for (int i = 0; i < m.nparams; i++)
         if (m.params[i].grad) memset(m.params[i].grad, 0, m.params[i].n * sizeof(float));
