@@ -497,7 +497,8 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
      * batches in passes): --micro-batch's, or as many as the budget holds */
     int rows = opt->batch_size > eb ? opt->batch_size : eb, whole = rows;
     if (opt->micro_batch > 0 && opt->micro_batch < rows) rows = opt->micro_batch;
-    if (opt->micro_batch == TRAIN_PASS_AUTO) rows = model_pass_rows(m, rows, maxS, TRAIN_PASS_BUDGET);
+    if (opt->micro_batch == TRAIN_PASS_AUTO)
+        rows = model_pass_rows(m, rows, maxS, TRAIN_PASS_BUDGET);
     model_prepare(m, rows, maxS, 1);
 
     batch_plan plan = {0};

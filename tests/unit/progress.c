@@ -156,6 +156,36 @@ static void test_quiet_and_resume(void) {
     ok(strcmp(b, "?") == 0, "unknown duration: ?");
 }
 
+static void test_note(void) {
+    rig r;
+    rig_init(&r, 1, 0, 0);
+    progress_epoch(&r.p, 1);
+    fake_t += 1;
+    progress_step(&r.p, 8, 1.0, 1e-4);
+    progress_note(&r.p, "passes of %d examples", 8);
+    fflush(r.f);
+    ok(strstr(r.buf, "\r\033[Kpasses of 8 examples\n") != NULL,
+       "a note clears the terminal's progress line and ends its own");
+    fake_t += 1;
+    progress_step(&r.p, 8, 1.0, 1e-4);
+    fflush(r.f);
+    ok(strstr(r.buf, "examples\n\repoch 1/2  step 2/10") != NULL,
+       "the progress line comes back after a note");
+    rig_free(&r);
+
+    rig_init(&r, 0, 0, 0);
+    progress_note(&r.p, "plain %s", "note");
+    fflush(r.f);
+    ok(strcmp(r.buf, "plain note\n") == 0, "plain output: the note alone: %s", r.buf);
+    rig_free(&r);
+
+    rig_init(&r, 0, 1, 0);
+    progress_note(&r.p, "hidden");
+    fflush(r.f);
+    ok(r.len == 0, "quiet: no note");
+    rig_free(&r);
+}
+
 static void test_eval_json(void) {
     progress_eval_info ev = {.epoch = 3,
                              .step = 640,
@@ -235,6 +265,7 @@ int main(void) {
     test_line();
     test_tty();
     test_quiet_and_resume();
+    test_note();
     test_eval_json();
     test_log();
     return done_testing();
