@@ -65,6 +65,7 @@ int main(int argc, char **argv) {
         case O_ADAPTER:
             adapters = af_realloc(adapters, (nadapters + 1) * sizeof(char *));
             adapters[nadapters++] = optarg;
+            pathguard_input(&c.guard, "--adapter", optarg);
             break;
         case O_METHOD:
             if ((fc.method = fusion_method_parse(optarg)) < 0)

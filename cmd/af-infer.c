@@ -8,6 +8,7 @@
 
 #include "common.h"
 #include "infer.h"
+#include "pathguard.h"
 
 enum {
     O_BASE = 1000,
@@ -151,6 +152,19 @@ int main(int argc, char **argv) {
     if (io.fusion_weights && !fusion)
         usage_error("--fusion-weights needs a --fusion file: a single adapter has no weights");
     io.metrics = metrics || mjson;
+    {
+        pathguard g;
+        af_err ge;
+        pathguard_init(&g);
+        pathguard_input_dir(&g, "--base", base_dir);
+        for (int i = 0; i < nadapters; i++) pathguard_input(&g, "--adapter", adapters[i]);
+        pathguard_input(&g, "--fusion", fusion);
+        pathguard_input(&g, "the input", input);
+        pathguard_output(&g, "--metrics-json", mjson);
+        int bad = pathguard_check(&g, &ge);
+        pathguard_free(&g);
+        if (bad) usage_error("%s", ge.msg);
+    }
 
     af_err e;
     bert base;

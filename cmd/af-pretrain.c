@@ -11,6 +11,7 @@
 
 #include "batch.h"
 #include "common.h"
+#include "pathguard.h"
 #include "mlm.h"
 #include "ops.h"
 #include "optim.h"
@@ -102,6 +103,39 @@ static const struct option longopts[] = {
     {"log", required_argument, 0, O_LOG},
     {0, 0, 0, 0}};
 
+/* An output directory holds these files (what pretrain_save writes): none may be an input. */
+static void output_dir(pathguard *g, const char *what, const char *dir) {
+    static const char *const files[] = {"config.json", "model.safetensors", "vocab.txt",
+                                        "tokenizer_config.json", "trainer.safetensors"};
+    pathguard_output(g, what, dir);
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char *p;
+        if (asprintf(&p, "%s/%s", dir, files[i]) < 0) die("out of memory");
+        pathguard_output(g, what, p);
+        free(p);
+    }
+}
+
+static void check_paths(const config *c) {
+    pathguard g;
+    af_err e;
+    pathguard_init(&g);
+    pathguard_input(&g, "--base", c->base);
+    pathguard_input_dir(&g, "--base", c->base);
+    pathguard_input(&g, "--vocab", c->vocab);
+    pathguard_input(&g, "--dev", c->dev);
+    for (int i = 0; i < c->ninputs; i++) pathguard_input(&g, "the corpus", c->inputs[i]);
+    output_dir(&g, "-o", c->out);
+    char *ck = NULL;
+    if (!c->ckpt && asprintf(&ck, "%s.ckpt", c->out) < 0) die("out of memory");
+    output_dir(&g, "--checkpoint", c->ckpt ? c->ckpt : ck);
+    pathguard_output(&g, "--log", c->log);
+    int bad = pathguard_check(&g, &e);
+    pathguard_free(&g);
+    free(ck);
+    if (bad) usage_error("%s", e.msg);
+}
+
 static void parse(config *c, int argc, char **argv) {
     *c = (config){.max_pos = 512, .act = AF_ACT_GELU, .dropout = 0.1, .max_len = 128,
                   .batch = 32, .accum = 1, .epochs = 1, .lr = 1e-4, .warmup_ratio = 0.01,
@@ -159,6 +193,7 @@ static void parse(config *c, int argc, char **argv) {
     if (!c->base && c->max_len > c->max_pos)
         usage_error("--max-len %d exceeds --max-pos %d", c->max_len, c->max_pos);
     c->inputs = argv + optind, c->ninputs = argc - optind;
+    check_paths(c);
 }
 
 /* Per-micro-batch seeds, so a resumed run masks and drops out exactly as the original would. */

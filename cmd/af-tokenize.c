@@ -7,6 +7,7 @@
 #include <utf8proc.h>
 
 #include "common.h"
+#include "pathguard.h"
 #include "jsonl.h"
 #include "outbuf.h"
 #include "records.h"
@@ -136,6 +137,20 @@ static void check_keep(const config *c) {
     }
 }
 
+/* -o must not name what is read (the text, the vocabulary, the model directory's files). */
+static void check_paths(const config *c) {
+    pathguard g;
+    af_err e;
+    pathguard_init(&g);
+    pathguard_input(&g, "the input", c->input);
+    pathguard_input(&g, "--vocab", c->vocab);
+    pathguard_input_dir(&g, "--model", c->model);
+    pathguard_output(&g, "-o", c->output);
+    int bad = pathguard_check(&g, &e);
+    pathguard_free(&g);
+    if (bad) usage_error("%s", e.msg);
+}
+
 static void parse_args(config *c, int argc, char **argv) {
     int o;
     c->lower = c->strip = -1;
@@ -224,6 +239,7 @@ static void parse_args(config *c, int argc, char **argv) {
     check_keep(c);
     if (optind + 1 < argc) usage_error("one input file at most ('%s' is extra)", argv[optind + 1]);
     c->input = optind < argc ? argv[optind] : "-";
+    check_paths(c);
     if (c->max_len > 0 && c->max_len < 3)
         usage_error("--max-len %d: at least 3 (room for [CLS] and [SEP]), or 0 for no limit",
                     c->max_len);

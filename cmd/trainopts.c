@@ -94,6 +94,7 @@ void common_opts_init(common_opts *c) {
     memset(c, 0, sizeof *c);
     train_opts_defaults(&c->t);
     c->input = "-";
+    pathguard_init(&c->guard);
 }
 
 int common_opts_handle(common_opts *c, int opt, const char *arg) {
@@ -146,6 +147,21 @@ int common_opts_handle(common_opts *c, int opt, const char *arg) {
     return 1;
 }
 
+static void check_paths(common_opts *c) {
+    pathguard *g = &c->guard;
+    pathguard_input_dir(g, "--base", c->base);
+    pathguard_input(g, "the training data", c->input);
+    pathguard_input(g, "--dev", c->dev);
+    /* resuming from the checkpoint this run will write is the normal case */
+    if (c->t.resume_path && !af_same_file(c->t.resume_path, c->t.ckpt_path))
+        pathguard_input(g, "--resume", c->t.resume_path);
+    pathguard_output(g, "-o", c->out);
+    pathguard_output(g, "--checkpoint", c->t.ckpt_path);
+    pathguard_output(g, "--log", c->t.log_path);
+    af_err e;
+    if (pathguard_check(g, &e)) usage_error("%s", e.msg);
+}
+
 void common_opts_finish(common_opts *c, int argc, char **argv) {
     if (!c->base) usage_error("--base DIR is required");
     if (!c->name) usage_error("--name NAME is required");
@@ -166,12 +182,14 @@ void common_opts_finish(common_opts *c, int argc, char **argv) {
          so.st_ino == sc.st_ino))
         usage_error("--checkpoint %s is the output file", c->t.ckpt_path);
     c->t.out_path = c->out;
+    check_paths(c);
 }
 
 void common_opts_free(common_opts *c) {
     free(c->owned_ckpt);
     free(c->owned_args);
     free(c->tasks);
+    pathguard_free(&c->guard);
     c->owned_ckpt = c->owned_args = NULL;
     c->tasks = NULL;
 }

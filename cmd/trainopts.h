@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 
+#include "pathguard.h"
 #include "train.h"
 
 typedef struct {
@@ -17,6 +18,7 @@ typedef struct {
     int threads;
     int eval_batch;
     char *owned_ckpt, *owned_args; /* freed by common_opts_free */
+    pathguard guard; /* every file read and written; a program adds its own inputs */
 } common_opts;
 
 /* Long options shared by the training programs (terminated by a zero entry); values >= 1000. */
@@ -30,7 +32,8 @@ void train_options_merge(struct option out[TRAIN_MAX_OPTIONS], const struct opti
 void common_opts_init(common_opts *c);
 /* Handles a shared option; returns 1 when it was one. */
 int common_opts_handle(common_opts *c, int opt, const char *arg);
-/* Checks required options and the positional argument; exits 2 on misuse. */
+/* Checks required options and the positional argument, and that no output is an input; exits 2
+ * on misuse. */
 void common_opts_finish(common_opts *c, int argc, char **argv);
 void common_opts_free(common_opts *c);
 /* Text of the shared options for --help. */
