@@ -394,7 +394,15 @@ static int load_tensors(bert *m, const st_file *f, const char *path, int emb_map
             af_errf(e, "%s: %s: shape %s expected, %s found", path, t->name, want, got);
             goto out;
         }
-        if (emb_mapped && s[i].dst == m->w.word_emb) continue;
+        if (emb_mapped && s[i].dst == m->w.word_emb) {
+            /* used in place: checked here, then its pages go back until lookups need rows */
+            if (st_check_finite(t, e)) {
+                af_err_prefix(e, "%s", path);
+                goto out;
+            }
+            drop_pages(t->data, t->nbytes);
+            continue;
+        }
         if (st_to_f32(t, s[i].dst, t->numel, e)) {
             af_err_prefix(e, "%s", path);
             goto out;

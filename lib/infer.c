@@ -347,6 +347,7 @@ static void put_line(run *R, int k) {
         const char *key = c->string;
         int is_label = !strcmp(key, "label");
         if (!is_label && reserved(key)) continue;
+        if (is_label && cJSON_IsNull(c)) continue; /* null is no label (af-files(5)) */
         has_task |= !strcmp(key, "task");
         if (!first) ob_char(w, ',');
         first = 0;
@@ -417,6 +418,16 @@ static int run_batch(run *R, int n, FILE *out, af_err *e) {
         return af_err_prefix(e, "%s:%ld-%ld", R->name, R->ex[0].line, R->ex[n - 1].line);
     model_run(m, &bb, R->head_of, NULL, 0, R->out, R->Lmax);
     for (int k = 0; k < n; k++) {
+        const model_head *h = &m->heads[R->head_of[k]];
+        const float *o = R->out + (size_t)k * R->Lmax;
+        for (int i = 0; i < (h->regression ? 1 : h->L); i++)
+            if (!isfinite(o[i])) { /* never a label picked from NaNs: the lines before go out */
+                ob_flush(&R->w);
+                fflush(out);
+                return af_errf(e, "%s:%ld: the model's output is %s, not a number: no prediction "
+                               "(the input or the weights overflow float32)",
+                               R->name, R->ex[k].line, isnan(o[i]) ? "NaN" : "infinite");
+            }
         put_line(R, k);
         if (R->o->metrics) score(R, k);
     }
@@ -454,6 +465,7 @@ int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out,
     for (int h = 0; h < m->nheads; h++) R.Lmax = m->heads[h].L > R.Lmax ? m->heads[h].L : R.Lmax;
     af_lines *lines;
     if (af_lines_open(&lines, input, e)) return -1;
+    af_lines_max(lines, JL_MAX_LINE);
     R.name = af_lines_name(lines);
     R.sitep = af_calloc(2 * m->L, sizeof *R.sitep);
     R.acc = af_calloc(m->N ? m->N : 1, sizeof *R.acc);

@@ -260,6 +260,7 @@ out:
 int insp_fw_read(insp_fw *a, const char *path, af_err *e) {
     af_lines *l;
     if (af_lines_open(&l, path, e)) return -1;
+    af_lines_max(l, JL_MAX_LINE);
     int rc = 0;
     for (;;) {
         char *line;

@@ -19,6 +19,7 @@ int jl_open(jl_reader **r, const char *path, int vocab_size, af_err *e) {
     af_lines *l;
     *r = NULL;
     if (af_lines_open(&l, path, e)) return -1;
+    af_lines_max(l, JL_MAX_LINE);
     *r = af_calloc(1, sizeof **r);
     (*r)->lines = l;
     (*r)->vocab_size = vocab_size;
@@ -109,6 +110,11 @@ static int int_array(const where *w, const cJSON *obj, const char *key, int requ
     for (const cJSON *c = a->child; c; c = c->next, i++) {
         long v;
         if (!is_int(c, lo, hi, &v)) {
+            /* an integer past what af stores (ids are C ints) is not "not an integer" */
+            if (cJSON_IsNumber(c) && c->valuedouble == floor(c->valuedouble) &&
+                c->valuedouble > (double)hi && hi == INT_MAX)
+                return bad(w, "%s[%d]: %.17g is too large (at most %ld)", key, i, c->valuedouble,
+                           hi);
             char *s = cJSON_PrintUnformatted(c);
             int rc =
                 bad(w, "%s[%d] must be %s, found %s %.40s", key, i, elem, jsonlex_type_name(c), s ? s : "");
@@ -237,6 +243,12 @@ int jl_parse_line(const char *line, size_t n, jl_example *ex, int vocab_size, co
     if (tlen < 0) {
         ex->token_type_ids = af_realloc(ex->token_type_ids, (size_t)len * sizeof(int));
         memset(ex->token_type_ids, 0, (size_t)len * sizeof(int));
+    }
+    if (mlen >= 0) {
+        int any = 0;
+        for (int i = 0; i < len && !any; i++) any = ex->attention_mask[i];
+        /* nothing to attend to: BERT's softmax would spread over padding, a meaningless output */
+        if (!any) return bad(&w, "attention_mask is all 0: at least one token must be attended");
     }
     if (mlen < 0) {
         ex->attention_mask = af_realloc(ex->attention_mask, (size_t)len * sizeof(int));

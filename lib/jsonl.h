@@ -62,6 +62,11 @@ typedef struct af_lines af_lines;
 int af_lines_open(af_lines **l, const char *path, af_err *e);
 long af_lines_next(af_lines *l, char **line, af_err *e);
 long af_lines_lineno(const af_lines *l);
+/* Refuse lines longer than this many bytes (0, the default: no limit). JSONL readers set
+ * JL_MAX_LINE: a line's parsed tree costs about 80 bytes per number in it, so a runaway line
+ * (one 50 MB array of ids) would otherwise cost gigabytes before --max-len cuts it. */
+void af_lines_max(af_lines *l, size_t bytes);
+#define JL_MAX_LINE ((size_t)4 << 20)
 /* 1 when the next af_lines_next would wait for a writer (nothing buffered holds a whole line and
  * the descriptor has nothing to read yet): a streaming consumer runs what it has instead. */
 int af_lines_would_block(const af_lines *l);

@@ -126,6 +126,9 @@ int jsonlex_check(const char *s, size_t n, jsonlex_result *r) {
             i = j;
             continue;
         }
+        /* cJSON stops at this depth with only a column; name the cause instead */
+        if ((c == '{' || c == '[') && depth >= CJSON_NESTING_LIMIT)
+            return fail(&L, "nested deeper than 1000 levels", i, 1);
         switch (c) {
         case '"':
             in_string = 1;

@@ -31,6 +31,7 @@ struct af_lines {
     unsigned char *in; /* gzip: compressed bytes not yet inflated */
     z_stream zs;
     int zdone;          /* the current gzip member ended */
+    size_t max_line;    /* 0: no limit */
     size_t pending;     /* plain: bytes read while sniffing, already in buf */
 };
 
@@ -129,14 +130,21 @@ static int fill(af_lines *l, af_err *e) {
     }
 }
 
-static void append(af_lines *l, size_t *n, const char *p, size_t k) {
+static int append(af_lines *l, size_t *n, const char *p, size_t k, af_err *e) {
+    if (l->max_line && *n + k > l->max_line)
+        return af_errf(e, "%s:%ld: the line is longer than %zu MiB, the most af reads in one line "
+                       "(a tokenized example of 512 tokens takes a few KiB)",
+                       l->name, l->lineno + 1, l->max_line >> 20);
     if (*n + k + 1 > l->linecap) {
         while (*n + k + 1 > l->linecap) l->linecap *= 2;
         l->line = af_realloc(l->line, l->linecap);
     }
     memcpy(l->line + *n, p, k);
     *n += k;
+    return 0;
 }
+
+void af_lines_max(af_lines *l, size_t bytes) { l->max_line = bytes; }
 
 long af_lines_next(af_lines *l, char **line, af_err *e) {
     size_t n = 0;
@@ -155,11 +163,11 @@ long af_lines_next(af_lines *l, char **line, af_err *e) {
         size_t avail = l->len - l->pos;
         const char *nl = memchr(p, '\n', avail);
         if (nl) {
-            append(l, &n, p, (size_t)(nl - p));
+            if (append(l, &n, p, (size_t)(nl - p), e)) return -2;
             l->pos += (size_t)(nl - p) + 1;
             break;
         }
-        append(l, &n, p, avail);
+        if (append(l, &n, p, avail, e)) return -2;
         l->pos = l->len;
         partial = 1;
     }

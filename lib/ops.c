@@ -500,14 +500,16 @@ V512 static void gelu_bwd512(float *dinp, const float *dout, const float *inp, s
     }
 }
 
-/* ReLU (the adapters' default), 16 lanes at a time: max(x, 0) as x > 0 ? x : 0 picks it
- * (NaN, -0 → 0), and the gradient passes where x > 0. */
+/* ReLU (the adapters' default), 16 lanes at a time: x <= 0 ? 0 : x, so that NaN passes as in
+ * PyTorch (a NaN swallowed here would hide a broken weight) and -0 → 0; the gradient passes
+ * where x > 0. */
 V512 static void relu_fwd512(float *out, float *deriv, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 t = tail_mask(n - i);
         __m512 x = _mm512_maskz_loadu_ps(t, inp + i);
         __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ);
-        _mm512_mask_storeu_ps(out + i, t, _mm512_maskz_mov_ps(pos, x));
+        __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NLE_UQ);
+        _mm512_mask_storeu_ps(out + i, t, _mm512_maskz_mov_ps(keep, x));
         if (deriv) _mm512_mask_storeu_ps(deriv + i, t, _mm512_maskz_mov_ps(pos, _mm512_set1_ps(1.0f)));
     }
 }
@@ -580,7 +582,7 @@ static void act_fwd_part(void *p, int lo, int hi) {
     }
     switch (j->act) {
     case AF_ACT_RELU:
-        for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
+        for (size_t i = 0; i < n; i++) out[i] = inp[i] <= 0 ? 0 : inp[i]; /* NaN passes */
         break;
     case AF_ACT_GELU:
         for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * INV_SQRT_2));

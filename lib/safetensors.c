@@ -460,10 +460,40 @@ uint16_t st_f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
+int st_check_finite(const st_tensor *t, af_err *e) {
+    const unsigned char *p = t->data;
+    int64_t bad = -1;
+    if (t->dtype == ST_F32) {
+        for (int64_t i = 0; i < t->numel && bad < 0; i++) {
+            uint32_t x;
+            memcpy(&x, p + 4 * i, 4);
+            if ((x & 0x7f800000u) == 0x7f800000u) bad = i;
+        }
+    } else if (t->dtype == ST_F16 || t->dtype == ST_BF16) {
+        uint16_t exp = t->dtype == ST_F16 ? 0x7c00 : 0x7f80;
+        for (int64_t i = 0; i < t->numel && bad < 0; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            if ((h & exp) == exp) bad = i;
+        }
+    }
+    if (bad < 0) return 0;
+    float v;
+    if (t->dtype == ST_F32) memcpy(&v, p + 4 * bad, 4);
+    else {
+        uint16_t h;
+        memcpy(&h, p + 2 * bad, 2);
+        v = t->dtype == ST_F16 ? st_f16_to_f32(h) : st_bf16_to_f32(h);
+    }
+    return af_errf(e, "tensor '%s': value %lld of %lld is %s: weights must be finite", t->name,
+                   (long long)bad, (long long)t->numel, isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf");
+}
+
 int st_to_f32(const st_tensor *t, float *dst, int64_t n, af_err *e) {
     if (n != t->numel)
         return af_errf(e, "tensor '%s': %lld values expected, the tensor holds %lld", t->name,
                        (long long)n, (long long)t->numel);
+    if (st_check_finite(t, e)) return -1;
     const unsigned char *p = t->data;
     switch (t->dtype) {
     case ST_F32:

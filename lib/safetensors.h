@@ -52,8 +52,12 @@ const char *st_meta_get(const st_file *f, const char *key);
 const char *st_dtype_name(st_dtype t);
 size_t st_dtype_size(st_dtype t);
 
-/* Copies a F32/F16/BF16 tensor into dst as float32 (n must equal numel). */
+/* Copies a F32/F16/BF16 tensor into dst as float32 (n must equal numel). A NaN or infinite
+ * value is refused, naming the tensor and the index: every tensor af reads is a weight (or an
+ * optimizer state), and a non-finite one would only turn into silent garbage downstream. */
 int st_to_f32(const st_tensor *t, float *dst, int64_t n, af_err *e);
+/* The check alone, for a tensor used in place (mapped, not copied). */
+int st_check_finite(const st_tensor *t, af_err *e);
 
 /* Writing: collect tensors (data is referenced, not copied, until st_writer_write), then write
  * atomically (temp file, fsync, rename). Tensors are written in the order they were added. */

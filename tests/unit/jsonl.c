@@ -92,6 +92,26 @@ static void rejects(const char *what, const char *line, int vocab, const char *f
     jl_example_free(&ex);
 }
 
+/* cJSON's nesting limit, reported as such: 1000 containers pass, 1001 do not. */
+static void test_nesting(void) {
+    for (int depth = 1000; depth <= 1001; depth++) {
+        char *line = malloc(64 + 2 * (size_t)depth);
+        int n = sprintf(line, "{\"input_ids\":[1],\"x\":");
+        for (int i = 1; i < depth; i++) line[n++] = '[';
+        for (int i = 1; i < depth; i++) line[n++] = ']';
+        strcpy(line + n, "}");
+        if (depth == 1000) {
+            jl_example ex = {0};
+            af_err e = {{0}};
+            ok(parse(line, &ex, 0, &e) == 0, "1000 levels of nesting are read");
+            jl_example_free(&ex);
+        } else {
+            rejects("1001 levels of nesting", line, 0, "nested deeper than 1000 levels", NULL);
+        }
+        free(line);
+    }
+}
+
 static void test_errors(void) {
     rejects("a line without input_ids", "{\"label\":1}", 0, "input_ids is missing", NULL);
     rejects("input_ids null", "{\"input_ids\":null}", 0, "input_ids is missing", NULL);
@@ -102,8 +122,10 @@ static void test_errors(void) {
     rejects("a negative token id", "{\"input_ids\":[-3]}", 0, "input_ids[0]",
             "non-negative integer");
     rejects("a string token id", "{\"input_ids\":[101,\"7\"]}", 0, "input_ids[1]", "a string");
-    rejects("a token id too large for int", "{\"input_ids\":[3000000000]}", 0, "input_ids[0]",
-            NULL);
+    rejects("a token id too large for int", "{\"input_ids\":[4294967298]}", 0,
+            "input_ids[0]: 4294967298 is too large", "at most 2147483647");
+    rejects("an attention_mask of 0s only", "{\"input_ids\":[1,2],\"attention_mask\":[0,0]}", 0,
+            "attention_mask is all 0", NULL);
     rejects("a token id outside the vocabulary", "{\"input_ids\":[101,30522]}", 30522,
             "input_ids[1]", "outside the vocabulary [0, 30522)");
     rejects("token_type_ids of another length", "{\"input_ids\":[1,2,3],\"token_type_ids\":[0,0]}",
@@ -247,6 +269,22 @@ static void test_lines(void) {
     ok(n5 == 4 && strcmp(s, "last") == 0 && af_lines_lineno(l) == 5, "last line without newline");
     ok(af_lines_next(l, &s, &e) == -1 && af_lines_next(l, &s, &e) == -1, "then end of input");
     af_lines_close(l);
+
+    /* a line past the limit is an error naming it, whether its newline comes or not */
+    size_t big = (1 << 20) + 10;
+    char *t = malloc(big + 4);
+    memset(t, 'x', big + 4);
+    memcpy(t, "ok\n", 3);
+    t[big + 3] = '\n';
+    put(tmp("long.txt"), t, big + 4);
+    free(t);
+    if (af_lines_open(&l, tmp("long.txt"), &e) == 0) {
+        af_lines_max(l, 1 << 20);
+        ok(af_lines_next(l, &s, &e) == 2, "a short line under the limit");
+        ok(af_lines_next(l, &s, &e) == -2 && strstr(e.msg, "long.txt:2: the line is longer than 1 MiB"),
+           "a line over the limit: %s", e.msg);
+        af_lines_close(l);
+    }
 }
 
 static void test_stdin(void) {
@@ -290,6 +328,7 @@ int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     test_fields();
     test_errors();
+    test_nesting();
     test_files();
     test_lines();
     test_stdin();

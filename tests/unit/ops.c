@@ -434,6 +434,21 @@ static void test_attention(af_rng *r) {
     free(before), free(d);
 }
 
+/* A NaN reaching an activation comes out NaN (PyTorch's relu propagates it): swallowed, it would
+ * turn a broken weight into a plausible prediction. 33 values: every vector lane and a tail. */
+static void test_nan_propagates(void) {
+    for (int act = AF_ACT_RELU; act <= AF_ACT_SIGMOID; act++) {
+        float x[33], y[33], d[33];
+        for (int i = 0; i < 33; i++) x[i] = i % 3 ? (float)(i - 16) / 4 : NAN;
+        act_forward(y, x, 33, act);
+        int ok1 = 1;
+        for (int i = 0; i < 33; i++) ok1 &= (i % 3 != 0) || isnan(y[i]);
+        act_forward_deriv(y, d, x, 33, act);
+        for (int i = 0; i < 33; i++) ok1 &= (i % 3 != 0) || isnan(y[i]);
+        ok(ok1, "activation %d: NaN in, NaN out", act);
+    }
+}
+
 int main(void) {
     af_rng r;
     af_rng_seed(&r, 42);
@@ -445,5 +460,6 @@ int main(void) {
     test_softmax(&r);
     test_dropout(&r);
     test_attention(&r);
+    test_nan_propagates();
     return done_testing();
 }

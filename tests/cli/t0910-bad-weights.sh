@@ -1,0 +1,79 @@
+#!/bin/sh
+# Weights that are not finite are refused at load, naming the tensor; an output that is not finite
+# is an error, never a label picked from NaNs; a null label is no label.
+. "$(dirname "$0")/lib.sh"
+
+BASE=$FIXTURES/train/base # 2 layers, hidden 16, vocab 64 (gen-train-fixtures.py)
+SRC=$TEST_ROOT/src
+mkdir -p "$SRC"
+gen_separable 11 64 >"$SRC/a.jsonl"
+(
+	cd "$SRC" &&
+	af-train-adapter --base $BASE --threads 1 --epochs 1 --bottleneck 4 -q --name a -o a.st a.jsonl
+) || echo "# setup failed: adapter missing"
+
+# st_poke FILE TENSOR INDEX VALUE: sets one F32 value of a tensor in place.
+st_poke() {
+	python3 -c '
+import json, struct, sys
+path, name, i, v = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+b = bytearray(open(path, "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+t = json.loads(b[8:8 + n])[name]
+assert t["dtype"] == "F32"
+at = 8 + n + t["data_offsets"][0] + 4 * i
+b[at:at + 4] = struct.pack("<f", v)
+open(path, "wb").write(b)' "$@"
+}
+
+infer() { af-infer --base "$1" --adapter "$2" "$SRC/a.jsonl"; }
+
+test_expect_success 'NaN in a base tensor: refused, naming it' '
+	mkdir base && cp "$BASE"/* base/ &&
+	st_poke base/model.safetensors bert.encoder.layer.1.attention.self.value.weight 5 nan &&
+	test_exit 1 infer base "$SRC/a.st" >out 2>err &&
+	test_grep "encoder.layer.1.attention.self.value.weight.*value 5 of 256 is NaN" err &&
+	! test -s out
+'
+
+test_expect_success 'inf in the word embeddings (used in place): refused' '
+	mkdir base && cp "$BASE"/* base/ &&
+	st_poke base/model.safetensors bert.embeddings.word_embeddings.weight 40 inf &&
+	test_exit 1 infer base "$SRC/a.st" >out 2>err &&
+	test_grep "embeddings.word_embeddings.weight.*is inf" err
+'
+
+for t in adapter_down.0.weight adapter_up.weight; do
+	test_expect_success "NaN in an adapter's $t: refused" '
+		cp "$SRC/a.st" a.st &&
+		st_poke a.st bert.encoder.layer.0.output.adapters.a.'$t' 0 nan &&
+		test_exit 1 infer $BASE a.st >out 2>err &&
+		test_grep "'$t'.*NaN" err
+	'
+done
+
+test_expect_success 'NaN in a head: refused' '
+	cp "$SRC/a.st" a.st &&
+	st_poke a.st heads.a.4.weight 1 nan &&
+	test_exit 1 infer $BASE a.st >out 2>err &&
+	test_grep "heads.a.4.weight.*NaN" err
+'
+
+test_expect_success 'an output that overflows is an error naming the line' '
+	cp "$SRC/a.st" a.st &&
+	for i in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+		st_poke a.st heads.a.1.bias $i 3e38 && st_poke a.st heads.a.4.weight $i 3e38 || return 1
+	done &&
+	head -3 "$SRC/a.jsonl" >three.jsonl &&
+	test_exit 1 af-infer --base $BASE --adapter a.st three.jsonl >out 2>err &&
+	test_grep "three.jsonl:1: the model.s output is" err &&
+	! test -s out
+'
+
+test_expect_success 'a null label is no label: no "gold" in the output' '
+	printf "{\"input_ids\":[2,7,3],\"label\":null,\"id\":\"n\"}\n" >in.jsonl &&
+	af-infer --base $BASE --adapter "$SRC/a.st" in.jsonl >out &&
+	test_grep "\"id\":\"n\"" out && ! grep -q gold out
+'
+
+test_done
