@@ -1,6 +1,7 @@
 /* bert.c: the BERT encoder (Hugging Face BertModel, post-LN): config, loading, saving, forward and
  * backward with adapter-site hooks. See bert.h for the layer equations. */
 #include "bert.h"
+#include "sha256.h"
 
 #include "ops.h"
 
@@ -480,7 +481,7 @@ int bert_load(bert *m, const char *dir, af_err *e) {
     opened = 1;
     alloc_weights(m, &cfg);
     int mapped = map_word_emb(m, &f, wpath);
-    if (load_tensors(m, &f, wpath, mapped, e) || bert_fingerprint(dir, m->fingerprint, e)) {
+    if (load_tensors(m, &f, wpath, mapped, e) || bert_fingerprint(dir, &cfg, m->fingerprint, e)) {
         bert_free(m);
         goto out;
     }
@@ -496,54 +497,84 @@ out:
 
 /* ---- fingerprint -------------------------------------------------------------------------- */
 
-#define FP_BLOCK 4096
-#define FP_STRIDE (1 << 20)
-#define FP_WHOLE (4 << 20)
+/* Every byte of model.safetensors, in chunks hashed in parallel (the digest does not depend on
+ * the number of threads: the chunks are fixed), and the config's keys that change what the
+ * encoder computes. Dropout rates are left out: they change training's noise, not the function
+ * an adapter was fitted to. */
+#define FP_CHUNK ((off_t)64 << 20)
 
-int bert_fingerprint(const char *dir, char out[65], af_err *e) {
+typedef struct {
+    int fd;
+    off_t size;
+    char (*hex)[65];
+    int *bad;
+} fp_job;
+
+static void fp_chunks(void *ctx, int lo, int hi) {
+    fp_job *j = ctx;
+    enum { BUF = 1 << 20 };
+    uint8_t *buf = af_malloc(BUF);
+    for (int c = lo; c < hi; c++) {
+        sha256_ctx h;
+        sha256_init(&h);
+        off_t at = (off_t)c * FP_CHUNK, end = at + FP_CHUNK < j->size ? at + FP_CHUNK : j->size;
+        while (at < end) {
+            size_t want = end - at < BUF ? (size_t)(end - at) : BUF;
+            ssize_t got = pread(j->fd, buf, want, at);
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) {
+                j->bad[c] = got < 0 ? errno : EIO;
+                break;
+            }
+            sha256_update(&h, buf, (size_t)got);
+            at += got;
+        }
+        sha256_final(&h, j->hex[c]);
+    }
+    free(buf);
+}
+
+int bert_fingerprint(const char *dir, const bert_config *cfg, char out[65], af_err *e) {
     char *path = path_join(dir, "model.safetensors");
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    int rc = -1;
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK), rc = -1;
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
         af_errf(e, "%s: %s", path, strerror(errno));
         goto out;
     }
-    uint8_t len8[8];
-    uint64_t hlen = 0;
-    if (fseeko(f, 0, SEEK_END) != 0) goto io;
-    off_t size = ftello(f);
-    if (size < 8 || fseeko(f, 0, SEEK_SET) != 0 || fread(len8, 1, 8, f) != 8) goto io;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
-    if (hlen > ST_MAX_HEADER || hlen > (uint64_t)size - 8) {
-        af_errf(e, "%s: header length %llu exceeds the file size %lld", path,
-                (unsigned long long)hlen, (long long)size);
+    if (!S_ISREG(sb.st_mode)) {
+        af_errf(e, "%s: not a regular file", path);
         goto out;
     }
-    /* The header names every tensor with its shape and dtype; the sampled blocks catch weights
-     * that differ with the same header (two trainings of one architecture). */
-    uint64_t data = (uint64_t)size - 8 - hlen, nblocks = (data + FP_STRIDE - 1) / FP_STRIDE;
-    uint64_t block = FP_BLOCK, stride = FP_STRIDE;
-    /* A small file is hashed whole, so a tiny model changed in one weight changes too. */
-    if (data <= FP_WHOLE) nblocks = data ? 1 : 0, block = stride = data;
-    size_t cap = 8 + hlen + nblocks * block, n = 8 + hlen;
-    buf = af_malloc(cap ? cap : 1);
-    memcpy(buf, len8, 8);
-    if (fread(buf + 8, 1, hlen, f) != hlen) goto io;
-    for (uint64_t b = 0; b < nblocks; b++) {
-        uint64_t off = b * stride, k = data - off < block ? data - off : block;
-        if (fseeko(f, (off_t)(8 + hlen + off), SEEK_SET) != 0 || fread(buf + n, 1, k, f) != k)
-            goto io;
-        n += k;
-    }
-    af_sha256_hex(buf, n, out);
+    int n = (int)((sb.st_size + FP_CHUNK - 1) / FP_CHUNK);
+    fp_job j = {fd, sb.st_size, af_calloc(n ? n : 1, 65), af_calloc(n ? n : 1, sizeof(int))};
+    af_parallel(n, fp_chunks, &j);
+    sha256_ctx h;
+    sha256_init(&h);
+    char head[512];
+    snprintf(head, sizeof head,
+             "af-base/2\nvocab_size %d\nhidden_size %d\nnum_hidden_layers %d\n"
+             "num_attention_heads %d\nintermediate_size %d\nhidden_act %s\n"
+             "max_position_embeddings %d\ntype_vocab_size %d\nlayer_norm_eps %.9g\n"
+             "pad_token_id %d\nmodel.safetensors %lld bytes\n",
+             cfg->vocab_size, cfg->hidden, cfg->layers, cfg->heads, cfg->ffn, act_name(cfg->act),
+             cfg->max_pos, cfg->type_vocab, (double)cfg->ln_eps, cfg->pad_id,
+             (long long)sb.st_size);
+    sha256_update(&h, head, strlen(head));
     rc = 0;
-    goto out;
-io:
-    af_errf(e, "%s: read error or truncated file", path);
+    for (int c = 0; c < n; c++) {
+        if (j.bad[c]) {
+            rc = af_errf(e, "%s: read error: %s", path, strerror(j.bad[c]));
+            break;
+        }
+        sha256_update(&h, j.hex[c], 64);
+        sha256_update(&h, "\n", 1);
+    }
+    if (!rc) sha256_final(&h, out);
+    free(j.hex);
+    free(j.bad);
 out:
-    if (f) fclose(f);
-    free(buf);
+    if (fd >= 0) close(fd);
     free(path);
     return rc;
 }

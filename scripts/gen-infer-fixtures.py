@@ -22,7 +22,7 @@ head predicts for each line, computed in float64 from the float32 weights:
 
 The encoder is scripts/gen-fixtures.py's (imported, with a site hook that adds the adapters), the
 adapter and fusion modules are scripts/gen-kernel-fixtures.py's AdapterHub ports. The base
-fingerprint is lib/bert.c's bert_fingerprint, recomputed here.
+fingerprint is lib/bert.c's bert_fingerprint, recomputed here (scripts/af_fingerprint.py).
 
 Run with Debian's python3 (torch 1.13): /usr/bin/python3 scripts/gen-infer-fixtures.py
 """
@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import af_fingerprint  # noqa: E402
 import stpy  # noqa: E402
 
 
@@ -72,19 +73,6 @@ LINES = [
 # ---- the base --------------------------------------------------------------------------------------
 
 
-def fingerprint(path):
-    """lib/bert.c bert_fingerprint: sha256 over the 8 length bytes, the header and a 4 KiB block of
-    every 1 MiB of tensor data; files with at most 4 MiB of data hashed whole."""
-    with open(path, "rb") as f:
-        data = f.read()
-    hlen = struct.unpack("<Q", data[:8])[0]
-    body = data[8 + hlen:]
-    if len(body) <= 4 << 20:
-        return hashlib.sha256(data).hexdigest()
-    blocks = b"".join(body[o:o + 4096] for o in range(0, len(body), 1 << 20))
-    return hashlib.sha256(data[:8 + hlen] + blocks).hexdigest()
-
-
 def load_base():
     with open(os.path.join(BASE, "config.json")) as f:
         c = json.load(f)
@@ -97,7 +85,7 @@ def load_base():
                             "num_hidden_layers": c["num_hidden_layers"],
                             "num_attention_heads": c["num_attention_heads"],
                             "intermediate_size": c["intermediate_size"], "hidden_act": c["hidden_act"]},
-                 "fingerprint": fingerprint(os.path.join(BASE, "model.safetensors"))}
+                 "fingerprint": af_fingerprint.fingerprint(BASE)}
     return c, P, base_meta
 
 

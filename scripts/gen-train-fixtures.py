@@ -36,7 +36,6 @@ never applied (older adapter-transformers trainers added it right before clippin
 
 Run with Debian's python3 (torch 1.13): /usr/bin/python3 scripts/gen-train-fixtures.py
 """
-import hashlib
 import copy
 import importlib.util
 import json
@@ -50,6 +49,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import af_fingerprint  # noqa: E402
 import stpy  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def make_base():
     """A 2-layer hidden-16 BERT with gen-fixtures.py's random weights (scale 0.2, embeddings 0.5:
     token information reaches [CLS], so adapters on it can learn something). HF layout, "bert."
     prefix, weight/bias names, F32. Returns (config, float64 parameters without the prefix,
-    fingerprint as lib/bert.c computes it for a file this small: sha256 of the whole file)."""
+    fingerprint as lib/bert.c computes it: scripts/af_fingerprint.py)."""
     c = enc.config(2, "gelu", 1e-12)
     c.update(hidden_size=16, num_attention_heads=2, intermediate_size=32)  # small fixtures
     P = enc.random_params(c, 11)
@@ -82,8 +82,7 @@ def make_base():
     enc.write_config(d, c)
     path = os.path.join(d, "model.safetensors")
     stpy.save(path, {"bert." + k: v for k, v in P.items()}, {"format": "pt"})
-    with open(path, "rb") as f:
-        fp = hashlib.sha256(f.read()).hexdigest()
+    fp = af_fingerprint.fingerprint(d)
     return c, {k: v.to(torch.float64) for k, v in P.items()}, fp
 
 

@@ -76,3 +76,4 @@ def load(path):
         else:
             out[name] = np.frombuffer(raw, dtype=_DT[d["dtype"]]).reshape(d["shape"])
     return out, meta
+

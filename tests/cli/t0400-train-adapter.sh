@@ -145,7 +145,7 @@ test_expect_success 'an adapter file af-inspect reads: names, config, heads, bas
 	test "$(meta a.st config.bottleneck)" = 1 &&
 	test "$(meta a.st config.non_linearity)" = relu &&
 	test "$(meta a.st heads.sent)" = "[\"neg\", \"pos\"]" &&
-	test "$(meta a.st base.fingerprint)" = "$(sha256sum "$BASE/model.safetensors" | cut -c1-64)" &&
+	test "$(meta a.st base.fingerprint)" = "$(python3 "$AF_TOP/scripts/af_fingerprint.py" "$BASE")" &&
 	test "$(meta a.st training.steps)" = 32 &&
 	test "$(meta a.st training.train_examples)" = 256 &&
 	test "$(meta a.st training.metric)" = accuracy &&

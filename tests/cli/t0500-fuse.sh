@@ -175,7 +175,7 @@ EOF
 	test \"\$(meta f.st adapters.1.name)\" = b &&
 	test \"\$(meta f.st adapters.0.sha256)\" = \"\$(sha256sum \"\$SRC/a.st\" | cut -c1-64)\" &&
 	test \"\$(meta f.st adapters.1.sha256)\" = \"\$(sha256sum \"\$SRC/b.st\" | cut -c1-64)\" &&
-	test \"\$(meta f.st base.fingerprint)\" = \"\$(sha256sum \"\$BASE/model.safetensors\" | cut -c1-64)\" &&
+	test \"\$(meta f.st base.fingerprint)\" = \"\$(python3 \"\$AF_TOP/scripts/af_fingerprint.py\" \"\$BASE\")\" &&
 	test \"\$(meta f.st heads.tgt)\" = '[\"neg\", \"pos\"]' &&
 	test \"\$(meta f.st training.steps)\" = 32
 "

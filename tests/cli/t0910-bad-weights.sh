@@ -70,6 +70,30 @@ test_expect_success 'an output that overflows is an error naming the line' '
 	! test -s out
 '
 
+for change in '"hidden_act": "gelu_new"' '"num_attention_heads": 4' '"layer_norm_eps": 1e-6'; do
+	test_expect_success "a base whose config.json says $change: the adapter is refused" '
+		mkdir base && cp "$BASE"/* base/ &&
+		python3 -c "
+import json, sys
+c = json.load(open(\"base/config.json\"))
+c.update(json.loads(\"{\" + sys.argv[1] + \"}\"))
+json.dump(c, open(\"base/config.json\", \"w\"))" '"'$change'"' &&
+		test_exit 1 infer base "$SRC/a.st" >out 2>err &&
+		test_grep "trained on a different base" err
+	'
+done
+
+test_expect_success 'a base with one weight changed in the middle of the file: refused' '
+	mkdir base && cp "$BASE"/* base/ &&
+	st_poke base/model.safetensors bert.encoder.layer.0.intermediate.dense.weight 100 0.5 &&
+	test_exit 1 infer base "$SRC/a.st" >out 2>err &&
+	test_grep "trained on a different base" err &&
+	python3 -c "import json; c = json.load(open(\"base/config.json\")); c[\"hidden_dropout_prob\"] = 0.3; json.dump(c, open(\"b2\", \"w\"))" &&
+	cp "$BASE/model.safetensors" base/ && mv b2 base/config.json &&
+	infer base "$SRC/a.st" >out &&
+	test -s out
+'
+
 test_expect_success 'a null label is no label: no "gold" in the output' '
 	printf "{\"input_ids\":[2,7,3],\"label\":null,\"id\":\"n\"}\n" >in.jsonl &&
 	af-infer --base $BASE --adapter "$SRC/a.st" in.jsonl >out &&

@@ -148,7 +148,7 @@ static void test_load_save(void) {
     if (!ok(bert_load(&m, fx, &e) == 0, "load the gamma/beta, bert.-prefixed fixture"))
         return diag("%s", e.msg);
     char fp[65];
-    ok(bert_fingerprint(fx, fp, &e) == 0 && !strcmp(fp, m.fingerprint) && strlen(fp) == 64,
+    ok(bert_fingerprint(fx, &m.cfg, fp, &e) == 0 && !strcmp(fp, m.fingerprint) && strlen(fp) == 64,
        "bert_load records the fingerprint");
     /* save writes the modern names (bert. prefix, weight/bias); loading it back is exact */
     ok(bert_save(&m, d1, NULL, &e) == 0, "save");
@@ -173,13 +173,23 @@ static void test_load_save(void) {
     /* same weights, same bytes, same fingerprint; one weight changed, another fingerprint */
     char fp1[65], fp2[65];
     bert_save(&m, d2, NULL, &e);
-    bert_fingerprint(d1, fp1, &e), bert_fingerprint(d2, fp2, &e);
+    bert_fingerprint(d1, &m.cfg, fp1, &e), bert_fingerprint(d2, &m.cfg, fp2, &e);
     ok(!strcmp(fp1, fp2), "equal weights give equal fingerprints");
     m.w.layer[1].ff2_b[3] += 1e-3f;
     bert_save(&m, d2, NULL, &e);
-    bert_fingerprint(d2, fp2, &e);
+    bert_fingerprint(d2, &m.cfg, fp2, &e);
     ok(strcmp(fp1, fp2) != 0, "one changed weight changes the fingerprint");
     m.w.layer[1].ff2_b[3] -= 1e-3f;
+    /* the config's computation keys count, its dropout rates do not */
+    bert_config c2 = m.cfg;
+    c2.act = c2.act == AF_ACT_GELU ? AF_ACT_GELU_TANH : AF_ACT_GELU;
+    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && strcmp(fp1, fp2), "another hidden_act, another fingerprint");
+    c2 = m.cfg, c2.heads = c2.heads == 1 ? 2 : 1;
+    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && strcmp(fp1, fp2), "other heads, another fingerprint");
+    c2 = m.cfg, c2.ln_eps *= 2;
+    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && strcmp(fp1, fp2), "another eps, another fingerprint");
+    c2 = m.cfg, c2.hidden_dropout = 0.3f, c2.attn_dropout = 0;
+    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && !strcmp(fp1, fp2), "dropout rates are not part of it");
 
     /* extra tensors appended by the caller */
     st_writer x;
@@ -604,6 +614,27 @@ static void rm_rf(const char *dir) {
     rmdir(dir);
 }
 
+/* Every byte counts, also in a file of several MiB (a sampled hash once missed most of them),
+ * and the digest is the same on one thread and on several. */
+static void test_fingerprint_whole(void) {
+    bert_config c = {0};
+    c.vocab_size = 90000, c.hidden = 16, c.layers = 1, c.heads = 2, c.ffn = 32, c.max_pos = 16;
+    c.type_vocab = 2, c.act = AF_ACT_GELU, c.ln_eps = 1e-12f;
+    bert m;
+    af_err e;
+    bert_init_random(&m, &c, 5);
+    char *d = path("%s/big", tmpdir), fp1[65], fp2[65], fp3[65];
+    int good = bert_save(&m, d, NULL, &e) == 0 && bert_fingerprint(d, &c, fp1, &e) == 0;
+    /* a value 2 KiB past a MiB boundary of the tensor data, and one in the last chunk */
+    m.w.word_emb[(size_t)(3 << 20) / 4 + 512] += 1.0f;
+    good = good && bert_save(&m, d, NULL, &e) == 0 && bert_fingerprint(d, &c, fp2, &e) == 0;
+    ok(good && strcmp(fp1, fp2), "a weight outside any sampled block changes the fingerprint");
+    af_set_threads(2);
+    ok(bert_fingerprint(d, &c, fp3, &e) == 0 && !strcmp(fp2, fp3), "threads do not change it");
+    af_set_threads(1);
+    bert_free(&m);
+}
+
 int main(void) {
     const char *t = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/af-bert-XXXXXX", t ? t : "/tmp");
@@ -613,6 +644,7 @@ int main(void) {
     }
     test_config();
     test_load_save();
+    test_fingerprint_whole();
     test_init();
     test_padding();
     test_encoder_fd();
