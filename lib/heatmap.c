@@ -70,8 +70,16 @@ static void pad(FILE *f, const char *s, int w) {
 static const char *const shades[] = {" ", "░", "▒", "▓", "█"};
 
 static int shade_level(double v) {
-    int k = v > 0 ? (int)(v * 5) : 0;
-    return k > 4 ? 4 : k;
+    if (!(v > 0)) return 0; /* NaN too */
+    return v >= 0.8 ? 4 : (int)(v * 5);
+}
+
+/* A cell's number; "-" where there is none (no line had a weight there). */
+static void cell_text(char *num, size_t n, double v) {
+    if (isfinite(v))
+        snprintf(num, n, "%.3f", v);
+    else
+        snprintf(num, n, "-");
 }
 
 static int xterm256(const uint8_t rgb[3]) {
@@ -92,7 +100,7 @@ static void set_colour(FILE *f, const uint8_t bg[3], int colour) {
 
 static void print_cell(FILE *f, double v, int colour, int cw) {
     char num[32];
-    snprintf(num, sizeof num, "%.3f", v);
+    cell_text(num, sizeof num, v);
     if (colour == HM_PLAIN) {
         const char *s = shades[shade_level(v)];
         fprintf(f, "%s%s %s", s, s, num);
@@ -178,7 +186,11 @@ void heatmap_csv(FILE *f, const heatmap *maps, int n, const char *row_axis, cons
                 csv_field(f, h->row_labels[i]);
                 fputc(',', f);
                 csv_field(f, h->col_labels[j]);
-                fprintf(f, ",%.9g\n", h->v[(size_t)i * h->cols + j]);
+                double v = h->v[(size_t)i * h->cols + j];
+                if (isfinite(v))
+                    fprintf(f, ",%.9g\n", v);
+                else
+                    fputs(",\n", f); /* no weight: an empty field */
             }
     }
 }
@@ -293,7 +305,7 @@ static void draw_panel(canvas *c, int y, const heatmap *h, const layout *L, cons
             char num[32];
             heatmap_colour(v, rgb);
             rect(c, x0 + j * L->cw + GAP / 2, yy + GAP / 2, L->cw - GAP, CELL_H - GAP, rgb);
-            snprintf(num, sizeof num, "%.3f", v);
+            cell_text(num, sizeof num, v);
             text(c, x0 + j * L->cw + (L->cw - text_w(num)) / 2, ty, num,
                  dark_text(rgb) ? BLACK : WHITE);
         }

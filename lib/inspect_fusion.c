@@ -100,6 +100,7 @@ typedef struct {
     char *label; /* NULL: every line */
     long n;
     double *sum; /* [rows, N] */
+    long *cnt;   /* [rows, N]: lines with a weight in the cell */
 } fw_group;
 
 struct insp_fw {
@@ -121,7 +122,7 @@ void insp_fw_free(insp_fw *a) {
     if (!a) return;
     for (int i = 0; i < a->N; i++) free(a->adapters[i]);
     free(a->adapters);
-    for (int k = 0; k < a->ng; k++) free(a->g[k].label), free(a->g[k].sum);
+    for (int k = 0; k < a->ng; k++) free(a->g[k].label), free(a->g[k].sum), free(a->g[k].cnt);
     free(a->g);
     free(a->line);
     free(a);
@@ -136,46 +137,59 @@ static fw_group *group(insp_fw *a, const char *label) {
     g->label = label ? af_strdup(label) : NULL;
     g->n = 0;
     g->sum = af_calloc((size_t)a->L * (a->two ? 2 : 1) * a->N, sizeof(double));
+    g->cnt = af_calloc((size_t)a->L * (a->two ? 2 : 1) * a->N, sizeof(long));
     return g;
 }
 
-/* One site's array: [w_1..w_N] (a mean) or [[w_1..w_N] per token] (averaged here). */
+/* One site's array: [w_1..w_N] (a mean) or [[w_1..w_N] per token] (averaged here). A weight is
+ * a number in [0, 1] (every method's weights are probabilities or gates) or null (af-infer's
+ * "not finite"); nulls are left out of the mean, and a weight with none is NaN. */
 static int site_weights(double *out, const cJSON *v, int N, const char *where, af_err *e) {
     const cJSON *first = cJSON_IsArray(v) ? v->child : NULL;
     if (!first)
         return af_errf(e, "%s: an array of %d weights (or of tokens' weights) expected", where, N);
-    int tokens = cJSON_IsArray(first), nt = 0;
-    for (int i = 0; i < N; i++) out[i] = 0;
-    for (const cJSON *t = tokens ? first : v; t; t = tokens ? t->next : NULL) {
+    int tokens = cJSON_IsArray(first);
+    double sum[N];
+    int cnt[N];
+    for (int i = 0; i < N; i++) sum[i] = 0, cnt[i] = 0;
+    int t_i = 0;
+    for (const cJSON *t = tokens ? first : v; t; t = tokens ? t->next : NULL, t_i++) {
+        if (tokens && !cJSON_IsArray(t))
+            return af_errf(e, "%s: token %d: an array of %d weights expected", where, t_i, N);
         int i = 0;
         for (const cJSON *x = t->child; x; x = x->next, i++) {
-            if (i >= N || !cJSON_IsNumber(x))
+            if (i >= N || !(cJSON_IsNumber(x) || cJSON_IsNull(x)))
                 return af_errf(e, "%s: %d numbers (one per adapter) expected per %s", where, N,
                                tokens ? "token" : "layer");
-            out[i] += x->valuedouble;
+            if (cJSON_IsNull(x)) continue;
+            double w = x->valuedouble;
+            if (!(w >= 0 && w <= 1 + 1e-6))
+                return af_errf(e, "%s: weight %g of adapter %d is outside [0, 1]", where, w, i + 1);
+            sum[i] += w, cnt[i]++;
         }
         if (i != N)
             return af_errf(e, "%s: %d numbers (one per adapter) expected, %d found", where, N, i);
-        nt++;
     }
-    for (int i = 0; i < N; i++) out[i] /= nt;
+    for (int i = 0; i < N; i++) out[i] = cnt[i] ? sum[i] / cnt[i] : NAN;
     return 0;
 }
 
 static int first_line(insp_fw *a, const cJSON *ads, const cJSON *layers, const cJSON *attn,
                       const char *where, af_err *e) {
-    a->N = cJSON_GetArraySize(ads);
-    a->L = cJSON_GetArraySize(layers);
-    a->two = attn != NULL;
-    if (a->N < 1 || a->L < 1)
-        return af_errf(e, "%s: fusion_weights needs adapters and layers", where);
-    a->adapters = af_calloc(a->N, sizeof *a->adapters);
-    int i = 0;
-    for (const cJSON *x = ads->child; x; x = x->next, i++) {
+    int N = cJSON_GetArraySize(ads), L = cJSON_GetArraySize(layers);
+    if (N < 1 || L < 1)
+        return af_errf(e, "%s: fusion_weights needs adapters and layers (%d and %d found)", where,
+                       N, L);
+    if (N > 4096 || L > 4096)
+        return af_errf(e, "%s: fusion_weights of %d adapters and %d layers: too many", where, N, L);
+    for (const cJSON *x = ads->child; x; x = x->next)
         if (!cJSON_IsString(x))
             return af_errf(e, "%s: fusion_weights.adapters: names expected", where);
-        a->adapters[i] = af_strdup(x->valuestring);
-    }
+    /* the shape is set only once the line is known good: insp_fw_free trusts it */
+    a->N = N, a->L = L, a->two = attn != NULL;
+    a->adapters = af_calloc(a->N, sizeof *a->adapters);
+    int i = 0;
+    for (const cJSON *x = ads->child; x; x = x->next, i++) a->adapters[i] = af_strdup(x->valuestring);
     a->line = af_calloc((size_t)a->L * (a->two ? 2 : 1) * a->N, sizeof(double));
     group(a, NULL);
     return 0;
@@ -249,7 +263,8 @@ int insp_fw_add(insp_fw *a, const char *line, size_t n, const char *name, long l
     size_t cells = (size_t)a->L * (a->two ? 2 : 1) * N;
     for (int k = 0; k < (label ? 2 : 1); k++) {
         fw_group *g = group(a, k ? label : NULL);
-        for (size_t c = 0; c < cells; c++) g->sum[c] += a->line[c];
+        for (size_t c = 0; c < cells; c++)
+            if (!isnan(a->line[c])) g->sum[c] += a->line[c], g->cnt[c]++;
         g->n++;
     }
 out:
@@ -299,7 +314,8 @@ int insp_fw_maps(const insp_fw *a, heatmap **maps, af_err *e) {
         for (int i = 0; i < a->N; i++) heatmap_label(&h->col_labels[i], a->adapters[i]);
         for (int r = 0; r < rows; r++)
             site_label(&h->row_labels[r], a->two ? r / 2 : r, a->two && r % 2 == 0, a->two);
-        for (size_t c = 0; c < (size_t)rows * a->N; c++) h->v[c] = g[k].sum[c] / g[k].n;
+        for (size_t c = 0; c < (size_t)rows * a->N; c++)
+            h->v[c] = g[k].cnt[c] ? g[k].sum[c] / g[k].cnt[c] : NAN;
         h->n = g[k].n;
         char title[512];
         if (g[k].label) {

@@ -158,6 +158,32 @@ test_expect_success 'bad input: lines without weights, weights of another model'
 	test_grep "no line with fusion weights" err
 '
 
+test_expect_success 'hostile weight lines: errors, never a crash' '
+	fw() { printf "{\"fusion_weights\":{\"adapters\":[\"a\",\"b\"],\"layers\":%s}}\n" "$1" >bad.jsonl; } &&
+	fw "[]" && test_exit 1 af-inspect -w bad.jsonl 2>err &&
+	test_grep "bad.jsonl:1: fusion_weights needs adapters and layers (2 and 0 found)" err &&
+	fw "[[1e999,0]]" && test_exit 1 af-inspect -w bad.jsonl 2>err &&
+	test_grep "bad.jsonl:1: fusion_weights.layers\[0\]: weight inf of adapter 1 is outside \[0, 1\]" err &&
+	fw "[[-0.5,1.5]]" && test_exit 1 af-inspect -w bad.jsonl 2>err &&
+	test_grep "weight -0.5 of adapter 1 is outside" err &&
+	fw "[[[0.5,0.5],7]]" && test_exit 1 af-inspect -w bad.jsonl 2>err &&
+	test_grep "token 1: an array of 2 weights expected" err &&
+	printf "{\"fusion_weights\":{\"adapters\":[\"a\",3],\"layers\":[[0.5,0.5]]}}\n" >bad.jsonl &&
+	test_exit 1 af-inspect -w bad.jsonl 2>err && test_grep "names expected" err
+'
+
+test_expect_success 'null weights (af-infer: not finite) are left out of the means' '
+	{
+		printf "{\"fusion_weights\":{\"adapters\":[\"a\",\"b\"],\"layers\":[[0.2,null],[0.4,0.6]]}}\n"
+		printf "{\"fusion_weights\":{\"adapters\":[\"a\",\"b\"],\"layers\":[[0.4,null],[null,0.2]]}}\n"
+	} >nulls.jsonl &&
+	af-inspect -w --csv nulls.jsonl >out.csv &&
+	test_grep "^,0,a,0.3" out.csv && test_grep "^,0,b,$" out.csv &&
+	test_grep "^,1,a,0.4$" out.csv && test_grep "^,1,b,0.4" out.csv &&
+	af-inspect -w nulls.jsonl >out.txt && test_grep " -" out.txt &&
+	af-inspect -w --png nulls.png nulls.jsonl
+'
+
 test_expect_success '--diff: equal files, changed values, other shapes, tensors on one side' '
 	af-inspect --diff "$IN/a.safetensors" "$IN/a.safetensors" >out &&
 	test_grep "^tensors: 12 equal, 0 different, 0 of another shape, 0 only in A, 0 only in B$" out &&
