@@ -184,9 +184,31 @@ int af_write_atomic(const char *path, af_write_fn fill, void *ctx, af_err *e) {
     return rc;
 }
 
+int af_open_regular(const char *path, af_err *e) {
+    /* O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever, before fstat
+     * could tell it is no file */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return af_errf(e, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        int err = errno;
+        close(fd);
+        return S_ISDIR(sb.st_mode) ? af_errf(e, "%s: a directory, not a file", path)
+                                   : af_errf(e, "%s: not a regular file%s%s", path,
+                                             err ? ": " : "", err ? strerror(err) : "");
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
 int af_read_file(const char *path, char **data, size_t *len, af_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return af_errf(e, "%s: %s", path, strerror(errno));
+    int fd = af_open_regular(path, e);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return af_errf(e, "%s: %s", path, strerror(errno));
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = af_malloc(cap);
     for (;;) {

@@ -65,7 +65,10 @@ uint32_t af_rng_below(af_rng *r, uint32_t n);     /* uniform in [0, n) */
 typedef int (*af_write_fn)(FILE *f, void *ctx, af_err *e);
 int af_write_atomic(const char *path, af_write_fn write, void *ctx, af_err *e);
 
-/* Reads a whole file into memory (NUL-terminated). */
+/* Opens a regular file for reading; anything else (a FIFO, a device, a directory) is refused
+ * without blocking. Returns the descriptor, or -1 with a message naming the path. */
+int af_open_regular(const char *path, af_err *e);
+/* Reads a whole regular file into memory (NUL-terminated). */
 int af_read_file(const char *path, char **data, size_t *len, af_err *e);
 
 /* sha256 of a byte range, as 64 lowercase hex digits + NUL. */

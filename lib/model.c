@@ -146,6 +146,43 @@ static const char *json_str(const cJSON *o, const char *k) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* A fusion file's config values, checked as af-fuse checks its options: a file edited by hand
+ * must not run with a value the command line would have refused (a temperature of 0 or "abc"
+ * was once read as 1, and 1e-40 made every probability NaN). Absent keys take the defaults of
+ * files written before the key existed. */
+static int fusion_meta_check(const cJSON *cfg, const char *path, af_err *e) {
+    static const struct {
+        const char *key;
+        double lo, hi;
+        int integer;
+    } nums[] = {{"temperature", 1e-3, 1e6, 0},
+                {"heads", 1, 4096, 1},
+                {"fixed_weights", 0, 1, 1},
+                {"adapters_updated", 0, 1, 1},
+                {"dropout", 0, 0.99, 0}};
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, nums[i].key);
+        if (!v) continue;
+        double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        if (!(d >= nums[i].lo && d <= nums[i].hi) || (nums[i].integer && d != floor(d))) {
+            char *txt = cJSON_PrintUnformatted(v);
+            af_errf(e, "%s: config.%s: %s in [%g, %g] expected, %s found", path, nums[i].key,
+                    nums[i].integer ? "an integer" : "a number", nums[i].lo, nums[i].hi,
+                    txt ? txt : "?");
+            free(txt);
+            return -1;
+        }
+    }
+    const cJSON *gate = cJSON_GetObjectItemCaseSensitive(cfg, "gate");
+    if (gate && !(cJSON_IsString(gate) && (!strcmp(gate->valuestring, "sigmoid") ||
+                                          !strcmp(gate->valuestring, "softmax"))))
+        return af_errf(e, "%s: config.gate: \"sigmoid\" or \"softmax\" expected", path);
+    const cJSON *an = cJSON_GetObjectItemCaseSensitive(cfg, "temperature_anneal");
+    if (an && !cJSON_IsBool(an))
+        return af_errf(e, "%s: config.temperature_anneal: true or false expected", path);
+    return 0;
+}
+
 /* Reads an adapter's name and shape from a file's metadata. */
 static int adapter_meta(const st_file *f, model_adapter *a, int *arch, af_err *e) {
     const char *fmt = st_meta_get(f, "format");
@@ -359,6 +396,10 @@ int model_load_fusion(af_model *m, const char *path, af_err *e) {
                          path, name, m->ad[i].path, m->ad[i].sha256, sha);
             goto out;
         }
+    }
+    if (fusion_meta_check(cfg, path, e)) {
+        rc = -1;
+        goto out;
     }
     fusion_config fc = {0};
     const char *method = json_str(cfg, "method");

@@ -361,16 +361,12 @@ int st_parse(st_file *f, const void *data, size_t size, const char *name, af_err
 
 int st_open(st_file *f, const char *path, af_err *e) {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return af_errf(e, "%s: %s", path, strerror(errno));
+    int fd = af_open_regular(path, e); /* a FIFO is refused, not waited on */
+    if (fd < 0) return -1;
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         close(fd);
         return af_errf(e, "%s: %s", path, strerror(errno));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return af_errf(e, "%s: not a regular file (safetensors files are mapped)", path);
     }
     size_t size = (size_t)sb.st_size;
     if (size < 8) { /* mmap refuses length 0; st_parse reports the short file */

@@ -9,8 +9,10 @@ mkdir -p "$SRC"
 gen_separable 11 64 >"$SRC/a.jsonl"
 (
 	cd "$SRC" &&
-	af-train-adapter --base $BASE --threads 1 --epochs 1 --bottleneck 4 -q --name a -o a.st a.jsonl
-) || echo "# setup failed: adapter missing"
+	af-train-adapter --base $BASE --threads 1 --epochs 1 --bottleneck 4 -q --name a -o a.st a.jsonl &&
+	af-train-adapter --base $BASE --threads 1 --epochs 1 --bottleneck 4 -q --name b -o b.st a.jsonl &&
+	af-fuse --base $BASE --adapter a.st --adapter b.st --threads 1 --epochs 1 -q --name f -o f.st a.jsonl
+) || echo "# setup failed: adapters missing"
 
 # st_poke FILE TENSOR INDEX VALUE: sets one F32 value of a tensor in place.
 st_poke() {
@@ -92,6 +94,65 @@ test_expect_success 'a base with one weight changed in the middle of the file: r
 	cp "$BASE/model.safetensors" base/ && mv b2 base/config.json &&
 	infer base "$SRC/a.st" >out &&
 	test -s out
+'
+
+test_expect_success 'a FIFO as the weights, an adapter or config.json: refused at once' '
+	mkfifo fifo && mkdir base && cp "$BASE"/* base/ && rm base/model.safetensors &&
+	mkfifo base/model.safetensors &&
+	test_exit 1 timeout 20 af-infer --base base --adapter "$SRC/a.st" </dev/null 2>err &&
+	test_grep "base/model.safetensors: not a regular file" err &&
+	test_exit 1 timeout 20 af-infer --base $BASE --adapter fifo </dev/null 2>err &&
+	test_grep "fifo: not a regular file" err &&
+	mkdir base2 && cp "$BASE"/* base2/ && rm base2/config.json && mkfifo base2/config.json &&
+	test_exit 1 timeout 20 af-infer --base base2 --adapter "$SRC/a.st" </dev/null 2>err &&
+	test_grep "base2/config.json: not a regular file" err
+'
+
+test_expect_success 'a symbolic link loop is named as one' '
+	ln -s loop loop &&
+	test_exit 1 af-infer --base $BASE --adapter loop </dev/null 2>err &&
+	test_grep "loop: Too many levels of symbolic links" err &&
+	test_exit 1 af-infer --base $BASE --adapter "$SRC/a.st" loop 2>err &&
+	test_grep "loop: Too many levels of symbolic links" err
+'
+
+# st_config FILE KEY JSON: sets (or with JSON "DELETE", removes) one key of the file's config
+# metadata, rewriting the header in place of the old one.
+st_config() {
+	python3 -c '
+import json, struct, sys
+path, key, val = sys.argv[1], sys.argv[2], sys.argv[3]
+b = open(path, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+c = json.loads(h["__metadata__"]["config"])
+if val == "DELETE":
+    c.pop(key, None)
+else:
+    c[key] = json.loads(val)
+h["__metadata__"]["config"] = json.dumps(c)
+t = json.dumps(h).encode()
+t += b" " * (-len(t) % 8)
+open(path, "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])' "$@"
+}
+
+for v in 0 -1 '"abc"' 1e-40 null; do
+	test_expect_success "a fusion file whose temperature is $v: refused" '
+		cp "$SRC/f.st" f.st &&
+		st_config f.st temperature '"'$v'"' &&
+		test_exit 1 af-infer --base $BASE --adapter "$SRC/a.st" --adapter "$SRC/b.st" --fusion f.st \
+			"$SRC/a.jsonl" >out 2>err &&
+		test_grep "f.st: config.temperature: a number in \[0.001, 1e+06\] expected" err
+	'
+done
+
+test_expect_success 'fusion metadata: a bad gate or anneal flag is refused; no temperature means 1' '
+	cp "$SRC/f.st" f.st && st_config f.st temperature_anneal "\"yes\"" &&
+	fi="af-infer --base $BASE --adapter $SRC/a.st --adapter $SRC/b.st" &&
+	test_exit 1 $fi --fusion f.st "$SRC/a.jsonl" >out 2>err &&
+	test_grep "config.temperature_anneal: true or false expected" err &&
+	cp "$SRC/f.st" f.st && st_config f.st temperature DELETE &&
+	$fi --fusion f.st "$SRC/a.jsonl" >out && test -s out
 '
 
 test_expect_success 'a null label is no label: no "gold" in the output' '
