@@ -166,6 +166,8 @@ void common_opts_finish(common_opts *c, int argc, char **argv) {
     if (!c->base) usage_error("--base DIR is required");
     if (!c->name) usage_error("--name NAME is required");
     if (!c->out) usage_error("-o FILE is required");
+    af_err ne;
+    if (model_name_check("--name", c->name, NULL, &ne)) usage_error("%s", ne.msg);
     if (optind < argc) c->input = argv[optind++];
     if (optind < argc) usage_error("one input file at most ('%s' is extra)", argv[optind]);
     if (!c->t.ckpt_path) {

@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,40 @@ static void alloc_adapters(af_model *m) {
     free(r), free(act);
 }
 
+/* Adapter and task names become parts of tensor names ("...adapters.NAME.adapter_up.weight",
+ * "heads.NAME.1.weight") and a fusion's name joins its adapters' with commas, as AdapterHub's
+ * does: a '.' or ',' in a name would make two different models write the same tensor names
+ * ("a" + "b,c" and "a,b" + "c"). */
+int model_name_check(const char *what, const char *name, const char *where, af_err *e) {
+    size_t n = strlen(name);
+    int good = n > 0 && n <= 128 && name[0] != '-';
+    for (size_t i = 0; good && i < n; i++)
+        good = isalnum((unsigned char)name[i]) || name[i] == '_' || name[i] == '-';
+    if (good) return 0;
+    return af_errf(e, "%s%s%s name \"%.160s\": 1 to 128 letters, digits, '_' or '-' expected (not "
+                   "starting with '-'; '.' and ',' separate the parts of tensor names)",
+                   where ? where : "", where ? ": " : "", what, name);
+}
+
+/* A head's labels: names a user reads back from af-infer, one per class, so none empty, none
+ * twice, and no control characters (a tab would break the tables af prints). */
+static int check_labels(const char *task, char **labels, int L, af_err *e) {
+    for (int j = 0; j < L; j++) {
+        if (!labels[j][0]) return af_errf(e, "task '%s': label %d is empty", task, j + 1);
+        for (const unsigned char *c = (const unsigned char *)labels[j]; *c; c++)
+            if (*c < 0x20 || *c == 0x7f)
+                return af_errf(e, "task '%s': label %d holds a control character", task, j + 1);
+        for (int k = 0; k < j; k++)
+            if (!strcmp(labels[j], labels[k]))
+                return af_errf(e, "task '%s': label '%s' is given twice", task, labels[j]);
+    }
+    return 0;
+}
+
 int model_new_adapter(af_model *m, const char *name, const adapter_spec *spec, uint64_t seed,
                       af_err *e) {
     if (m->N) return af_errf(e, "model: an adapter is already loaded");
+    if (model_name_check("adapter", name, NULL, e)) return -1;
     int r = spec->bottleneck > 0 ? spec->bottleneck
                                  : (spec->reduction > 0 ? m->H / spec->reduction : 0);
     if (spec->arch == SITE_NONE) r = 0; /* a head alone */
@@ -199,6 +231,7 @@ static int adapter_meta(const st_file *f, model_adapter *a, int *arch, af_err *e
                *acts = json_str(c, "non_linearity");
     int r = json_int(c, "bottleneck", 0), rc = 0;
     if (!name) rc = af_errf(e, "%s: metadata 'name' missing", f->path);
+    else if (model_name_check("adapter", name, f->path, e)) rc = -1;
     else if (!archs || site_arch_parse(archs) < 0)
         rc = af_errf(e, "%s: config.arch missing or unknown", f->path);
     else if (!acts || act_parse(acts) < 0)
@@ -456,9 +489,11 @@ int model_add_head(af_model *m, const char *task, int L, char **labels, int regr
     if (model_head_index(m, task) >= 0 && m->nheads)
         if (!strcmp(m->heads[model_head_index(m, task)].name, task))
             return af_errf(e, "a head for task '%s' already exists", task);
+    if (model_name_check("task", task, NULL, e)) return -1;
     if (regression) L = 1;
     if (L < 1 || (!regression && L < 2))
         return af_errf(e, "task '%s': %d labels; a classification head needs at least 2", task, L);
+    if (!regression && check_labels(task, labels, L, e)) return -1;
     m->heads = af_realloc(m->heads, (m->nheads + 1) * sizeof *m->heads);
     model_head *h = &m->heads[m->nheads++];
     memset(h, 0, sizeof *h);

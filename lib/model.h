@@ -110,6 +110,10 @@ void model_init(af_model *m, bert *base);
 void model_free(af_model *m);
 
 /* A new adapter to train (N = 1), AdapterHub init drawn from seed. */
+/* An adapter or task name: 1 to 128 of [A-Za-z0-9_-], not starting with '-' (names are parts of
+ * tensor names, and a fusion's name joins its adapters' with commas). -1 with a message naming
+ * `where` (a file; may be NULL) and `what` ("adapter", "task") otherwise. */
+int model_name_check(const char *what, const char *name, const char *where, af_err *e);
 int model_new_adapter(af_model *m, const char *name, const adapter_spec *spec, uint64_t seed,
                       af_err *e);
 /* Reads N adapter files (each checked against the base's fingerprint; all must share the

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Weights that are not finite are refused at load, naming the tensor; an output that is not finite
-# is an error, never a label picked from NaNs; a null label is no label.
+# What a hostile or careless user feeds the programs: weights that are not finite (refused at
+# load, naming the tensor), outputs that are not finite (an error, never a label picked from
+# NaNs), bases that differ in a byte or a config key, FIFOs and link loops, hand-edited fusion
+# metadata, names and labels that would collide in tensor names; a null label is no label.
 . "$(dirname "$0")/lib.sh"
 
 BASE=$FIXTURES/train/base # 2 layers, hidden 16, vocab 64 (gen-train-fixtures.py)
@@ -153,6 +155,42 @@ test_expect_success 'fusion metadata: a bad gate or anneal flag is refused; no t
 	test_grep "config.temperature_anneal: true or false expected" err &&
 	cp "$SRC/f.st" f.st && st_config f.st temperature DELETE &&
 	$fi --fusion f.st "$SRC/a.jsonl" >out && test -s out
+'
+
+train1="af-train-adapter --base $BASE --threads 1 --epochs 1 -q"
+for name in '""' 'b,c' 'a.b' '"a	b"' '-x'; do
+	test_expect_success "--name $name: refused (exit 2)" '
+		test_exit 2 $train1 --name '"$name"' -o o.st "$SRC/a.jsonl" 2>err &&
+		test_grep "name .*letters, digits" err && ! test -e o.st
+	'
+done
+
+test_expect_success 'labels: empty, twice, with a tab; task names as names' '
+	test_exit 1 $train1 --name x --labels "neg,,pos" -o o.st "$SRC/a.jsonl" 2>err &&
+	test_grep "label 2 is empty" err &&
+	test_exit 1 $train1 --name x --labels "neg,pos,neg" -o o.st "$SRC/a.jsonl" 2>err &&
+	test_grep "label .neg. is given twice" err &&
+	sed "s/\"neg\"/\"n\\\\teg\"/" "$SRC/a.jsonl" >tab.jsonl &&
+	test_exit 1 $train1 --name x -o o.st tab.jsonl 2>err &&
+	test_grep "holds a control character" err &&
+	sed "s/^{/{\"task\":\"t.1\",/" "$SRC/a.jsonl" >task.jsonl &&
+	test_exit 1 $train1 --name x -o o.st task.jsonl 2>err &&
+	test_grep "task name \"t.1\"" err && ! test -e o.st
+'
+
+test_expect_success 'an adapter file whose name has a comma: refused on load' '
+	cp "$SRC/a.st" a.st &&
+	python3 -c "
+import json, struct
+b = open(\"a.st\", \"rb\").read()
+n = struct.unpack(\"<Q\", b[:8])[0]
+h = json.loads(b[8:8 + n])
+h[\"__metadata__\"][\"name\"] = \"a,b\"
+t = json.dumps(h).encode()
+t += b\" \" * (-len(t) % 8)
+open(\"a.st\", \"wb\").write(struct.pack(\"<Q\", len(t)) + t + b[8 + n:])" &&
+	test_exit 1 infer $BASE a.st >out 2>err &&
+	test_grep "a.st: adapter name \"a,b\"" err
 '
 
 test_expect_success 'a null label is no label: no "gold" in the output' '
