@@ -142,7 +142,7 @@ int main(int argc, char **argv) {
             printf("%s %s\n", af_prog, AF_VERSION);
             return finish(0);
         default:
-            usage_error("unknown option");
+            usage_try(); /* getopt_long said which */
         }
     }
     if (!base_dir) usage_error("--base DIR is required");

@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
         case O_HEAD_ONLY: spec.arch = SITE_NONE; break;
         case 'h': usage(); return finish(0);
         case 'V': printf("%s %s\n", af_prog, AF_VERSION); return finish(0);
-        default: usage_error("unknown option");
+        default: usage_try(); /* getopt_long said which */
         }
     }
     common_opts_finish(&c, argc, argv);
@@ -74,6 +74,13 @@ int main(int argc, char **argv) {
     bert base;
     jl_set train, dev;
     common_load(&c, &base, &train, &dev);
+    /* known only once the base is read, but still the command line's mistake */
+    if (spec.arch != SITE_NONE && !spec.bottleneck && spec.reduction > base.cfg.hidden)
+        usage_error("--reduction-factor %d exceeds the base's hidden size %d (a bottleneck of 0)",
+                    spec.reduction, base.cfg.hidden);
+    if (spec.arch != SITE_NONE && spec.bottleneck > base.cfg.hidden)
+        usage_error("--bottleneck %d exceeds the base's hidden size %d", spec.bottleneck,
+                    base.cfg.hidden);
     af_model m;
     model_init(&m, &base);
     af_err e;

@@ -37,6 +37,11 @@ void usage_error(const char *fmt, ...) {
     exit(EXIT_USAGE);
 }
 
+void usage_try(void) {
+    fprintf(stderr, "Try '%s --help' for more information.\n", af_prog);
+    exit(EXIT_USAGE);
+}
+
 void warnx(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

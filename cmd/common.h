@@ -16,6 +16,8 @@ void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void die_err(const af_err *e) __attribute__((noreturn));
 /* Prints "prog: message" and "Try 'prog --help'." on stderr, exits 2. */
 void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* After getopt_long has named a bad option on stderr: "Try 'prog --help'.", exit 2. */
+void usage_try(void) __attribute__((noreturn));
 /* Prints "prog: message" on stderr (a warning; no exit). */
 void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Option value parsers: exit 2 naming the option when the value is not valid. */

@@ -58,7 +58,8 @@ test_expect_success '--help lists every option; --version' '
 '
 
 test_expect_success 'usage errors exit 2 and say what is wrong' '
-	test_exit 2 af-train-adapter --bogus 2>err && test_grep "unknown option" err &&
+	test_exit 2 af-train-adapter --bogus 2>err && test_grep "unrecognized option .--bogus." err &&
+	test "$(wc -l <err)" -eq 2 &&
 	test_exit 2 af-train-adapter --name t -o x 2>err && test_grep "\-\-base DIR is required" err &&
 	test_exit 2 train -o x 2>err && test_grep "\-\-name NAME is required" err &&
 	test_exit 2 train --name t 2>err && test_grep "\-o FILE is required" err &&

@@ -165,6 +165,19 @@ for name in '""' 'b,c' 'a.b' '"a	b"' '-x'; do
 	'
 done
 
+test_expect_success 'options that cannot work are usage errors (exit 2)' '
+	test_exit 2 $train1 --name x --adam-eps 0 -o o.st "$SRC/a.jsonl" 2>err &&
+	test_grep "adam-eps: .0. is not a number in" err &&
+	test_exit 2 $train1 --name x --reduction-factor 1000 -o o.st "$SRC/a.jsonl" 2>err &&
+	test_grep "reduction-factor 1000 exceeds the base.s hidden size 16" err &&
+	test_exit 2 $train1 --name x --bottleneck 17 -o o.st "$SRC/a.jsonl" 2>err &&
+	for p in af-infer af-fuse af-train-adapter af-pretrain af-tokenize; do
+		test_exit 2 $p --frobnicate 2>err && test "$(wc -l <err)" -eq 2 &&
+		test_grep "unrecognized option .--frobnicate." err || return 1
+	done &&
+	! test -e o.st
+'
+
 test_expect_success 'labels: empty, twice, with a tab; task names as names' '
 	test_exit 1 $train1 --name x --labels "neg,,pos" -o o.st "$SRC/a.jsonl" 2>err &&
 	test_grep "label 2 is empty" err &&
