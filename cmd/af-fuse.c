@@ -89,7 +89,8 @@ int main(int argc, char **argv) {
         case O_ADAPTER_LR: c.t.adapter_lr = opt_double("--adapter-lr", optarg, 0, 10); break;
         case 'h': usage(); return finish(0);
         case 'V': printf("%s %s\n", af_prog, AF_VERSION); return finish(0);
-        default: usage_try(); /* getopt_long said which */
+        default:
+            usage_try(); /* getopt_long said which */
         }
     }
     common_opts_finish(&c, argc, argv);

@@ -179,7 +179,8 @@ static void parse(config *c, int argc, char **argv) {
         case 'q': c->quiet = 1; break;
         case 'h': usage(); exit(finish(0));
         case O_VERSION: printf("af-pretrain %s\n", AF_VERSION); exit(finish(0));
-        default: usage_try(); /* getopt_long said which */
+        default:
+            usage_try(); /* getopt_long said which */
         }
     }
     if (!c->out) usage_error("-o DIR is required");

@@ -1,4 +1,4 @@
-/* af-tokenize: text (JSONL, TSV, CSV) to tokenized JSONL (DESIGN §3), exactly as Hugging Face's
+/* af-tokenize: text (JSONL, TSV, CSV) to tokenized JSONL (af-files(5)), exactly as Hugging Face's
  * BertTokenizer; or, with --build-vocab, a WordPiece vocabulary from raw text. */
 #include <cjson/cJSON.h>
 #include <getopt.h>

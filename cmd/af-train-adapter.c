@@ -62,7 +62,8 @@ int main(int argc, char **argv) {
         case O_HEAD_ONLY: spec.arch = SITE_NONE; break;
         case 'h': usage(); return finish(0);
         case 'V': printf("%s %s\n", af_prog, AF_VERSION); return finish(0);
-        default: usage_try(); /* getopt_long said which */
+        default:
+            usage_try(); /* getopt_long said which */
         }
     }
     common_opts_finish(&c, argc, argv);

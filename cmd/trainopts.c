@@ -110,7 +110,7 @@ int common_opts_handle(common_opts *c, int opt, const char *arg) {
     case O_WD: t->weight_decay = opt_double("--weight-decay", arg, 0, 10); break;
     case O_BETA1: t->beta1 = opt_double("--adam-beta1", arg, 0, 0.999999); break;
     case O_BETA2: t->beta2 = opt_double("--adam-beta2", arg, 0, 0.999999999); break;
-    case O_EPS: t->eps = opt_double("--adam-eps", arg, 1e-30, 1); break; /* 0 divides by 0 */
+    case O_EPS: t->eps = opt_double("--adam-eps", arg, 1e-30, 1); break; /* 0: 0/0 */
     case O_WARMUP: t->warmup_ratio = opt_double("--warmup-ratio", arg, 0, 1); break;
     case O_CLIP: t->max_grad_norm = opt_double("--max-grad-norm", arg, 0, 1e30); break;
     case O_BATCH: t->batch_size = (int)opt_long("--batch-size", arg, 1, 1 << 16); break;

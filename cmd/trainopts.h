@@ -1,5 +1,5 @@
-/* trainopts.h: the options af-train-adapter and af-fuse share (DESIGN §4-5): the training
- * machinery, the data, the heads. Each program adds its own options to the table. */
+/* trainopts.h: the options af-train-adapter and af-fuse share (af-train-adapter(1), af-fuse(1)):
+ * the training machinery, the data, the heads. Each program adds its own options to the table. */
 #ifndef AF_CMD_TRAINOPTS_H
 #define AF_CMD_TRAINOPTS_H
 
@@ -18,7 +18,7 @@ typedef struct {
     int threads;
     int eval_batch;
     char *owned_ckpt, *owned_args; /* freed by common_opts_free */
-    pathguard guard; /* every file read and written; a program adds its own inputs */
+    pathguard guard;               /* every file read and written; a program adds its own inputs */
 } common_opts;
 
 /* Long options shared by the training programs (terminated by a zero entry); values >= 1000. */

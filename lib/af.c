@@ -194,8 +194,8 @@ int af_open_regular(const char *path, af_err *e) {
         int err = errno;
         close(fd);
         return S_ISDIR(sb.st_mode) ? af_errf(e, "%s: a directory, not a file", path)
-                                   : af_errf(e, "%s: not a regular file%s%s", path,
-                                             err ? ": " : "", err ? strerror(err) : "");
+                                   : af_errf(e, "%s: not a regular file%s%s", path, err ? ": " : "",
+                                             err ? strerror(err) : "");
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return fd;

@@ -1,6 +1,6 @@
 /* af.h: what every part of libaf shares: errors, the arena, the RNG, atomic file writes.
  *
- * Conventions (see ../shared/STYLE.md):
+ * Conventions (lib/README.md, "Conventions"):
  *  - library functions return 0 on success and -1 on failure, with the message in an af_err;
  *    they never print and never exit;
  *  - matrices are row-major float32; activations are [tokens, features] with tokens = batch*seq;

@@ -3,8 +3,8 @@
  * Per layer l (post-LN BERT, as HF BertLayer):
  *   attention block: h1 = Dropout(Wo·MHA(x) + bo);  site ATTN: a = LN1(h1 + x)
  *   FFN block:       h2 = Dropout(W2·act(W1·a + b1) + b2);  site OUT: y = LN2(h2 + a)
- * A "site" is where adapters and fusion plug in (DESIGN §1): a hook may replace out = LN(h + r)
- * by its own function of h, r and the site's original LayerNorm. */
+ * A "site" is where adapters and fusion plug in (lib/README.md, "The model"): a hook may replace
+ * out = LN(h + r) by its own function of h, r and the site's original LayerNorm. */
 #ifndef AF_BERT_H
 #define AF_BERT_H
 

@@ -1,4 +1,5 @@
-/* fusion.c: the fusion methods of DESIGN §1; definitions and AdapterHub references in fusion.h. */
+/* fusion.c: the fusion methods of lib/README.md ("The model"); definitions and AdapterHub
+ * references in fusion.h. */
 #include "fusion.h"
 
 #include <cblas.h>

@@ -1,4 +1,5 @@
-/* fusion.h: combining the outputs of N adapters at one site (DESIGN §1), forward and backward.
+/* fusion.h: combining the outputs of N adapters at one site (lib/README.md, "The model"), forward
+ * and backward.
  *
  * Every method maps the query input x[M,H] (the site's adapter input: LN(h + r) for Pfeiffer, h
  * for Houlsby) and the adapters' outputs ups[M,N,H] (adapter_stack_forward's layout: token, then

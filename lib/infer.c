@@ -424,7 +424,8 @@ static int run_batch(run *R, int n, FILE *out, af_err *e) {
             if (!isfinite(o[i])) { /* never a label picked from NaNs: the lines before go out */
                 ob_flush(&R->w);
                 fflush(out);
-                return af_errf(e, "%s:%ld: the model's output is %s, not a number: no prediction "
+                return af_errf(e,
+                               "%s:%ld: the model's output is %s, not a number: no prediction "
                                "(the input or the weights overflow float32)",
                                R->name, R->ex[k].line, isnan(o[i]) ? "NaN" : "infinite");
             }

@@ -2,7 +2,7 @@
  *
  * A batch worth of lines is read, run through the model and written out, one JSON line per input
  * line in input order, before the next batch is read: memory is bounded by the batch, and a
- * pipeline sees each batch's results as soon as they exist. An output line (DESIGN §3,
+ * pipeline sees each batch's results as soon as they exist. An output line (af-files(5),
  * af-files(5)) carries the input's own keys verbatim except the token arrays, with its "label"
  * renamed "gold", then the prediction:
  *     {"id":"x17", "gold":"positive", "label":"positive", "label_id":1, "probs":[0.03,0.97]}

@@ -189,7 +189,8 @@ static int first_line(insp_fw *a, const cJSON *ads, const cJSON *layers, const c
     a->N = N, a->L = L, a->two = attn != NULL;
     a->adapters = af_calloc(a->N, sizeof *a->adapters);
     int i = 0;
-    for (const cJSON *x = ads->child; x; x = x->next, i++) a->adapters[i] = af_strdup(x->valuestring);
+    for (const cJSON *x = ads->child; x; x = x->next, i++)
+        a->adapters[i] = af_strdup(x->valuestring);
     a->line = af_calloc((size_t)a->L * (a->two ? 2 : 1) * a->N, sizeof(double));
     group(a, NULL);
     return 0;

@@ -1,4 +1,4 @@
-/* jsonl.c: tokenized examples, one JSON object per line (DESIGN §3). */
+/* jsonl.c: tokenized examples, one JSON object per line (af-files(5)). */
 #include "jsonl.h"
 #include "jsonlex.h"
 

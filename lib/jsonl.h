@@ -1,4 +1,4 @@
-/* jsonl.h: tokenized examples on the pipes (DESIGN §3), read from a file or stdin, gzip or not.
+/* jsonl.h: tokenized examples on the pipes (af-files(5)), read from a file or stdin, gzip or not.
  *
  *   {"input_ids":[101,...,102], "token_type_ids":[...], "attention_mask":[...],
  *    "label":1, "task":"sst2", "id":"x17"}

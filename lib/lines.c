@@ -132,7 +132,8 @@ static int fill(af_lines *l, af_err *e) {
 
 static int append(af_lines *l, size_t *n, const char *p, size_t k, af_err *e) {
     if (l->max_line && *n + k > l->max_line)
-        return af_errf(e, "%s:%ld: the line is longer than %zu MiB, the most af reads in one line "
+        return af_errf(e,
+                       "%s:%ld: the line is longer than %zu MiB, the most af reads in one line "
                        "(a tokenized example of 512 tokens takes a few KiB)",
                        l->name, l->lineno + 1, l->max_line >> 20);
     if (*n + k + 1 > l->linecap) {
@@ -144,7 +145,9 @@ static int append(af_lines *l, size_t *n, const char *p, size_t k, af_err *e) {
     return 0;
 }
 
-void af_lines_max(af_lines *l, size_t bytes) { l->max_line = bytes; }
+void af_lines_max(af_lines *l, size_t bytes) {
+    l->max_line = bytes;
+}
 
 long af_lines_next(af_lines *l, char **line, af_err *e) {
     size_t n = 0;

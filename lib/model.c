@@ -97,7 +97,8 @@ int model_name_check(const char *what, const char *name, const char *where, af_e
     for (size_t i = 0; good && i < n; i++)
         good = isalnum((unsigned char)name[i]) || name[i] == '_' || name[i] == '-';
     if (good) return 0;
-    return af_errf(e, "%s%s%s name \"%.160s\": 1 to 128 letters, digits, '_' or '-' expected (not "
+    return af_errf(e,
+                   "%s%s%s name \"%.160s\": 1 to 128 letters, digits, '_' or '-' expected (not "
                    "starting with '-'; '.' and ',' separate the parts of tensor names)",
                    where ? where : "", where ? ": " : "", what, name);
 }
@@ -206,8 +207,8 @@ static int fusion_meta_check(const cJSON *cfg, const char *path, af_err *e) {
         }
     }
     const cJSON *gate = cJSON_GetObjectItemCaseSensitive(cfg, "gate");
-    if (gate && !(cJSON_IsString(gate) && (!strcmp(gate->valuestring, "sigmoid") ||
-                                          !strcmp(gate->valuestring, "softmax"))))
+    if (gate && !(cJSON_IsString(gate) &&
+                  (!strcmp(gate->valuestring, "sigmoid") || !strcmp(gate->valuestring, "softmax"))))
         return af_errf(e, "%s: config.gate: \"sigmoid\" or \"softmax\" expected", path);
     const cJSON *an = cJSON_GetObjectItemCaseSensitive(cfg, "temperature_anneal");
     if (an && !cJSON_IsBool(an))
@@ -231,7 +232,8 @@ static int adapter_meta(const st_file *f, model_adapter *a, int *arch, af_err *e
                *acts = json_str(c, "non_linearity");
     int r = json_int(c, "bottleneck", 0), rc = 0;
     if (!name) rc = af_errf(e, "%s: metadata 'name' missing", f->path);
-    else if (model_name_check("adapter", name, f->path, e)) rc = -1;
+    else if (model_name_check("adapter", name, f->path, e))
+        rc = -1;
     else if (!archs || site_arch_parse(archs) < 0)
         rc = af_errf(e, "%s: config.arch missing or unknown", f->path);
     else if (!acts || act_parse(acts) < 0)

@@ -65,7 +65,7 @@ void optim_add_param(optim *o, int g, const char *name, float *param, float *gra
 
 /* Hugging Face get_linear_schedule_with_warmup: the factor for optimizer step k (counted from 0)
  * of T with W warmup steps: k/W while k < W, then (T−k)/(T−W) clamped at 0 (with W = 0 this is
- * (T−k)/T, DESIGN §1). T <= 0 means no schedule: factor 1. */
+ * (T−k)/T, lib/README.md, "The model"). T <= 0 means no schedule: factor 1. */
 double optim_schedule_factor(long k, long T, long W);
 /* Sets the schedule optim_step follows. */
 void optim_schedule(optim *o, long total_steps, long warmup_steps);

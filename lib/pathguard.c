@@ -7,7 +7,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-void pathguard_init(pathguard *g) { memset(g, 0, sizeof *g); }
+void pathguard_init(pathguard *g) {
+    memset(g, 0, sizeof *g);
+}
 
 void pathguard_free(pathguard *g) {
     for (int i = 0; i < g->n; i++) free(g->v[i].path);
@@ -24,8 +26,12 @@ static void add(pathguard *g, const char *what, const char *path, int output) {
     g->v[g->n++] = (pathguard_entry){what, af_strdup(path), output};
 }
 
-void pathguard_input(pathguard *g, const char *what, const char *path) { add(g, what, path, 0); }
-void pathguard_output(pathguard *g, const char *what, const char *path) { add(g, what, path, 1); }
+void pathguard_input(pathguard *g, const char *what, const char *path) {
+    add(g, what, path, 0);
+}
+void pathguard_output(pathguard *g, const char *what, const char *path) {
+    add(g, what, path, 1);
+}
 
 void pathguard_input_dir(pathguard *g, const char *what, const char *dir) {
     DIR *d = dir ? opendir(dir) : NULL;

@@ -1,4 +1,4 @@
-/* progress.h: what training says on stderr, and the --log file (DESIGN §4).
+/* progress.h: what training says on stderr, and the --log file (af-train-adapter(1), af-files(5)).
  *
  * One progress line: epoch, step, percent of the run, examples/s, loss (mean over the epoch so
  * far), lr, ETA:

@@ -475,14 +475,18 @@ int st_check_finite(const st_tensor *t, af_err *e) {
     }
     if (bad < 0) return 0;
     float v;
-    if (t->dtype == ST_F32) memcpy(&v, p + 4 * bad, 4);
+    if (t->dtype == ST_F32)
+        memcpy(&v, p + 4 * bad, 4);
     else {
         uint16_t h;
         memcpy(&h, p + 2 * bad, 2);
         v = t->dtype == ST_F16 ? st_f16_to_f32(h) : st_bf16_to_f32(h);
     }
     return af_errf(e, "tensor '%s': value %lld of %lld is %s: weights must be finite", t->name,
-                   (long long)bad, (long long)t->numel, isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf");
+                   (long long)bad, (long long)t->numel,
+                   isnan(v) ? "NaN"
+                   : v > 0  ? "inf"
+                            : "-inf");
 }
 
 int st_to_f32(const st_tensor *t, float *dst, int64_t n, af_err *e) {

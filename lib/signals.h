@@ -1,4 +1,4 @@
-/* signals.h: Ctrl-C and SIGTERM during training (DESIGN §4).
+/* signals.h: Ctrl-C and SIGTERM during training (af-train-adapter(1), af-files(5)).
  *
  * The first SIGINT or SIGTERM only sets a flag; the training loop polls signals_pending() between
  * steps, writes a resumable checkpoint atomically and exits with signals_exit_status(). A second

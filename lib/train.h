@@ -1,9 +1,10 @@
 /* train.h: the training loop af-train-adapter and af-fuse share, and evaluation.
  *
- * Hugging Face Trainer semantics (DESIGN §1): AdamW, linear schedule with optional warmup, global
- * gradient-norm clipping, mean loss over the batch, evaluation every epoch (or every N steps),
- * early stopping on a dev metric; the best evaluation's weights are the ones written. With
- * dropout 0 and one batch per epoch a run is deterministic and equals the same steps in PyTorch. */
+ * Hugging Face Trainer semantics (lib/README.md, "The model"): AdamW, linear schedule with optional
+ * warmup, global gradient-norm clipping, mean loss over the batch, evaluation every epoch (or every
+ * N steps), early stopping on a dev metric; the best evaluation's weights are the ones written.
+ * With dropout 0 and one batch per epoch a run is deterministic and equals the same steps in
+ * PyTorch. */
 #ifndef AF_TRAIN_H
 #define AF_TRAIN_H
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """gen-train-fixtures.py: PyTorch references for three training steps (tests/fixtures/train/).
 
-af-train-adapter and af-fuse promise (DESIGN §1) that with dropout 0 and one batch per epoch a run
+af-train-adapter and af-fuse promise (lib/README.md, "The model") that with dropout 0 and one batch per epoch a run
 equals the same steps in PyTorch. This script takes those steps: from fixed initial weights and a
 fixed batch it runs, per case, 3 AdamW steps with the Hugging Face Trainer's machinery (linear
 schedule with optional warmup, clip_grad_norm_ at 1.0, decoupled weight decay not applied to
@@ -9,7 +9,7 @@ biases) and writes what tests/parity/train.c needs to repeat them through the li
 
   base/                  a tiny random BERT in Hugging Face layout (config.json, model.safetensors);
                          2 layers, hidden 16, 2 heads, vocab 64, 16 positions
-  adapters/*.safetensors af adapter files (metadata per DESIGN §2, the base's fingerprint) that
+  adapters/*.safetensors af adapter files (metadata per af-files(5), the base's fingerprint) that
                          the fusion cases load through model_load_adapters
   cls.jsonl reg.jsonl multi.jsonl   the batches (6 examples each)
   CASE.safetensors       __metadata__: the case (what to build, the training options);
@@ -28,7 +28,7 @@ adapter-transformers 3.2.1 line by line and are themselves checked against the C
 site wiring is AdapterLayer's (see lib/site.h). Everything runs in float64 from float32 initial
 weights, so the references are the exact answer and independent of torch's float32 kernels.
 
-The fusion regulariser 0.01·Σ‖I − Wv‖²_F is added to the loss before backward, as DESIGN §1
+The fusion regulariser 0.01·Σ‖I − Wv‖²_F is added to the loss before backward, as lib/README.md ("The model")
 states and af does. AdapterHub does it differently: its AdapterTrainerCallback.on_step_end calls
 get_fusion_regularization_loss().backward() after optimizer.step() and zero_grad(), so the
 regulariser's gradient joins the *next* step's gradient (clipped with it) and the last step's is

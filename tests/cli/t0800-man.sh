@@ -19,6 +19,19 @@ if command -v mandoc >/dev/null 2>&1; then
 else
     echo "# mandoc not installed: lint skipped"
 fi
+# What man(1) shows a reader: groff on an 80-column UTF-8 terminal must not have to overflow a
+# line (a name too long to break) or drop a glyph, and printed (groff's default device, where
+# the block glyphs once went missing) no glyph may be lost either.
+if command -v groff >/dev/null 2>&1; then
+    for page in "$AF_TOP"/man/*.[15]; do
+        test_expect_success "$(basename "$page") renders in groff without warnings" "
+            groff -mandoc -ww -z -Tutf8 -rLL=80n -rLT=80n '$page' >groff.out 2>&1 &&
+            groff -mandoc -Wall -wchar -z '$page' >>groff.out 2>&1 &&
+            cat groff.out && ! test -s groff.out"
+    done
+else
+    echo "# groff not installed: man rendering skipped"
+fi
 # Every long option a program accepts is documented in its man page.
 for prog in "$AF_TOP"/cmd/af-*.c; do
     name=$(basename "$prog" .c)

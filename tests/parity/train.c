@@ -1,5 +1,5 @@
 /* train.c: three training steps through the library against PyTorch (scripts/gen-train-fixtures.py,
- * tests/fixtures/train/): DESIGN §1's promise that with dropout 0 and one batch per epoch a run
+ * tests/fixtures/train/): the promise of lib/README.md ("The model") that with dropout 0 and one batch per epoch a run
  * equals the same steps in PyTorch.
  *
  * Per case the model is built the way af-train-adapter and af-fuse build it (model_new_adapter,

@@ -183,13 +183,17 @@ static void test_load_save(void) {
     /* the config's computation keys count, its dropout rates do not */
     bert_config c2 = m.cfg;
     c2.act = c2.act == AF_ACT_GELU ? AF_ACT_GELU_TANH : AF_ACT_GELU;
-    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && strcmp(fp1, fp2), "another hidden_act, another fingerprint");
+    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && strcmp(fp1, fp2),
+       "another hidden_act, another fingerprint");
     c2 = m.cfg, c2.heads = c2.heads == 1 ? 2 : 1;
-    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && strcmp(fp1, fp2), "other heads, another fingerprint");
+    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && strcmp(fp1, fp2),
+       "other heads, another fingerprint");
     c2 = m.cfg, c2.ln_eps *= 2;
-    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && strcmp(fp1, fp2), "another eps, another fingerprint");
+    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && strcmp(fp1, fp2),
+       "another eps, another fingerprint");
     c2 = m.cfg, c2.hidden_dropout = 0.3f, c2.attn_dropout = 0;
-    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && !strcmp(fp1, fp2), "dropout rates are not part of it");
+    ok(bert_fingerprint(d1, &c2, fp2, &e) == 0 && !strcmp(fp1, fp2),
+       "dropout rates are not part of it");
 
     /* extra tensors appended by the caller */
     st_writer x;

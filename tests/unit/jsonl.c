@@ -1,4 +1,4 @@
-/* jsonl.c: the DESIGN §3 schema, every error with its line number, gzip, CRLF, long lines. */
+/* jsonl.c: the schema of af-files(5), every error with its line number, gzip, CRLF, long lines. */
 #include "jsonl.h"
 #include "tap.h"
 
@@ -281,7 +281,8 @@ static void test_lines(void) {
     if (af_lines_open(&l, tmp("long.txt"), &e) == 0) {
         af_lines_max(l, 1 << 20);
         ok(af_lines_next(l, &s, &e) == 2, "a short line under the limit");
-        ok(af_lines_next(l, &s, &e) == -2 && strstr(e.msg, "long.txt:2: the line is longer than 1 MiB"),
+        ok(af_lines_next(l, &s, &e) == -2 &&
+               strstr(e.msg, "long.txt:2: the line is longer than 1 MiB"),
            "a line over the limit: %s", e.msg);
         af_lines_close(l);
     }
