@@ -1,13 +1,16 @@
 #!/bin/sh
 # bench.sh: what `make bench` prints: af against the PyTorch peer (../shared/peer), side by side.
 #
-#   scripts/bench.sh [--quick] [--model mini|base|all] [--mode infer,adapter,fusion]
+#   scripts/bench.sh [--quick] [--model mini|base|all] [--mode infer_adapter,infer_fusion,...]
 #                    [--repeat N] [--steps N] [--blas-core NAME|auto|env] [--no-torch] [--no-sst2]
 #                    [--no-tokenize] [--no-pretrain] [--encoder]
 #
 #   --quick      mini only, no SST-2 epoch, no tokenizer or pretraining figure (about a minute)
 #   --model      which sizes (default all: mini 32x64 and base 16x128)
-#   --mode       which modes, comma-separated (default infer,adapter,fusion)
+#   --mode       which modes, comma-separated, of infer (base and head), infer_adapter (one
+#                adapter), infer_fusion (attention fusion of 3), adapter, fusion (training)
+#                (default infer_adapter,infer_fusion,adapter,fusion)
+#   --no-ort     without the ONNX Runtime column of the inference rows
 #   --repeat N   measure every pair N times, af and PyTorch alternating; best of N each (default 1)
 #   --steps N    timed steps per measurement (default 10 on mini, 4 on base; 3 and 2 warm-up)
 #   --blas-core  OPENBLAS_CORETYPE for both sides. auto (the default): unset, OpenBLAS picks its
@@ -23,6 +26,9 @@
 # 2-thread sgemm rate of ../shared/peer/sgemm_peak.txt (measured here when that file is absent).
 # The machine is shared: only the ratios of one run mean much. Without Debian's python3-torch, or
 # without ../shared, the af columns are printed alone. Threads: 2 (BENCH_THREADS overrides).
+# ONNX Runtime (the inference peer a CPU user would pick) runs the peer's models exported to ONNX,
+# with npm's onnxruntime-node, when scripts/ort-setup.sh has installed them in build/ort (AF_ORT);
+# its kernels use AVX-512 where the CPU has it, whatever OPENBLAS_CORETYPE says.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${AF_BENCH:-$top/build/rel/tests/bench}
@@ -30,7 +36,8 @@ shared=${AF_SHARED:-$top/../shared}
 peer=$shared/peer
 threads=${BENCH_THREADS:-2}
 py=${BENCH_PYTHON:-/usr/bin/python3}
-models=all modes=infer,adapter,fusion repeat=1 steps= torch=1 sst2=1 tok=1 pre=1 encoder=0 core=auto
+models=all modes=infer_adapter,infer_fusion,adapter,fusion repeat=1 steps= torch=1 ort_on=1
+sst2=1 tok=1 pre=1 encoder=0 core=auto
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) models=mini sst2=0 tok=0 pre=0 ;;
@@ -40,6 +47,7 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift ;;
     --blas-core) core=$2; shift ;;
     --no-torch) torch=0 ;;
+    --no-ort) ort_on=0 ;;
     --no-sst2) sst2=0 ;;
     --no-tokenize) tok=0 ;;
     --no-pretrain) pre=0 ;;
@@ -84,6 +92,12 @@ if [ $torch = 1 ] && ! { [ -f "$peer/bench_torch.py" ] && "$py" -c 'import torch
     torch=0
 fi
 
+ort=${AF_ORT:-$top/build/ort}
+if [ $ort_on = 1 ] && ! { command -v node >/dev/null 2>&1 &&
+    [ -d "$ort/node_modules/onnxruntime-node" ] && [ -f "$peer/ort/bench_ort.js" ]; }; then
+    echo "(ONNX Runtime not installed: scripts/ort-setup.sh installs it in $ort; no ORT column)"
+    ort_on=0
+fi
 echo "# af bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $threads threads," \
     "sgemm peak $peak GFLOP/s ($peak_src)"
 echo "# OpenBLAS core ${here#* } (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}): 2048x768.768x3072" \
@@ -108,7 +122,14 @@ measure() {
     [ "$mode" = fuse-mb0 ] && bmode=fusion extra="--micro-batch 0"
     if [ "$model" = mini ]; then B=32 S=64 n=${steps:-10} w=3; else B=16 S=128 n=${steps:-4} w=2; fi
     out=$tmp/run.$$
-    if [ "$impl" = af ]; then
+    if [ "$impl" = ort ]; then
+        onnx=$ort/models/${model}_${mode#infer_}.onnx
+        [ -f "$onnx" ] || { echo "ORT: $onnx missing (scripts/ort-setup.sh)" >&2; return 0; }
+        NODE_PATH=$ort/node_modules node "$peer/ort/bench_ort.js" --onnx "$onnx" --batch $B \
+            --seq $S --threads "$threads" --steps "$n" --warmup $w >"$out" 2>"$out.err" || {
+            echo "ORT $model $mode failed: $(tail -1 "$out.err")" >&2; return 0; }
+        flatten "$out"
+    elif [ "$impl" = af ]; then
         # the random base, written once by a process of its own and read back as the tools do
         [ -d "$tmp/base-$model" ] || "$dir/bench-model" --model "$model" --make-base "$tmp/base-$model"
         "$dir/bench-rss" "$dir/bench-model" --model "$model" --mode "$bmode" --batch $B --seq $S \
@@ -131,13 +152,13 @@ measure() {
 
 target() { # model mode -> speed target
     case $1-$2 in
-    mini-infer) echo 2 ;; mini-adapter) echo 2.5 ;; mini-fusion) echo 3 ;;
-    base-infer) echo 1.2 ;; base-adapter) echo 1.3 ;; base-fusion) echo 1.6 ;;
+    mini-infer*) echo 2 ;; mini-adapter) echo 2.5 ;; mini-fusion) echo 3 ;;
+    base-infer*) echo 1.2 ;; base-adapter) echo 1.3 ;; base-fusion) echo 1.6 ;;
     esac
 }
 
 echo "## af vs PyTorch (ref_adapterfusion.py): examples/s, GFLOP/s by the peer's flops_per_step"
-printf '%-5s %-7s %-8s | %8s %7s %5s %8s | %8s %7s %5s %8s | %6s %5s %6s %s\n' \
+printf '%-5s %-7s %-13s | %8s %7s %5s %8s | %8s %7s %5s %8s | %6s %5s %6s %s\n' \
     model shape mode "af ex/s" GFLOP/s %pk "RSS MiB" "pt ex/s" GFLOP/s %pk "RSS MiB" \
     speed want "RSS" met
 for model in $models; do
@@ -149,6 +170,7 @@ for model in $models; do
         while [ $r -lt "$repeat" ]; do
             measure af "$model" "$mode"
             [ $torch = 1 ] && [ "$mode" != fuse-mb0 ] && measure torch "$model" "$mode"
+            case $mode in infer_*) [ $ort_on = 1 ] && measure ort "$model" "$mode" ;; esac
             r=$((r + 1))
         done
         tmode=$mode
@@ -166,12 +188,12 @@ for model in $models; do
                 -v ar="$ar" -v te="$te" -v tg="$tg" -v tp="$tp" -v tr="$tr_" -v w="$want" 'BEGIN {
                 sp = ae / te; rr = ar / tr
                 met = (sp >= w ? "speed" : "SPEED MISSED") "," (rr <= 0.25 ? "rss" : "RSS MISSED")
-                printf "%-5s %-7s %-8s | %8.1f %7.1f %5.1f %8.0f | %8.1f %7.1f %5.1f %8.0f | %5.2fx %4.1fx %5.2fx %s\n",
+                printf "%-5s %-7s %-13s | %8.1f %7.1f %5.1f %8.0f | %8.1f %7.1f %5.1f %8.0f | %5.2fx %4.1fx %5.2fx %s\n",
                     m, s, o, ae, ag, ap, ar, te, tg, tp, tr, sp, w, rr, met }'
         else
             awk -v m="$model" -v s="$shape" -v o="$mode" -v ae="$ae" -v ag="$ag" -v ap="$ap" \
                 -v ar="$ar" 'BEGIN {
-                printf "%-5s %-7s %-8s | %8.1f %7.1f %5.1f %8.0f | %8s %7s %5s %8s |\n",
+                printf "%-5s %-7s %-13s | %8.1f %7.1f %5.1f %8.0f | %8s %7s %5s %8s |\n",
                     m, s, o, ae, ag, ap, ar, "-", "-", "-", "-" }'
         fi
     done
@@ -179,6 +201,30 @@ done
 echo "(speed = af/PyTorch examples/s, target 'want'; RSS = af/PyTorch peak RSS, target <= 0.25x;" \
     "best of $repeat; af trains in passes within 512 MiB, as its tools do by default;" \
     "fuse-mb0: --micro-batch 0, whole batches in one pass)"
+
+if [ $ort_on = 1 ]; then
+    echo
+    echo "## inference: af vs ONNX Runtime (onnxruntime-node, graph optimisation all) and PyTorch"
+    printf '%-5s %-7s %-13s | %8s %8s | %8s %8s | %8s %8s | %6s %6s %s\n' model shape mode \
+        "af ex/s" "RSS MiB" "ort ex/s" "RSS MiB" "pt ex/s" "RSS MiB" af/ort RSS "(target 1.3x)"
+    for model in $models; do
+        for mode in $modes; do
+            case $mode in infer_*) ;; *) continue ;; esac
+            a=$tmp/af-$model-$mode o=$tmp/ort-$model-$mode t=$tmp/torch-$model-$mode
+            [ -f "$a" ] && [ -f "$o" ] || continue
+            if [ "$model" = mini ]; then shape=32x64; else shape=16x128; fi
+            te=- tr_=-
+            [ -f "$t" ] && te=$(val "$t" ex_per_s) tr_=$(val "$t" rss_mib)
+            awk -v m="$model" -v s="$shape" -v o="$mode" -v ae="$(val "$a" ex_per_s)" \
+                -v ar="$(val "$a" rss_mib)" -v oe="$(val "$o" ex_per_s)" \
+                -v or_="$(val "$o" peak_rss_mb)" -v te="$te" -v tr="$tr_" 'BEGIN {
+                sp = ae / oe
+                printf "%-5s %-7s %-13s | %8.1f %8.0f | %8.1f %8.0f | %8s %8s | %5.2fx %5.2fx %s\n",
+                    m, s, o, ae, ar, oe, or_, te, tr, sp, ar / or_, (sp >= 1.3 ? "met" : "MISSED") }'
+        done
+    done
+    echo "(best of $repeat, af, PyTorch and ONNX Runtime alternating; ORT picks its own kernels)"
+fi
 
 if [ $sst2 = 1 ]; then
     echo

@@ -1,7 +1,8 @@
 /* bench-model: af's side of the peer comparison (../shared/peer/bench_torch.py). One measurement
  * per run, so the caller can read its peak RSS from getrusage of the child (bench-rss):
  *
- *   bench-model --model mini|base --mode infer|adapter|fusion [--batch B] [--seq S]
+ *   bench-model --model mini|base --mode MODE [--batch B] [--seq S]
+ *               MODE: infer, infer_adapter, infer_fusion, adapter, fusion
  *               [--threads T] [--steps N] [--warmup N] [--peak GFLOPS] [--base DIR]
  *               [--micro-batch N|auto]   (training passes, as af-fuse --micro-batch: auto, the
  *                                         default, as the tools; 0: whole batches)
@@ -36,7 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { MODE_INFER, MODE_ADAPTER, MODE_FUSION };
+/* infer: the base and a head; infer_adapter: with one adapter; infer_fusion: attention fusion over
+ * three adapters (the peer's modes of the same names, and ONNX Runtime's adapter and fusion models) */
+enum { MODE_INFER, MODE_INFER_ADAPTER, MODE_INFER_FUSION, MODE_ADAPTER, MODE_FUSION };
 #define NADAPTERS 3
 #define REDUCTION 16
 
@@ -53,6 +56,8 @@ static double flops_per_step(const bert_config *c, int mode, double B, double S)
     double fu = 2 * H * H + 4 * N * H * H + 4 * N * H;
     double head = B * (2 * H * H + 2 * H * 2 + 2 * H * H);
     if (mode == MODE_INFER) return T * L * (base + attn) + head;
+    if (mode == MODE_INFER_ADAPTER) return T * L * (base + attn + ad) + head;
+    if (mode == MODE_INFER_FUSION) return T * L * (base + attn + N * ad + fu) + head;
     if (mode == MODE_ADAPTER)
         return T * L * (base + attn + ad) + head + T * (L - 1) * (base + 2 * attn) +
                T * L * 2 * ad + 2 * B * (2 * H * H + 4 * H);
@@ -150,7 +155,8 @@ int main(int argc, char **argv) {
         case 'M': make_base = optarg; break;
         case 'u': micro = !strcmp(optarg, "auto") ? TRAIN_PASS_AUTO : atoi(optarg); break;
         case 'h':
-            puts("usage: bench-model [--model mini|base] [--mode infer|adapter|fusion] [--batch B]\n"
+            puts("usage: bench-model [--model mini|base] [--mode infer|infer_adapter|infer_fusion|\n"
+                 "                   adapter|fusion] [--batch B]\n"
                  "                   [--seq S] [--threads T] [--steps N] [--warmup N] [--peak GF]\n"
                  "                   [--base DIR] [--micro-batch N|auto]\n"
                  "       bench-model [--model mini|base] --make-base DIR\n"
@@ -164,10 +170,11 @@ int main(int argc, char **argv) {
         printf("%.1f %s\n", measure_peak(), openblas_get_corename());
         return 0;
     }
-    int mode = !strcmp(mode_s, "infer")     ? MODE_INFER
-               : !strcmp(mode_s, "adapter") ? MODE_ADAPTER
-               : !strcmp(mode_s, "fusion")  ? MODE_FUSION
-                                            : -1;
+    static const char *const mode_names[] = {"infer", "infer_adapter", "infer_fusion", "adapter",
+                                             "fusion"};
+    int mode = -1;
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(mode_s, mode_names[i])) mode = i;
     int big = !strcmp(model, "base");
     if (mode < 0 || (!big && strcmp(model, "mini")) || B < 1 || S < 1 || S > 512 || steps < 1) {
         fprintf(stderr, "bench-model: bad arguments (see --help)\n");
@@ -198,10 +205,12 @@ int main(int argc, char **argv) {
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     char dir[512];
     snprintf(dir, sizeof dir, "%s/bench-model.XXXXXX", tmp);
-    if (mode == MODE_ADAPTER) {
+    int with_adapter = mode == MODE_ADAPTER || mode == MODE_INFER_ADAPTER;
+    int with_fusion = mode == MODE_FUSION || mode == MODE_INFER_FUSION;
+    if (with_adapter) {
         adapter_spec spec = {SITE_PFEIFFER, REDUCTION, 0, AF_ACT_RELU};
         if (model_new_adapter(&m, "a0", &spec, 3, &e)) die("adapter", &e);
-    } else if (mode == MODE_FUSION) {
+    } else if (with_fusion) {
         if (!mkdtemp(dir)) {
             perror(dir);
             return 1;
@@ -212,15 +221,15 @@ int main(int argc, char **argv) {
         if (model_new_fusion(&m, &fc, 0, 5, &e)) die("fusion", &e);
         m.temperature = 1;
     }
-    if (mode != MODE_FUSION || m.nheads == 0) {
+    if (!with_fusion || m.nheads == 0) {
         char *labels[] = {"0", "1"};
         if (model_add_head(&m, "h", 2, labels, 0, 9, &e)) die("head", &e);
     }
     m.train_adapters = mode == MODE_ADAPTER;
     m.train_fusion = mode == MODE_FUSION;
-    m.train_heads = mode != MODE_INFER;
+    int train = mode == MODE_ADAPTER || mode == MODE_FUSION;
+    m.train_heads = train;
     model_finalize(&m);
-    int train = mode != MODE_INFER;
     /* rows per pass as train_run picks them */
     int rows = micro > 0 && micro < B ? micro : B;
     if (train && micro == TRAIN_PASS_AUTO) rows = model_pass_rows(&m, B, S, TRAIN_PASS_BUDGET);
