@@ -169,6 +169,7 @@ int main(int argc, char **argv) {
     af_err e;
     bert base;
     af_set_threads(threads);
+    note_blas(quiet);
     if (bert_load(&base, base_dir, &e)) die_err(&e);
     af_model m;
     model_init(&m, &base);

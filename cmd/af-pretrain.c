@@ -265,6 +265,7 @@ int main(int argc, char **argv) {
     config c;
     parse(&c, argc, argv);
     af_set_threads(c.threads);
+    note_blas(c.quiet);
     af_err e;
     /* early, so a Ctrl-C while the corpus loads still ends in a checkpoint after one step */
     if (signals_install(&e)) die_err(&e);

@@ -1,6 +1,8 @@
 /* common.c: shared front-end helpers; see common.h. */
 #include "common.h"
 
+#include "blasnote.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -47,6 +49,12 @@ void warnx(const char *fmt, ...) {
     va_start(ap, fmt);
     vmsg(fmt, ap);
     va_end(ap);
+}
+
+void note_blas(int quiet) {
+    char buf[320];
+    const char *note = quiet ? NULL : blas_note(buf, sizeof buf);
+    if (note) warnx("%s", note);
 }
 
 long opt_long(const char *opt, const char *val, long min, long max) {

@@ -20,6 +20,9 @@ void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), nore
 void usage_try(void) __attribute__((noreturn));
 /* Prints "prog: message" on stderr (a warning; no exit). */
 void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Says on stderr, once, when OPENBLAS_CORETYPE holds OpenBLAS below what the CPU can do
+ * (blasnote.h); quiet: nothing. */
+void note_blas(int quiet);
 /* Option value parsers: exit 2 naming the option when the value is not valid. */
 long opt_long(const char *opt, const char *val, long min, long max);
 double opt_double(const char *opt, const char *val, double min, double max);

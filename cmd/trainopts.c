@@ -218,6 +218,7 @@ char *common_args_json(const common_opts *c, int argc, char **argv) {
 void common_load(common_opts *c, bert *base, jl_set *train, jl_set *dev) {
     af_err e;
     af_set_threads(c->threads);
+    note_blas(c->t.quiet);
     if (bert_load(base, c->base, &e)) die_err(&e);
     if (jl_read_all(train, c->input, base->cfg.vocab_size, &e)) die_err(&e);
     memset(dev, 0, sizeof *dev);

@@ -10,6 +10,8 @@ FIXTURES=$AF_TOP/tests/fixtures
 PATH=$AF_BIN:$PATH
 export PATH AF_TOP AF_BIN FIXTURES
 export NO_COLOR=1 OPENBLAS_NUM_THREADS=1
+# the programs say when OPENBLAS_CORETYPE holds OpenBLAS back: not on every test's stderr
+unset OPENBLAS_CORETYPE
 TEST_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/af-test.XXXXXX")
 trap 'rm -rf "$TEST_ROOT"' EXIT
 test_count=0

@@ -206,6 +206,18 @@ open(\"a.st\", \"wb\").write(struct.pack(\"<Q\", len(t)) + t + b[8 + n:])" &&
 	test_grep "a.st: adapter name \"a,b\"" err
 '
 
+test_expect_success 'OPENBLAS_CORETYPE holding back an AVX-512 CPU is said once, not with -q' '
+	OPENBLAS_CORETYPE=Haswell infer $BASE "$SRC/a.st" >out 2>err &&
+	if grep -q avx512f /proc/cpuinfo; then
+		test "$(grep -c "note: OPENBLAS_CORETYPE=Haswell has OpenBLAS run its Haswell kernels" err)" -eq 1
+	else
+		! grep -q "note:" err
+	fi &&
+	OPENBLAS_CORETYPE=Haswell af-infer -q --base $BASE --adapter "$SRC/a.st" "$SRC/a.jsonl" >out 2>err &&
+	! grep -q "note:" err &&
+	infer $BASE "$SRC/a.st" >out 2>err && ! grep -q "note:" err
+'
+
 test_expect_success 'a null label is no label: no "gold" in the output' '
 	printf "{\"input_ids\":[2,7,3],\"label\":null,\"id\":\"n\"}\n" >in.jsonl &&
 	af-infer --base $BASE --adapter "$SRC/a.st" in.jsonl >out &&
