@@ -1,9 +1,11 @@
 /* af-tokenize: text (JSONL, TSV, CSV) to tokenized JSONL (af-files(5)), exactly as Hugging Face's
  * BertTokenizer; or, with --build-vocab, a WordPiece vocabulary from raw text. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 #include "common.h"
@@ -269,9 +271,8 @@ static void load_options(config *c) {
         size_t len;
         af_err e;
         if (asprintf(&path, "%s/tokenizer_config.json", c->model) < 0) die("out of memory");
-        FILE *f = fopen(path, "rb");
-        if (f) {
-            fclose(f);
+        /* absent is fine (the defaults); anything else unreadable (a link loop, a FIFO) is not */
+        if (access(path, F_OK) == 0 || errno != ENOENT) {
             if (af_read_file(path, &data, &len, &e) < 0) die_err(&e);
             cJSON *cfg = cJSON_ParseWithLength(data, len);
             if (!cJSON_IsObject(cfg)) die("%s: not a JSON object", path);

@@ -115,7 +115,14 @@ test_expect_success 'a symbolic link loop is named as one' '
 	test_exit 1 af-infer --base $BASE --adapter loop </dev/null 2>err &&
 	test_grep "loop: Too many levels of symbolic links" err &&
 	test_exit 1 af-infer --base $BASE --adapter "$SRC/a.st" loop 2>err &&
-	test_grep "loop: Too many levels of symbolic links" err
+	test_grep "loop: Too many levels of symbolic links" err &&
+	mkdir m && printf "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhi\n" >m/vocab.txt &&
+	ln -s t2 m/tokenizer_config.json && ln -s tokenizer_config.json m/t2 &&
+	echo hi | test_exit 1 af-tokenize --model m 2>err &&
+	test_grep "m/tokenizer_config.json: Too many levels of symbolic links" err &&
+	rm m/tokenizer_config.json && mkfifo m/tokenizer_config.json &&
+	echo hi | test_exit 1 timeout 20 af-tokenize --model m 2>err &&
+	test_grep "tokenizer_config.json: not a regular file" err
 '
 
 # st_config FILE KEY JSON: sets (or with JSON "DELETE", removes) one key of the file's config
