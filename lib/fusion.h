@@ -76,8 +76,15 @@ typedef struct {
 /* "attention", "static", "multihead", "weighted", "gating" <-> fusion_method; -1 if unknown. */
 int fusion_method_parse(const char *name);
 const char *fusion_method_name(int method);
-/* Checks sizes (N >= 1, H >= 2 and even for gating, heads dividing H, 0 <= dropout < 1). */
+/* Checks sizes (N >= 1, H >= 2, heads dividing H, 0 <= dropout < 1). */
 int fusion_config_check(const fusion_config *cfg, af_err *e);
+/* The method's own options in a file's config JSON ("heads", "gate", "fixed_weights"), and back
+ * into cfg (its method set); absent keys give the defaults. */
+struct cJSON;
+void fusion_config_to_json(struct cJSON *j, const fusion_config *cfg);
+int fusion_config_from_json(fusion_config *cfg, const struct cJSON *j, af_err *e);
+/* 1 when the method reads the query input x (its backward then computes dx). */
+int fusion_uses_input(const fusion_config *cfg);
 
 /* One fusion layer's parameters (or their gradients: same struct, same layout). Pointers a method
  * does not use are NULL. */

@@ -443,10 +443,10 @@ int model_load_fusion(af_model *m, const char *path, af_err *e) {
         rc = af_errf(e, "%s: config.method missing or unknown", path);
         goto out;
     }
-    fc.heads = json_int(cfg, "heads", 1);
-    const char *gate = json_str(cfg, "gate");
-    fc.gate_softmax = gate && !strcmp(gate, "softmax");
-    fc.fixed = json_int(cfg, "fixed_weights", 0);
+    if (fusion_config_from_json(&fc, cfg, e)) {
+        rc = af_err_prefix(e, "%s", path);
+        goto out;
+    }
     const cJSON *temp = cJSON_GetObjectItemCaseSensitive(cfg, "temperature");
     m->temperature = cJSON_IsNumber(temp) ? (float)temp->valuedouble : 1.0f;
     fc.N = m->N, fc.H = m->H;
@@ -864,7 +864,7 @@ static double model_pass(af_model *m, const bert_batch *b, const int *head_of, c
     }
     if (!gold) loss = NAN;
     if (train && gold) {
-        if (last && m->fused && m->fgrad && m->fcfg.method == FUSION_ATTENTION) {
+        if (last && m->fused && m->fgrad) { /* a method's own loss term (attention's) */
             loss += model_fusion_reg(m);
             for (int p = 0; p < 2 * m->L; p++)
                 if (m->sites[p].N) fusion_reg_backward(&m->fg[p], &m->fw[p], 1.0f);
@@ -895,7 +895,7 @@ double model_run(af_model *m, const bert_batch *b, const int *head_of, const flo
 
 double model_fusion_reg(const af_model *m) {
     double r = 0;
-    if (!m->fused || m->fcfg.method != FUSION_ATTENTION) return 0;
+    if (!m->fused) return 0;
     for (int p = 0; p < 2 * m->L; p++)
         if (site_has(m, p % 2)) r += fusion_reg_forward(&m->fw[p]);
     return r;
@@ -941,11 +941,7 @@ void model_writer(af_model *m, st_writer *w, const char *format, int group_mask,
     cJSON_AddStringToObject(cfg, "arch", site_arch_name(m->arch));
     if (fusionf) {
         cJSON_AddStringToObject(cfg, "method", fusion_method_name(m->fcfg.method));
-        if (m->fcfg.method == FUSION_MULTIHEAD) cJSON_AddNumberToObject(cfg, "heads", m->fcfg.heads);
-        if (m->fcfg.method == FUSION_GATING)
-            cJSON_AddStringToObject(cfg, "gate", m->fcfg.gate_softmax ? "softmax" : "sigmoid");
-        if (m->fcfg.method == FUSION_WEIGHTED)
-            cJSON_AddNumberToObject(cfg, "fixed_weights", m->fcfg.fixed);
+        fusion_config_to_json(cfg, &m->fcfg); /* the method's own options */
         cJSON_AddBoolToObject(cfg, "temperature_anneal", m->anneal);
         cJSON_AddNumberToObject(cfg, "temperature", fusion_T(m));
         cJSON_AddNumberToObject(cfg, "dropout", m->fcfg.dropout);
