@@ -8,7 +8,6 @@
 
 #include "common.h"
 #include "infer.h"
-#include "pathguard.h"
 
 enum {
     O_BASE = 1000,
@@ -154,16 +153,13 @@ int main(int argc, char **argv) {
     io.metrics = metrics || mjson;
     {
         pathguard g;
-        af_err ge;
         pathguard_init(&g);
         pathguard_input_dir(&g, "--base", base_dir);
         for (int i = 0; i < nadapters; i++) pathguard_input(&g, "--adapter", adapters[i]);
         pathguard_input(&g, "--fusion", fusion);
         pathguard_input(&g, "the input", input);
         pathguard_output(&g, "--metrics-json", mjson);
-        int bad = pathguard_check(&g, &ge);
-        pathguard_free(&g);
-        if (bad) usage_error("%s", ge.msg);
+        pathguard_done(&g);
     }
 
     af_err e;

@@ -4,7 +4,6 @@
  * Each report is a function of one opened file (or, for --fusion-weights, of af-infer's
  * output); main() picks the report. */
 #include "common.h"
-#include "pathguard.h"
 #include "inspect.h"
 
 #include <cjson/cJSON.h>
@@ -450,13 +449,10 @@ int main(int argc, char **argv) {
     int nfiles = argc - optind;
     if (o.png) {
         pathguard g;
-        af_err ge;
         pathguard_init(&g);
         for (int i = optind; i < argc; i++) pathguard_input(&g, "the file", argv[i]);
         pathguard_output(&g, "--png", o.png);
-        int bad = pathguard_check(&g, &ge);
-        pathguard_free(&g);
-        if (bad) usage_error("%s", ge.msg);
+        pathguard_done(&g);
     }
     if (o.json + o.csv + (o.png != NULL) > 1) usage_error("--json, --csv and --png exclude each other");
     if (o.by_label && !o.fusion_weights) usage_error("--by-label is for --fusion-weights");

@@ -11,7 +11,6 @@
 
 #include "batch.h"
 #include "common.h"
-#include "pathguard.h"
 #include "mlm.h"
 #include "ops.h"
 #include "optim.h"
@@ -118,7 +117,6 @@ static void output_dir(pathguard *g, const char *what, const char *dir) {
 
 static void check_paths(const config *c) {
     pathguard g;
-    af_err e;
     pathguard_init(&g);
     pathguard_input(&g, "--base", c->base);
     pathguard_input_dir(&g, "--base", c->base);
@@ -130,10 +128,8 @@ static void check_paths(const config *c) {
     if (!c->ckpt && asprintf(&ck, "%s.ckpt", c->out) < 0) die("out of memory");
     output_dir(&g, "--checkpoint", c->ckpt ? c->ckpt : ck);
     pathguard_output(&g, "--log", c->log);
-    int bad = pathguard_check(&g, &e);
-    pathguard_free(&g);
     free(ck);
-    if (bad) usage_error("%s", e.msg);
+    pathguard_done(&g);
 }
 
 static void parse(config *c, int argc, char **argv) {

@@ -9,7 +9,6 @@
 #include <utf8proc.h>
 
 #include "common.h"
-#include "pathguard.h"
 #include "jsonl.h"
 #include "outbuf.h"
 #include "records.h"
@@ -142,15 +141,12 @@ static void check_keep(const config *c) {
 /* -o must not name what is read (the text, the vocabulary, the model directory's files). */
 static void check_paths(const config *c) {
     pathguard g;
-    af_err e;
     pathguard_init(&g);
     pathguard_input(&g, "the input", c->input);
     pathguard_input(&g, "--vocab", c->vocab);
     pathguard_input_dir(&g, "--model", c->model);
     pathguard_output(&g, "-o", c->output);
-    int bad = pathguard_check(&g, &e);
-    pathguard_free(&g);
-    if (bad) usage_error("%s", e.msg);
+    pathguard_done(&g);
 }
 
 static void parse_args(config *c, int argc, char **argv) {

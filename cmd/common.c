@@ -57,6 +57,13 @@ void note_blas(int quiet) {
     if (note) warnx("%s", note);
 }
 
+void pathguard_done(pathguard *g) {
+    af_err e;
+    int bad = pathguard_check(g, &e);
+    pathguard_free(g);
+    if (bad) usage_error("%s", e.msg);
+}
+
 long opt_long(const char *opt, const char *val, long min, long max) {
     char *end;
     errno = 0;

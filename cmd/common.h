@@ -4,6 +4,7 @@
 #define AF_CMD_COMMON_H
 
 #include "af.h"
+#include "pathguard.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -23,6 +24,8 @@ void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Says on stderr, once, when OPENBLAS_CORETYPE holds OpenBLAS below what the CPU can do
  * (blasnote.h); quiet: nothing. */
 void note_blas(int quiet);
+/* Exits 2 when an output of g is an input or another output (pathguard_check); frees g. */
+void pathguard_done(pathguard *g);
 /* Option value parsers: exit 2 naming the option when the value is not valid. */
 long opt_long(const char *opt, const char *val, long min, long max);
 double opt_double(const char *opt, const char *val, double min, double max);

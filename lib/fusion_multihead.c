@@ -49,8 +49,8 @@ static void mh_dropped(float *out, float *cm, const fusion_cache *c, const float
     }
 }
 
-static void multihead_forward(float *o, fusion_cache *c, const float *ups, const fusion *f, int M,
-                              float T, af_rng *rng) {
+static void forward(float *o, fusion_cache *c, const float *x, const float *ups, const fusion *f,
+                    int M, float T, af_rng *rng) {
     int H = f->cfg.H, N = f->cfg.N, nh = f->cfg.heads, d = H / nh;
     float scale = 1.0f / (sqrtf((float)d) * T), pdrop = f->cfg.dropout;
     float *Ad = c->scratch, *cm = Ad + N * N;
@@ -83,8 +83,8 @@ static void multihead_forward(float *o, fusion_cache *c, const float *ups, const
     linear_forward(o, c->mix, f->out_w, f->out_b, M, H, H);
 }
 
-static void multihead_backward(float *dups, fusion *g, fusion_cache *c, const float *dout,
-                               const float *ups, const fusion *f, int M) {
+static void backward(float *dx, float *dups, fusion *g, fusion_cache *c, const float *dout,
+                     const float *x, const float *ups, const fusion *f, int M) {
     int H = f->cfg.H, N = f->cfg.N, nh = f->cfg.heads, d = H / nh;
     float scale = 1.0f / (sqrtf((float)d) * c->T), pdrop = f->cfg.dropout;
     size_t n3 = (size_t)M * N * 3 * H;
@@ -121,16 +121,6 @@ static void multihead_backward(float *dups, fusion *g, fusion_cache *c, const fl
     }
     linear_backward(dups, g ? g->in_w : NULL, g ? g->in_b : NULL, dqkv, ups, f->in_w, M * N, H,
                     3 * H);
-}
-
-static void forward(float *o, fusion_cache *c, const float *x, const float *ups, const fusion *f,
-                    int M, float T, af_rng *rng) {
-    multihead_forward(o, c, ups, f, M, T, rng);
-}
-
-static void backward(float *dx, float *dups, fusion *g, fusion_cache *c, const float *dout,
-                     const float *x, const float *ups, const fusion *f, int M) {
-    multihead_backward(dups, g, c, dout, ups, f, M);
 }
 
 static void to_json(cJSON *j, const fusion_config *cfg) {

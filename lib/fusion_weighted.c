@@ -19,15 +19,16 @@ static void layout(fusion_layout *L, const fusion_config *cfg, int M) {
     L->c->scratch = fusion_take_scratch(L, cfg->N);
 }
 
-static void weighted_forward(float *o, fusion_cache *c, const float *ups, const fusion *f, int M) {
+static void forward(float *o, fusion_cache *c, const float *x, const float *ups, const fusion *f,
+                    int M, float T, af_rng *rng) {
     int N = f->cfg.N;
     softmax_forward(c->sw, f->weights, 1, N);
     for (int m = 0; m < M; m++) memcpy(c->p + (size_t)m * N, c->sw, N * sizeof(float));
     fusion_mix_forward(o, c->p, ups, M, N, f->cfg.H);
 }
 
-static void weighted_backward(float *dups, fusion *g, fusion_cache *c, const float *dout,
-                              const float *ups, const fusion *f, int M) {
+static void backward(float *dx, float *dups, fusion *g, fusion_cache *c, const float *dout,
+                     const float *x, const float *ups, const fusion *f, int M) {
     int N = f->cfg.N, H = f->cfg.H;
     float *dsw = c->scratch;
     memset(dsw, 0, N * sizeof(float));
@@ -38,16 +39,6 @@ static void weighted_backward(float *dups, fusion *g, fusion_cache *c, const flo
             if (dups) vec_axpy(dups + k * H, c->sw[i], dout + (size_t)m * H, H);
         }
     if (g && !f->cfg.fixed) softmax_backward(g->weights, dsw, c->sw, 1, N);
-}
-
-static void forward(float *o, fusion_cache *c, const float *x, const float *ups, const fusion *f,
-                    int M, float T, af_rng *rng) {
-    weighted_forward(o, c, ups, f, M);
-}
-
-static void backward(float *dx, float *dups, fusion *g, fusion_cache *c, const float *dout,
-                     const float *x, const float *ups, const fusion *f, int M) {
-    weighted_backward(dups, g, c, dout, ups, f, M);
 }
 
 static void to_json(cJSON *j, const fusion_config *cfg) {
