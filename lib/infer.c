@@ -180,15 +180,23 @@ typedef struct {
     infer_stats *st;
     const char *name; /* the input, for messages */
     int B, S, Lmax;
-    jl_example *ex; /* [B] */
-    char **raw;     /* [B] each line's text, for passing its keys through verbatim */
+    int W;          /* lines in a window: they are run in batches of similar lengths */
+    jl_example *ex; /* [W] */
+    char **raw;     /* [W] each line's text, for passing its keys through verbatim */
     size_t *rawlen, *rawcap;
-    int *head_of; /* [B] */
-    int *gold_ok; /* [B] the line has a gold label the head knows (with metrics) */
-    float *gold;  /* [B] */
-    float *out;   /* [B, Lmax] */
+    int *head_of; /* [W] */
+    int *gold_ok; /* [W] the line has a gold label the head knows (with metrics) */
+    float *gold;  /* [W] */
+    float *out;   /* [W, Lmax] */
+    int *order;   /* [W] the window's lines by length */
+    int *bhead;   /* [B] head_of of a batch's rows */
+    float *bout;  /* [B, Lmax] a batch's outputs */
+    size_t *at, *len; /* [W] each line's rendered text in mem */
+    FILE *mem;        /* the window's output lines, rendered out of order */
+    char *membuf;
+    size_t memsize;
     batch_tokens bt;
-    ob_writer w;
+    ob_writer w; /* into mem */
     int nsites;  /* fused sites */
     int *sitep;  /* [nsites] site p = 2l + s of each, in layer order */
     double *acc; /* [N] */
@@ -281,11 +289,11 @@ static void put_floats(ob_writer *w, const float *v, int n) {
 }
 
 /* A line's weights at one site: the mean over its real tokens, or each of them. */
-static void put_site_weights(run *R, int k, int p) {
+static void put_site_weights(run *R, int k, int row, int p) {
     const af_model *m = R->m;
     const float *W = model_fusion_weights(m, p);
     const jl_example *x = &R->ex[k];
-    int N = m->N, len = R->bt.lengths[k], S = R->bt.S, real = 0;
+    int N = m->N, len = R->bt.lengths[row], S = R->bt.S, real = 0;
     for (int t = 0; t < len; t++) real += x->attention_mask[t] != 0;
     if (R->o->fusion_weights == INFER_FW_TOKENS) {
         ob_char(&R->w, '[');
@@ -294,7 +302,7 @@ static void put_site_weights(run *R, int k, int p) {
             if (real && !x->attention_mask[t]) continue;
             if (!first) ob_char(&R->w, ',');
             first = 0;
-            put_floats(&R->w, W + ((size_t)k * S + t) * N, N);
+            put_floats(&R->w, W + ((size_t)row * S + t) * N, N);
         }
         ob_char(&R->w, ']');
         return;
@@ -303,13 +311,13 @@ static void put_site_weights(run *R, int k, int p) {
     for (int i = 0; i < N; i++) acc[i] = 0;
     for (int t = 0; t < len; t++) {
         if (real && !x->attention_mask[t]) continue; /* no real token at all: every token */
-        for (int i = 0; i < N; i++) acc[i] += W[((size_t)k * S + t) * N + i];
+        for (int i = 0; i < N; i++) acc[i] += W[((size_t)row * S + t) * N + i];
     }
     for (int i = 0; i < N; i++) R->mean[i] = (float)(acc[i] / (real ? real : len));
     put_floats(&R->w, R->mean, N);
 }
 
-static void put_fusion_weights(run *R, int k) {
+static void put_fusion_weights(run *R, int k, int row) {
     const af_model *m = R->m;
     ob_writer *w = &R->w;
     ob_str(w, ",\"fusion_weights\":{\"adapters\":[");
@@ -327,7 +335,7 @@ static void put_fusion_weights(run *R, int k) {
             ob_str(w,
                    any ? "," : (s == BERT_SITE_OUT ? ",\"layers\":[" : ",\"attention_layers\":["));
             any = 1;
-            put_site_weights(R, k, R->sitep[j]);
+            put_site_weights(R, k, row, R->sitep[j]);
         }
         if (any) ob_char(w, ']');
         if (s == BERT_SITE_ATTN) break;
@@ -335,7 +343,8 @@ static void put_fusion_weights(run *R, int k) {
     ob_char(w, '}');
 }
 
-static void put_line(run *R, int k) {
+/* Line k of the window, which ran as row `row` of the current batch. */
+static void put_line(run *R, int k, int row) {
     const af_model *m = R->m;
     const jl_example *x = &R->ex[k];
     const model_head *h = &m->heads[R->head_of[k]];
@@ -387,7 +396,7 @@ static void put_line(run *R, int k) {
         ob_str(w, ",\"probs\":");
         put_floats(w, o, h->L);
     }
-    if (R->o->fusion_weights && R->nsites) put_fusion_weights(R, k);
+    if (R->o->fusion_weights && R->nsites) put_fusion_weights(R, k, row);
     ob_str(w, "}\n");
 }
 
@@ -409,42 +418,90 @@ static void score(run *R, int k) {
     }
 }
 
-/* Runs and writes ex[0..n). */
-static int run_batch(run *R, int n, FILE *out, af_err *e) {
+/* Lines by length (shortest first, input order among equals): a batch of similar lengths pads
+ * little, and padding is computed like any token. */
+static int by_length(const void *x, const void *y, void *ctx) {
+    const jl_example *ex = ctx;
+    int i = *(const int *)x, j = *(const int *)y, li = ex[i].len, lj = ex[j].len;
+    return li != lj ? (li > lj) - (li < lj) : (i > j) - (i < j);
+}
+
+/* The outputs a line's head gives (1 for a regression): none may be NaN or infinite. */
+static const char *not_finite(const run *R, int k) {
+    const model_head *h = &R->m->heads[R->head_of[k]];
+    const float *o = R->out + (size_t)k * R->Lmax;
+    const char *what = NULL;
+    for (int i = 0; i < (h->regression ? 1 : h->L); i++)
+        if (!isfinite(o[i])) what = isnan(o[i]) ? "NaN" : what ? what : "infinite";
+    return what;
+}
+
+/* Runs ex[0..n) in batches of similar lengths and writes their lines in input order. Each line's
+ * result is independent of the others in its batch (padding is masked), so the order of running
+ * changes no output. A line whose output is not finite ends the window: the lines before it are
+ * written, then the error. */
+static int run_window(run *R, int n, FILE *out, af_err *e) {
     af_model *m = R->m;
-    batch_tokens_fill(&R->bt, R->ex, NULL, n, m->base->cfg.pad_id);
-    bert_batch bb = {R->bt.B, R->bt.S, R->bt.input_ids, R->bt.token_type_ids, R->bt.attention_mask};
-    if (bert_batch_check(m->base, &bb, e))
-        return af_err_prefix(e, "%s:%ld-%ld", R->name, R->ex[0].line, R->ex[n - 1].line);
-    model_run(m, &bb, R->head_of, NULL, 0, R->out, R->Lmax);
-    for (int k = 0; k < n; k++) {
-        const model_head *h = &m->heads[R->head_of[k]];
-        const float *o = R->out + (size_t)k * R->Lmax;
-        for (int i = 0; i < (h->regression ? 1 : h->L); i++)
-            if (!isfinite(o[i])) { /* never a label picked from NaNs: the lines before go out */
-                ob_flush(&R->w);
-                fflush(out);
-                return af_errf(e,
-                               "%s:%ld: the model's output is %s, not a number: no prediction "
-                               "(the input or the weights overflow float32)",
-                               R->name, R->ex[k].line, isnan(o[i]) ? "NaN" : "infinite");
+    for (int k = 0; k < n; k++) R->order[k] = k;
+    qsort_r(R->order, n, sizeof *R->order, by_length, R->ex);
+    if (fseeko(R->mem, 0, SEEK_SET)) return af_errf(e, "output buffer: %s", strerror(errno));
+    int bad = n; /* the first line (in input order) without a finite output */
+    for (int b0 = 0; b0 < n; b0 += R->B) {
+        int nb = n - b0 < R->B ? n - b0 : R->B;
+        const int *idx = R->order + b0;
+        batch_tokens_fill(&R->bt, R->ex, idx, nb, m->base->cfg.pad_id);
+        bert_batch bb = {R->bt.B, R->bt.S, R->bt.input_ids, R->bt.token_type_ids,
+                         R->bt.attention_mask};
+        if (bert_batch_check(m->base, &bb, e)) {
+            long lo = R->ex[idx[0]].line, hi = lo;
+            for (int r = 1; r < nb; r++) {
+                long l = R->ex[idx[r]].line;
+                lo = l < lo ? l : lo, hi = l > hi ? l : hi;
             }
-        put_line(R, k);
+            return af_err_prefix(e, "%s:%ld-%ld", R->name, lo, hi);
+        }
+        for (int r = 0; r < nb; r++) R->bhead[r] = R->head_of[idx[r]];
+        model_run(m, &bb, R->bhead, NULL, 0, R->bout, R->Lmax);
+        for (int r = 0; r < nb; r++) {
+            int k = idx[r];
+            float *o = R->out + (size_t)k * R->Lmax;
+            memcpy(o, R->bout + (size_t)r * R->Lmax, R->Lmax * sizeof *o);
+            if (not_finite(R, k)) { /* never a label picked from NaNs */
+                if (k < bad) bad = k;
+                continue;
+            }
+            /* rendered now: the fusion weights belong to this batch */
+            R->at[k] = (size_t)ftello(R->mem) + R->w.n;
+            put_line(R, k, r);
+            R->len[k] = (size_t)ftello(R->mem) + R->w.n - R->at[k];
+        }
+    }
+    if (ob_flush(&R->w) || fflush(R->mem))
+        return af_errf(e, "output buffer: %s", strerror(errno));
+    for (int k = 0; k < bad; k++) {
+        fwrite(R->membuf + R->at[k], 1, R->len[k], out);
         if (R->o->metrics) score(R, k);
     }
-    R->st->lines += n;
-    if (ob_flush(&R->w) || fflush(out))
+    R->st->lines += bad;
+    if (fflush(out) || ferror(out))
         return af_errf(e, "write error on the output: %s", strerror(errno));
+    if (bad < n)
+        return af_errf(e, "%s:%ld: the model's output is %s, not a number: no prediction (the "
+                       "input or the weights overflow float32)",
+                       R->name, R->ex[bad].line, not_finite(R, bad));
     return 0;
 }
 
 static void run_free(run *R) {
-    for (int k = 0; k < R->B; k++) {
+    for (int k = 0; k < R->W; k++) {
         jl_example_free(&R->ex[k]);
         free(R->raw[k]);
     }
     free(R->ex), free(R->raw), free(R->rawlen), free(R->rawcap);
     free(R->head_of), free(R->gold_ok), free(R->gold), free(R->out);
+    free(R->order), free(R->bhead), free(R->bout), free(R->at), free(R->len);
+    if (R->mem) fclose(R->mem);
+    free(R->membuf);
     free(R->sitep), free(R->acc), free(R->mean);
     batch_tokens_free(&R->bt);
     ob_free(&R->w);
@@ -481,20 +538,31 @@ int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out,
             metrics_init(&st->mt[h], m->heads[h].regression ? 0 : m->heads[h].L);
     }
     model_prepare(m, R.B, R.S, 0);
-    R.ex = af_calloc(R.B, sizeof *R.ex);
-    R.raw = af_calloc(R.B, sizeof *R.raw);
-    R.rawlen = af_calloc(R.B, sizeof *R.rawlen);
-    R.rawcap = af_calloc(R.B, sizeof *R.rawcap);
-    R.head_of = af_calloc(R.B, sizeof *R.head_of);
-    R.gold_ok = af_calloc(R.B, sizeof *R.gold_ok);
-    R.gold = af_calloc(R.B, sizeof *R.gold);
-    R.out = af_calloc((size_t)R.B * R.Lmax, sizeof *R.out);
+    R.W = R.B * INFER_WINDOW_BATCHES;
+    R.ex = af_calloc(R.W, sizeof *R.ex);
+    R.raw = af_calloc(R.W, sizeof *R.raw);
+    R.rawlen = af_calloc(R.W, sizeof *R.rawlen);
+    R.rawcap = af_calloc(R.W, sizeof *R.rawcap);
+    R.head_of = af_calloc(R.W, sizeof *R.head_of);
+    R.gold_ok = af_calloc(R.W, sizeof *R.gold_ok);
+    R.gold = af_calloc(R.W, sizeof *R.gold);
+    R.out = af_calloc((size_t)R.W * R.Lmax, sizeof *R.out);
+    R.order = af_calloc(R.W, sizeof *R.order);
+    R.bhead = af_calloc(R.B, sizeof *R.bhead);
+    R.bout = af_calloc((size_t)R.B * R.Lmax, sizeof *R.bout);
+    R.at = af_calloc(R.W, sizeof *R.at);
+    R.len = af_calloc(R.W, sizeof *R.len);
     batch_tokens_init(&R.bt, R.B, R.S);
-    ob_init(&R.w, out, 1 << 16);
+    if (!(R.mem = open_memstream(&R.membuf, &R.memsize))) {
+        run_free(&R);
+        af_lines_close(lines);
+        return af_errf(e, "output buffer: %s", strerror(errno));
+    }
+    ob_init(&R.w, R.mem, 1 << 16);
     int rc = 0, eof = 0;
     while (!eof && !rc) {
         int n = 0;
-        while (n < R.B) {
+        while (n < R.W) {
             /* a pipe that pauses gets its answers now, not when a whole batch has arrived */
             if (n > 0 && af_lines_would_block(lines)) break;
             char *line;
@@ -525,7 +593,7 @@ int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out,
         /* what was read before a bad line still goes out, so the error is the last thing */
         if (n) {
             af_err e2;
-            if (run_batch(&R, n, out, &e2)) *e = e2, rc = -1;
+            if (run_window(&R, n, out, &e2)) *e = e2, rc = -1;
         }
     }
     st->truncated += R.bt.truncated;

@@ -1,8 +1,8 @@
 /* infer.h: running a trained model over tokenized JSONL as a stream (af-infer).
  *
- * A batch worth of lines is read, run through the model and written out, one JSON line per input
- * line in input order, before the next batch is read: memory is bounded by the batch, and a
- * pipeline sees each batch's results as soon as they exist. An output line (af-files(5),
+ * A window of lines is read, run through the model in batches of similar lengths and written
+ * out, one JSON line per input line in input order, before the next window is read: memory is
+ * bounded by the window, and a pipeline sees each line's result as soon as its line can run. An output line (af-files(5),
  * af-files(5)) carries the input's own keys verbatim except the token arrays, with its "label"
  * renamed "gold", then the prediction:
  *     {"id":"x17", "gold":"positive", "label":"positive", "label_id":1, "probs":[0.03,0.97]}
@@ -42,6 +42,11 @@ typedef struct {
     int fusion_weights; /* infer_fw */
     int metrics;        /* score the lines that carry a gold "label" */
 } infer_opts;
+
+/* Lines read ahead and run together, in batches of similar lengths (so little padding is
+ * computed), before they are written in input order: this many batches, or fewer when the input
+ * pauses (a pipeline still gets each answer as soon as its line can run). */
+#define INFER_WINDOW_BATCHES 8
 
 /* What a run saw. Zero it, then infer_stream fills it; free with infer_stats_free. */
 typedef struct {

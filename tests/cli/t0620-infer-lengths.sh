@@ -1,0 +1,71 @@
+#!/bin/sh
+# af-infer runs a window of lines in batches of similar lengths and writes them in input order:
+# the answers are those of one line at a time (to float rounding: padding differs), in order,
+# with fusion weights too; a line without a finite output still comes after the lines before it.
+. "$(dirname "$0")/lib.sh"
+BASE=$FIXTURES/encoder/f32
+IN=$FIXTURES/infer
+AB="--base $BASE --adapter $IN/a.safetensors --adapter $IN/b.safetensors --fusion $IN/ab.safetensors"
+
+# N lines of lengths 3..40 in a shuffled order, ids 0..N-1
+gen() {
+	awk -v n="$1" 'BEGIN {
+		x = 7
+		for (i = 0; i < n; i++) {
+			x = (x * 16807) % 2147483647; len = 3 + x % 38; ids = "2"
+			for (k = 1; k < len - 1; k++) { x = (x * 16807) % 2147483647; ids = ids "," (4 + x % 60) }
+			printf "{\"id\":%d,\"input_ids\":[%s,3]}\n", i, ids
+		}
+	}'
+}
+
+# every number of two af-infer outputs within 1e-5, ids in the same order
+same_answers() {
+	python3 -c '
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert len(a) == len(b) > 0, (len(a), len(b))
+def nums(v):
+    if isinstance(v, list):
+        for x in v: yield from nums(x)
+    elif isinstance(v, (int, float)): yield v
+for x, y in zip(a, b):
+    assert x["id"] == y["id"] and x["label"] == y["label"], (x, y)
+    for key in ("probs", "fusion_weights"):
+        if key in x:
+            p, q = list(nums(x[key] if key == "probs" else x[key]["layers"])), \
+                   list(nums(y[key] if key == "probs" else y[key]["layers"]))
+            assert len(p) == len(q) and max(abs(s - t) for s, t in zip(p, q)) < 1e-5, (x, y)
+assert [x["id"] for x in a] == list(range(len(a)))' "$1" "$2"
+}
+
+test_expect_success 'mixed lengths: the answers of one line at a time, in input order' '
+	gen 300 >in.jsonl &&
+	af-infer $AB --fusion-weights in.jsonl >bucketed.jsonl &&
+	af-infer $AB --fusion-weights --batch-size 1 in.jsonl >single.jsonl &&
+	same_answers single.jsonl bucketed.jsonl
+'
+
+test_expect_success 'per-token fusion weights follow their lines too' '
+	gen 80 >in.jsonl &&
+	af-infer $AB --fusion-weights=tokens --batch-size 4 in.jsonl >bucketed.jsonl &&
+	af-infer $AB --fusion-weights=tokens --batch-size 1 in.jsonl >single.jsonl &&
+	python3 -c "
+import json, sys
+a = [json.loads(l) for l in open(\"single.jsonl\")]
+b = [json.loads(l) for l in open(\"bucketed.jsonl\")]
+for x, y in zip(a, b):
+    assert x[\"id\"] == y[\"id\"]
+    assert [len(t) for t in x[\"fusion_weights\"][\"layers\"]] == [len(t) for t in y[\"fusion_weights\"][\"layers\"]]
+"
+'
+
+test_expect_success 'a bad line after a window of long and short lines: the lines before it first' '
+	gen 50 >in.jsonl && echo "{\"input_ids\":[2,99999,3]}" >>in.jsonl && gen 5 >>in.jsonl &&
+	test_exit 1 af-infer $AB in.jsonl >out.jsonl 2>err &&
+	test "$(wc -l <out.jsonl)" -eq 50 &&
+	test_grep "in.jsonl:51: input_ids" err
+'
+
+test_done
