@@ -272,9 +272,9 @@ int main(int argc, char **argv) {
     if (c.base) {
         if (bert_load(&m, c.base, &e)) die_err(&e);
         if (!c.vocab) snprintf(vocab_buf, sizeof vocab_buf, "%s/vocab.txt", c.base), c.vocab = vocab_buf;
-        if (c.max_len > m.cfg.max_pos)
-            usage_error("--max-len %d exceeds the base's max_position_embeddings %d", c.max_len,
-                        m.cfg.max_pos);
+        if (c.max_len > bert_max_len(&m.cfg))
+            usage_error("--max-len %d exceeds the %d tokens the base takes", c.max_len,
+                        bert_max_len(&m.cfg));
     }
     tok_options topt;
     tok_options_default(&topt);

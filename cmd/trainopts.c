@@ -245,8 +245,11 @@ int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
     train_data tr, dv;
     const char *tname = strcmp(c->input, "-") ? c->input : "stdin", *limit = "--max-len";
     /* a base with fewer positions than --max-len (default 128) truncates there, as af-infer does */
-    if (c->t.max_len > m->base->cfg.max_pos)
-        c->t.max_len = m->base->cfg.max_pos, limit = "the base's max_position_embeddings";
+    if (c->t.max_len > bert_max_len(&m->base->cfg))
+        c->t.max_len = bert_max_len(&m->base->cfg),
+        limit = bert_max_len(&m->base->cfg) == m->base->cfg.max_pos
+                    ? "the base's max_position_embeddings"
+                    : "the base's positions";
     if (train_data_build(&tr, m, train, tname, c->t.max_len, 1, &e)) die_err(&e);
     if (c->dev && train_data_build(&dv, m, dev, c->dev, c->t.max_len, 1, &e)) die_err(&e);
     if (tr.truncated)

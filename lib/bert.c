@@ -1,5 +1,6 @@
-/* bert.c: the BERT encoder (Hugging Face BertModel, post-LN): config, loading, saving, forward and
- * backward with adapter-site hooks. See bert.h for the layer equations. */
+/* bert.c: the post-LN encoder of BertModel (and of the architectures that share its layer, see
+ * arch.h): config, loading, saving, forward and backward with adapter-site hooks. See bert.h for
+ * the layer equations. Every name in a file comes from the architecture's table. */
 #include "bert.h"
 #include "sha256.h"
 
@@ -19,24 +20,29 @@
 
 /* ---- config ------------------------------------------------------------------------------ */
 
-/* Hugging Face BertConfig defaults (bert-base-uncased). */
-static void config_defaults(bert_config *c) {
-    c->vocab_size = 30522;
-    c->hidden = 768;
-    c->layers = 12;
-    c->heads = 12;
-    c->ffn = 3072;
-    c->max_pos = 512;
-    c->type_vocab = 2;
-    c->pad_id = 0;
+/* The defaults of the architecture's Hugging Face config class. */
+static void config_defaults(bert_config *c, int arch) {
+    const arch_defaults *d = &arch_get(arch)->dflt;
+    memset(c, 0, sizeof *c);
+    c->arch = arch;
+    c->vocab_size = d->vocab_size;
+    c->hidden = d->hidden;
+    c->layers = d->layers;
+    c->heads = d->heads;
+    c->ffn = d->ffn;
+    c->max_pos = d->max_pos;
+    c->type_vocab = d->type_vocab;
+    c->pad_id = d->pad_id;
     c->act = AF_ACT_GELU;
-    c->ln_eps = 1e-12f;
-    c->hidden_dropout = 0.1f;
-    c->attn_dropout = 0.1f;
+    c->ln_eps = d->ln_eps;
+    c->hidden_dropout = d->hidden_dropout;
+    c->attn_dropout = d->attn_dropout;
+    c->head_dropout = d->head_dropout;
 }
 
 static int get_int(const cJSON *root, const char *key, int *dst, int min, const char *name,
                    af_err *e) {
+    if (!key) return 0; /* not in this architecture's config */
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
@@ -49,6 +55,7 @@ static int get_int(const cJSON *root, const char *key, int *dst, int min, const 
 }
 
 static int get_prob(const cJSON *root, const char *key, float *dst, const char *name, af_err *e) {
+    if (!key) return 0;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 1))
@@ -64,7 +71,6 @@ static const char *get_str(const cJSON *root, const char *key) {
 
 int bert_config_parse(bert_config *cfg, const char *json, const char *name, af_err *e) {
     bert_config c;
-    config_defaults(&c);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(json, &end, 0);
     if (!root) {
@@ -76,41 +82,47 @@ int bert_config_parse(bert_config *cfg, const char *json, const char *name, af_e
         af_errf(e, "%s: a JSON object expected", name);
         goto out;
     }
+    /* Old BERT checkpoints predate model_type. */
     const char *mt = get_str(root, "model_type");
-    if (mt && strcmp(mt, "bert")) {
-        af_errf(e, "%s: \"model_type\": \"bert\" expected, \"%s\" found", name, mt);
+    int arch = mt ? arch_find(mt) : ARCH_BERT;
+    if (arch < 0) {
+        af_errf(e, "%s: \"model_type\": one of %s expected, \"%s\" found", name, arch_list(), mt);
         goto out;
     }
+    config_defaults(&c, arch);
+    const char *const *key = arch_get(arch)->key;
     const char *pt = get_str(root, "position_embedding_type");
     if (pt && strcmp(pt, "absolute")) {
         af_errf(e, "%s: \"position_embedding_type\": \"absolute\" expected, \"%s\" found", name,
                 pt);
         goto out;
     }
-    if (get_int(root, "vocab_size", &c.vocab_size, 1, name, e) ||
-        get_int(root, "hidden_size", &c.hidden, 1, name, e) ||
-        get_int(root, "num_hidden_layers", &c.layers, 1, name, e) ||
-        get_int(root, "num_attention_heads", &c.heads, 1, name, e) ||
-        get_int(root, "intermediate_size", &c.ffn, 1, name, e) ||
-        get_int(root, "max_position_embeddings", &c.max_pos, 1, name, e) ||
-        get_int(root, "type_vocab_size", &c.type_vocab, 1, name, e) ||
-        get_int(root, "pad_token_id", &c.pad_id, 0, name, e) ||
-        get_prob(root, "hidden_dropout_prob", &c.hidden_dropout, name, e) ||
-        get_prob(root, "attention_probs_dropout_prob", &c.attn_dropout, name, e))
+    if (get_int(root, key[AK_VOCAB], &c.vocab_size, 1, name, e) ||
+        get_int(root, key[AK_HIDDEN], &c.hidden, 1, name, e) ||
+        get_int(root, key[AK_LAYERS], &c.layers, 1, name, e) ||
+        get_int(root, key[AK_HEADS], &c.heads, 1, name, e) ||
+        get_int(root, key[AK_FFN], &c.ffn, 1, name, e) ||
+        get_int(root, key[AK_MAX_POS], &c.max_pos, 1, name, e) ||
+        get_int(root, key[AK_TYPE_VOCAB], &c.type_vocab, 1, name, e) ||
+        get_int(root, key[AK_PAD], &c.pad_id, 0, name, e) ||
+        get_prob(root, key[AK_DROPOUT], &c.hidden_dropout, name, e) ||
+        get_prob(root, key[AK_ATTN_DROPOUT], &c.attn_dropout, name, e) ||
+        get_prob(root, key[AK_HEAD_DROPOUT], &c.head_dropout, name, e))
         goto out;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (key[AK_SINUSOIDAL]) c.sinusoidal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, key[AK_SINUSOIDAL]));
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key[AK_ACT]);
     if (v && !cJSON_IsNull(v)) {
         int act = cJSON_IsString(v) ? act_parse(v->valuestring) : -1;
         if (act < 0) {
             af_errf(e,
-                    "%s: \"hidden_act\": one of gelu, gelu_new, gelu_pytorch_tanh, relu, silu "
+                    "%s: \"%s\": one of gelu, gelu_new, gelu_pytorch_tanh, relu, silu "
                     "expected, %s found",
-                    name, cJSON_IsString(v) ? v->valuestring : "a non-string");
+                    name, key[AK_ACT], cJSON_IsString(v) ? v->valuestring : "a non-string");
             goto out;
         }
         c.act = act;
     }
-    v = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    v = key[AK_EPS] ? cJSON_GetObjectItemCaseSensitive(root, key[AK_EPS]) : NULL;
     if (v && !cJSON_IsNull(v)) {
         if (!cJSON_IsNumber(v) || !(v->valuedouble > 0 && v->valuedouble < 1)) {
             af_errf(e, "%s: \"layer_norm_eps\": a number in (0, 1) expected", name);
@@ -119,8 +131,13 @@ int bert_config_parse(bert_config *cfg, const char *json, const char *name, af_e
         c.ln_eps = (float)v->valuedouble;
     }
     if (c.hidden % c.heads) {
-        af_errf(e, "%s: \"hidden_size\" %d is not a multiple of \"num_attention_heads\" %d", name,
-                c.hidden, c.heads);
+        af_errf(e, "%s: \"%s\" %d is not a multiple of \"%s\" %d", name, key[AK_HIDDEN],
+                c.hidden, key[AK_HEADS], c.heads);
+        goto out;
+    }
+    if (bert_max_len(&c) < 1) {
+        af_errf(e, "%s: \"%s\" %d leaves no position after \"pad_token_id\" %d", name,
+                key[AK_MAX_POS], c.max_pos, c.pad_id);
         goto out;
     }
     if (c.pad_id >= c.vocab_size) {
@@ -144,25 +161,34 @@ static double short_float(float f) {
     return strtod(buf, NULL);
 }
 
+static void add_num(cJSON *o, const char *key, double v) {
+    if (key && !cJSON_GetObjectItemCaseSensitive(o, key)) cJSON_AddNumberToObject(o, key, v);
+}
+
+/* The keys of the architecture's config class (arch.h); a key it lacks is left out. */
 static char *config_json(const bert_config *c) {
+    const af_arch *a = arch_get(c->arch);
+    const char *const *k = a->key;
     cJSON *o = cJSON_CreateObject();
-    const char *arch[] = {"BertModel"};
-    cJSON_AddItemToObject(o, "architectures", cJSON_CreateStringArray(arch, 1));
-    cJSON_AddStringToObject(o, "model_type", "bert");
-    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
-    cJSON_AddNumberToObject(o, "hidden_size", c->hidden);
-    cJSON_AddNumberToObject(o, "num_hidden_layers", c->layers);
-    cJSON_AddNumberToObject(o, "num_attention_heads", c->heads);
-    cJSON_AddNumberToObject(o, "intermediate_size", c->ffn);
-    cJSON_AddStringToObject(o, "hidden_act", act_name(c->act));
-    cJSON_AddNumberToObject(o, "hidden_dropout_prob", short_float(c->hidden_dropout));
-    cJSON_AddNumberToObject(o, "attention_probs_dropout_prob", short_float(c->attn_dropout));
-    cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_pos);
-    cJSON_AddNumberToObject(o, "type_vocab_size", c->type_vocab);
+    const char *cls[] = {a->class_name};
+    cJSON_AddItemToObject(o, "architectures", cJSON_CreateStringArray(cls, 1));
+    cJSON_AddStringToObject(o, "model_type", a->model_type);
+    add_num(o, k[AK_VOCAB], c->vocab_size);
+    add_num(o, k[AK_HIDDEN], c->hidden);
+    add_num(o, k[AK_LAYERS], c->layers);
+    add_num(o, k[AK_HEADS], c->heads);
+    add_num(o, k[AK_FFN], c->ffn);
+    cJSON_AddStringToObject(o, k[AK_ACT], act_name(c->act));
+    add_num(o, k[AK_DROPOUT], short_float(c->hidden_dropout));
+    add_num(o, k[AK_ATTN_DROPOUT], short_float(c->attn_dropout));
+    add_num(o, k[AK_HEAD_DROPOUT], short_float(c->head_dropout));
+    add_num(o, k[AK_MAX_POS], c->max_pos);
+    add_num(o, k[AK_TYPE_VOCAB], c->type_vocab);
     cJSON_AddNumberToObject(o, "initializer_range", 0.02);
-    cJSON_AddNumberToObject(o, "layer_norm_eps", short_float(c->ln_eps));
-    cJSON_AddNumberToObject(o, "pad_token_id", c->pad_id);
-    cJSON_AddStringToObject(o, "position_embedding_type", "absolute");
+    add_num(o, k[AK_EPS], short_float(c->ln_eps));
+    add_num(o, k[AK_PAD], c->pad_id);
+    if (k[AK_SINUSOIDAL]) cJSON_AddBoolToObject(o, k[AK_SINUSOIDAL], c->sinusoidal);
+    if (k[AK_EPS]) cJSON_AddStringToObject(o, "position_embedding_type", "absolute");
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     return s;
@@ -210,7 +236,7 @@ static void carve_weights(bert_weights *w, float *mem, const bert_config *c) {
 #undef TAKE
 }
 
-/* One tensor of the HF layout: its name without "bert.", where it lives, and its shape. */
+/* One tensor of the HF layout: its name without the model prefix, where it lives, its shape. */
 enum { K_WEIGHT, K_BIAS, K_LN_W, K_LN_B };
 typedef struct {
     char name[96];
@@ -220,59 +246,48 @@ typedef struct {
     int kind;
 } spec;
 
-#define SPECS_PER_LAYER 16
 static int nspecs(const bert_config *c) {
-    return 5 + SPECS_PER_LAYER * c->layers;
+    return AT_FIRST_LAYER + (AT_COUNT - AT_FIRST_LAYER) * c->layers;
 }
 
-static void add_spec(spec *s, int *n, int kind, float *dst, int64_t d0, int64_t d1, const char *fmt,
-                     ...) __attribute__((format(printf, 7, 8)));
-static void add_spec(spec *s, int *n, int kind, float *dst, int64_t d0, int64_t d1, const char *fmt,
-                     ...) {
-    spec *t = &s[(*n)++];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(t->name, sizeof t->name, fmt, ap);
-    va_end(ap);
-    t->dst = dst;
-    t->kind = kind;
-    t->ndim = d1 ? 2 : 1;
-    t->shape[0] = d0;
-    t->shape[1] = d1;
+/* Tensor t of layer l (of the embeddings: l = 0), named by the architecture's table; a tensor the
+ * architecture has not (DistilBERT's token types) is no spec. */
+static void add_spec(spec *s, int *n, const bert_config *c, int t, int l, int kind, float *dst,
+                     int64_t d0, int64_t d1) {
+    if (arch_tensor_name(s[*n].name, sizeof s[*n].name, arch_get(c->arch), t, l, 0)) return;
+    spec *x = &s[(*n)++];
+    x->dst = dst;
+    x->kind = kind;
+    x->ndim = d1 ? 2 : 1;
+    x->shape[0] = d0;
+    x->shape[1] = d1;
 }
 
-/* The tensors of BertModel in state_dict order; q, k, v are slices of the stacked qkv_w. */
+/* The encoder's tensors in state_dict order; q, k, v are slices of the stacked qkv_w. */
 static int list_specs(spec *s, const bert_weights *w, const bert_config *c) {
     int64_t H = c->hidden, F = c->ffn;
     int n = 0;
-    add_spec(s, &n, K_WEIGHT, w->word_emb, c->vocab_size, H, "embeddings.word_embeddings.weight");
-    add_spec(s, &n, K_WEIGHT, w->pos_emb, c->max_pos, H, "embeddings.position_embeddings.weight");
-    add_spec(s, &n, K_WEIGHT, w->type_emb, c->type_vocab, H,
-             "embeddings.token_type_embeddings.weight");
-    add_spec(s, &n, K_LN_W, w->emb_ln_w, H, 0, "embeddings.LayerNorm.weight");
-    add_spec(s, &n, K_LN_B, w->emb_ln_b, H, 0, "embeddings.LayerNorm.bias");
-    static const char *qkv[3] = {"query", "key", "value"};
+    add_spec(s, &n, c, AT_WORD, 0, K_WEIGHT, w->word_emb, c->vocab_size, H);
+    add_spec(s, &n, c, AT_POS, 0, K_WEIGHT, w->pos_emb, c->max_pos, H);
+    if (c->type_vocab) add_spec(s, &n, c, AT_TYPE, 0, K_WEIGHT, w->type_emb, c->type_vocab, H);
+    add_spec(s, &n, c, AT_EMB_LN_W, 0, K_LN_W, w->emb_ln_w, H, 0);
+    add_spec(s, &n, c, AT_EMB_LN_B, 0, K_LN_B, w->emb_ln_b, H, 0);
     for (int l = 0; l < c->layers; l++) {
         const bert_layer *L = &w->layer[l];
         for (int i = 0; i < 3; i++) {
-            add_spec(s, &n, K_WEIGHT, L->qkv_w + i * H * H, H, H,
-                     "encoder.layer.%d.attention.self.%s.weight", l, qkv[i]);
-            add_spec(s, &n, K_BIAS, L->qkv_b + i * H, H, 0,
-                     "encoder.layer.%d.attention.self.%s.bias", l, qkv[i]);
+            add_spec(s, &n, c, AT_Q_W + 2 * i, l, K_WEIGHT, L->qkv_w + i * H * H, H, H);
+            add_spec(s, &n, c, AT_Q_B + 2 * i, l, K_BIAS, L->qkv_b + i * H, H, 0);
         }
-        add_spec(s, &n, K_WEIGHT, L->ao_w, H, H, "encoder.layer.%d.attention.output.dense.weight",
-                 l);
-        add_spec(s, &n, K_BIAS, L->ao_b, H, 0, "encoder.layer.%d.attention.output.dense.bias", l);
-        add_spec(s, &n, K_LN_W, L->ln1_w, H, 0,
-                 "encoder.layer.%d.attention.output.LayerNorm.weight", l);
-        add_spec(s, &n, K_LN_B, L->ln1_b, H, 0, "encoder.layer.%d.attention.output.LayerNorm.bias",
-                 l);
-        add_spec(s, &n, K_WEIGHT, L->ff1_w, F, H, "encoder.layer.%d.intermediate.dense.weight", l);
-        add_spec(s, &n, K_BIAS, L->ff1_b, F, 0, "encoder.layer.%d.intermediate.dense.bias", l);
-        add_spec(s, &n, K_WEIGHT, L->ff2_w, H, F, "encoder.layer.%d.output.dense.weight", l);
-        add_spec(s, &n, K_BIAS, L->ff2_b, H, 0, "encoder.layer.%d.output.dense.bias", l);
-        add_spec(s, &n, K_LN_W, L->ln2_w, H, 0, "encoder.layer.%d.output.LayerNorm.weight", l);
-        add_spec(s, &n, K_LN_B, L->ln2_b, H, 0, "encoder.layer.%d.output.LayerNorm.bias", l);
+        add_spec(s, &n, c, AT_AO_W, l, K_WEIGHT, L->ao_w, H, H);
+        add_spec(s, &n, c, AT_AO_B, l, K_BIAS, L->ao_b, H, 0);
+        add_spec(s, &n, c, AT_LN1_W, l, K_LN_W, L->ln1_w, H, 0);
+        add_spec(s, &n, c, AT_LN1_B, l, K_LN_B, L->ln1_b, H, 0);
+        add_spec(s, &n, c, AT_FF1_W, l, K_WEIGHT, L->ff1_w, F, H);
+        add_spec(s, &n, c, AT_FF1_B, l, K_BIAS, L->ff1_b, F, 0);
+        add_spec(s, &n, c, AT_FF2_W, l, K_WEIGHT, L->ff2_w, H, F);
+        add_spec(s, &n, c, AT_FF2_B, l, K_BIAS, L->ff2_b, H, 0);
+        add_spec(s, &n, c, AT_LN2_W, l, K_LN_W, L->ln2_w, H, 0);
+        add_spec(s, &n, c, AT_LN2_B, l, K_LN_B, L->ln2_b, H, 0);
     }
     return n;
 }
@@ -298,9 +313,8 @@ void bert_init_random(bert *m, const bert_config *cfg, uint64_t seed) {
     alloc_weights(m, cfg);
     af_rng rng;
     af_rng_seed(&rng, seed);
-    int n = nspecs(cfg);
-    spec *s = af_malloc(n * sizeof *s);
-    list_specs(s, &m->w, cfg);
+    spec *s = af_malloc(nspecs(cfg) * sizeof *s);
+    int n = list_specs(s, &m->w, cfg);
     for (int i = 0; i < n; i++) {
         size_t k = (size_t)s[i].shape[0] * (s[i].ndim == 2 ? (size_t)s[i].shape[1] : 1);
         for (size_t j = 0; j < k; j++)
@@ -309,8 +323,20 @@ void bert_init_random(bert *m, const bert_config *cfg, uint64_t seed) {
                                                 : 0.0f;
     }
     free(s);
-    /* HF _init_weights zeroes the padding_idx row of the word embeddings. */
-    memset(m->w.word_emb + (size_t)cfg->pad_id * cfg->hidden, 0, cfg->hidden * sizeof(float));
+    /* HF _init_weights zeroes the padding_idx row of the word embeddings, and RoBERTa's position
+     * embeddings have one too (pads sit at position pad_token_id). */
+    size_t H = cfg->hidden;
+    memset(m->w.word_emb + (size_t)cfg->pad_id * H, 0, H * sizeof(float));
+    if (arch_get(cfg->arch)->pos == ARCH_POS_FROM_PAD)
+        memset(m->w.pos_emb + (size_t)cfg->pad_id * H, 0, H * sizeof(float));
+    /* DistilBERT's create_sinusoidal_embeddings: sin on even columns, cos on odd, of
+     * pos / 10000^(2·(j/2)/H) */
+    if (cfg->sinusoidal)
+        for (int p = 0; p < cfg->max_pos; p++)
+            for (size_t j = 0; j < H; j++) {
+                double a = p / pow(10000.0, 2.0 * (double)(j / 2) / (double)H);
+                m->w.pos_emb[p * H + j] = (float)(j % 2 ? cos(a) : sin(a));
+            }
     /* No file backs this model: the fingerprint names its recipe until it is saved and loaded. */
     char *js = config_json(cfg);
     size_t len = strlen(js) + 64;
@@ -338,7 +364,7 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
 }
 
 /* LayerNorm parameters were called gamma/beta in the original TF-converted checkpoints. */
-static const st_tensor *find_spec(const st_file *f, const spec *s) {
+static const st_tensor *find_spec(const st_file *f, const spec *s, const af_arch *a) {
     char alt[112], name[112];
     snprintf(alt, sizeof alt, "%s", s->name);
     if (s->kind == K_LN_W || s->kind == K_LN_B) {
@@ -347,7 +373,7 @@ static const st_tensor *find_spec(const st_file *f, const spec *s) {
     }
     const char *cand[2] = {s->name, alt};
     for (int i = 0; i < 2; i++) {
-        snprintf(name, sizeof name, "bert.%s", cand[i]);
+        snprintf(name, sizeof name, "%s.%s", a->prefix, cand[i]);
         const st_tensor *t = st_find(f, name);
         if (!t) t = st_find(f, cand[i]);
         if (t) return t;
@@ -355,13 +381,16 @@ static const st_tensor *find_spec(const st_file *f, const spec *s) {
     return NULL;
 }
 
-/* Tensors that belong to BertModel's encoder must all be consumed; everything else (pooler, MLM
- * and NSP heads, task heads, the position_ids buffer) is someone else's business. */
-static int encoder_tensor(const char *name) {
-    if (!strncmp(name, "bert.", 5)) name += 5;
-    if (!strcmp(name, "embeddings.position_ids") || !strcmp(name, "embeddings.token_type_ids"))
-        return 0;
-    return !strncmp(name, "embeddings.", 11) || !strncmp(name, "encoder.", 8);
+/* Tensors that belong to the encoder must all be consumed; everything else (pooler, MLM and NSP
+ * heads, task heads, the position_ids buffer) is someone else's business. */
+static int encoder_tensor(const char *name, const af_arch *a) {
+    size_t k = strlen(a->prefix);
+    if (!strncmp(name, a->prefix, k) && name[k] == '.') name += k + 1;
+    for (int i = 0; i < 2; i++)
+        if (a->buffers[i] && !strcmp(name, a->buffers[i])) return 0;
+    for (int i = 0; i < 2; i++)
+        if (!strncmp(name, a->body[i], strlen(a->body[i]))) return 1;
+    return 0;
 }
 
 /* The file's pages of a tensor already converted: out of this process's memory now, so that the
@@ -374,17 +403,19 @@ static void drop_pages(const void *data, size_t n) {
 }
 
 static int load_tensors(bert *m, const st_file *f, const char *path, int emb_mapped, af_err *e) {
-    int n = nspecs(&m->cfg), rc = -1;
-    spec *s = af_malloc(n * sizeof *s);
-    list_specs(s, &m->w, &m->cfg);
+    const af_arch *a = arch_get(m->cfg.arch);
+    int rc = -1;
+    spec *s = af_malloc(nspecs(&m->cfg) * sizeof *s);
+    int n = list_specs(s, &m->w, &m->cfg);
     char *used = af_calloc(f->ntensors, 1);
     for (int i = 0; i < n; i++) {
-        const st_tensor *t = find_spec(f, &s[i]);
+        const st_tensor *t = find_spec(f, &s[i], a);
         char want[64], got[64];
         shape_str(want, sizeof want, s[i].ndim, s[i].shape);
         if (!t) {
-            af_errf(e, "%s: tensor bert.%s missing (with or without \"bert.\"), shape %s expected",
-                    path, s[i].name, want);
+            af_errf(e, "%s: tensor %s.%s missing (with or without \"%s.\"), shape %s expected "
+                    "(config.json says %s)",
+                    path, a->prefix, s[i].name, a->prefix, want, a->model_type);
             goto out;
         }
         used[t - f->tensors] = 1;
@@ -411,9 +442,9 @@ static int load_tensors(bert *m, const st_file *f, const char *path, int emb_map
         drop_pages(t->data, t->nbytes);
     }
     for (int i = 0; i < f->ntensors; i++)
-        if (!used[i] && encoder_tensor(f->tensors[i].name)) {
-            af_errf(e, "%s: unexpected tensor %s (not part of a %d-layer BertModel)", path,
-                    f->tensors[i].name, m->cfg.layers);
+        if (!used[i] && encoder_tensor(f->tensors[i].name, a)) {
+            af_errf(e, "%s: unexpected tensor %s (not part of a %d-layer %s)", path,
+                    f->tensors[i].name, m->cfg.layers, a->class_name);
             goto out;
         }
     rc = 0;
@@ -429,8 +460,11 @@ out:
  * the file over mem (MAP_PRIVATE: a write copies the page, the file never changes); the partial
  * pages at both ends are copied. Returns 1 when mapped, 0 when the normal path must read them. */
 static int map_word_emb(bert *m, const st_file *f, const char *path) {
-    const st_tensor *t = st_find(f, "bert.embeddings.word_embeddings.weight");
-    if (!t) t = st_find(f, "embeddings.word_embeddings.weight");
+    const af_arch *ar = arch_get(m->cfg.arch);
+    char name[160];
+    const st_tensor *t = NULL;
+    for (int prefixed = 1; !t && prefixed >= 0; prefixed--)
+        if (!arch_tensor_name(name, sizeof name, ar, AT_WORD, 0, prefixed)) t = st_find(f, name);
     size_t H = m->cfg.hidden, n = (size_t)m->cfg.vocab_size * H * sizeof(float);
     long pg = sysconf(_SC_PAGESIZE);
     if (!t || t->dtype != ST_F32 || t->nbytes != n || pg <= 0) return 0;
@@ -594,15 +628,15 @@ int bert_save(const bert *m, const char *dir, st_writer *extra, af_err *e) {
     char *js = config_json(&m->cfg);
     int rc = af_write_atomic(cpath, write_text, js, e);
     if (rc == 0) {
-        int n = nspecs(&m->cfg);
-        spec *s = af_malloc(n * sizeof *s);
-        list_specs(s, &m->w, &m->cfg);
+        spec *s = af_malloc(nspecs(&m->cfg) * sizeof *s);
+        int n = list_specs(s, &m->w, &m->cfg);
+        const char *prefix = arch_get(m->cfg.arch)->prefix;
         st_writer w;
         st_writer_init(&w);
         st_writer_meta(&w, "format", "pt");
         for (int i = 0; i < n; i++) {
             char name[112];
-            snprintf(name, sizeof name, "bert.%s", s[i].name);
+            snprintf(name, sizeof name, "%s.%s", prefix, s[i].name);
             st_writer_add(&w, name, ST_F32, s[i].ndim, s[i].shape, s[i].dst);
         }
         for (int i = 0; extra && i < extra->n; i++)
@@ -659,9 +693,12 @@ typedef struct {
 struct bert_acts {
     int maxB, maxS, train; /* train: made to keep what backward needs */
     float ph, pa;          /* dropout the last forward applied (0 unless train) */
+    float ph1;             /* after the attention output: ph, or 0 where the architecture has
+                              none (DistilBERT) */
     int B, S;              /* shape of the last forward */
     int L, H, F, NH;
     int *ids, *type_ids, *mask; /* (maxM) copies of the last batch */
+    int *pos;                   /* (maxM) its position ids (arch.h: ARCH_POS_*) */
     unsigned char *active;      /* (L, 2) hooks active in the last forward */
     float *hidden;              /* (L+1, maxM, H): [0] embeddings, [l+1] after layer l */
     float *dhidden;             /* (L+1, maxM, H) train only: gradients of the same */
@@ -777,7 +814,7 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
 #define CF(n) ((float *)carve(c, (n) * sizeof(float)))
 #define CI(n) ((int *)carve(c, (n) * sizeof(int)))
 #define CB(n) ((uint8_t *)carve(c, (n)))
-    int *ids = CI(M), *tids = CI(M), *mask = CI(M);
+    int *ids = CI(M), *tids = CI(M), *mask = CI(M), *pos = CI(M);
     unsigned char *active = CB(2 * L);
     int rotate = (lean && !train) || (fp && !(fp->flags & BERT_PLAN_ATTN_HOOKS));
     float *hidden = CF((rotate ? 2 : L + 1) * M * H);
@@ -882,7 +919,7 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
 #undef CI
 #undef CB
     if (A) {
-        A->ids = ids, A->type_ids = tids, A->mask = mask, A->active = active;
+        A->ids = ids, A->type_ids = tids, A->mask = mask, A->pos = pos, A->active = active;
         A->hidden = hidden, A->dhidden = dhidden, A->dvalid = (int)L + 1;
         A->emb_sum = emb_sum, A->emb_mean = emb_mean, A->emb_rstd = emb_rstd;
         A->tmp = tmp ? tmp : hidden + M * H, A->g = g;
@@ -964,18 +1001,30 @@ const float *bert_dhidden(const bert_acts *acts, int l) {
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
+float bert_head_dropout(const bert_config *c) {
+    return arch_get(c->arch)->key[AK_HEAD_DROPOUT] ? c->head_dropout : c->hidden_dropout;
+}
+
+int bert_max_len(const bert_config *c) {
+    return arch_get(c->arch)->pos == ARCH_POS_FROM_PAD ? c->max_pos - c->pad_id - 1 : c->max_pos;
+}
+
 int bert_batch_check(const bert *m, const bert_batch *b, af_err *e) {
     const bert_config *c = &m->cfg;
     if (b->B < 1 || b->S < 1 || !b->ids) return af_errf(e, "batch: empty (%d x %d)", b->B, b->S);
-    if (b->S > c->max_pos)
-        return af_errf(e, "batch: sequence length %d exceeds max_position_embeddings %d", b->S,
-                       c->max_pos);
+    if (b->S > bert_max_len(c))
+        return af_errf(e, "batch: sequence length %d exceeds max_position_embeddings %d%s", b->S,
+                       c->max_pos,
+                       bert_max_len(c) < c->max_pos ? " less pad_token_id + 1 (RoBERTa's positions)"
+                                                    : "");
     for (int i = 0; i < b->B * b->S; i++) {
         int seq = i / b->S, tok = i % b->S;
         if (b->ids[i] < 0 || b->ids[i] >= c->vocab_size)
             return af_errf(e, "batch: sequence %d token %d: input_ids %d out of range [0, %d)", seq,
                            tok, b->ids[i], c->vocab_size);
-        if (b->type_ids && (b->type_ids[i] < 0 || b->type_ids[i] >= c->type_vocab))
+        /* an architecture without token types (DistilBERT) ignores them, as its tokenizer
+         * never makes them */
+        if (b->type_ids && c->type_vocab && (b->type_ids[i] < 0 || b->type_ids[i] >= c->type_vocab))
             return af_errf(e, "batch: sequence %d token %d: token_type_ids %d out of range [0, %d)",
                            seq, tok, b->type_ids[i], c->type_vocab);
         if (b->mask && b->mask[i] != 0 && b->mask[i] != 1)
@@ -1017,19 +1066,32 @@ typedef struct {
     const bert_weights *w;
     const bert_acts *A;
     float *sum;
+    int types; /* the architecture has token type embeddings */
 } embed_job;
+
+/* Position ids: 0..S-1 (BERT, DistilBERT), or RoBERTa's count of the non-pad ids so far plus
+ * pad_token_id, with pads at pad_token_id (HF create_position_ids_from_input_ids): a pad id in
+ * mid-sequence shifts the positions after it, as there. */
+static void positions(bert_acts *A, const bert_config *c) {
+    int S = A->S, from_pad = arch_get(c->arch)->pos == ARCH_POS_FROM_PAD;
+    for (int b = 0, k = 0; b < A->B; b++)
+        for (int t = 0, n = 0; t < S; t++, k++) {
+            if (!from_pad) A->pos[k] = t;
+            else A->pos[k] = A->ids[k] == c->pad_id ? c->pad_id : c->pad_id + ++n;
+        }
+}
 
 static void embed_part(void *p, int lo, int hi) {
     const embed_job *j = p;
     const bert_acts *A = j->A;
-    int H = A->H, S = A->S;
+    int H = A->H;
     for (int t = lo; t < hi; t++) {
         float *y = j->sum + (size_t)t * H;
         const float *we = j->w->word_emb + (size_t)A->ids[t] * H;
-        const float *te = j->w->type_emb + (size_t)A->type_ids[t] * H;
         /* HF order: (inputs_embeds + token_type_embeddings) + position_embeddings */
-        vec_add2(y, we, te, H);
-        vec_add(y, j->w->pos_emb + (size_t)(t % S) * H, H);
+        if (j->types) vec_add2(y, we, j->w->type_emb + (size_t)A->type_ids[t] * H, H);
+        else memcpy(y, we, H * sizeof(float));
+        vec_add(y, j->w->pos_emb + (size_t)A->pos[t] * H, H);
     }
 }
 
@@ -1038,7 +1100,7 @@ static void embed_forward(const bert *m, bert_acts *A, float *out, af_rng *rng) 
     const bert_weights *w = &m->w;
     int H = A->H, M = A->B * A->S;
     float *sum = A->emb_sum ? A->emb_sum : A->tmp;
-    embed_job ej = {w, A, sum};
+    embed_job ej = {w, A, sum, m->cfg.type_vocab > 0};
     af_parallel(M, embed_part, &ej);
     layernorm_forward(out, A->emb_mean, A->emb_rstd, sum, w->emb_ln_w, w->emb_ln_b, M, H,
                       m->cfg.ln_eps);
@@ -1075,7 +1137,7 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
     la->sp = draw_seed(A->pa, rng);
     attention_forward(la->ctx, la->probs, NULL, la->qkv, A->mask, B, S, NH, H / NH, A->pa, la->sp);
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, M, H, H);
-    la->s1 = dropout_seeded(la->h1, MH, A->ph, rng);
+    la->s1 = dropout_seeded(la->h1, MH, A->ph1, rng);
     /* rotating hidden states: x is gone by the backward, h1 + x stays in h1 */
     site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, x, W->ln1_w, W->ln1_b, c->ln_eps,
                  la->mean1, la->rstd1, M, A->rot ? la->h1 : NULL);
@@ -1119,7 +1181,7 @@ static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     la->sp = draw_seed(A->pa, rng);
     attention_cls_forward(la->ctx, la->probs, la->qkv, A->mask, B, S, NH, H / NH, A->pa, la->sp);
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, B, H, H);
-    la->s1 = dropout_seeded(la->h1, BH, A->ph, rng);
+    la->s1 = dropout_seeded(la->h1, BH, A->ph1, rng);
     site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, A->xc, W->ln1_w, W->ln1_b, c->ln_eps,
                  la->mean1, la->rstd1, B, NULL);
     linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, B, H, F);
@@ -1148,12 +1210,14 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
     if (!b->ids || bert_batch_check(m, b, NULL)) return NULL;
     A->B = b->B, A->S = b->S;
     A->ph = train ? c->hidden_dropout : 0, A->pa = train ? c->attn_dropout : 0;
+    A->ph1 = arch_get(c->arch)->attn_out_dropout ? A->ph : 0;
     int M = b->B * b->S;
     memcpy(A->ids, b->ids, M * sizeof(int));
     for (int i = 0; i < M; i++) {
         A->type_ids[i] = b->type_ids ? b->type_ids[i] : 0;
         A->mask[i] = b->mask ? b->mask[i] : 1;
     }
+    positions(A, c);
     for (int l = 0; l < c->layers; l++)
         for (int s = 0; s < BERT_NSITES; s++)
             A->active[2 * l + s] = (unsigned char)hooked(hooks, l, s);
@@ -1205,7 +1269,7 @@ static void site_backward(bert_acts *A, const bert_hooks *hk, int l, int site, f
 
 static void embed_backward(const bert *m, bert_acts *A, bert_weights *g) {
     const bert_config *c = &m->cfg; /* dropout: as the forward applied it, A->ph */
-    int H = A->H, S = A->S, M = A->B * A->S;
+    int H = A->H, M = A->B * A->S, from_pad = arch_get(c->arch)->pos == ARCH_POS_FROM_PAD;
     size_t MH = (size_t)M * H;
     float *d = A->dh1, *dsum = A->dh2;
     dropout_apply(d, dhid(A, 0), MH, A->ph, A->emb_seed);
@@ -1216,8 +1280,9 @@ static void embed_backward(const bert *m, bert_acts *A, bert_weights *g) {
         const float *x = dsum + (size_t)t * H;
         /* nn.Embedding(padding_idx=pad_token_id) never gives its padding row a gradient */
         if (A->ids[t] != c->pad_id) vec_add(g->word_emb + (size_t)A->ids[t] * H, x, H);
-        vec_add(g->pos_emb + (size_t)(t % S) * H, x, H);
-        vec_add(g->type_emb + (size_t)A->type_ids[t] * H, x, H);
+        /* RoBERTa's position table has padding_idx too */
+        if (!(from_pad && A->pos[t] == c->pad_id)) vec_add(g->pos_emb + (size_t)A->pos[t] * H, x, H);
+        if (c->type_vocab) vec_add(g->type_emb + (size_t)A->type_ids[t] * H, x, H);
     }
 }
 
@@ -1255,7 +1320,7 @@ static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
     zero(dx, (size_t)M * H);
     for (int b = 0; b < B; b++) vec_add(dx + (size_t)b * S * H, A->dxc + (size_t)b * H, H);
     if (!grads && lowest == 2 * l + BERT_SITE_ATTN) return 1;
-    dropout_apply(A->dtmp, A->dh1, BH, A->ph, la->s1);
+    dropout_apply(A->dtmp, A->dh1, BH, A->ph1, la->s1);
     if (G) {
         zero(A->dctx, BH);
         linear_backward(A->dctx, G->ao_w, G->ao_b, A->dtmp, la->ctx, W->ao_w, B, H, H);
@@ -1335,7 +1400,7 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
                       la->mean1, la->rstd1, M);
         if (!grads && lowest == 2 * l + BERT_SITE_ATTN) return;
 
-        dropout_apply(A->dtmp, A->dh1, MH, ph, la->s1);
+        dropout_apply(A->dtmp, A->dh1, MH, A->ph1, la->s1);
         if (G) {
             zero(A->dctx, MH);
             linear_backward(A->dctx, G->ao_w, G->ao_b, A->dtmp, la->ctx, W->ao_w, M, H, H);

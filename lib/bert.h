@@ -9,15 +9,19 @@
 #define AF_BERT_H
 
 #include "af.h"
+#include "arch.h"
 #include "safetensors.h"
 
 enum { BERT_SITE_ATTN = 0, BERT_SITE_OUT = 1, BERT_NSITES = 2 };
 
 typedef struct {
+    int arch;            /* ARCH_* (arch.h): names, config keys, forward differences */
     int vocab_size, hidden, layers, heads, ffn, max_pos, type_vocab, pad_id;
     int act;             /* af_act from config hidden_act */
     float ln_eps;
     float hidden_dropout, attn_dropout;
+    float head_dropout;  /* DistilBERT seq_classif_dropout; read it with bert_head_dropout */
+    int sinusoidal;      /* DistilBERT sinusoidal_pos_embds: only bert_init_random reads it */
 } bert_config;
 
 /* One layer's weights, [out, in] as nn.Linear stores them. */
@@ -50,8 +54,9 @@ typedef struct {
     char *dir;
 } bert;
 
-/* Loads config.json + model.safetensors from a Hugging Face directory (F32/F16/BF16; names with
- * or without "bert."; LayerNorm gamma/beta or weight/bias; pooler/cls/classifier ignored).
+/* Loads config.json + model.safetensors from a Hugging Face directory (F32/F16/BF16; model_type
+ * bert (or none), roberta or distilbert; names with or without the model prefix, "bert."; LayerNorm
+ * gamma/beta or weight/bias; pooler/cls/classifier/lm_head ignored).
  * An F32 word-embedding table is mapped from the file into mem (copy-on-write, so writes stay
  * private) rather than read: rows no batch uses never take memory. mem keeps its layout. */
 int bert_load(bert *m, const char *dir, af_err *e);
@@ -137,6 +142,13 @@ float *bert_acts_hook_scratch(const bert_acts *acts);
  * of each sequence only, and the backward reads dout there only. Off by default. */
 void bert_acts_cls_only(bert_acts *acts, int on);
 
+/* A task head's dropout: hidden_dropout, or the architecture's own (DistilBERT). */
+float bert_head_dropout(const bert_config *c);
+
+/* The longest sequence the base takes: max_position_embeddings, less pad_token_id + 1 where
+ * positions count from there (RoBERTa: 514 - 2 = 512). */
+int bert_max_len(const bert_config *c);
+
 /* 0 when every id, type id and mask value of b is in range for m and S <= max_pos; otherwise -1
  * with a message naming the sequence, the token and the value. */
 int bert_batch_check(const bert *m, const bert_batch *b, af_err *e);
@@ -170,8 +182,8 @@ void bert_grads_free(bert_grads *g);
 void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert_hooks *hooks,
                    bert_grads *grads);
 
-/* Writes a Hugging Face directory: config.json and model.safetensors (BertModel names with the
- * "bert." prefix; extra tensors, e.g. an MLM head, may be appended by the caller via `extra`). */
+/* Writes a Hugging Face directory: config.json and model.safetensors (the architecture's names
+ * with its model prefix, "bert."; extra tensors, e.g. an MLM head, may be appended by the caller via `extra`). */
 int bert_save(const bert *m, const char *dir, st_writer *extra, af_err *e);
 
 #endif

@@ -518,7 +518,7 @@ int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out,
     run R = {0};
     R.m = m, R.o = o, R.st = st;
     R.B = o->batch_size > 0 ? o->batch_size : 32;
-    R.S = m->base->cfg.max_pos;
+    R.S = bert_max_len(&m->base->cfg);
     if (o->max_len > 0 && o->max_len < R.S) R.S = o->max_len;
     for (int h = 0; h < m->nheads; h++) R.Lmax = m->heads[h].L > R.Lmax ? m->heads[h].L : R.Lmax;
     af_lines *lines;

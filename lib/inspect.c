@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch.h"
+
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && strcmp(s + n - k, suffix) == 0;
@@ -15,8 +17,11 @@ insp_kind insp_kind_of(const st_file *f) {
     const char *fmt = st_meta_get(f, "format");
     if (fmt && strcmp(fmt, "af-adapter/1") == 0) return INSP_ADAPTER;
     if (fmt && strcmp(fmt, "af-fusion/1") == 0) return INSP_FUSION;
-    for (int i = 0; i < f->ntensors; i++)
-        if (ends_with(f->tensors[i].name, "embeddings.word_embeddings.weight")) return INSP_BASE;
+    char word[160];
+    for (int a = 0; a < ARCH_COUNT; a++)
+        if (!arch_tensor_name(word, sizeof word, arch_get(a), AT_WORD, 0, 0))
+            for (int i = 0; i < f->ntensors; i++)
+                if (ends_with(f->tensors[i].name, word)) return INSP_BASE;
     return INSP_OTHER;
 }
 

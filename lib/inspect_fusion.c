@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bert.h"
 #include "jsonl.h"
 
 /* Row label of layer l's site: "3" when only the FFN output holds adapters (Pfeiffer), "3 attn"
@@ -23,10 +24,21 @@ static void site_label(char **slot, int l, int attn_site, int two_sites) {
 /* ---- from the file -----------------------------------------------------------------------------
  */
 
-static const st_tensor *weights_tensor(const st_file *f, int l, const char *site, const char *key) {
+/* The base's architecture, from the file's record of it (files that predate it are BERT's). */
+static const af_arch *file_arch(const st_file *f) {
+    const char *bs = st_meta_get(f, "base");
+    cJSON *b = bs ? cJSON_Parse(bs) : NULL;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "config"),
+                                                       "model_type");
+    int id = cJSON_IsString(mt) ? arch_find(mt->valuestring) : ARCH_BERT;
+    cJSON_Delete(b);
+    return arch_get(id < 0 ? ARCH_BERT : id);
+}
+
+static const st_tensor *weights_tensor(const st_file *f, const af_arch *a, int l, int site,
+                                       const char *key) {
     char name[1024];
-    snprintf(name, sizeof name, "bert.encoder.layer.%d.%s.adapter_fusion_layer.%s.weights", l, site,
-             key);
+    if (arch_fusion_name(name, sizeof name, a, l, site, key, "weights")) return NULL;
     return st_find(f, name);
 }
 
@@ -49,12 +61,14 @@ int insp_fusion_static(const st_file *f, heatmap *h, af_err *e) {
         goto out;
     }
     int two = cJSON_IsString(arch) && !strcmp(arch->valuestring, "houlsby"), L = 0, N = 0;
-    while (weights_tensor(f, L, "output", key)) L++;
-    const st_tensor *t0 = L ? weights_tensor(f, 0, "output", key) : NULL;
+    const af_arch *a = file_arch(f);
+    while (weights_tensor(f, a, L, BERT_SITE_OUT, key)) L++;
+    const st_tensor *t0 = L ? weights_tensor(f, a, 0, BERT_SITE_OUT, key) : NULL;
     N = t0 ? (int)t0->numel : 0;
     if (!L || N < 1) {
-        rc = af_errf(e, "%s: no tensor bert.encoder.layer.0.output.adapter_fusion_layer.%s.weights",
-                     f->path, key);
+        char name[1024];
+        arch_fusion_name(name, sizeof name, a, 0, BERT_SITE_OUT, key, "weights");
+        rc = af_errf(e, "%s: no tensor %s", f->path, name);
         goto out;
     }
     heatmap_init(h, L * (two ? 2 : 1), N);
@@ -67,8 +81,9 @@ int insp_fusion_static(const st_file *f, heatmap *h, af_err *e) {
     for (int l = 0; l < L && !rc; l++)
         for (int s = 0; s < (two ? 2 : 1) && !rc; s++) {
             int row = two ? 2 * l + s : l, attn = two && s == 0;
-            const char *site = attn ? "attention.output" : "output";
-            const st_tensor *t = weights_tensor(f, l, site, key);
+            int si = attn ? BERT_SITE_ATTN : BERT_SITE_OUT;
+            const char *site = arch_site(a, si);
+            const st_tensor *t = weights_tensor(f, a, l, si, key);
             site_label(&h->row_labels[row], l, attn, two);
             if (!t || t->numel != N) {
                 rc = af_errf(e, "%s: layer %d %s: a weights tensor of %d values expected, %s",

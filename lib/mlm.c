@@ -20,6 +20,8 @@ static void carve(mlm_weights *w, float *p, int H, int V) {
 void mlm_init(mlm_head *h, const bert_config *cfg, uint64_t seed) {
     memset(h, 0, sizeof *h);
     h->V = cfg->vocab_size, h->H = cfg->hidden, h->act = cfg->act, h->eps = cfg->ln_eps;
+    h->arch = cfg->arch;
+    if (arch_get(cfg->arch)->mlm_act >= 0) h->act = arch_get(cfg->arch)->mlm_act;
     h->nparams = (size_t)h->H * h->H + 3 * (size_t)h->H + h->V;
     h->mem = af_calloc(h->nparams, sizeof(float));
     h->gmem = af_calloc(h->nparams, sizeof(float));
@@ -47,11 +49,12 @@ typedef struct {
 
 static int head_tensors(const mlm_head *h, const mlm_weights *w, head_tensor *t) {
     int H = h->H, V = h->V;
-    t[0] = (head_tensor){"cls.predictions.transform.dense.weight", w->dense_w, 2, {H, H}};
-    t[1] = (head_tensor){"cls.predictions.transform.dense.bias", w->dense_b, 1, {H, 0}};
-    t[2] = (head_tensor){"cls.predictions.transform.LayerNorm.weight", w->ln_w, 1, {H, 0}};
-    t[3] = (head_tensor){"cls.predictions.transform.LayerNorm.bias", w->ln_b, 1, {H, 0}};
-    t[4] = (head_tensor){"cls.predictions.bias", w->bias, 1, {V, 0}};
+    const char *const *nm = arch_get(h->arch)->mlm; /* the architecture's *ForMaskedLM names */
+    t[0] = (head_tensor){nm[AM_DENSE_W], w->dense_w, 2, {H, H}};
+    t[1] = (head_tensor){nm[AM_DENSE_B], w->dense_b, 1, {H, 0}};
+    t[2] = (head_tensor){nm[AM_LN_W], w->ln_w, 1, {H, 0}};
+    t[3] = (head_tensor){nm[AM_LN_B], w->ln_b, 1, {H, 0}};
+    t[4] = (head_tensor){nm[AM_BIAS], w->bias, 1, {V, 0}};
     return 5;
 }
 

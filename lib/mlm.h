@@ -24,6 +24,7 @@ typedef struct {
 
 typedef struct {
     int V, H, act;
+    int arch; /* its tensor names (arch.h) */
     float eps;
     mlm_weights w, g;
     float *mem, *gmem; /* [nparams] each */

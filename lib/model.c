@@ -9,8 +9,9 @@
 
 #include "ops.h"
 
-static const char *site_path(int s) {
-    return s == BERT_SITE_ATTN ? "attention.output" : "output";
+/* Tensor names are AdapterHub's for the base's architecture (arch.h). */
+static const af_arch *model_arch(const af_model *m) {
+    return arch_get(m->base->cfg.arch);
 }
 
 int model_site_mask(int arch) {
@@ -35,7 +36,7 @@ void model_init(af_model *m, bert *base) {
     m->base = base;
     m->L = base->cfg.layers;
     m->H = base->cfg.hidden;
-    m->dropout = base->cfg.hidden_dropout;
+    m->dropout = bert_head_dropout(&base->cfg);
     m->train_heads = 1;
 }
 
@@ -156,9 +157,17 @@ static int check_base(const af_model *m, const st_file *f, af_err *e) {
     cJSON *b = meta_json(f, "base", e);
     if (!b) return -1;
     const cJSON *fp = cJSON_GetObjectItemCaseSensitive(b, "fingerprint");
-    int rc = 0;
+    /* Files from before the architectures were told apart are BERT's. */
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "config"),
+                                                       "model_type");
+    int arch = cJSON_IsString(mt) ? arch_find(mt->valuestring) : ARCH_BERT, rc = 0;
+    const af_arch *here = model_arch(m);
     if (!cJSON_IsString(fp))
         rc = af_errf(e, "%s: metadata 'base' has no fingerprint", f->path);
+    else if (arch != m->base->cfg.arch)
+        rc = af_errf(e, "%s: trained on a %s base, but %s is a %s base (model_type %s)", f->path,
+                     arch >= 0 ? arch_get(arch)->display : mt->valuestring,
+                     m->base->dir ? m->base->dir : "this base", here->display, here->model_type);
     else if (strcmp(fp->valuestring, m->base->fingerprint))
         rc = af_errf(e,
                      "%s: trained on a different base (fingerprint %.12s…), not on %s "
@@ -250,10 +259,6 @@ static int adapter_meta(const st_file *f, model_adapter *a, int *arch, af_err *e
     return rc;
 }
 
-static void adapter_param_name(char *buf, size_t n, int l, int s, const char *adapter,
-                               const char *param) {
-    snprintf(buf, n, "bert.encoder.layer.%d.%s.adapters.%s.%s", l, site_path(s), adapter, param);
-}
 
 /* Copies one F32/F16/BF16 tensor of the expected shape. */
 static int copy_tensor(const st_file *f, const char *name, float *dst, int ndim,
@@ -289,7 +294,7 @@ static int load_adapter_tensors(af_model *m, const st_file *f, int i, af_err *e)
             adapter_params(pd, m->H, a->r);
             for (int k = 0; k < ADAPTER_NPARAMS; k++) {
                 char name[512];
-                adapter_param_name(name, sizeof name, l, s, m->ad[i].name, pd[k].name);
+                arch_adapter_name(name, sizeof name, model_arch(m), l, s, m->ad[i].name, pd[k].name);
                 if (copy_tensor(f, name, dst[k], pd[k].ndim, pd[k].shape, e)) return -1;
             }
         }
@@ -383,12 +388,6 @@ int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t
     return 0;
 }
 
-static void fusion_param_name(char *buf, size_t n, int l, int s, const char *key,
-                              const char *param) {
-    snprintf(buf, n, "bert.encoder.layer.%d.%s.adapter_fusion_layer.%s.%s", l, site_path(s), key,
-             param);
-}
-
 int model_load_fusion(af_model *m, const char *path, af_err *e) {
     if (m->N < 2) return af_errf(e, "%s: a fusion needs its adapters (at least 2) given first", path);
     st_file f;
@@ -463,7 +462,7 @@ int model_load_fusion(af_model *m, const char *path, af_err *e) {
             float *base = m->fmem + fusion_nparams(&m->fcfg) * site_rank(m, 2 * l + s);
             for (int j = 0; j < np && !rc; j++) {
                 char name[512];
-                fusion_param_name(name, sizeof name, l, s, m->fusion_name, pd[j].name);
+                arch_fusion_name(name, sizeof name, model_arch(m), l, s, m->fusion_name, pd[j].name);
                 rc = copy_tensor(&f, name, base + pd[j].offset, pd[j].ndim, pd[j].shape, e);
             }
         }
@@ -545,7 +544,7 @@ int model_load_heads(af_model *m, const st_file *f, af_err *e) {
         head_params(pd, m->H, h->L);
         for (int k = 0; k < HEAD_NPARAMS && !rc; k++) {
             char name[512];
-            snprintf(name, sizeof name, "heads.%s.%s", h->name, pd[k].name);
+            arch_head_name(name, sizeof name, h->name, pd[k].name);
             rc = copy_tensor(f, name, h->mem + pd[k].offset, pd[k].ndim, pd[k].shape, e);
         }
     }
@@ -628,7 +627,8 @@ void model_finalize(af_model *m) {
                 float *gd[] = {g ? g->down_w : NULL, g ? g->down_b : NULL, g ? g->up_w : NULL,
                                g ? g->up_b : NULL};
                 for (int j = 0; j < ADAPTER_NPARAMS; j++) {
-                    adapter_param_name(name, sizeof name, l, s, m->ad[i].name, pd[j].name);
+                    arch_adapter_name(name, sizeof name, model_arch(m), l, s, m->ad[i].name,
+                                      pd[j].name);
                     add_param(m, name, PG_ADAPTER, &pd[j], d[j], gd[j]);
                 }
             }
@@ -641,7 +641,7 @@ void model_finalize(af_model *m) {
             for (int s = 0; s < BERT_NSITES; s++) {
                 if (!site_has(m, s)) continue;
                 for (int j = 0; j < np; j++) {
-                    fusion_param_name(name, sizeof name, l, s, m->fusion_name, pd[j].name);
+                    arch_fusion_name(name, sizeof name, model_arch(m), l, s, m->fusion_name, pd[j].name);
                     float *d = m->fmem + per * k + pd[j].offset;
                     float *g = m->fgrad ? m->fgrad + per * k + pd[j].offset : NULL;
                     add_param(m, name, PG_FUSION, &pd[j], d, pd[j].trainable ? g : NULL);
@@ -654,7 +654,7 @@ void model_finalize(af_model *m) {
         param_desc pd[HEAD_NPARAMS];
         head_params(pd, m->H, h->L);
         for (int j = 0; j < HEAD_NPARAMS; j++) {
-            snprintf(name, sizeof name, "heads.%s.%s", h->name, pd[j].name);
+            arch_head_name(name, sizeof name, h->name, pd[j].name);
             add_param(m, name, PG_HEAD, &pd[j], h->mem + pd[j].offset,
                       h->grad ? h->grad + pd[j].offset : NULL);
         }
@@ -923,6 +923,7 @@ static cJSON *base_json(const af_model *m) {
     const bert_config *c = &m->base->cfg;
     cJSON *b = cJSON_CreateObject(), *cfg = cJSON_AddObjectToObject(b, "config");
     cJSON_AddStringToObject(b, "fingerprint", m->base->fingerprint);
+    cJSON_AddStringToObject(cfg, "model_type", model_arch(m)->model_type);
     cJSON_AddNumberToObject(cfg, "vocab_size", c->vocab_size);
     cJSON_AddNumberToObject(cfg, "hidden_size", c->hidden);
     cJSON_AddNumberToObject(cfg, "num_hidden_layers", c->layers);

@@ -32,47 +32,47 @@ static void put(pretrain_tensor *t, int *k, const char *name, float *w, float *g
 #define GP(field) (g ? g->g.field : NULL)
 #define GL(l, field) (g ? g->g.layer[l].field : NULL)
 
+/* Names from the architecture's table (arch.h), prefixed as *ForMaskedLM stores them. */
 int pretrain_tensors(const bert *m, const bert_grads *g, const mlm_head *h, pretrain_tensor *t) {
     const bert_config *c = &m->cfg;
+    const af_arch *a = arch_get(c->arch);
     const bert_weights *w = &m->w;
     int64_t V = c->vocab_size, H = c->hidden, F = c->ffn;
     int k = 0;
-    put(t, &k, "bert.embeddings.word_embeddings.weight", w->word_emb, GP(word_emb), V, H, 1);
-    put(t, &k, "bert.embeddings.position_embeddings.weight", w->pos_emb, GP(pos_emb), c->max_pos, H, 1);
-    put(t, &k, "bert.embeddings.token_type_embeddings.weight", w->type_emb, GP(type_emb),
-        c->type_vocab, H, 1);
-    put(t, &k, "bert.embeddings.LayerNorm.weight", w->emb_ln_w, GP(emb_ln_w), H, 0, 0);
-    put(t, &k, "bert.embeddings.LayerNorm.bias", w->emb_ln_b, GP(emb_ln_b), H, 0, 0);
-    static const char *qkv[3] = {"query", "key", "value"};
     char name[96];
+#define NAME(id, l) (arch_tensor_name(name, sizeof name, a, id, l, 1), name)
+    put(t, &k, NAME(AT_WORD, 0), w->word_emb, GP(word_emb), V, H, 1);
+    put(t, &k, NAME(AT_POS, 0), w->pos_emb, GP(pos_emb), c->max_pos, H, 1);
+    if (c->type_vocab)
+        put(t, &k, NAME(AT_TYPE, 0), w->type_emb, GP(type_emb), c->type_vocab, H, 1);
+    put(t, &k, NAME(AT_EMB_LN_W, 0), w->emb_ln_w, GP(emb_ln_w), H, 0, 0);
+    put(t, &k, NAME(AT_EMB_LN_B, 0), w->emb_ln_b, GP(emb_ln_b), H, 0, 0);
     for (int l = 0; l < c->layers; l++) {
         const bert_layer *L = &w->layer[l];
-#define NAME(suffix) (snprintf(name, sizeof name, "bert.encoder.layer.%d.%s", l, suffix), name)
         for (int j = 0; j < 3; j++) {
-            char s[64];
-            snprintf(s, sizeof s, "attention.self.%s.weight", qkv[j]);
-            put(t, &k, NAME(s), L->qkv_w + j * H * H, g ? GL(l, qkv_w) + j * H * H : NULL, H, H, 1);
-            snprintf(s, sizeof s, "attention.self.%s.bias", qkv[j]);
-            put(t, &k, NAME(s), L->qkv_b + j * H, g ? GL(l, qkv_b) + j * H : NULL, H, 0, 0);
+            put(t, &k, NAME(AT_Q_W + 2 * j, l), L->qkv_w + j * H * H,
+                g ? GL(l, qkv_w) + j * H * H : NULL, H, H, 1);
+            put(t, &k, NAME(AT_Q_B + 2 * j, l), L->qkv_b + j * H, g ? GL(l, qkv_b) + j * H : NULL,
+                H, 0, 0);
         }
-        put(t, &k, NAME("attention.output.dense.weight"), L->ao_w, GL(l, ao_w), H, H, 1);
-        put(t, &k, NAME("attention.output.dense.bias"), L->ao_b, GL(l, ao_b), H, 0, 0);
-        put(t, &k, NAME("attention.output.LayerNorm.weight"), L->ln1_w, GL(l, ln1_w), H, 0, 0);
-        put(t, &k, NAME("attention.output.LayerNorm.bias"), L->ln1_b, GL(l, ln1_b), H, 0, 0);
-        put(t, &k, NAME("intermediate.dense.weight"), L->ff1_w, GL(l, ff1_w), F, H, 1);
-        put(t, &k, NAME("intermediate.dense.bias"), L->ff1_b, GL(l, ff1_b), F, 0, 0);
-        put(t, &k, NAME("output.dense.weight"), L->ff2_w, GL(l, ff2_w), H, F, 1);
-        put(t, &k, NAME("output.dense.bias"), L->ff2_b, GL(l, ff2_b), H, 0, 0);
-        put(t, &k, NAME("output.LayerNorm.weight"), L->ln2_w, GL(l, ln2_w), H, 0, 0);
-        put(t, &k, NAME("output.LayerNorm.bias"), L->ln2_b, GL(l, ln2_b), H, 0, 0);
-#undef NAME
+        put(t, &k, NAME(AT_AO_W, l), L->ao_w, GL(l, ao_w), H, H, 1);
+        put(t, &k, NAME(AT_AO_B, l), L->ao_b, GL(l, ao_b), H, 0, 0);
+        put(t, &k, NAME(AT_LN1_W, l), L->ln1_w, GL(l, ln1_w), H, 0, 0);
+        put(t, &k, NAME(AT_LN1_B, l), L->ln1_b, GL(l, ln1_b), H, 0, 0);
+        put(t, &k, NAME(AT_FF1_W, l), L->ff1_w, GL(l, ff1_w), F, H, 1);
+        put(t, &k, NAME(AT_FF1_B, l), L->ff1_b, GL(l, ff1_b), F, 0, 0);
+        put(t, &k, NAME(AT_FF2_W, l), L->ff2_w, GL(l, ff2_w), H, F, 1);
+        put(t, &k, NAME(AT_FF2_B, l), L->ff2_b, GL(l, ff2_b), H, 0, 0);
+        put(t, &k, NAME(AT_LN2_W, l), L->ln2_w, GL(l, ln2_w), H, 0, 0);
+        put(t, &k, NAME(AT_LN2_B, l), L->ln2_b, GL(l, ln2_b), H, 0, 0);
     }
+#undef NAME
     if (h) {
-        put(t, &k, "cls.predictions.transform.dense.weight", h->w.dense_w, h->g.dense_w, H, H, 1);
-        put(t, &k, "cls.predictions.transform.dense.bias", h->w.dense_b, h->g.dense_b, H, 0, 0);
-        put(t, &k, "cls.predictions.transform.LayerNorm.weight", h->w.ln_w, h->g.ln_w, H, 0, 0);
-        put(t, &k, "cls.predictions.transform.LayerNorm.bias", h->w.ln_b, h->g.ln_b, H, 0, 0);
-        put(t, &k, "cls.predictions.bias", h->w.bias, h->g.bias, V, 0, 0);
+        put(t, &k, a->mlm[AM_DENSE_W], h->w.dense_w, h->g.dense_w, H, H, 1);
+        put(t, &k, a->mlm[AM_DENSE_B], h->w.dense_b, h->g.dense_b, H, 0, 0);
+        put(t, &k, a->mlm[AM_LN_W], h->w.ln_w, h->g.ln_w, H, 0, 0);
+        put(t, &k, a->mlm[AM_LN_B], h->w.ln_b, h->g.ln_b, H, 0, 0);
+        put(t, &k, a->mlm[AM_BIAS], h->w.bias, h->g.bias, V, 0, 0);
     }
     return k;
 }

@@ -482,9 +482,9 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
     for (int i = 0; i < tr->n; i++) maxS = tr->len[i] > maxS ? tr->len[i] : maxS;
     for (int i = 0; dev && i < dev->n; i++) maxS = dev->len[i] > maxS ? dev->len[i] : maxS;
     /* the encoder would refuse every batch, and the NaN loss would look like a bad --lr */
-    if (maxS > m->base->cfg.max_pos)
+    if (maxS > bert_max_len(&m->base->cfg))
         return af_errf(e, "examples of %d tokens, but the base has %d positions: lower max_len", maxS,
-                       m->base->cfg.max_pos);
+                       bert_max_len(&m->base->cfg));
     int eb = opt->eval_batch_size > 0 ? opt->eval_batch_size : opt->batch_size;
     if (opt->dropout >= 0) {
         m->base->cfg.hidden_dropout = (float)opt->dropout;
