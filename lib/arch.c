@@ -30,12 +30,13 @@
             "encoder.layer.%d.output.dense.bias", "encoder.layer.%d.output.LayerNorm.weight",      \
             "encoder.layer.%d.output.LayerNorm.bias"                                               \
     }
+/* AdapterHub's heads take classifier_dropout when the config sets it, else hidden_dropout_prob. */
 #define BERT_KEYS                                                                                  \
     {                                                                                              \
         "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",                   \
             "intermediate_size", "max_position_embeddings", "type_vocab_size", "pad_token_id",     \
             "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "layer_norm_eps", \
-            NULL, NULL                                                                             \
+            "classifier_dropout", NULL                                                             \
     }
 
 static const af_arch archs[ARCH_COUNT] = {
@@ -51,7 +52,7 @@ static const af_arch archs[ARCH_COUNT] = {
             .layer = "encoder.layer.%d",
             .site = {"attention.output", "output"},
             .key = BERT_KEYS,
-            .dflt = {30522, 768, 12, 12, 3072, 512, 2, 0, 1e-12f, 0.1f, 0.1f, 0.1f},
+            .dflt = {30522, 768, 12, 12, 3072, 512, 2, 0, 1e-12f, 0.1f, 0.1f, -1},
             .mlm = {"cls.predictions.transform.dense.weight",
                     "cls.predictions.transform.dense.bias",
                     "cls.predictions.transform.LayerNorm.weight",
@@ -74,7 +75,7 @@ static const af_arch archs[ARCH_COUNT] = {
             .key = BERT_KEYS,
             /* RobertaConfig keeps BertConfig's defaults but pad_token_id 1; roberta-base's
              * config.json sets vocab 50265, 514 positions, one type, eps 1e-5 */
-            .dflt = {30522, 768, 12, 12, 3072, 512, 2, 1, 1e-12f, 0.1f, 0.1f, 0.1f},
+            .dflt = {30522, 768, 12, 12, 3072, 512, 2, 1, 1e-12f, 0.1f, 0.1f, -1},
             .mlm = {"lm_head.dense.weight", "lm_head.dense.bias", "lm_head.layer_norm.weight",
                     "lm_head.layer_norm.bias", "lm_head.bias"},
             .mlm_act = AF_ACT_GELU, /* RobertaLMHead: gelu whatever hidden_act says */

@@ -44,7 +44,8 @@ enum { ARCH_POS_RANGE, ARCH_POS_FROM_PAD }; /* position ids */
 
 typedef struct {
     int vocab_size, hidden, layers, heads, ffn, max_pos, type_vocab, pad_id;
-    float ln_eps, hidden_dropout, attn_dropout, head_dropout;
+    float ln_eps, hidden_dropout, attn_dropout;
+    float head_dropout; /* < 0: the hidden dropout's unless the config sets the key */
 } arch_defaults;
 
 typedef struct {
@@ -57,8 +58,7 @@ typedef struct {
     const char *tensor[AT_COUNT]; /* without prefix; NULL: the architecture has none */
     const char *layer;            /* a layer's path, %d: where its adapter sites hang */
     const char *site[2];          /* the adapter sites under it (BERT_SITE_ATTN, BERT_SITE_OUT) */
-    const char *key[AK_COUNT];    /* NULL: not configurable, the default holds (a head's
-                                     dropout: the hidden dropout's) */
+    const char *key[AK_COUNT];    /* NULL: not configurable, the default holds */
     arch_defaults dflt;           /* HF's config class defaults */
     const char *mlm[AM_COUNT];
     int mlm_act;          /* the MLM transform's activation: -1, the config's; else an af_act */

@@ -38,6 +38,7 @@ static void config_defaults(bert_config *c, int arch) {
     c->hidden_dropout = d->hidden_dropout;
     c->attn_dropout = d->attn_dropout;
     c->head_dropout = d->head_dropout;
+    c->has_head_dropout = d->head_dropout >= 0;
 }
 
 static int get_int(const cJSON *root, const char *key, int *dst, int min, const char *name,
@@ -109,6 +110,7 @@ int bert_config_parse(bert_config *cfg, const char *json, const char *name, af_e
         get_prob(root, key[AK_ATTN_DROPOUT], &c.attn_dropout, name, e) ||
         get_prob(root, key[AK_HEAD_DROPOUT], &c.head_dropout, name, e))
         goto out;
+    if (c.head_dropout >= 0) c.has_head_dropout = 1;
     if (key[AK_SINUSOIDAL]) c.sinusoidal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, key[AK_SINUSOIDAL]));
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key[AK_ACT]);
     if (v && !cJSON_IsNull(v)) {
@@ -181,7 +183,7 @@ static char *config_json(const bert_config *c) {
     cJSON_AddStringToObject(o, k[AK_ACT], act_name(c->act));
     add_num(o, k[AK_DROPOUT], short_float(c->hidden_dropout));
     add_num(o, k[AK_ATTN_DROPOUT], short_float(c->attn_dropout));
-    add_num(o, k[AK_HEAD_DROPOUT], short_float(c->head_dropout));
+    if (c->has_head_dropout) add_num(o, k[AK_HEAD_DROPOUT], short_float(c->head_dropout));
     add_num(o, k[AK_MAX_POS], c->max_pos);
     add_num(o, k[AK_TYPE_VOCAB], c->type_vocab);
     cJSON_AddNumberToObject(o, "initializer_range", 0.02);
@@ -1002,7 +1004,7 @@ const float *bert_dhidden(const bert_acts *acts, int l) {
 /* ---- forward ------------------------------------------------------------------------------ */
 
 float bert_head_dropout(const bert_config *c) {
-    return arch_get(c->arch)->key[AK_HEAD_DROPOUT] ? c->head_dropout : c->hidden_dropout;
+    return c->has_head_dropout ? c->head_dropout : c->hidden_dropout;
 }
 
 int bert_max_len(const bert_config *c) {

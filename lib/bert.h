@@ -20,7 +20,8 @@ typedef struct {
     int act;             /* af_act from config hidden_act */
     float ln_eps;
     float hidden_dropout, attn_dropout;
-    float head_dropout;  /* DistilBERT seq_classif_dropout; read it with bert_head_dropout */
+    float head_dropout;  /* classifier_dropout (DistilBERT: seq_classif_dropout) when */
+    int has_head_dropout;/* set, else the head takes hidden_dropout: see bert_head_dropout */
     int sinusoidal;      /* DistilBERT sinusoidal_pos_embds: only bert_init_random reads it */
 } bert_config;
 

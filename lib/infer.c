@@ -241,7 +241,7 @@ static int resolve(run *R, int k, af_err *e) {
     R->head_of[k] = h;
     R->gold_ok[k] = 0;
     for (int i = 0; i < x->len; i++)
-        if (x->token_type_ids[i] >= m->base->cfg.type_vocab)
+        if (m->base->cfg.type_vocab && x->token_type_ids[i] >= m->base->cfg.type_vocab)
             return af_errf(e, "%s:%ld: token_type_ids[%d]: %d is outside [0, %d)", R->name, x->line,
                            i, x->token_type_ids[i], m->base->cfg.type_vocab);
     if (!R->o->metrics || x->label_kind == JL_LABEL_NONE) return 0;

@@ -5,43 +5,6 @@
 BASE=$FIXTURES/encoder/f32
 IN=$FIXTURES/infer
 
-# The numbers of af-infer output lines, in the layout of tests/fixtures/infer/*.expected: the
-# probabilities (or the score), then "|" and the fusion weights ("layers", then
-# "attention_layers"), blank-separated.
-numbers() {
-	awk '{
-		out = ""
-		if (match($0, /"probs":\[[^]]*\]/)) out = substr($0, RSTART + 9, RLENGTH - 10)
-		else if (match($0, /"score":[^,}]*/)) out = substr($0, RSTART + 8, RLENGTH - 8)
-		if (match($0, /"layers":\[[^"}]*\]/)) out = out " | " substr($0, RSTART + 9, RLENGTH - 9)
-		if (match($0, /"attention_layers":\[[^"}]*\]/)) out = out " " substr($0, RSTART + 19, RLENGTH - 19)
-		gsub(/[][,]/, " ", out)
-		$0 = out
-		$1 = $1
-		print
-	}' "$@"
-}
-
-# numbers_close EXPECTED GOT: the same layout, line by line, every number within 1e-4.
-numbers_close() {
-	awk 'NR == FNR { want[FNR] = $0; n = FNR; next }
-	{
-		got++
-		m = split(want[FNR], w, " "); k = split($0, g, " ")
-		if (m != k) { printf "line %d: %d fields expected, %d found\n", FNR, m, k; bad = 1; next }
-		for (i = 1; i <= m; i++) {
-			if (w[i] == "|" || g[i] == "|") {
-				if (w[i] != g[i]) { printf "line %d: field %d: layout differs\n", FNR, i; bad = 1 }
-				continue
-			}
-			d = w[i] - g[i]
-			if (d < 0) d = -d
-			if (d > 1e-4) { printf "line %d, field %d: %s expected, %s found\n", FNR, i, w[i], g[i]; bad = 1 }
-		}
-	}
-	END { if (got != n) { printf "%d lines expected, %d found\n", n, got; bad = 1 }; exit bad }' "$1" "$2"
-}
-
 # gen NAME N SEED: synthetic tokenized lines; "a" labels by the parity of the token sum, "t" by
 # the first token (three classes).
 gen() {
