@@ -597,6 +597,11 @@ int bert_fingerprint(const char *dir, const bert_config *cfg, char out[65], af_e
              cfg->max_pos, cfg->type_vocab, (double)cfg->ln_eps, cfg->pad_id,
              (long long)sb.st_size);
     sha256_update(&h, head, strlen(head));
+    /* the architecture, for all but BERT (whose fingerprints predate the others) */
+    if (cfg->arch != ARCH_BERT) {
+        snprintf(head, sizeof head, "model_type %s\n", arch_get(cfg->arch)->model_type);
+        sha256_update(&h, head, strlen(head));
+    }
     rc = 0;
     for (int c = 0; c < n; c++) {
         if (j.bad[c]) {

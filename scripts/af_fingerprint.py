@@ -14,9 +14,21 @@ import sys
 _ACT = {"gelu_pytorch_tanh": "gelu_new", "gelu_fast": "gelu_new", "silu": "swish"}
 
 
+# DistilBertConfig's keys and defaults, under BertConfig's names (its LayerNorm eps is fixed)
+_DISTIL = {"dim": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
+           "hidden_dim": "intermediate_size", "activation": "hidden_act"}
+
+
 def fingerprint(base_dir):
     with open(os.path.join(base_dir, "config.json")) as f:
         c = json.load(f)
+    mt = c.get("model_type", "bert")
+    if mt == "roberta":
+        c = dict({"pad_token_id": 1}, **c)
+    elif mt == "distilbert":
+        c = {_DISTIL.get(k, k): v for k, v in c.items()}
+        c = dict(c, num_hidden_layers=c.get("num_hidden_layers", 6), type_vocab_size=0,
+                 layer_norm_eps=1e-12)
     act = c.get("hidden_act", "gelu")
     eps = struct.unpack("<f", struct.pack("<f", c.get("layer_norm_eps", 1e-12)))[0]  # a float32
     path = os.path.join(base_dir, "model.safetensors")
@@ -28,6 +40,8 @@ def fingerprint(base_dir):
         c.get("num_attention_heads", 12), c.get("intermediate_size", 3072), _ACT.get(act, act),
         c.get("max_position_embeddings", 512), c.get("type_vocab_size", 2), eps,
         c.get("pad_token_id", 0), os.path.getsize(path))
+    if mt != "bert":  # the architecture, for all but BERT (whose fingerprints predate the others)
+        head += "model_type %s\n" % mt
     h = hashlib.sha256(head.encode())
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(64 << 20), b""):

@@ -28,7 +28,6 @@ Writes, per architecture A in (roberta, distilbert):
             tiny base of A (its Model, Trainer loop and AdapterHub modules, with A's embeddings
             and names)
 Usage: /usr/bin/python3 scripts/gen-arch-fixtures.py"""
-import hashlib
 import importlib.util
 import json
 import math
@@ -42,6 +41,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import af_fingerprint  # noqa: E402
 import stpy  # noqa: E402
 
 
@@ -309,9 +309,7 @@ def train_fixtures(arch):
         write_config(d, arch, c)
         path = os.path.join(d, "model.safetensors")
         stpy.save(path, {rename(arch, "bert." + k): v for k, v in P.items()}, {"format": "pt"})
-        with open(path, "rb") as f:
-            fp = hashlib.sha256(f.read()).hexdigest()
-        return c, {k: v.to(torch.float64) for k, v in P.items()}, fp
+        return c, {k: v.to(torch.float64) for k, v in P.items()}, af_fingerprint.fingerprint(d)
 
     if arch == "roberta":  # <s> = 0, </s> = 2, pad = 1: ids as RobertaTokenizer makes them
         tr.IDS = [[0 if t == 2 else 2 if t == 3 else t for t in s] for s in tr.IDS]
@@ -357,7 +355,7 @@ def infer_fixtures(arch):
                            "hidden_size": c["hidden_size"], "num_hidden_layers": c["num_hidden_layers"],
                            "num_attention_heads": c["num_attention_heads"],
                            "intermediate_size": c["intermediate_size"], "hidden_act": c["hidden_act"]},
-                "fingerprint": gi.fingerprint(os.path.join(base, "model.safetensors"))}
+                "fingerprint": af_fingerprint.fingerprint(base)}
         return c, P, meta
     gi.load_base = load_base
     if arch == "roberta":  # one token type: RobertaModel would fail on type id 1, as af refuses it
