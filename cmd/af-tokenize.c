@@ -1,5 +1,6 @@
 /* af-tokenize: text (JSONL, TSV, CSV) to tokenized JSONL (af-files(5)), exactly as Hugging Face's
- * BertTokenizer; or, with --build-vocab, a WordPiece vocabulary from raw text. */
+ * BertTokenizer (WordPiece, vocab.txt) or RobertaTokenizer (byte-level BPE, vocab.json and
+ * merges.txt); or, with --build-vocab, a WordPiece vocabulary from raw text. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 #include <utf8proc.h>
 
+#include "bpe.h"
 #include "common.h"
 #include "jsonl.h"
 #include "outbuf.h"
@@ -16,7 +18,7 @@
 #include "tokenizer_train.h"
 
 typedef struct {
-    const char *vocab, *model, *output, *input;
+    const char *vocab, *merges, *model, *output, *input;
     const char *text, *pair, *label, *id, *task;
     char **keep;
     int nkeep;
@@ -26,17 +28,25 @@ typedef struct {
     rec_format fmt;
     long build_vocab;
     tok_options topt;
-    char *owned[8]; /* strings taken from tokenizer_config.json */
+    int bpe;         /* byte-level BPE (vocab.json + merges.txt), else WordPiece */
+    int prefix_space;/* --add-prefix-space: 1, else -1 (the model's config) */
+    bpe_options bopt;
+    char *owned[16]; /* strings taken from tokenizer_config.json, paths made from --model */
 } config;
 
 static void usage(void) {
-    printf("usage: af-tokenize --vocab FILE | --model DIR [options] [FILE|-]\n"
+    printf("usage: af-tokenize --vocab FILE [--merges FILE] | --model DIR [options] [FILE|-]\n"
            "       af-tokenize --build-vocab N [-o FILE] [options] [FILE|-]\n"
-           "Text to BERT input ids (JSONL), as Hugging Face's BertTokenizer.\n"
+           "Text to input ids (JSONL), as Hugging Face's BertTokenizer (WordPiece) or\n"
+           "RobertaTokenizer (byte-level BPE).\n"
            "\n"
-           "  --vocab FILE        vocab.txt: one token per line, id = line number\n"
-           "  --model DIR         DIR/vocab.txt, and DIR/tokenizer_config.json for the\n"
-           "                      settings (do_lower_case, ...)\n"
+           "  --vocab FILE        vocab.txt: one token per line, id = line number (WordPiece);\n"
+           "                      vocab.json: token -> id (BPE, with --merges)\n"
+           "  --merges FILE       merges.txt: BPE merges, one pair a line, by rank\n"
+           "  --model DIR         DIR/vocab.json and DIR/merges.txt (BPE) or DIR/vocab.txt\n"
+           "                      (WordPiece), and DIR/tokenizer_config.json for the\n"
+           "                      settings (do_lower_case, add_prefix_space, tokens, ...)\n"
+           "  --add-prefix-space  BPE: a space before each text (default: the model's config)\n"
            "  --lowercase, --no-lowercase\n"
            "                      lower-case and strip accents (default: the model's config,\n"
            "                      else lower-case)\n"
@@ -51,7 +61,7 @@ static void usage(void) {
            "                      with '{', else TSV)\n"
            "  --header            the first TSV/CSV line names the columns\n"
            "  --text F            the text field (default: text; TSV/CSV: column 1)\n"
-           "  --pair F            a second text: [CLS] A [SEP] B [SEP]\n"
+           "  --pair F            a second text: [CLS] A [SEP] B [SEP] (BPE: <s> A </s></s> B </s>)\n"
            "  --label F, --id F   passed through as \"label\" and \"id\"\n"
            "  --keep F,...        other fields passed through under their own names\n"
            "  --task NAME         adds \"task\":NAME to every line\n"
@@ -85,6 +95,8 @@ enum {
     O_TASK,
     O_TOKENS,
     O_BUILD,
+    O_MERGES,
+    O_PREFIX,
     O_VERSION
 };
 
@@ -109,6 +121,8 @@ static const struct option longopts[] = {
     {"task", required_argument, 0, O_TASK},
     {"tokens", no_argument, 0, O_TOKENS},
     {"build-vocab", required_argument, 0, O_BUILD},
+    {"merges", required_argument, 0, O_MERGES},
+    {"add-prefix-space", no_argument, 0, O_PREFIX},
     {"output", required_argument, 0, 'o'},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
@@ -144,6 +158,7 @@ static void check_paths(const config *c) {
     pathguard_init(&g);
     pathguard_input(&g, "the input", c->input);
     pathguard_input(&g, "--vocab", c->vocab);
+    pathguard_input(&g, "--merges", c->merges);
     pathguard_input_dir(&g, "--model", c->model);
     pathguard_output(&g, "-o", c->output);
     pathguard_done(&g);
@@ -151,7 +166,7 @@ static void check_paths(const config *c) {
 
 static void parse_args(config *c, int argc, char **argv) {
     int o;
-    c->lower = c->strip = -1;
+    c->lower = c->strip = c->prefix_space = -1;
     c->max_len = 128;
     c->fmt = REC_AUTO;
     while ((o = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
@@ -161,6 +176,12 @@ static void parse_args(config *c, int argc, char **argv) {
             break;
         case O_MODEL:
             c->model = optarg;
+            break;
+        case O_MERGES:
+            c->merges = optarg;
+            break;
+        case O_PREFIX:
+            c->prefix_space = 1;
             break;
         case O_LOWER:
             c->lower = 1;
@@ -249,6 +270,7 @@ static void parse_args(config *c, int argc, char **argv) {
         return;
     }
     if (!c->vocab && !c->model) usage_error("--vocab FILE or --model DIR is required");
+    if (c->merges && !c->vocab) usage_error("--merges goes with --vocab vocab.json");
 }
 
 /* A special token in tokenizer_config.json: a string, or an AddedToken {"content": ...}. */
@@ -259,9 +281,58 @@ static const char *token_name(config *c, const cJSON *cfg, const char *key, int 
     return c->owned[slot] = af_strdup(v->valuestring);
 }
 
-/* HF BertTokenizer's settings from --model DIR, then the flags over them. */
+static int exists(const char *dir, const char *file, char **path) {
+    if (asprintf(path, "%s/%s", dir, file) < 0) die("out of memory");
+    FILE *f = fopen(*path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* An AddedToken's flag in tokenizer_config.json ({"content": ..., "lstrip": true}), or dflt. */
+static int token_flag(const cJSON *cfg, const char *key, const char *flag, int dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, flag) : NULL;
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
+}
+
+/* RobertaTokenizer's settings from DIR/tokenizer_config.json. */
+static void load_bpe_config(config *c, const cJSON *cfg) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "add_prefix_space");
+    if (cJSON_IsBool(v)) c->bopt.add_prefix_space = cJSON_IsTrue(v);
+    c->bopt.unk = token_name(c, cfg, "unk_token", 0);
+    c->bopt.sep = token_name(c, cfg, "sep_token", 1);
+    c->bopt.pad = token_name(c, cfg, "pad_token", 2);
+    c->bopt.cls = token_name(c, cfg, "cls_token", 3);
+    c->bopt.mask = token_name(c, cfg, "mask_token", 4);
+    c->bopt.bos = token_name(c, cfg, "bos_token", 6);
+    c->bopt.eos = token_name(c, cfg, "eos_token", 7);
+    c->bopt.mask_lstrip = token_flag(cfg, "mask_token", "lstrip", 1);
+}
+
+/* HF BertTokenizer's or RobertaTokenizer's settings from --model DIR (BPE when it holds
+ * vocab.json and merges.txt, or --vocab names a .json file), then the flags over them. */
 static void load_options(config *c) {
     tok_options_default(&c->topt);
+    bpe_options_default(&c->bopt);
+    size_t vl = c->vocab ? strlen(c->vocab) : 0;
+    if (vl > 5 && !strcmp(c->vocab + vl - 5, ".json")) c->bpe = 1;
+    if (c->model && !c->vocab) {
+        char *j, *m;
+        if (exists(c->model, "vocab.json", &j) && exists(c->model, "merges.txt", &m))
+            c->bpe = 1, c->owned[5] = j, c->vocab = j, c->owned[8] = m;
+        else
+            free(j), free(m);
+    }
+    if (c->bpe && !c->merges) {
+        if (!c->model) usage_error("--vocab %s (BPE) needs --merges FILE", c->vocab);
+        if (!c->owned[8] && asprintf(&c->owned[8], "%s/merges.txt", c->model) < 0)
+            die("out of memory");
+        c->merges = c->owned[8];
+    }
+    if (c->merges && !c->bpe) usage_error("--merges goes with a BPE vocab.json");
+    if (c->bpe && (c->lower >= 0 || c->strip >= 0))
+        usage_error("--lowercase and --strip-accents are WordPiece's (byte-level BPE keeps the text)");
+    if (c->bpe && c->build_vocab) usage_error("--build-vocab builds WordPiece vocabularies only");
     if (c->model) {
         char *path, *data;
         size_t len;
@@ -272,6 +343,7 @@ static void load_options(config *c) {
             if (af_read_file(path, &data, &len, &e) < 0) die_err(&e);
             cJSON *cfg = cJSON_ParseWithLength(data, len);
             if (!cJSON_IsObject(cfg)) die("%s: not a JSON object", path);
+            if (c->bpe) load_bpe_config(c, cfg);
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "do_lower_case");
             if (cJSON_IsBool(v)) c->topt.lower = cJSON_IsTrue(v);
             v = cJSON_GetObjectItemCaseSensitive(cfg, "strip_accents");
@@ -290,6 +362,7 @@ static void load_options(config *c) {
             c->vocab = c->owned[5];
         free(path);
     }
+    if (c->prefix_space >= 0) c->bopt.add_prefix_space = c->prefix_space;
     if (c->lower >= 0) c->topt.lower = c->lower;
     if (c->strip >= 0) c->topt.strip_accents = c->strip;
 }
@@ -298,7 +371,8 @@ static void load_options(config *c) {
 
 typedef struct {
     config *c;
-    tok_tokenizer *tok;
+    tok_tokenizer *tok; /* WordPiece, or */
+    bpe_tokenizer *bpe; /* byte-level BPE */
     rec_reader *in;
     int f_text, f_pair, f_label, f_id, *f_keep;
     long records, tokens;
@@ -325,7 +399,7 @@ static void encode(job *j, int field, tok_ids *ids) {
     af_err e;
     get_text(j, field, &v);
     ids->n = 0;
-    if (tok_encode(j->tok, v.s, v.n, ids, &e) < 0)
+    if ((j->bpe ? bpe_encode(j->bpe, v.s, v.n, ids, &e) : tok_encode(j->tok, v.s, v.n, ids, &e)) < 0)
         die("%s:%ld: field '%s': %s", rec_name(j->in), rec_line(j->in),
             rec_field_name(j->in, field), e.msg);
 }
@@ -370,14 +444,15 @@ static int tokenize_all(FILE *f, void *ctx, af_err *e) {
     while ((r = rec_next(j->in, e)) > 0) {
         encode(j, j->f_text, &a);
         if (c->pair) encode(j, j->f_pair, &b);
-        if (tok_assemble(j->tok, &a, c->pair ? &b : NULL, c->max_len, c->pad, &in, e) < 0)
+        if ((j->bpe ? bpe_assemble(j->bpe, &a, c->pair ? &b : NULL, c->max_len, c->pad, &in, e)
+                    : tok_assemble(j->tok, &a, c->pair ? &b : NULL, c->max_len, c->pad, &in, e)) < 0)
             die("%s", e->msg);
         j->records++;
         j->tokens += a.n + (c->pair ? b.n : 0);
         if (c->tokens) {
             for (int i = 0; i < in.ids.n; i++) {
                 if (i) ob_char(&w, ' ');
-                ob_str(&w, tok_token(j->tok, in.ids.v[i]));
+                ob_str(&w, j->bpe ? bpe_token(j->bpe, in.ids.v[i]) : tok_token(j->tok, in.ids.v[i]));
             }
             ob_char(&w, '\n');
             continue;
@@ -417,7 +492,9 @@ static int field(job *j, const char *spec) {
 static int run_tokenize(config *c) {
     af_err e;
     job j = {.c = c};
-    if (tok_open(&j.tok, c->vocab, &c->topt, &e) < 0) die_err(&e);
+    if (c->bpe ? bpe_open(&j.bpe, c->vocab, c->merges, &c->bopt, &e) < 0
+               : tok_open(&j.tok, c->vocab, &c->topt, &e) < 0)
+        die_err(&e);
     if (rec_open(&j.in, c->input, c->fmt, c->header, &e) < 0) die_err(&e);
     int jsonl = rec_format_of(j.in) == REC_JSONL;
     j.f_text = field(&j, c->text ? c->text : jsonl ? "text" : "1");
@@ -435,6 +512,7 @@ static int run_tokenize(config *c) {
                 j.tokens, j.tokens / (af_now() - t0 + 1e-9));
     rec_close(j.in);
     tok_close(j.tok);
+    bpe_close(j.bpe);
     free(j.f_keep);
     return 0;
 }
