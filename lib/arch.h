@@ -52,6 +52,7 @@ typedef struct {
     const char *model_type; /* config.json "model_type" */
     const char *display;    /* for people: "BERT" */
     const char *class_name; /* "architectures" of a saved base */
+    const char *mlm_class;  /* and of one with its MLM head */
     const char *prefix;     /* state-dict prefix of the base model in AdapterHub's files: "bert" */
     const char *body[2];    /* name starts of the encoder's tensors, without prefix */
     const char *buffers[2]; /* non-parameters the state dict may hold (ignored) */

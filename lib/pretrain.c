@@ -232,15 +232,15 @@ static int write_str(FILE *f, void *ctx, af_err *e) {
     return 0;
 }
 
-static int rewrite_config(const char *path, af_err *e) {
+static int rewrite_config(const char *path, const af_arch *a, af_err *e) {
     char *text;
     size_t len;
     if (af_read_file(path, &text, &len, e)) return -1;
     cJSON *o = cJSON_Parse(text);
     free(text);
     if (!o) return af_errf(e, "%s: not JSON", path);
-    /* bert_save names a BertModel; the file also holds the MLM head */
-    const char *arch[] = {"BertForMaskedLM"};
+    /* bert_save names the bare model; the file also holds the MLM head */
+    const char *arch[] = {a->mlm_class};
     cJSON_ReplaceItemInObject(o, "architectures", cJSON_CreateStringArray(arch, 1));
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
@@ -337,7 +337,7 @@ int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char 
     st_writer_free(&extra);
     char *cfg = join(tmp, "config.json"), *wts = join(tmp, "model.safetensors");
     char *voc = join(tmp, "vocab.txt"), *tc = join(tmp, "tokenizer_config.json");
-    if (rc == 0) rc = rewrite_config(cfg, e);
+    if (rc == 0) rc = rewrite_config(cfg, arch_get(m->cfg.arch), e);
     if (rc == 0 && f16) rc = to_f16(wts, e);
     if (rc == 0) rc = copy_file(vocab_path, voc, e);
     if (rc == 0) {
