@@ -189,7 +189,8 @@ int main(int argc, char **argv) {
     }
     if (st.truncated && !quiet)
         warnx("%ld of %ld lines are longer than %d tokens and were truncated", st.truncated,
-              st.lines, io.max_len < bert_max_len(&base.cfg) ? io.max_len : bert_max_len(&base.cfg));
+              st.lines,
+              io.max_len < bert_max_len(&base.cfg) ? io.max_len : bert_max_len(&base.cfg));
     if (metrics) infer_metrics_print(stderr, "af-infer: ", &m, &st, confusion);
     if (mjson) {
         cJSON *j = infer_metrics_json(&m, &st);

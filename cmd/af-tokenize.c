@@ -28,50 +28,51 @@ typedef struct {
     rec_format fmt;
     long build_vocab;
     tok_options topt;
-    int bpe;         /* byte-level BPE (vocab.json + merges.txt), else WordPiece */
-    int prefix_space;/* --add-prefix-space: 1, else -1 (the model's config) */
+    int bpe;          /* byte-level BPE (vocab.json + merges.txt), else WordPiece */
+    int prefix_space; /* --add-prefix-space: 1, else -1 (the model's config) */
     bpe_options bopt;
     char *owned[16]; /* strings taken from tokenizer_config.json, paths made from --model */
 } config;
 
 static void usage(void) {
-    printf("usage: af-tokenize --vocab FILE [--merges FILE] | --model DIR [options] [FILE|-]\n"
-           "       af-tokenize --build-vocab N [-o FILE] [options] [FILE|-]\n"
-           "Text to input ids (JSONL), as Hugging Face's BertTokenizer (WordPiece) or\n"
-           "RobertaTokenizer (byte-level BPE).\n"
-           "\n"
-           "  --vocab FILE        vocab.txt: one token per line, id = line number (WordPiece);\n"
-           "                      vocab.json: token -> id (BPE, with --merges)\n"
-           "  --merges FILE       merges.txt: BPE merges, one pair a line, by rank\n"
-           "  --model DIR         DIR/vocab.json and DIR/merges.txt (BPE) or DIR/vocab.txt\n"
-           "                      (WordPiece), and DIR/tokenizer_config.json for the\n"
-           "                      settings (do_lower_case, add_prefix_space, tokens, ...)\n"
-           "  --add-prefix-space  BPE: a space before each text (default: the model's config)\n"
-           "  --lowercase, --no-lowercase\n"
-           "                      lower-case and strip accents (default: the model's config,\n"
-           "                      else lower-case)\n"
-           "  --strip-accents, --no-strip-accents\n"
-           "                      NFD and drop accents (default: the model's config, else\n"
-           "                      when lower-casing)\n"
-           "  --max-len N         at most N ids, longest-first truncation (default 128;\n"
-           "                      0: no limit)\n"
-           "  --pad               pad with [PAD] up to --max-len\n"
-           "  --jsonl, --tsv, --csv\n"
-           "                      input format (default: JSONL if the first line starts\n"
-           "                      with '{', else TSV)\n"
-           "  --header            the first TSV/CSV line names the columns\n"
-           "  --text F            the text field (default: text; TSV/CSV: column 1)\n"
-           "  --pair F            a second text: [CLS] A [SEP] B [SEP] (BPE: <s> A </s></s> B </s>)\n"
-           "  --label F, --id F   passed through as \"label\" and \"id\"\n"
-           "  --keep F,...        other fields passed through under their own names\n"
-           "  --task NAME         adds \"task\":NAME to every line\n"
-           "  --tokens            write the word pieces as text, not JSON\n"
-           "  --build-vocab N     build a vocabulary of N entries from the input text\n"
-           "  -o, --output FILE   write FILE (atomically) instead of standard output\n"
-           "  -q, --quiet         no summary on standard error\n"
-           "  -h, --help          this help\n"
-           "  --version           version, and the Unicode version of the tables\n"
-           "F is a JSON key, or a TSV/CSV column name (with --header) or 1-based number.\n");
+    printf(
+        "usage: af-tokenize --vocab FILE [--merges FILE] | --model DIR [options] [FILE|-]\n"
+        "       af-tokenize --build-vocab N [-o FILE] [options] [FILE|-]\n"
+        "Text to input ids (JSONL), as Hugging Face's BertTokenizer (WordPiece) or\n"
+        "RobertaTokenizer (byte-level BPE).\n"
+        "\n"
+        "  --vocab FILE        vocab.txt: one token per line, id = line number (WordPiece);\n"
+        "                      vocab.json: token -> id (BPE, with --merges)\n"
+        "  --merges FILE       merges.txt: BPE merges, one pair a line, by rank\n"
+        "  --model DIR         DIR/vocab.json and DIR/merges.txt (BPE) or DIR/vocab.txt\n"
+        "                      (WordPiece), and DIR/tokenizer_config.json for the\n"
+        "                      settings (do_lower_case, add_prefix_space, tokens, ...)\n"
+        "  --add-prefix-space  BPE: a space before each text (default: the model's config)\n"
+        "  --lowercase, --no-lowercase\n"
+        "                      lower-case and strip accents (default: the model's config,\n"
+        "                      else lower-case)\n"
+        "  --strip-accents, --no-strip-accents\n"
+        "                      NFD and drop accents (default: the model's config, else\n"
+        "                      when lower-casing)\n"
+        "  --max-len N         at most N ids, longest-first truncation (default 128;\n"
+        "                      0: no limit)\n"
+        "  --pad               pad with [PAD] up to --max-len\n"
+        "  --jsonl, --tsv, --csv\n"
+        "                      input format (default: JSONL if the first line starts\n"
+        "                      with '{', else TSV)\n"
+        "  --header            the first TSV/CSV line names the columns\n"
+        "  --text F            the text field (default: text; TSV/CSV: column 1)\n"
+        "  --pair F            a second text: [CLS] A [SEP] B [SEP] (BPE: <s> A </s></s> B </s>)\n"
+        "  --label F, --id F   passed through as \"label\" and \"id\"\n"
+        "  --keep F,...        other fields passed through under their own names\n"
+        "  --task NAME         adds \"task\":NAME to every line\n"
+        "  --tokens            write the word pieces as text, not JSON\n"
+        "  --build-vocab N     build a vocabulary of N entries from the input text\n"
+        "  -o, --output FILE   write FILE (atomically) instead of standard output\n"
+        "  -q, --quiet         no summary on standard error\n"
+        "  -h, --help          this help\n"
+        "  --version           version, and the Unicode version of the tables\n"
+        "F is a JSON key, or a TSV/CSV column name (with --header) or 1-based number.\n");
 }
 
 enum {
@@ -309,6 +310,21 @@ static void load_bpe_config(config *c, const cJSON *cfg) {
     c->bopt.mask_lstrip = token_flag(cfg, "mask_token", "lstrip", 1);
 }
 
+/* BertTokenizer's settings from DIR/tokenizer_config.json. */
+static void load_wordpiece_config(config *c, const cJSON *cfg) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "do_lower_case");
+    if (cJSON_IsBool(v)) c->topt.lower = cJSON_IsTrue(v);
+    v = cJSON_GetObjectItemCaseSensitive(cfg, "strip_accents");
+    if (cJSON_IsBool(v)) c->topt.strip_accents = cJSON_IsTrue(v);
+    v = cJSON_GetObjectItemCaseSensitive(cfg, "tokenize_chinese_chars");
+    if (cJSON_IsBool(v)) c->topt.chinese = cJSON_IsTrue(v);
+    c->topt.unk = token_name(c, cfg, "unk_token", 0);
+    c->topt.sep = token_name(c, cfg, "sep_token", 1);
+    c->topt.pad = token_name(c, cfg, "pad_token", 2);
+    c->topt.cls = token_name(c, cfg, "cls_token", 3);
+    c->topt.mask = token_name(c, cfg, "mask_token", 4);
+}
+
 /* HF BertTokenizer's or RobertaTokenizer's settings from --model DIR (BPE when it holds
  * vocab.json and merges.txt, or --vocab names a .json file), then the flags over them. */
 static void load_options(config *c) {
@@ -317,8 +333,9 @@ static void load_options(config *c) {
     size_t vl = c->vocab ? strlen(c->vocab) : 0;
     if (vl > 5 && !strcmp(c->vocab + vl - 5, ".json")) c->bpe = 1;
     if (c->model && !c->vocab) {
-        char *j, *m;
-        if (exists(c->model, "vocab.json", &j) && exists(c->model, "merges.txt", &m))
+        char *j = NULL, *m = NULL;
+        int has_j = exists(c->model, "vocab.json", &j), has_m = exists(c->model, "merges.txt", &m);
+        if (has_j && has_m)
             c->bpe = 1, c->owned[5] = j, c->vocab = j, c->owned[8] = m;
         else
             free(j), free(m);
@@ -331,7 +348,8 @@ static void load_options(config *c) {
     }
     if (c->merges && !c->bpe) usage_error("--merges goes with a BPE vocab.json");
     if (c->bpe && (c->lower >= 0 || c->strip >= 0))
-        usage_error("--lowercase and --strip-accents are WordPiece's (byte-level BPE keeps the text)");
+        usage_error(
+            "--lowercase and --strip-accents are WordPiece's (byte-level BPE keeps the text)");
     if (c->bpe && c->build_vocab) usage_error("--build-vocab builds WordPiece vocabularies only");
     if (c->model) {
         char *path, *data;
@@ -343,18 +361,10 @@ static void load_options(config *c) {
             if (af_read_file(path, &data, &len, &e) < 0) die_err(&e);
             cJSON *cfg = cJSON_ParseWithLength(data, len);
             if (!cJSON_IsObject(cfg)) die("%s: not a JSON object", path);
-            if (c->bpe) load_bpe_config(c, cfg);
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "do_lower_case");
-            if (cJSON_IsBool(v)) c->topt.lower = cJSON_IsTrue(v);
-            v = cJSON_GetObjectItemCaseSensitive(cfg, "strip_accents");
-            if (cJSON_IsBool(v)) c->topt.strip_accents = cJSON_IsTrue(v);
-            v = cJSON_GetObjectItemCaseSensitive(cfg, "tokenize_chinese_chars");
-            if (cJSON_IsBool(v)) c->topt.chinese = cJSON_IsTrue(v);
-            c->topt.unk = token_name(c, cfg, "unk_token", 0);
-            c->topt.sep = token_name(c, cfg, "sep_token", 1);
-            c->topt.pad = token_name(c, cfg, "pad_token", 2);
-            c->topt.cls = token_name(c, cfg, "cls_token", 3);
-            c->topt.mask = token_name(c, cfg, "mask_token", 4);
+            if (c->bpe)
+                load_bpe_config(c, cfg);
+            else
+                load_wordpiece_config(c, cfg);
             cJSON_Delete(cfg);
             free(data);
         }
@@ -399,7 +409,8 @@ static void encode(job *j, int field, tok_ids *ids) {
     af_err e;
     get_text(j, field, &v);
     ids->n = 0;
-    if ((j->bpe ? bpe_encode(j->bpe, v.s, v.n, ids, &e) : tok_encode(j->tok, v.s, v.n, ids, &e)) < 0)
+    if ((j->bpe ? bpe_encode(j->bpe, v.s, v.n, ids, &e) : tok_encode(j->tok, v.s, v.n, ids, &e)) <
+        0)
         die("%s:%ld: field '%s': %s", rec_name(j->in), rec_line(j->in),
             rec_field_name(j->in, field), e.msg);
 }
@@ -444,15 +455,17 @@ static int tokenize_all(FILE *f, void *ctx, af_err *e) {
     while ((r = rec_next(j->in, e)) > 0) {
         encode(j, j->f_text, &a);
         if (c->pair) encode(j, j->f_pair, &b);
-        if ((j->bpe ? bpe_assemble(j->bpe, &a, c->pair ? &b : NULL, c->max_len, c->pad, &in, e)
-                    : tok_assemble(j->tok, &a, c->pair ? &b : NULL, c->max_len, c->pad, &in, e)) < 0)
+        if ((j->bpe
+                 ? bpe_assemble(j->bpe, &a, c->pair ? &b : NULL, c->max_len, c->pad, &in, e)
+                 : tok_assemble(j->tok, &a, c->pair ? &b : NULL, c->max_len, c->pad, &in, e)) < 0)
             die("%s", e->msg);
         j->records++;
         j->tokens += a.n + (c->pair ? b.n : 0);
         if (c->tokens) {
             for (int i = 0; i < in.ids.n; i++) {
                 if (i) ob_char(&w, ' ');
-                ob_str(&w, j->bpe ? bpe_token(j->bpe, in.ids.v[i]) : tok_token(j->tok, in.ids.v[i]));
+                ob_str(&w,
+                       j->bpe ? bpe_token(j->bpe, in.ids.v[i]) : tok_token(j->tok, in.ids.v[i]));
             }
             ob_char(&w, '\n');
             continue;

@@ -21,18 +21,47 @@ enum { ARCH_BERT, ARCH_ROBERTA, ARCH_DISTILBERT, ARCH_COUNT };
 
 /* The encoder's tensors, in state_dict order. Per-layer names hold one %d (the layer). */
 enum {
-    AT_WORD, AT_POS, AT_TYPE, AT_EMB_LN_W, AT_EMB_LN_B, /* embeddings */
-    AT_Q_W, AT_Q_B, AT_K_W, AT_K_B, AT_V_W, AT_V_B,     /* per layer from here */
-    AT_AO_W, AT_AO_B, AT_LN1_W, AT_LN1_B,
-    AT_FF1_W, AT_FF1_B, AT_FF2_W, AT_FF2_B, AT_LN2_W, AT_LN2_B,
+    AT_WORD,
+    AT_POS,
+    AT_TYPE,
+    AT_EMB_LN_W,
+    AT_EMB_LN_B, /* embeddings */
+    AT_Q_W,
+    AT_Q_B,
+    AT_K_W,
+    AT_K_B,
+    AT_V_W,
+    AT_V_B, /* per layer from here */
+    AT_AO_W,
+    AT_AO_B,
+    AT_LN1_W,
+    AT_LN1_B,
+    AT_FF1_W,
+    AT_FF1_B,
+    AT_FF2_W,
+    AT_FF2_B,
+    AT_LN2_W,
+    AT_LN2_B,
     AT_COUNT
 };
 #define AT_FIRST_LAYER AT_Q_W
 
 /* bert_config's fields, by their config.json key. */
 enum {
-    AK_VOCAB, AK_HIDDEN, AK_LAYERS, AK_HEADS, AK_FFN, AK_MAX_POS, AK_TYPE_VOCAB, AK_PAD,
-    AK_ACT, AK_DROPOUT, AK_ATTN_DROPOUT, AK_EPS, AK_HEAD_DROPOUT, AK_SINUSOIDAL,
+    AK_VOCAB,
+    AK_HIDDEN,
+    AK_LAYERS,
+    AK_HEADS,
+    AK_FFN,
+    AK_MAX_POS,
+    AK_TYPE_VOCAB,
+    AK_PAD,
+    AK_ACT,
+    AK_DROPOUT,
+    AK_ATTN_DROPOUT,
+    AK_EPS,
+    AK_HEAD_DROPOUT,
+    AK_SINUSOIDAL,
     AK_COUNT
 };
 

@@ -111,7 +111,8 @@ int bert_config_parse(bert_config *cfg, const char *json, const char *name, af_e
         get_prob(root, key[AK_HEAD_DROPOUT], &c.head_dropout, name, e))
         goto out;
     if (c.head_dropout >= 0) c.has_head_dropout = 1;
-    if (key[AK_SINUSOIDAL]) c.sinusoidal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, key[AK_SINUSOIDAL]));
+    if (key[AK_SINUSOIDAL])
+        c.sinusoidal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, key[AK_SINUSOIDAL]));
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key[AK_ACT]);
     if (v && !cJSON_IsNull(v)) {
         int act = cJSON_IsString(v) ? act_parse(v->valuestring) : -1;
@@ -133,8 +134,8 @@ int bert_config_parse(bert_config *cfg, const char *json, const char *name, af_e
         c.ln_eps = (float)v->valuedouble;
     }
     if (c.hidden % c.heads) {
-        af_errf(e, "%s: \"%s\" %d is not a multiple of \"%s\" %d", name, key[AK_HIDDEN],
-                c.hidden, key[AK_HEADS], c.heads);
+        af_errf(e, "%s: \"%s\" %d is not a multiple of \"%s\" %d", name, key[AK_HIDDEN], c.hidden,
+                key[AK_HEADS], c.heads);
         goto out;
     }
     if (bert_max_len(&c) < 1) {
@@ -415,7 +416,8 @@ static int load_tensors(bert *m, const st_file *f, const char *path, int emb_map
         char want[64], got[64];
         shape_str(want, sizeof want, s[i].ndim, s[i].shape);
         if (!t) {
-            af_errf(e, "%s: tensor %s.%s missing (with or without \"%s.\"), shape %s expected "
+            af_errf(e,
+                    "%s: tensor %s.%s missing (with or without \"%s.\"), shape %s expected "
                     "(config.json says %s)",
                     path, a->prefix, s[i].name, a->prefix, want, a->model_type);
             goto out;
@@ -1020,10 +1022,9 @@ int bert_batch_check(const bert *m, const bert_batch *b, af_err *e) {
     const bert_config *c = &m->cfg;
     if (b->B < 1 || b->S < 1 || !b->ids) return af_errf(e, "batch: empty (%d x %d)", b->B, b->S);
     if (b->S > bert_max_len(c))
-        return af_errf(e, "batch: sequence length %d exceeds max_position_embeddings %d%s", b->S,
-                       c->max_pos,
-                       bert_max_len(c) < c->max_pos ? " less pad_token_id + 1 (RoBERTa's positions)"
-                                                    : "");
+        return af_errf(
+            e, "batch: sequence length %d exceeds max_position_embeddings %d%s", b->S, c->max_pos,
+            bert_max_len(c) < c->max_pos ? " less pad_token_id + 1 (RoBERTa's positions)" : "");
     for (int i = 0; i < b->B * b->S; i++) {
         int seq = i / b->S, tok = i % b->S;
         if (b->ids[i] < 0 || b->ids[i] >= c->vocab_size)
@@ -1083,8 +1084,10 @@ static void positions(bert_acts *A, const bert_config *c) {
     int S = A->S, from_pad = arch_get(c->arch)->pos == ARCH_POS_FROM_PAD;
     for (int b = 0, k = 0; b < A->B; b++)
         for (int t = 0, n = 0; t < S; t++, k++) {
-            if (!from_pad) A->pos[k] = t;
-            else A->pos[k] = A->ids[k] == c->pad_id ? c->pad_id : c->pad_id + ++n;
+            if (!from_pad)
+                A->pos[k] = t;
+            else
+                A->pos[k] = A->ids[k] == c->pad_id ? c->pad_id : c->pad_id + ++n;
         }
 }
 
@@ -1096,8 +1099,10 @@ static void embed_part(void *p, int lo, int hi) {
         float *y = j->sum + (size_t)t * H;
         const float *we = j->w->word_emb + (size_t)A->ids[t] * H;
         /* HF order: (inputs_embeds + token_type_embeddings) + position_embeddings */
-        if (j->types) vec_add2(y, we, j->w->type_emb + (size_t)A->type_ids[t] * H, H);
-        else memcpy(y, we, H * sizeof(float));
+        if (j->types)
+            vec_add2(y, we, j->w->type_emb + (size_t)A->type_ids[t] * H, H);
+        else
+            memcpy(y, we, H * sizeof(float));
         vec_add(y, j->w->pos_emb + (size_t)A->pos[t] * H, H);
     }
 }
@@ -1288,7 +1293,8 @@ static void embed_backward(const bert *m, bert_acts *A, bert_weights *g) {
         /* nn.Embedding(padding_idx=pad_token_id) never gives its padding row a gradient */
         if (A->ids[t] != c->pad_id) vec_add(g->word_emb + (size_t)A->ids[t] * H, x, H);
         /* RoBERTa's position table has padding_idx too */
-        if (!(from_pad && A->pos[t] == c->pad_id)) vec_add(g->pos_emb + (size_t)A->pos[t] * H, x, H);
+        if (!(from_pad && A->pos[t] == c->pad_id))
+            vec_add(g->pos_emb + (size_t)A->pos[t] * H, x, H);
         if (c->type_vocab) vec_add(g->type_emb + (size_t)A->type_ids[t] * H, x, H);
     }
 }

@@ -15,14 +15,14 @@
 enum { BERT_SITE_ATTN = 0, BERT_SITE_OUT = 1, BERT_NSITES = 2 };
 
 typedef struct {
-    int arch;            /* ARCH_* (arch.h): names, config keys, forward differences */
+    int arch; /* ARCH_* (arch.h): names, config keys, forward differences */
     int vocab_size, hidden, layers, heads, ffn, max_pos, type_vocab, pad_id;
     int act;             /* af_act from config hidden_act */
     float ln_eps;
     float hidden_dropout, attn_dropout;
-    float head_dropout;  /* classifier_dropout (DistilBERT: seq_classif_dropout) when */
-    int has_head_dropout;/* set, else the head takes hidden_dropout: see bert_head_dropout */
-    int sinusoidal;      /* DistilBERT sinusoidal_pos_embds: only bert_init_random reads it */
+    float head_dropout;   /* classifier_dropout (DistilBERT: seq_classif_dropout) when */
+    int has_head_dropout; /* set, else the head takes hidden_dropout: see bert_head_dropout */
+    int sinusoidal;       /* DistilBERT sinusoidal_pos_embds: only bert_init_random reads it */
 } bert_config;
 
 /* One layer's weights, [out, in] as nn.Linear stores them. */
@@ -184,7 +184,8 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
                    bert_grads *grads);
 
 /* Writes a Hugging Face directory: config.json and model.safetensors (the architecture's names
- * with its model prefix, "bert."; extra tensors, e.g. an MLM head, may be appended by the caller via `extra`). */
+ * with its model prefix, "bert."; extra tensors, e.g. an MLM head, may be appended by the caller
+ * via `extra`). */
 int bert_save(const bert *m, const char *dir, st_writer *extra, af_err *e);
 
 #endif

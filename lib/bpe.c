@@ -7,7 +7,8 @@
 #include <string.h>
 #include <utf8proc.h>
 
-/* ---- a string -> int map (open addressing, keys copied) ---------------------------------------- */
+/* ---- a string -> int map (open addressing, keys copied) ----------------------------------------
+ */
 
 typedef struct {
     char *key; /* NULL: empty slot */
@@ -76,13 +77,13 @@ static void map_free(strmap *m) {
 enum { SP_BOS, SP_EOS, SP_UNK, SP_SEP, SP_PAD, SP_CLS, SP_MASK, SP_N };
 
 struct bpe_tokenizer {
-    strmap vocab;          /* vocab.json, and the added special tokens */
-    strmap ranks;          /* "first second" -> merge rank */
-    char byte_char[256][3];/* bytes_to_unicode, UTF-8 */
-    const char **names;    /* id -> token (pointing into the map's keys) */
+    strmap vocab;           /* vocab.json, and the added special tokens */
+    strmap ranks;           /* "first second" -> merge rank */
+    char byte_char[256][3]; /* bytes_to_unicode, UTF-8 */
+    const char **names;     /* id -> token (pointing into the map's keys) */
     int nids;
-    char *special[SP_N];   /* names */
-    int special_id[SP_N];  /* -1: none */
+    char *special[SP_N];  /* names */
+    int special_id[SP_N]; /* -1: none */
     int lstrip[SP_N], rstrip[SP_N];
     int add_prefix_space;
     /* work space */
@@ -147,8 +148,8 @@ static int load_vocab(bpe_tokenizer *t, const char *path, af_err *e) {
     cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
     int rc = 0, maxid = -1;
     if (!cJSON_IsObject(root)) {
-        rc = af_errf(e, "%s: a JSON object of token -> id expected (invalid JSON at byte %zu)", path,
-                     end && end >= data ? (size_t)(end - data) : 0);
+        rc = af_errf(e, "%s: a JSON object of token -> id expected (invalid JSON at byte %zu)",
+                     path, end && end >= data ? (size_t)(end - data) : 0);
         goto out;
     }
     map_init(&t->vocab, (size_t)cJSON_GetArraySize(root));
@@ -289,7 +290,8 @@ const char *bpe_token(const bpe_tokenizer *t, int id) {
 
 static void reserve(bpe_tokenizer *t, size_t bytes, size_t syms) {
     if (bytes > t->bufcap) t->bufcap = 2 * bytes, t->buf = af_realloc(t->buf, t->bufcap);
-    if (syms > t->symcap) t->symcap = 2 * syms, t->sym = af_realloc(t->sym, t->symcap * sizeof(int));
+    if (syms > t->symcap)
+        t->symcap = 2 * syms, t->sym = af_realloc(t->sym, t->symcap * sizeof(int));
 }
 
 static int rank_of(bpe_tokenizer *t, char *key, int a0, int a1, int b1) {
@@ -324,7 +326,8 @@ static int bpe_word(bpe_tokenizer *t, const char *s, size_t n, tok_ids *out, af_
         }
         if (best < 0) break;
         /* HF bpe(): every occurrence of the pair (first, second), left to right */
-        size_t la = (size_t)(t->sym[at + 1] - t->sym[at]), lb = (size_t)(t->sym[at + 2] - t->sym[at + 1]);
+        size_t la = (size_t)(t->sym[at + 1] - t->sym[at]),
+               lb = (size_t)(t->sym[at + 2] - t->sym[at + 1]);
         char *first = af_malloc(la + lb + 1);
         memcpy(first, w + t->sym[at], la + lb);
         int k = 0;
@@ -363,19 +366,24 @@ static int pretokenize(bpe_tokenizer *t, const char *s, const int32_t *cp, const
 #define OTHER(c) (!re_space(c) && !is_letter(c) && !is_number(c))
         if (cp[i] == '\'' && i + 1 < n) { /* 's|'t|'re|'ve|'m|'ll|'d */
             int32_t a = cp[i + 1], b = i + 2 < n ? cp[i + 2] : 0;
-            if (a == 's' || a == 't' || a == 'm' || a == 'd') j = i + 2;
+            if (a == 's' || a == 't' || a == 'm' || a == 'd')
+                j = i + 2;
             else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
                 j = i + 3;
         }
         int sp = cp[i] == ' ' && i + 1 < n; /* " ?" before a class */
         if (j == i && (is_letter(cp[i]) || (sp && is_letter(cp[i + 1])))) {
-            for (j = cp[i] == ' ' ? i + 1 : i; j < n && is_letter(cp[j]); j++) {}
+            for (j = cp[i] == ' ' ? i + 1 : i; j < n && is_letter(cp[j]); j++) {
+            }
         } else if (j == i && (is_number(cp[i]) || (sp && is_number(cp[i + 1])))) {
-            for (j = cp[i] == ' ' ? i + 1 : i; j < n && is_number(cp[j]); j++) {}
+            for (j = cp[i] == ' ' ? i + 1 : i; j < n && is_number(cp[j]); j++) {
+            }
         } else if (j == i && (OTHER(cp[i]) || (sp && OTHER(cp[i + 1])))) {
-            for (j = cp[i] == ' ' ? i + 1 : i; j < n && OTHER(cp[j]); j++) {}
+            for (j = cp[i] == ' ' ? i + 1 : i; j < n && OTHER(cp[j]); j++) {
+            }
         } else if (j == i) { /* \s+(?!\S) | \s+ */
-            for (j = i; j < n && re_space(cp[j]); j++) {}
+            for (j = i; j < n && re_space(cp[j]); j++) {
+            }
             if (j < n && j - i >= 2) j--; /* leave the last one to the word after the run */
         }
 #undef OTHER
@@ -433,7 +441,8 @@ int bpe_encode(bpe_tokenizer *t, const char *text, size_t len, tok_ids *out, af_
             while (start < end && py_space(cp[start])) start++;
         if (sp >= 0 && t->lstrip[sp])
             while (end > start && py_space(cp[end - 1])) end--;
-        if (end > start && pretokenize(t, s + 0, cp + start, off + start, end - start, out, e) < 0) {
+        if (end > start &&
+            pretokenize(t, s + 0, cp + start, off + start, end - start, out, e) < 0) {
             rc = -1;
             goto out;
         }

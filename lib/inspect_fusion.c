@@ -28,8 +28,8 @@ static void site_label(char **slot, int l, int attn_site, int two_sites) {
 static const af_arch *file_arch(const st_file *f) {
     const char *bs = st_meta_get(f, "base");
     cJSON *b = bs ? cJSON_Parse(bs) : NULL;
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "config"),
-                                                       "model_type");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(b, "config"), "model_type");
     int id = cJSON_IsString(mt) ? arch_find(mt->valuestring) : ARCH_BERT;
     cJSON_Delete(b);
     return arch_get(id < 0 ? ARCH_BERT : id);

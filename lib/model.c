@@ -158,8 +158,8 @@ static int check_base(const af_model *m, const st_file *f, af_err *e) {
     if (!b) return -1;
     const cJSON *fp = cJSON_GetObjectItemCaseSensitive(b, "fingerprint");
     /* Files from before the architectures were told apart are BERT's. */
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "config"),
-                                                       "model_type");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(b, "config"), "model_type");
     int arch = cJSON_IsString(mt) ? arch_find(mt->valuestring) : ARCH_BERT, rc = 0;
     const af_arch *here = model_arch(m);
     if (!cJSON_IsString(fp))
@@ -259,7 +259,6 @@ static int adapter_meta(const st_file *f, model_adapter *a, int *arch, af_err *e
     return rc;
 }
 
-
 /* Copies one F32/F16/BF16 tensor of the expected shape. */
 static int copy_tensor(const st_file *f, const char *name, float *dst, int ndim,
                        const int64_t *shape, af_err *e) {
@@ -294,7 +293,8 @@ static int load_adapter_tensors(af_model *m, const st_file *f, int i, af_err *e)
             adapter_params(pd, m->H, a->r);
             for (int k = 0; k < ADAPTER_NPARAMS; k++) {
                 char name[512];
-                arch_adapter_name(name, sizeof name, model_arch(m), l, s, m->ad[i].name, pd[k].name);
+                arch_adapter_name(name, sizeof name, model_arch(m), l, s, m->ad[i].name,
+                                  pd[k].name);
                 if (copy_tensor(f, name, dst[k], pd[k].ndim, pd[k].shape, e)) return -1;
             }
         }
@@ -462,7 +462,8 @@ int model_load_fusion(af_model *m, const char *path, af_err *e) {
             float *base = m->fmem + fusion_nparams(&m->fcfg) * site_rank(m, 2 * l + s);
             for (int j = 0; j < np && !rc; j++) {
                 char name[512];
-                arch_fusion_name(name, sizeof name, model_arch(m), l, s, m->fusion_name, pd[j].name);
+                arch_fusion_name(name, sizeof name, model_arch(m), l, s, m->fusion_name,
+                                 pd[j].name);
                 rc = copy_tensor(&f, name, base + pd[j].offset, pd[j].ndim, pd[j].shape, e);
             }
         }
@@ -641,7 +642,8 @@ void model_finalize(af_model *m) {
             for (int s = 0; s < BERT_NSITES; s++) {
                 if (!site_has(m, s)) continue;
                 for (int j = 0; j < np; j++) {
-                    arch_fusion_name(name, sizeof name, model_arch(m), l, s, m->fusion_name, pd[j].name);
+                    arch_fusion_name(name, sizeof name, model_arch(m), l, s, m->fusion_name,
+                                     pd[j].name);
                     float *d = m->fmem + per * k + pd[j].offset;
                     float *g = m->fgrad ? m->fgrad + per * k + pd[j].offset : NULL;
                     add_param(m, name, PG_FUSION, &pd[j], d, pd[j].trainable ? g : NULL);

@@ -43,8 +43,7 @@ int pretrain_tensors(const bert *m, const bert_grads *g, const mlm_head *h, pret
 #define NAME(id, l) (arch_tensor_name(name, sizeof name, a, id, l, 1), name)
     put(t, &k, NAME(AT_WORD, 0), w->word_emb, GP(word_emb), V, H, 1);
     put(t, &k, NAME(AT_POS, 0), w->pos_emb, GP(pos_emb), c->max_pos, H, 1);
-    if (c->type_vocab)
-        put(t, &k, NAME(AT_TYPE, 0), w->type_emb, GP(type_emb), c->type_vocab, H, 1);
+    if (c->type_vocab) put(t, &k, NAME(AT_TYPE, 0), w->type_emb, GP(type_emb), c->type_vocab, H, 1);
     put(t, &k, NAME(AT_EMB_LN_W, 0), w->emb_ln_w, GP(emb_ln_w), H, 0, 0);
     put(t, &k, NAME(AT_EMB_LN_B, 0), w->emb_ln_b, GP(emb_ln_b), H, 0, 0);
     for (int l = 0; l < c->layers; l++) {

@@ -139,8 +139,8 @@ static void compare_grads(const bert_weights *g, const bert_weights *w, const be
 #define CMP(field, n, fmt, ...)                                                                    \
     do {                                                                                           \
         double r = tap_relerr(g->field, w->field, (n));                                            \
-        ok(r <= GRAD_TOL, "%s full backward: d loss / d " fmt ": relative error %.2g", WHAT, __VA_ARGS__,   \
-           r);                                                                                     \
+        ok(r <= GRAD_TOL, "%s full backward: d loss / d " fmt ": relative error %.2g", WHAT,       \
+           __VA_ARGS__, r);                                                                        \
     } while (0)
     CMP(word_emb, c->vocab_size * H, "%s", "word_embeddings");
     CMP(pos_emb, c->max_pos * H, "%s", "position_embeddings");

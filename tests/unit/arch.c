@@ -45,8 +45,7 @@ static void test_names(void) {
     name_is("bert.encoder.layer.2.attention.output.adapters.x.adapter_up.weight",
             arch_adapter_name(b, sizeof b, bert, 2, BERT_SITE_ATTN, "x", "adapter_up.weight"), b);
     name_is("roberta.encoder.layer.2.output.adapters.x.adapter_down.0.weight",
-            arch_adapter_name(b, sizeof b, rob, 2, BERT_SITE_OUT, "x", "adapter_down.0.weight"),
-            b);
+            arch_adapter_name(b, sizeof b, rob, 2, BERT_SITE_OUT, "x", "adapter_down.0.weight"), b);
     name_is("distilbert.transformer.layer.2.attention_adapters.adapters.x.adapter_up.bias",
             arch_adapter_name(b, sizeof b, dis, 2, BERT_SITE_ATTN, "x", "adapter_up.bias"), b);
     name_is("distilbert.transformer.layer.0.output_adapters.adapter_fusion_layer.a,b.query.weight",
@@ -94,8 +93,8 @@ static void test_config(void) {
                          &e) == -1 &&
            strstr(e.msg, "\"dim\" 10 is not a multiple of \"n_heads\" 4"),
        "errors name DistilBERT's keys: %s", e.msg);
-    ok(bert_config_parse(&c, "{\"model_type\":\"roberta\",\"max_position_embeddings\":2}",
-                         "c.json", &e) == -1,
+    ok(bert_config_parse(&c, "{\"model_type\":\"roberta\",\"max_position_embeddings\":2}", "c.json",
+                         &e) == -1,
        "RoBERTa: positions must leave room after pad_token_id: %s", e.msg);
 }
 
@@ -127,9 +126,9 @@ static void test_roundtrip(void) {
             bert_free(&m);
             continue;
         }
-        ok(l.cfg.arch == a && l.cfg.hidden == 8 && l.cfg.layers == 2 && l.cfg.type_vocab == c.type_vocab &&
-               l.cfg.pad_id == c.pad_id && l.nparams == m.nparams &&
-               !memcmp(l.mem, m.mem, m.nparams * sizeof(float)),
+        ok(l.cfg.arch == a && l.cfg.hidden == 8 && l.cfg.layers == 2 &&
+               l.cfg.type_vocab == c.type_vocab && l.cfg.pad_id == c.pad_id &&
+               l.nparams == m.nparams && !memcmp(l.mem, m.mem, m.nparams * sizeof(float)),
            "%s: the same config and weights back", arch_get(a)->model_type);
         if (a == ARCH_DISTILBERT)
             ok(fabsf(m.w.pos_emb[8] - sinf(1)) < 1e-6 && fabsf(m.w.pos_emb[9] - cosf(1)) < 1e-6 &&
@@ -161,9 +160,11 @@ static double pad_shift(const bert *m, const int *ids, int n, int S, const int *
     af_arena a1, a2;
     af_arena_init(&a1, bert_acts_bytes(&m->cfg, B, n, 0));
     af_arena_init(&a2, bert_acts_bytes(&m->cfg, B, S, 0));
-    bert_acts *A1 = bert_acts_new(&a1, &m->cfg, B, n, 0), *A2 = bert_acts_new(&a2, &m->cfg, B, S, 0);
+    bert_acts *A1 = bert_acts_new(&a1, &m->cfg, B, n, 0),
+              *A2 = bert_acts_new(&a2, &m->cfg, B, S, 0);
     bert_batch b1 = {B, n, ids, NULL, mask}, b2 = {B, S, ids2, types ? ty2 : NULL, mask2};
-    const float *y1 = bert_forward(m, A1, &b1, NULL, 0, NULL), *y2 = bert_forward(m, A2, &b2, NULL, 0, NULL);
+    const float *y1 = bert_forward(m, A1, &b1, NULL, 0, NULL),
+                *y2 = bert_forward(m, A2, &b2, NULL, 0, NULL);
     double d = y1 && y2 ? tap_maxdiff(y1, y2, (size_t)n * m->cfg.hidden) : INFINITY;
     af_arena_free(&a1), af_arena_free(&a2);
     return d;
@@ -174,7 +175,8 @@ static void test_forward(void) {
     bert m;
     bert_config c = tiny(ARCH_ROBERTA);
     bert_init_random(&m, &c, 9);
-    ok(pad_shift(&m, ids, 5, 9, NULL) < 1e-6, "roberta: padding after a sequence changes none of it");
+    ok(pad_shift(&m, ids, 5, 9, NULL) < 1e-6,
+       "roberta: padding after a sequence changes none of it");
     /* positions with a pad id mid-sequence: tests/parity/arch.c, against PyTorch */
     af_arena a;
     af_arena_init(&a, 0);
