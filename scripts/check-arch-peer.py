@@ -9,7 +9,9 @@ extracted by ../shared/peer/setup_adapterhub.sh into HUB_SRC, e.g. build/hub-src
      tensor names into RobertaAdapterModel / DistilBertAdapterModel with add_adapter,
      add_adapter_fusion and add_classification_head, every name found, and predict the
      fixture's probabilities (which tests/cli/t0650-arch.sh holds af-infer to, at 1e-4);
-  3. the training cases (A/train: pfeiffer, houlsby, fuse_attention, fuse_houlsby): from the
+  3. the MLM fixtures (A/mlm) load into RobertaForMaskedLM / DistilBertForMaskedLM and give the
+     fixture's loss;
+  4. the training cases (A/train: pfeiffer, houlsby, fuse_attention, fuse_houlsby): from the
      fixture's initial weights, 3 AdamW steps as HF's Trainer takes them (linear decay, clipping
      at 1.0, no decay on biases) land on the fixture's final weights (which
      tests/parity/train.c holds af to), and the losses agree.
@@ -29,7 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/hub-src"))
 import stpy  # noqa: E402
-from transformers import DistilBertConfig, DistilBertModel, RobertaConfig, RobertaModel  # noqa: E402
+from transformers import (DistilBertConfig, DistilBertForMaskedLM, DistilBertModel,  # noqa: E402
+                          RobertaConfig, RobertaForMaskedLM, RobertaModel)
 from transformers.adapters import (DistilBertAdapterModel, Fuse, HoulsbyConfig,  # noqa: E402
                                    PfeifferConfig, RobertaAdapterModel)
 from transformers.adapters.configuration import DynamicAdapterFusionConfig  # noqa: E402
@@ -235,12 +238,38 @@ def check_train(arch):
         report("%s/train %s: %d tensors after 3 AdamW steps" % (arch, case, len(trainable)), worst, 2e-5)
 
 
+def check_mlm(arch):
+    """A/mlm: the tiny checkpoint loads into RobertaForMaskedLM / DistilBertForMaskedLM (the
+    decoder weight tied, nothing else missing) and its MLM loss on the fixture's batch is the
+    fixture's (which tests/parity/mlm.c holds af to)."""
+    d = os.path.join(FX, arch, "mlm")
+    Cfg, _, _, _ = classes(arch)
+    cfg = Cfg.from_json_file(os.path.join(d, "model", "config.json"))
+    m = (RobertaForMaskedLM if arch == "roberta" else DistilBertForMaskedLM)(cfg).eval()
+    t, _ = tensors(os.path.join(d, "model", "model.safetensors"))
+    new, missing = load_into(m, t)
+    m.load_state_dict(new, strict=False)
+    m.tie_weights()
+    missing = [k for k in missing  # tied: decoder.bias is lm_head.bias in RobertaLMHead
+               if not k.endswith(("decoder.weight", "decoder.bias", "projector.weight"))]
+    if missing:
+        report("%s/mlm: every parameter in the file (missing %s)" % (arch, missing[:3]), 1, 0)
+    exp, _ = stpy.load(os.path.join(d, "expected.safetensors"))
+    ids = torch.from_numpy(exp["input_ids"].astype(np.int64))
+    mask = torch.from_numpy(exp["attention_mask"].astype(np.int64))
+    labels = torch.from_numpy(exp["labels"].astype(np.int64))
+    with torch.no_grad():
+        loss = m(input_ids=ids, attention_mask=mask, labels=labels).loss.item()
+    report("%s/mlm: %s loss" % (arch, type(m).__name__), abs(loss - float(exp["loss"][0])), 1e-6)
+
+
 def main():
     for arch, half in (("roberta", "f16"), ("distilbert", "bf16")):
         check_encoder(arch, "f32")
         check_encoder(arch, half)
         check_infer(arch)
         check_train(arch)
+        check_mlm(arch)
     print("%d failed" % len(BAD))
     return 1 if BAD else 0
 

@@ -24,6 +24,8 @@ Writes, per architecture A in (roberta, distilbert):
   A/f16/    RoBERTa: no prefix, F16.   A/bf16/  DistilBERT: no prefix, BF16.
   A/infer/  gen-infer-fixtures.py's adapter and fusion files, input lines and expected
             predictions (adapters a, b, c, d; fusions ab (attention), cd (gating)) on A/f32
+  A/mlm/     gen-mlm-fixtures.py's masked batch on a tiny *ForMaskedLM of A: loss, argmax hits,
+            every parameter's gradient (tests/parity/mlm.c)
   A/train/  gen-train-fixtures.py's cases pfeiffer, houlsby, fuse_attention, fuse_houlsby on a
             tiny base of A (its Model, Trainer loop and AdapterHub modules, with A's embeddings
             and names)
@@ -330,6 +332,61 @@ def train_fixtures(arch):
             tr.run_case(name, c, P, case, files)
 
 
+# ---- MLM fixtures -------------------------------------------------------------------------------
+
+MLM_HEAD = {  # transform dense, its LayerNorm, the decoder's bias (weight tied to the embeddings)
+    "roberta": ("lm_head.dense", "lm_head.layer_norm", "lm_head.bias"),
+    "distilbert": ("vocab_transform", "vocab_layer_norm", "vocab_projector.bias"),
+}
+
+
+def mlm_fixture(arch):
+    """gen-mlm-fixtures.py's case for arch's *ForMaskedLM: RobertaLMHead (dense, gelu whatever
+    hidden_act says, layer_norm with the config's eps, tied decoder + bias) or DistilBERT's
+    vocab_transform, activation, vocab_layer_norm (eps 1e-12), vocab_projector. Writes A/mlm/."""
+    gm = _import("gen_mlm_fixtures_" + arch, "gen-mlm-fixtures.py")
+    c = base_config(arch, 2, "gelu_new", hidden=16, heads=2, ffn=24)
+    c.update(vocab_size=40, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    g = torch.Generator().manual_seed(4321)
+    P32 = drop_types(arch, enc.random_params(c, 77))
+    dense, ln, bias = MLM_HEAD[arch]
+    H, V = c["hidden_size"], c["vocab_size"]
+    P32[dense + ".weight"] = (0.3 * torch.randn((H, H), generator=g)).to(torch.float32)
+    P32[dense + ".bias"] = (0.1 * torch.randn(H, generator=g)).to(torch.float32)
+    P32[ln + ".weight"] = (1.0 + 0.2 * torch.randn(H, generator=g)).to(torch.float32)
+    P32[ln + ".bias"] = (0.1 * torch.randn(H, generator=g)).to(torch.float32)
+    P32[bias] = (0.1 * torch.randn(V, generator=g)).to(torch.float32)
+    P = {k: v.to(torch.float64).requires_grad_(True) for k, v in P32.items()}
+    pad = c["pad_token_id"]
+    ids = torch.tensor([[t if t else pad for t in row] for row in gm.INPUT_IDS])
+    if arch == "roberta":  # <s> 0, </s> 2, pad 1, <mask> 4 as in the BERT case's ids
+        ids = torch.tensor([[{2: 0, 3: 2, 0: 1}.get(t, t) for t in row] for row in gm.INPUT_IDS])
+    tt = torch.zeros_like(ids)
+    mask, labels = torch.tensor(gm.MASK), torch.tensor(gm.LABELS)
+    hidden, _ = make_forward(arch)(c, P, ids, tt, mask)
+    x = hidden[-1]
+    act = F.gelu if arch == "roberta" else enc.act_fn(c["hidden_act"])
+    eps = c["layer_norm_eps"] if arch == "roberta" else 1e-12
+    t = F.layer_norm(act(F.linear(x, P[dense + ".weight"], P[dense + ".bias"])), (H,),
+                     P[ln + ".weight"], P[ln + ".bias"], eps)
+    logits = F.linear(t, P["embeddings.word_embeddings.weight"], P[bias])
+    loss = F.cross_entropy(logits.view(-1, V), labels.view(-1), ignore_index=-100)
+    correct = int(((logits.argmax(-1) == labels) & (labels != -100)).sum())
+    loss.backward()
+    d = os.path.join(OUT, arch, "mlm")
+    write_config(os.path.join(d, "model"), arch, c)
+    name = lambda k: k if k.startswith(("lm_head", "vocab_")) else rename(arch, "bert." + k)  # noqa: E731
+    stpy.save(os.path.join(d, "model", "model.safetensors"), {name(k): v for k, v in P32.items()},
+              {"format": "pt"})
+    exp = {"input_ids": ids.to(torch.int32).numpy(), "token_type_ids": tt.to(torch.int32).numpy(),
+           "attention_mask": mask.to(torch.int32).numpy(), "labels": labels.to(torch.int32).numpy(),
+           "loss": np.array([loss.item()], dtype=np.float32),
+           "correct": np.array([correct], dtype=np.int32)}
+    for k, v in P.items():
+        exp["grad." + name(k)] = v.grad.detach().to(torch.float32).numpy()
+    stpy.save(os.path.join(d, "expected.safetensors"), exp)
+
+
 # ---- af-infer fixtures ------------------------------------------------------------------------
 
 def infer_fixtures(arch):
@@ -367,6 +424,7 @@ def main():
     for arch in ("roberta", "distilbert"):
         encoder_fixtures(arch)
         infer_fixtures(arch)
+        mlm_fixture(arch)
     for arch in ("roberta", "distilbert"):
         saved = (tr.IDS, tr.TYPES, tr.batch)
         train_fixtures(arch)

@@ -1,6 +1,7 @@
 /* mlm.c: one MLM step of encoder + head against PyTorch (scripts/gen-mlm-fixtures.py,
- * tests/fixtures/mlm/): the loss, the argmax hits, and the gradient of every parameter, the
- * tied word embeddings included (they receive both the encoder's and the decoder's share). */
+ * tests/fixtures/mlm/; RoBERTa's and DistilBERT's heads from scripts/gen-arch-fixtures.py,
+ * tests/fixtures/arch/A/mlm/): the loss, the argmax hits, and the gradient of every parameter,
+ * the tied word embeddings included (they receive both the encoder's and the decoder's share). */
 #include "mlm.h"
 #include "pretrain.h"
 #include "tap.h"
@@ -12,12 +13,14 @@
 #define GRAD_TOL 1e-4 /* relative L2 error */
 #define GRAD_ABS 1e-6 /* max abs error, for gradients that are zero in exact arithmetic */
 
+static const char *DIR = "mlm"; /* under tests/fixtures */
+
 static char *fixture(const char *rel) {
     static char buf[2][1024];
     static int k;
     const char *top = getenv("AF_TOP");
     char *p = buf[k++ % 2];
-    snprintf(p, 1024, "%s/tests/fixtures/mlm/%s", top ? top : ".", rel);
+    snprintf(p, 1024, "%s/tests/fixtures/%s/%s", top ? top : ".", DIR, rel);
     return p;
 }
 
@@ -29,32 +32,32 @@ static const int *ints(const st_file *f, const char *name, int64_t *rows, int64_
     return t->data;
 }
 
-int main(void) {
+static void run(void) {
     af_err e;
     bert m;
     st_file model, x;
-    if (!ok(bert_load(&m, fixture("model"), &e) == 0, "load the tiny BertForMaskedLM")) {
+    if (!ok(bert_load(&m, fixture("model"), &e) == 0, "load the tiny *ForMaskedLM")) {
         diag("%s", e.msg);
-        return done_testing();
+        return;
     }
     if (!ok(st_open(&model, fixture("model/model.safetensors"), &e) == 0 &&
                 st_open(&x, fixture("expected.safetensors"), &e) == 0,
             "open the fixtures")) {
         diag("%s", e.msg);
-        return done_testing();
+        return;
     }
     mlm_head head;
     mlm_init(&head, &m.cfg, 1);
     int rc = mlm_load(&head, &model, &e);
-    if (!ok(rc == 1, "cls.predictions.* loaded")) diag("%s", rc < 0 ? e.msg : "absent");
+    if (!ok(rc == 1, "the MLM head loaded")) diag("%s", rc < 0 ? e.msg : "absent");
 
-    int64_t B, S;
+    int64_t B = 0, S = 0;
     const int *ids = ints(&x, "input_ids", &B, &S), *tt = ints(&x, "token_type_ids", NULL, NULL);
     const int *am = ints(&x, "attention_mask", NULL, NULL), *lab = ints(&x, "labels", NULL, NULL);
     const int *want_correct = ints(&x, "correct", NULL, NULL);
     const st_tensor *lt = st_find(&x, "loss");
     if (!ok(ids && tt && am && lab && lt && want_correct, "inputs, labels, loss in the fixture"))
-        return done_testing();
+        return;
     float want_loss;
     st_to_f32(lt, &want_loss, 1, &e);
 
@@ -112,5 +115,14 @@ int main(void) {
     st_close(&model);
     st_close(&x);
     bert_free(&m);
+}
+
+int main(void) {
+    static const char *dirs[] = {"mlm", "arch/roberta/mlm", "arch/distilbert/mlm"};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        DIR = dirs[i];
+        diag("fixtures: tests/fixtures/%s", DIR);
+        run();
+    }
     return done_testing();
 }
