@@ -6,6 +6,7 @@
 #include "bert.h"
 #include "ops.h"
 
+#include "gradcheck.h"
 #include "tap.h"
 
 #include <math.h>
@@ -197,10 +198,72 @@ static void test_forward(void) {
     bert_free(&m);
 }
 
+/* ---- finite differences through each architecture's forward, dropout on ---- */
+
+typedef struct {
+    bert *m;
+    bert_acts *A;
+    const bert_batch *b;
+    const float *R;
+    size_t n;
+} fd_ctx;
+
+static double fd_loss(void *p) {
+    fd_ctx *c = p;
+    af_rng r;
+    af_rng_seed(&r, 77); /* the same dropout masks every call */
+    return gc_dot(bert_forward(c->m, c->A, c->b, NULL, 1, &r), c->R, c->n);
+}
+
+static void test_fd(void) {
+    for (int a = ARCH_ROBERTA; a <= ARCH_DISTILBERT; a++) {
+        const char *nm = arch_get(a)->model_type;
+        bert_config c = tiny(a);
+        c.hidden_dropout = c.attn_dropout = 0.1f;
+        bert m;
+        bert_init_random(&m, &c, 31);
+        for (size_t i = 0; i < m.nparams; i++) m.mem[i] *= 10; /* beyond 0.02: terms matter */
+        int pad = c.pad_id, ids[10] = {0, 5, pad, 9, 2, 0, 7, 11, pad, pad};
+        int types[10] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, mask[10] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+        bert_batch b = {2, 5, ids, types, mask};
+        size_t M = 10, H = c.hidden;
+        af_arena ar;
+        af_arena_init(&ar, bert_acts_bytes(&c, 2, 5, 1));
+        bert_acts *A = bert_acts_new(&ar, &c, 2, 5, 1);
+        af_rng r;
+        af_rng_seed(&r, 5);
+        float *R = malloc(M * H * sizeof(float));
+        for (size_t i = 0; i < M * H; i++) R[i] = af_rng_normal(&r);
+        fd_ctx x = {&m, A, &b, R, M * H};
+        bert_grads g;
+        bert_grads_init(&g, &c);
+        fd_loss(&x);
+        bert_backward(&m, A, R, NULL, &g);
+        /* rows past pad_token_id: the padding rows get no gradient by design (padding_idx) */
+        size_t skip = (size_t)(pad + 1) * H;
+        double e1 = gc_check(m.w.pos_emb + skip, g.g.pos_emb + skip, c.max_pos * H - skip, 60,
+                             1e-3f, fd_loss, &x);
+        double e2 = gc_check(m.w.word_emb + skip, g.g.word_emb + skip, c.vocab_size * H - skip, 60,
+                             1e-3f, fd_loss, &x);
+        double e3 = gc_check(m.w.layer[0].ao_w, g.g.layer[0].ao_w, H * H, 40, 1e-3f, fd_loss, &x);
+        double e4 =
+            gc_check(m.w.layer[1].ff2_w, g.g.layer[1].ff2_w, H * c.ffn, 40, 1e-3f, fd_loss, &x);
+        ok(e1 < 1e-2 && e2 < 1e-2 && e3 < 1e-2 && e4 < 1e-2,
+           "%s, dropout 0.1: backward = finite differences (positions %.2g, words %.2g, "
+           "attention output %.2g, FFN output %.2g)",
+           nm, e1, e2, e3, e4);
+        bert_grads_free(&g);
+        free(R);
+        af_arena_free(&ar);
+        bert_free(&m);
+    }
+}
+
 int main(void) {
     test_names();
     test_config();
     test_roundtrip();
     test_forward();
+    test_fd();
     return done_testing();
 }
