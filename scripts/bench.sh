@@ -19,6 +19,8 @@
 #                tools then run with too; see README, Performance); else that core by name
 #   --encoder    also the per-phase encoder table (tests/bench/bench-encoder)
 #   --no-pretrain  without the MLM pretraining tokens/s (tests/bench/bench-pretrain, af alone)
+#   --no-arch    without the RoBERTa-base and DistilBERT-base rows (scripts/bench-arch.sh, against
+#                the real AdapterHub when build/hub-src holds it)
 #
 # Every figure is one process: af's bench-model (model_run as the tools drive it) and the peer's
 # bench_torch.py --impl ref, each under bench-rss, which reads the child's peak RSS from wait4.
@@ -37,10 +39,10 @@ peer=$shared/peer
 threads=${BENCH_THREADS:-2}
 py=${BENCH_PYTHON:-/usr/bin/python3}
 models=all modes=infer_adapter,infer_fusion,adapter,fusion repeat=1 steps= torch=1 ort_on=1
-sst2=1 tok=1 pre=1 encoder=0 core=auto
+sst2=1 tok=1 pre=1 encoder=0 core=auto arch=1
 while [ $# -gt 0 ]; do
     case $1 in
-    --quick) models=mini sst2=0 tok=0 pre=0 ;;
+    --quick) models=mini sst2=0 tok=0 pre=0 arch=0 ;;
     --model) models=$2; shift ;;
     --mode) modes=$2; shift ;;
     --repeat) repeat=$2; shift ;;
@@ -51,6 +53,7 @@ while [ $# -gt 0 ]; do
     --no-sst2) sst2=0 ;;
     --no-tokenize) tok=0 ;;
     --no-pretrain) pre=0 ;;
+    --no-arch) arch=0 ;;
     --encoder) encoder=1 ;;
     -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -248,4 +251,10 @@ if [ $encoder = 1 ] && [ -x "$dir/bench-encoder" ]; then
     echo
     echo "## encoder phases (BERT, batch 32, sequence 128; GFLOP/s counts matrix products only)"
     "$dir/bench-encoder" --threads "$threads"
+fi
+
+if [ $arch = 1 ]; then
+    echo
+    AF_BENCH=$dir BENCH_PYTHON=$py BENCH_THREADS=$threads "$top/scripts/bench-arch.sh" \
+        ${steps:+--steps "$steps"} || true
 fi

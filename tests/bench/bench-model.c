@@ -155,7 +155,8 @@ int main(int argc, char **argv) {
         case 'M': make_base = optarg; break;
         case 'u': micro = !strcmp(optarg, "auto") ? TRAIN_PASS_AUTO : atoi(optarg); break;
         case 'h':
-            puts("usage: bench-model [--model mini|base] [--mode infer|infer_adapter|infer_fusion|\n"
+            puts("usage: bench-model [--model mini|base|roberta-base|distilbert-base]\n"
+                 "                   [--mode infer|infer_adapter|infer_fusion|\n"
                  "                   adapter|fusion] [--batch B]\n"
                  "                   [--seq S] [--threads T] [--steps N] [--warmup N] [--peak GF]\n"
                  "                   [--base DIR] [--micro-batch N|auto]\n"
@@ -175,7 +176,17 @@ int main(int argc, char **argv) {
     int mode = -1;
     for (int i = 0; i < 5; i++)
         if (!strcmp(mode_s, mode_names[i])) mode = i;
-    int big = !strcmp(model, "base");
+    /* roberta-base and distilbert-base: their Hugging Face configs, random weights */
+    static const char *const arch_models[][2] = {
+        {"roberta-base", "{\"model_type\":\"roberta\",\"vocab_size\":50265,"
+                         "\"max_position_embeddings\":514,\"type_vocab_size\":1,"
+                         "\"layer_norm_eps\":1e-5}"},
+        {"distilbert-base", "{\"model_type\":\"distilbert\"}"},
+    };
+    const char *arch_json = NULL;
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(model, arch_models[i][0])) arch_json = arch_models[i][1];
+    int big = !strcmp(model, "base") || arch_json;
     if (mode < 0 || (!big && strcmp(model, "mini")) || B < 1 || S < 1 || S > 512 || steps < 1) {
         fprintf(stderr, "bench-model: bad arguments (see --help)\n");
         return 2;
@@ -187,6 +198,7 @@ int main(int argc, char **argv) {
                      .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
     bert base;
     af_err e;
+    if (arch_json && bert_config_parse(&c, arch_json, model, &e)) die(model, &e);
     if (make_base) {
         bert_init_random(&base, &c, 1);
         if (bert_save(&base, make_base, NULL, &e)) die(make_base, &e);
