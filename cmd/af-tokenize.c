@@ -284,9 +284,7 @@ static const char *token_name(config *c, const cJSON *cfg, const char *key, int 
 
 static int exists(const char *dir, const char *file, char **path) {
     if (asprintf(path, "%s/%s", dir, file) < 0) die("out of memory");
-    FILE *f = fopen(*path, "rb");
-    if (f) fclose(f);
-    return f != NULL;
+    return access(*path, F_OK) == 0; /* not opened: a FIFO must not block here */
 }
 
 /* An AddedToken's flag in tokenizer_config.json ({"content": ..., "lstrip": true}), or dflt. */
