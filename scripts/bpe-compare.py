@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""bpe-compare.py VOCAB_JSON MERGES_TXT DATA_DIR AF_TOKENIZE: af-tokenize's byte-level BPE against
-bpe_ref.py (HF's slow RobertaTokenizer) on every line of the GLUE and SNLI TSVs under DATA_DIR:
+"""bpe-compare.py VOCAB_JSON MERGES_TXT DATA_DIR AF_TOKENIZE [HUB_SRC]: af-tokenize's byte-level
+BPE against bpe_ref.py (a reimplementation of HF's slow RobertaTokenizer) and, given HUB_SRC (the
+AdapterHub transformers 4.26.1 sources extracted by ../shared/peer/setup_adapterhub.sh), against
+HF's RobertaTokenizer itself, on every line of the GLUE and SNLI TSVs under DATA_DIR:
 each text column alone and, where a file has two, as a pair; no length limit, then pairs again
 truncated to 32. Texts are cut from the lines with a plain split on tabs (the TSV reader is not
 what is compared). Prints the counts; exits 1 on any difference, showing the first few.
@@ -24,8 +26,24 @@ FILES = {
 }
 
 
+def hf_tokenizer(hub_src, vocab, merges):
+    """HF's RobertaTokenizer as from_pretrained leaves it (sanitize_special_tokens after
+    __init__; from_pretrained itself wants the tokenizers package, which Debian lacks, and so
+    does AddedToken's str(), given here as tokenizers' AddedToken has it: its content)."""
+    sys.path.insert(0, os.path.abspath(hub_src))
+    import transformers.tokenization_utils_base as tub
+    from transformers import RobertaTokenizer
+    from transformers.utils import logging
+    logging.set_verbosity_error()  # not a warning per truncated pair
+    tub.AddedToken.__str__ = lambda self: self.content
+    t = RobertaTokenizer(vocab, merges)
+    t.sanitize_special_tokens()
+    return t
+
+
 def main():
     vocab, merges, data, prog = sys.argv[1:5]
+    hf = hf_tokenizer(sys.argv[5], vocab, merges) if len(sys.argv) > 5 else None
     work = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "bpe-compare")
     os.makedirs(work, exist_ok=True)
     ref = bpe_ref.Roberta(vocab, merges)
@@ -64,12 +82,18 @@ def main():
             return 1
         for (where, t, p, m), g in zip(sel, got):
             want = ref.encode(t, p, m)
+            if hf is not None:
+                h = (hf(t, p, truncation=True, max_length=m) if m else hf(t, p))["input_ids"]
+                if h != want:
+                    print("%s: bpe_ref.py and RobertaTokenizer differ: %s, %s" % (where, want, h))
+                    bad += 1
             if g != want:
                 bad += 1
                 if bad <= 5:
                     print("%s: %r\n  want %s\n  got  %s" % (where, t, want, g))
-        print("%s%s: %d inputs" % ("pairs" if paired else "texts",
-                                   " truncated to %d" % max_len if max_len else "", len(sel)))
+        print("%s%s: %d inputs%s" % ("pairs" if paired else "texts",
+                                     " truncated to %d" % max_len if max_len else "", len(sel),
+                                     ", also RobertaTokenizer's" if hf is not None else ""))
     print("%d differ" % bad)
     return 1 if bad else 0
 

