@@ -99,8 +99,14 @@ def adapter_model(arch, base_dir):
     cfg = Cfg.from_json_file(os.path.join(base_dir, "config.json"))
     m = AM(cfg)
     t, _ = tensors(os.path.join(base_dir, "model.safetensors"))
+    sd = m.state_dict()  # a checkpoint without the model prefix (the half-precision ones)
+    t = {k if k in sd else prefix + "." + k: v for k, v in t.items()}
     new, _ = load_into(m, t)
     m.load_state_dict(new, strict=False)
+    absent = [k for k in sd if k.startswith(prefix + ".") and k not in new
+              and not k.endswith("position_ids") and ".pooler." not in k and "adapter" not in k]
+    if absent:
+        report("%s: every base tensor loaded (not %s)" % (base_dir, absent[:2]), 1, 0)
     return m, cfg
 
 
@@ -129,11 +135,11 @@ def load_named(m, t, what):
     return names
 
 
-def check_infer(arch):
-    d = os.path.join(FX, arch, "infer")
+def check_infer(arch, kind="f32"):
+    d = os.path.join(FX, arch, "infer" if kind == "f32" else "infer-" + kind)
     lines = [json.loads(x) for x in open(os.path.join(d, "in.jsonl"))]
     for case in ("a", "b", "ab"):
-        m, cfg = adapter_model(arch, os.path.join(FX, arch, "f32"))
+        m, cfg = adapter_model(arch, os.path.join(FX, arch, kind))
         H = cfg.hidden_size
         names = [case] if len(case) == 1 else list(case)
         ts, heads = {}, None
@@ -169,7 +175,8 @@ def check_infer(arch):
                 logits = m(input_ids=ids, attention_mask=mask).logits[0]
             p = torch.softmax(logits, -1) if isinstance(labels, list) else logits
             worst = max(worst, (p - torch.tensor(w)).abs().max().item())
-        report("%s/infer %s: %d tensors by name, %s predictions" % (arch, case, n, type(m).__name__),
+        report("%s/%s %s: %d tensors by name, %s predictions" % (arch, os.path.basename(d), case, n,
+                                                                   type(m).__name__),
                worst, 1e-6)
 
 
@@ -268,6 +275,7 @@ def main():
         check_encoder(arch, "f32")
         check_encoder(arch, half)
         check_infer(arch)
+        check_infer(arch, half)
         check_train(arch)
         check_mlm(arch)
     print("%d failed" % len(BAD))

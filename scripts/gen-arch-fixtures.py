@@ -23,7 +23,8 @@ Writes, per architecture A in (roberta, distilbert):
             hidden states, d loss / d hidden) and grad/ (d loss / d every weight, HF layout)
   A/f16/    RoBERTa: no prefix, F16.   A/bf16/  DistilBERT: no prefix, BF16.
   A/infer/  gen-infer-fixtures.py's adapter and fusion files, input lines and expected
-            predictions (adapters a, b, c, d; fusions ab (attention), cd (gating)) on A/f32
+            predictions (adapters a, b, c, d; fusions ab (attention), cd (gating)) on A/f32;
+            A/infer-f16 (RoBERTa), A/infer-bf16 (DistilBERT): the same on the half-precision base
   A/mlm/     gen-mlm-fixtures.py's masked batch on a tiny *ForMaskedLM of A: loss, argmax hits,
             every parameter's gradient (tests/parity/mlm.c)
   A/train/  gen-train-fixtures.py's cases pfeiffer, houlsby, fuse_attention, fuse_houlsby on a
@@ -246,25 +247,34 @@ def encoder_fixtures(arch):
     stpy.save(os.path.join(d, "grad", "model.safetensors"),
               {rename(arch, "bert." + k): v for k, v in grads.items()})
 
-    # a half-precision checkpoint without the prefix: F16 for RoBERTa, BF16 for DistilBERT
+    c, Pr, kind = half_base(arch, write=True)
+    exp, _ = run(arch, c, Pr, grads=False)
+    stpy.save(os.path.join(OUT, arch, kind, "expected.safetensors"), exp)
+
+
+def half_base(arch, write=False):
+    """A half-precision checkpoint without the prefix: F16 for RoBERTa, BF16 for DistilBERT.
+    Returns its config, its weights as rounded, and the kind."""
     c = base_config(arch, 3, "gelu_new" if arch == "roberta" else "relu")
     P = drop_types(arch, enc.random_params(c, 22 if arch == "roberta" else 32))
     kind = "f16" if arch == "roberta" else "bf16"
     d = os.path.join(OUT, arch, kind)
-    write_config(d, arch, c)
+    if write:
+        write_config(d, arch, c)
     if kind == "f16":
         Pr = {k: torch.from_numpy(v.numpy().astype(np.float16).astype(np.float32)) for k, v in P.items()}
-        stpy.save(os.path.join(d, "model.safetensors"),
-                  {rename(arch, k): v.numpy().astype(np.float16) for k, v in P.items()})
+        if write:
+            stpy.save(os.path.join(d, "model.safetensors"),
+                      {rename(arch, k): v.numpy().astype(np.float16) for k, v in P.items()})
     else:
         entries, Pr = [], {}
         for k, v in P.items():
             u = enc.bf16_bytes(v.numpy())
             entries.append((rename(arch, k), "BF16", list(v.shape), u.tobytes()))
             Pr[k] = torch.from_numpy(enc.from_bf16(u).reshape(v.shape))
-        stpy.save_raw(os.path.join(d, "model.safetensors"), entries)
-    exp, _ = run(arch, c, Pr, grads=False)
-    stpy.save(os.path.join(d, "expected.safetensors"), exp)
+        if write:
+            stpy.save_raw(os.path.join(d, "model.safetensors"), entries)
+    return c, Pr, kind
 
 
 # ---- training fixtures ------------------------------------------------------------------------
@@ -389,11 +399,13 @@ def mlm_fixture(arch):
 
 # ---- af-infer fixtures ------------------------------------------------------------------------
 
-def infer_fixtures(arch):
+def infer_fixtures(arch, half=False):
     """gen-infer-fixtures.py's adapters (Pfeiffer a, b; Houlsby c, d), fusions (attention ab,
-    gating cd), input lines and expected predictions, on A/f32 with A's forward and names."""
-    gi = _import("gen_infer_fixtures_" + arch, "gen-infer-fixtures.py")
-    gi.OUT = os.path.join(OUT, arch, "infer")
+    gating cd), input lines and expected predictions, on A/f32 with A's forward and names (into
+    A/infer), or on the half-precision base (A/infer-f16, A/infer-bf16)."""
+    kind = half_base(arch)[2] if half else "f32"
+    gi = _import("gen_infer_fixtures_%s_%s" % (arch, kind), "gen-infer-fixtures.py")
+    gi.OUT = os.path.join(OUT, arch, "infer-" + kind if half else "infer")
     os.makedirs(gi.OUT, exist_ok=True)
     gi.stpy = RenamingStpy(arch)
     fwd = make_forward(arch)
@@ -402,11 +414,14 @@ def infer_fixtures(arch):
         enc.hook_site = gi.gf.hook_site
         return fwd(c, P, ids, tt, mask, hooks)
     gi.gf.forward = forward
-    base = os.path.join(OUT, arch, "f32")
+    base = os.path.join(OUT, arch, kind)
 
     def load_base():
-        c = base_config(arch, 2, "gelu")
-        P = drop_types(arch, enc.random_params(c, 21 if arch == "roberta" else 31))
+        if half:
+            c, P, _ = half_base(arch)
+        else:
+            c = base_config(arch, 2, "gelu")
+            P = drop_types(arch, enc.random_params(c, 21 if arch == "roberta" else 31))
         P = {k: v.to(torch.float64) for k, v in P.items()}
         meta = {"config": {"model_type": arch, "vocab_size": c["vocab_size"],
                            "hidden_size": c["hidden_size"], "num_hidden_layers": c["num_hidden_layers"],
@@ -424,6 +439,7 @@ def main():
     for arch in ("roberta", "distilbert"):
         encoder_fixtures(arch)
         infer_fixtures(arch)
+        infer_fixtures(arch, half=True)
         mlm_fixture(arch)
     for arch in ("roberta", "distilbert"):
         saved = (tr.IDS, tr.TYPES, tr.batch)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # RoBERTa and DistilBERT bases through the programs: af-infer against PyTorch (adapters, attention
-# and gating fusion; scripts/gen-arch-fixtures.py), training and fusing on them, inspection, and
+# and gating fusion, on F32 and F16/BF16 checkpoints; scripts/gen-arch-fixtures.py), training and fusing on them, inspection, and
 # the refusal of a file trained on another architecture.
 . "$(dirname "$0")/lib.sh"
 
@@ -9,18 +9,23 @@ for A in roberta distilbert; do
 	IN=$FIXTURES/arch/$A/infer
 	TR=$FIXTURES/arch/$A/train
 
-	test_expect_success "$A: adapters and fusions predict what PyTorch does" '
-		for c in a b; do
-			af-infer --base "$BASE" --adapter "$IN/$c.safetensors" --batch-size 4 "$IN/in.jsonl" >out &&
-			numbers out >got && numbers_close "$IN/$c.expected" got || return 1
-		done &&
-		af-infer --base "$BASE" --adapter "$IN/a.safetensors" --adapter "$IN/b.safetensors" \
-			--fusion "$IN/ab.safetensors" --fusion-weights --batch-size 4 "$IN/in.jsonl" >out &&
-		numbers out >got && numbers_close "$IN/ab.expected" got &&
-		af-infer --base "$BASE" --adapter "$IN/c.safetensors" --adapter "$IN/d.safetensors" \
-			--fusion "$IN/cd.safetensors" --fusion-weights "$IN/in.jsonl" >out &&
-		numbers out >got && numbers_close "$IN/cd.expected" got
-	'
+	if [ $A = roberta ]; then H=f16; else H=bf16; fi
+	for K in f32 $H; do
+		B=$FIXTURES/arch/$A/$K I=$IN
+		[ $K = f32 ] || I=$IN-$K
+		test_expect_success "$A ($K base): adapters and fusions predict what PyTorch does" '
+			for c in a b; do
+				af-infer --base "$B" --adapter "$I/$c.safetensors" --batch-size 4 "$I/in.jsonl" >out &&
+				numbers out >got && numbers_close "$I/$c.expected" got || return 1
+			done &&
+			af-infer --base "$B" --adapter "$I/a.safetensors" --adapter "$I/b.safetensors" \
+				--fusion "$I/ab.safetensors" --fusion-weights --batch-size 4 "$I/in.jsonl" >out &&
+			numbers out >got && numbers_close "$I/ab.expected" got &&
+			af-infer --base "$B" --adapter "$I/c.safetensors" --adapter "$I/d.safetensors" \
+				--fusion "$I/cd.safetensors" --fusion-weights "$I/in.jsonl" >out &&
+			numbers out >got && numbers_close "$I/cd.expected" got
+		'
+	done
 
 	test_expect_success "$A: a BERT adapter is refused, saying so" '
 		test_exit 1 af-infer --base "$BASE" --adapter "$FIXTURES/infer/a.safetensors" \
