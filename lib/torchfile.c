@@ -81,6 +81,24 @@ static void gather(unsigned char *dst, const unsigned char *src, const pk_tensor
     }
 }
 
+/* The zip entry of a tensor's storage, whose size must be the storage's announced elements. */
+static const zip_entry *storage_entry(const st_file *f, const zip_archive *z, const char *pre,
+                                      const pk_tensor *t, size_t es, af_err *e) {
+    char name[600];
+    snprintf(name, sizeof name, "%sdata/%s", pre, t->storage);
+    const zip_entry *ze = zip_find(z, name);
+    if (!ze) {
+        af_errf(e, "%s: %s: storage %s missing", f->path, t->name, name);
+        return NULL;
+    }
+    if (ze->usize / es != (uint64_t)t->storage_numel || ze->usize % es) {
+        af_errf(e, "%s: %s: storage %s holds %llu bytes, %lld elements of %zu expected", f->path,
+                t->name, name, (unsigned long long)ze->usize, (long long)t->storage_numel, es);
+        return NULL;
+    }
+    return ze;
+}
+
 static int load_tensors(st_file *f, const zip_archive *z, const char *pre, pk_tensor *pt, int n,
                         af_err *e) {
     int64_t *numel = af_calloc(n ? n : 1, sizeof *numel);
@@ -93,9 +111,9 @@ static int load_tensors(st_file *f, const zip_archive *z, const char *pre, pk_te
         else if (ext > pt[i].storage_numel || pt[i].storage_numel < 0)
             rc = af_errf(e, "%s: %s: the view reaches element %lld of a storage of %lld", f->path,
                          pt[i].name, (long long)ext, (long long)pt[i].storage_numel);
-        else if ((uint64_t)numel[i] > (SIZE_MAX - total - 64) / es / 2)
-            rc = af_errf(e, "%s: %s: too large", f->path, pt[i].name);
-        else
+        else if (storage_entry(f, z, pre, &pt[i], es, e) == NULL)
+            rc = -1;
+        else /* numel <= extent <= the storage's elements, which the file's bytes bound */
             total += ((size_t)numel[i] * es + 63) / 64 * 64;
     }
     /* One anonymous mapping holds every tensor: st_close unmaps it like a file's. */
@@ -113,23 +131,11 @@ static int load_tensors(st_file *f, const zip_archive *z, const char *pre, pk_te
     }
     size_t at = 0;
     for (int i = 0; i < n && !rc; i++) {
-        char name[600];
-        snprintf(name, sizeof name, "%sdata/%s", pre, pt[i].storage);
-        const zip_entry *ze = zip_find(z, name);
         size_t es = st_dtype_size(pt[i].dtype);
+        const zip_entry *ze = storage_entry(f, z, pre, &pt[i], es, e);
         const unsigned char *src;
         size_t len;
         void *owned;
-        if (!ze) {
-            rc = af_errf(e, "%s: %s: storage %s missing", f->path, pt[i].name, name);
-            break;
-        }
-        if (ze->usize != (uint64_t)pt[i].storage_numel * es) {
-            rc = af_errf(e, "%s: %s: storage %s holds %llu bytes, %lld elements of %zu expected",
-                         f->path, pt[i].name, name, (unsigned long long)ze->usize,
-                         (long long)pt[i].storage_numel, es);
-            break;
-        }
         if (zip_read(z, ze, &src, &len, &owned, ze->usize, e)) {
             rc = -1;
             break;

@@ -92,6 +92,10 @@ static int parse_entry(zip_archive *z, const unsigned char *c, size_t left, size
     if (method != 0 && method != 8)
         return af_errf(e, "%s: %s: compression method %u (only stored and deflated are read)",
                        z->path, name, method);
+    /* deflate expands at most 1032:1; a larger claim is a bomb or a lie */
+    if (method == 8 && usize / 1032 > csize + 1)
+        return af_errf(e, "%s: %s: %llu bytes claimed from %llu deflated", z->path, name,
+                       (unsigned long long)usize, (unsigned long long)csize);
     if (method == 0 && csize != usize)
         return af_errf(e, "%s: %s: stored entry with %llu bytes compressed but %llu uncompressed",
                        z->path, name, (unsigned long long)csize, (unsigned long long)usize);
