@@ -235,7 +235,8 @@ static cJSON *adapter_config(const af_file *a, int act_ok, const char *act, cJSO
     cJSON_AddNumberToObject(c, "phm_rank", 1);
     cJSON_AddItemToObject(c, "reduction_factor", rf);
     cJSON_AddTrueToObject(c, "residual_before_ln");
-    cJSON_AddNumberToObject(c, "scaling", 1.0);
+    /* a float, "1.0": AdapterHub takes an integer 1 for an unknown scaling type */
+    cJSON_AddRawToObject(c, "scaling", "1.0");
     cJSON_AddFalseToObject(c, "shared_W_phm");
     cJSON_AddTrueToObject(c, "shared_phm_rule");
     cJSON_AddFalseToObject(c, "use_gating");
