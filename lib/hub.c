@@ -84,10 +84,55 @@ static int write_text(FILE *f, void *ctx, af_err *e) {
     return 0;
 }
 
-int hub_write_json(const char *path, const cJSON *j, af_err *e) {
-    char *s = cJSON_Print(j);
-    int rc = af_write_atomic(path, write_text, s, e);
+typedef struct {
+    char *s;
+    size_t n, cap;
+} text;
+
+static void put(text *t, const char *s) {
+    size_t k = strlen(s);
+    if (t->n + k + 1 > t->cap) {
+        t->cap = (t->n + k + 1) * 2;
+        t->s = af_realloc(t->s, t->cap);
+    }
+    memcpy(t->s + t->n, s, k + 1);
+    t->n += k;
+}
+
+static void put_owned(text *t, char *s) {
+    put(t, s);
     free(s);
+}
+
+/* As Python's json.dump(indent=2) writes (AdapterHub's files), so the two read alike. The
+ * nesting is af's own (a few levels), so recursion is bounded. */
+static void pretty(text *t, const cJSON *j, int ind) {
+    int obj = cJSON_IsObject(j);
+    if ((!obj && !cJSON_IsArray(j)) || !j->child) {
+        put_owned(t, cJSON_PrintUnformatted(j));
+        return;
+    }
+    put(t, obj ? "{\n" : "[\n");
+    for (const cJSON *c = j->child; c; c = c->next) {
+        for (int i = 0; i < ind + 2; i++) put(t, " ");
+        if (obj) {
+            cJSON *k = cJSON_CreateString(c->string);
+            put_owned(t, cJSON_PrintUnformatted(k));
+            cJSON_Delete(k);
+            put(t, ": ");
+        }
+        pretty(t, c, ind + 2);
+        put(t, c->next ? ",\n" : "\n");
+    }
+    for (int i = 0; i < ind; i++) put(t, " ");
+    put(t, obj ? "}" : "]");
+}
+
+int hub_write_json(const char *path, const cJSON *j, af_err *e) {
+    text t = {0};
+    pretty(&t, j, 0);
+    int rc = af_write_atomic(path, write_text, t.s, e);
+    free(t.s);
     return rc;
 }
 

@@ -22,10 +22,13 @@ probabilities (softmax of the logits) or, for a one-output head, the score.
   perlayer/   Pfeiffer "pl", reduction_factor {"0": 16, "1": 4, "default": 8}, gelu, scaling
               0.5, head: 2 labels
   oldgelu/    Pfeiffer "og" whose adapter_config.json has no "version" and says "gelu": as a
-              pre-v2 hub adapter, which AdapterHub reads as gelu_new (the tanh form)
+              pre-v2 hub adapter, which AdapterHub reads as gelu_new (the tanh form; on this
+              small model the two differ by only ~1e-5 in the probabilities, so the test
+              checks the activation af records too)
   fa/, fb/    Pfeiffer adapters "fa" (reduction 8) and "fb" (reduction 16), no heads
   fusion/     dynamic (attention) fusion "fa,fb" with its head "fa,fb" (2 labels)
   CASE.expected for pfeiffer houlsby leaveout perlayer oldgelu fusion
+  evil/, legacy/   pfeiffer's config with a hostile pickle, and with the pre-1.6 format
 
 --check-export: the other direction. bin/af-convert --to-hub exports af's own fixture files
 (tests/fixtures/infer: a, b, c and the fusion ab), AdapterHub loads the directories
@@ -82,9 +85,9 @@ def new_model():
     return m.eval()
 
 
-def randomize(m, substr, gen):
-    """Weights N(0, 0.3), biases N(0, 0.1), for every parameter whose name holds substr; a fusion
-    value matrix stays near the identity, as trained ones do."""
+def randomize(m, substr, gen, scale=1.0):
+    """Weights N(0, 0.3), biases N(0, 0.1) (times scale), for every parameter whose name holds
+    substr; a fusion value matrix stays near the identity, as trained ones do."""
     with torch.no_grad():
         for name, p in m.named_parameters():
             if substr not in name:
@@ -93,7 +96,7 @@ def randomize(m, substr, gen):
             if name.endswith("value.weight"):
                 p.copy_(torch.eye(p.shape[0]) + 0.1 * r)
             else:
-                p.copy_((0.3 if p.dim() > 1 else 0.1) * r)
+                p.copy_(scale * (0.3 if p.dim() > 1 else 0.1) * r)
 
 
 def predict(m):
@@ -114,13 +117,13 @@ def write_expected(case, rows):
             f.write(" ".join("%.9g" % v for v in r) + "\n")
 
 
-def adapter_case(case, name, config, head, seed, edit=None):
+def adapter_case(case, name, config, head, seed, edit=None, scale=1.0):
     gen = torch.Generator().manual_seed(seed)
     m = new_model()
     m.add_adapter(name, config=config)
     head(m, name)
-    randomize(m, "adapters." + name + ".", gen)
-    randomize(m, "heads." + name + ".", gen)
+    randomize(m, "adapters." + name + ".", gen, scale)
+    randomize(m, "heads." + name + ".", gen, scale)
     d = os.path.join(OUT, case)
     shutil.rmtree(d, ignore_errors=True)
     m.save_adapter(d, name)
@@ -185,7 +188,28 @@ def generate():
     adapter_case("oldgelu", "og", PfeifferConfig(reduction_factor=8, non_linearity="gelu_new"),
                  two_labels(["u", "v"]), 6, edit=make_old)
     fusion_case()
+    bad_files()
     print("wrote", OUT)
+
+
+def bad_files():
+    """evil/: the Pfeiffer directory with a pickle that would run `touch` (pickle's own
+    GLOBAL os.system + REDUCE, what a hostile checkpoint does); legacy/: the same adapter saved
+    in PyTorch's pre-1.6 format (_use_new_zipfile_serialization=False)."""
+    import zipfile
+    for case in ("evil", "legacy"):
+        d = os.path.join(OUT, case)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        shutil.copy(os.path.join(OUT, "pfeiffer", "adapter_config.json"), d)
+    pkl = b"\x80\x02cos\nsystem\n(X\x1f\x00\x00\x00touch /tmp/af-convert-pwned.txttR."
+    pkl = pkl.replace(b"\x1f\x00", bytes([len("touch /tmp/af-convert-pwned.txt")]) + b"\x00")
+    with zipfile.ZipFile(os.path.join(OUT, "evil", "pytorch_adapter.bin"), "w") as z:
+        z.writestr("pytorch_adapter/data.pkl", pkl)
+        z.writestr("pytorch_adapter/version", "3\n")
+    sd = torch.load(os.path.join(OUT, "pfeiffer", "pytorch_adapter.bin"))
+    torch.save(sd, os.path.join(OUT, "legacy", "pytorch_adapter.bin"),
+               _use_new_zipfile_serialization=False)
 
 
 # ---- --check-export ------------------------------------------------------------------------
