@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "hub.h"
+#include "pathguard.h"
 
 enum { O_BASE = 1000, O_ADAPTER, O_TO_HUB, O_NAME, O_HEAD, O_FORMAT };
 
@@ -106,6 +107,18 @@ int main(int argc, char **argv) {
     if (!out) usage_error("-o OUT.safetensors is required");
     struct stat sb;
     if (stat(src, &sb) || !S_ISDIR(sb.st_mode)) die("%s: not a directory", src);
+    {
+        pathguard g;
+        af_err ge;
+        pathguard_init(&g);
+        pathguard_input_dir(&g, "--base", base_dir);
+        pathguard_input_dir(&g, "the AdapterHub directory", src);
+        for (int i = 0; i < nadapters; i++) pathguard_input(&g, "--adapter", adapters[i]);
+        pathguard_output(&g, "-o", out);
+        int bad = pathguard_check(&g, &ge);
+        pathguard_free(&g);
+        if (bad) usage_error("%s", ge.msg);
+    }
     bert base;
     if (bert_load(&base, base_dir, &e)) die_err(&e);
     char *fcfg = af_malloc(strlen(src) + 40);

@@ -207,7 +207,10 @@ test_expect_success 'usage errors exit 2' '
 	test_exit 2 af-convert -o x.st "$HUB/pfeiffer" 2>err && test_grep "\-\-base DIR is required" err &&
 	test_exit 2 af-convert --to-hub x --base "$BASE" "$INF/a.safetensors" 2>err &&
 	test_exit 2 af-convert --to-hub x --format zip "$INF/a.safetensors" 2>err &&
-	test_exit 2 af-convert --base "$BASE" -o x.st --name "a,b" "$HUB/pfeiffer" 2>err
+	test_exit 2 af-convert --base "$BASE" -o x.st --name "a,b" "$HUB/pfeiffer" 2>err &&
+	af-convert --base "$BASE" -o fa.st "$HUB/fa" && af-convert --base "$BASE" -o fb.st "$HUB/fb" &&
+	cp fa.st keep.st && test_exit 2 af-convert --base "$BASE" --adapter fa.st --adapter fb.st \
+		-o fa.st "$HUB/fusion" 2>err && cmp fa.st keep.st
 '
 
 test_done
