@@ -22,6 +22,17 @@ static int arch_index(const char *model_type) {
     return 0;
 }
 
+const char *hub_base_model_type(const bert *base) {
+    (void)base; /* issue 17: the base's config.json model_type */
+    return ARCHS[0].model_type;
+}
+
+int hub_model_type_known(const char *model_type) {
+    for (size_t i = 0; i < sizeof ARCHS / sizeof *ARCHS; i++)
+        if (model_type && !strcmp(model_type, ARCHS[i].model_type)) return 1;
+    return 0;
+}
+
 const char *hub_arch_prefix(const char *model_type) {
     return ARCHS[arch_index(model_type)].prefix;
 }

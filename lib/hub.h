@@ -33,6 +33,10 @@
  * (RoBERTa, DistilBERT) can supply them from the base's model_type. */
 const char *hub_arch_prefix(const char *model_type);
 const char *hub_model_class(const char *model_type);
+/* The model_type of a base: "bert" (af reads BERT only; NULL base: that default). */
+const char *hub_base_model_type(const bert *base);
+/* Whether af reads bases of this AdapterHub model_type. */
+int hub_model_type_known(const char *model_type);
 
 /* The name of a tensor of adapter `name` at layer l, site s (BERT_SITE_*), parameter param
  * ("adapter_down.0.weight", ...), or of fusion `name` when fusion is set. */

@@ -17,6 +17,7 @@ typedef struct {
     st_file f;
     cJSON *cfg, *heads, *hub;
     const char *name;
+    char model_type[32];    /* the base's, as recorded (default: hub_base_model_type) */
     int H, L, arch;
 } af_file;
 
@@ -57,6 +58,10 @@ static int af_file_open(af_file *a, const char *path, const char *format, af_err
     cJSON *base = meta(a, "base", 1, e);
     if (!base) return -1;
     const cJSON *bc = cJSON_GetObjectItemCaseSensitive(base, "config");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(bc, "model_type");
+    snprintf(a->model_type, sizeof a->model_type, "%s",
+             cJSON_IsString(mt) && hub_model_type_known(mt->valuestring) ? mt->valuestring
+                                                                         : hub_base_model_type(NULL));
     a->H = num(bc, "hidden_size", 0);
     a->L = num(bc, "num_hidden_layers", 0);
     cJSON_Delete(base);
@@ -127,13 +132,13 @@ static int write_weights(st_writer *w, const char *dir, const char *stem, const 
     return rc;
 }
 
-static cJSON *header(const char *name, int H, cJSON *config) {
+static cJSON *header(const af_file *a, const char *name, cJSON *config) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddItemToObject(j, "config", config);
-    cJSON_AddNumberToObject(j, "hidden_size", H);
-    cJSON_AddStringToObject(j, "model_class", hub_model_class("bert"));
+    cJSON_AddNumberToObject(j, "hidden_size", a->H);
+    cJSON_AddStringToObject(j, "model_class", hub_model_class(a->model_type));
     cJSON_AddNullToObject(j, "model_name");
-    cJSON_AddStringToObject(j, "model_type", "bert");
+    cJSON_AddStringToObject(j, "model_type", a->model_type);
     cJSON_AddStringToObject(j, "name", name);
     cJSON_AddStringToObject(j, "version", HUB_VERSION);
     return j;
@@ -199,7 +204,7 @@ static int export_head(const af_file *a, const cJSON *h, const char *dir, int st
     if (!rc) rc = write_weights(&w, dir, "pytorch_model_head", "model_head.safetensors", st, e);
     st_writer_free(&w);
     pool_free(&p);
-    if (!rc) return write_json_in(dir, "head_config.json", header(task, H, c), e);
+    if (!rc) return write_json_in(dir, "head_config.json", header(a, task, c), e);
     cJSON_Delete(c);
     return rc;
 }
@@ -287,7 +292,7 @@ static int export_adapter(const char *file, const char *dir, const hub_export_op
             char n[4][600];
             static const char *const parts[4] = {"adapter_down.0.weight", "adapter_down.0.bias",
                                                  "adapter_up.weight", "adapter_up.bias"};
-            for (int k = 0; k < 4; k++) hub_tensor_name(n[k], sizeof n[k], "bert", 0, l, s, a.name, parts[k]);
+            for (int k = 0; k < 4; k++) hub_tensor_name(n[k], sizeof n[k], a.model_type, 0, l, s, a.name, parts[k]);
             float *dw = load(&p, &a, n[0], (int64_t)R * H, e), *db = dw ? load(&p, &a, n[1], R, e) : NULL,
                   *uw = db ? load(&p, &a, n[2], (int64_t)H * R, e) : NULL,
                   *ub = uw ? load(&p, &a, n[3], H, e) : NULL;
@@ -309,7 +314,7 @@ static int export_adapter(const char *file, const char *dir, const hub_export_op
     if (!rc) {
         cJSON *c = adapter_config(&a, 1, act->valuestring, rf, lo);
         rf = lo = NULL;
-        rc = write_json_in(dir, "adapter_config.json", header(a.name, H, c), e);
+        rc = write_json_in(dir, "adapter_config.json", header(&a, a.name, c), e);
     }
     cJSON_Delete(rf);
     cJSON_Delete(lo);
@@ -363,7 +368,7 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
             if (!(model_site_mask(a.arch) >> s & 1)) continue;
             for (int k = 0; k < (attention ? 5 : 4) && !rc; k++) {
                 char nm[600];
-                hub_tensor_name(nm, sizeof nm, "bert", 1, l, s, a.name, parts[k]);
+                hub_tensor_name(nm, sizeof nm, a.model_type, 1, l, s, a.name, parts[k]);
                 int mat = k % 2 == 0;
                 float *b = load(&p, &a, nm, mat ? (int64_t)H * H : H, e);
                 if (!b) {
@@ -392,7 +397,7 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
         cJSON_AddBoolToObject(c, "value", attention);
         cJSON_AddBoolToObject(c, "value_before_softmax", 1);
         cJSON_AddBoolToObject(c, "value_initialized", attention);
-        rc = write_json_in(fdir, "adapter_fusion_config.json", header(a.name, H, c), e);
+        rc = write_json_in(fdir, "adapter_fusion_config.json", header(&a, a.name, c), e);
     }
     const cJSON *h = NULL;
     if (!rc && (h = pick_head(&a, o->head, e, &rc)) && !rc) rc = export_head(&a, h, fdir, o->safetensors, e);

@@ -185,8 +185,9 @@ static int check_header(const cJSON *j, const char *file, const bert *base, af_e
     if (cJSON_IsNumber(hs) && hs->valueint != base->cfg.hidden)
         return af_errf(e, "%s: hidden_size %d, but the base %s has %d", file, hs->valueint,
                        base->dir ? base->dir : "", base->cfg.hidden);
-    if (mt && strcmp(mt, "bert"))
-        return af_errf(e, "%s: model_type \"%s\": af's bases are BERT (\"bert\")", file, mt);
+    if (mt && strcmp(mt, hub_base_model_type(base)))
+        return af_errf(e, "%s: model_type \"%s\", but the base is \"%s\"", file, mt,
+                       hub_base_model_type(base));
     if (!jstr(j, "name")) return af_errf(e, "%s: no \"name\"", file);
     if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "config")))
         return af_errf(e, "%s: \"config\" is not an object (a config given by name only?)", file);
@@ -199,11 +200,16 @@ static int take(const st_file *f, char *used, const char *name, int64_t d0, int6
     const st_tensor *t = st_find(f, name);
     if (!t) return af_errf(e, "%s: tensor %s missing", f->path, name);
     int ndim = d1 ? 2 : 1;
-    if (t->ndim != ndim || t->shape[0] != d0 || (d1 && t->shape[1] != d1))
-        return af_errf(e, "%s: %s: shape [%lld%s%lld] expected, [%lld%s%lld] found", f->path,
-                       name, (long long)d0, d1 ? ", " : "", (long long)d1,
-                       (long long)t->shape[0], t->ndim > 1 ? ", " : "",
-                       t->ndim > 1 ? (long long)t->shape[1] : 0LL);
+    if (t->ndim != ndim || t->shape[0] != d0 || (d1 && t->shape[1] != d1)) {
+        char want[64], got[64];
+        int k = 0;
+        snprintf(want, sizeof want, d1 ? "[%lld, %lld]" : "[%lld]", (long long)d0, (long long)d1);
+        k = snprintf(got, sizeof got, "[");
+        for (int d = 0; d < t->ndim && k < (int)sizeof got - 24; d++)
+            k += snprintf(got + k, sizeof got - k, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+        snprintf(got + k, sizeof got - k, "]");
+        return af_errf(e, "%s: %s: shape %s expected, %s found", f->path, name, want, got);
+    }
     used[t - f->tensors] = 1;
     if (st_to_f32(t, dst, t->numel, e)) return af_err_prefix(e, "%s", f->path);
     return 0;
@@ -225,6 +231,7 @@ static int bottleneck(int H, double rf) {
 
 static int load_adapter_weights(af_model *m, const st_file *f, const hub_adapter *h,
                                 const char *name, af_err *e) {
+    const char *mt = hub_base_model_type(m->base);
     char *used = af_calloc(f->ntensors ? f->ntensors : 1, 1);
     int H = m->H, R = m->ad[0].r, rc = 0;
     float *buf = af_malloc((size_t)H * R * sizeof(float));
@@ -236,15 +243,15 @@ static int load_adapter_weights(af_model *m, const st_file *f, const hub_adapter
             int r = bottleneck(H, h->rf[l]);
             char n[512];
             float sc = (float)h->scaling;
-            hub_tensor_name(n, sizeof n, "bert", 0, l, s, name, "adapter_down.0.weight");
+            hub_tensor_name(n, sizeof n, mt, 0, l, s, name, "adapter_down.0.weight");
             if ((rc = take(f, used, n, r, H, a->down_w, e))) break; /* rows 0..r of (R, H) */
-            hub_tensor_name(n, sizeof n, "bert", 0, l, s, name, "adapter_down.0.bias");
+            hub_tensor_name(n, sizeof n, mt, 0, l, s, name, "adapter_down.0.bias");
             if ((rc = take(f, used, n, r, 0, a->down_b, e))) break;
-            hub_tensor_name(n, sizeof n, "bert", 0, l, s, name, "adapter_up.weight");
+            hub_tensor_name(n, sizeof n, mt, 0, l, s, name, "adapter_up.weight");
             if ((rc = take(f, used, n, H, r, buf, e))) break;
             for (int i = 0; i < H; i++)
                 for (int j = 0; j < R; j++) a->up_w[(size_t)i * R + j] = j < r ? sc * buf[(size_t)i * r + j] : 0;
-            hub_tensor_name(n, sizeof n, "bert", 0, l, s, name, "adapter_up.bias");
+            hub_tensor_name(n, sizeof n, mt, 0, l, s, name, "adapter_up.bias");
             if ((rc = take(f, used, n, H, 0, a->up_b, e))) break;
             if (sc != 1)
                 for (int i = 0; i < H; i++) a->up_b[i] *= sc;
@@ -501,7 +508,7 @@ int hub_import_fusion(bert *base, const char **adapters, int n, const char *dir,
                              {"key.weight", fu->key_w, H},     {"key.bias", fu->key_b, 0},
                              {"value.weight", fu->value_w, H}};
                     for (int k = 0; k < (method == FUSION_ATTENTION ? 5 : 4) && !rc; k++) {
-                        hub_tensor_name(nm, sizeof nm, "bert", 1, l, s, fname, t[k].p);
+                        hub_tensor_name(nm, sizeof nm, hub_base_model_type(base), 1, l, s, fname, t[k].p);
                         rc = take(&f, used, nm, H, t[k].d1, t[k].dst, e);
                     }
                 }

@@ -193,7 +193,11 @@ test_expect_success 'config fields af does not compute are refused, naming field
 
 test_expect_success 'shapes are checked against the base' '
 	test_exit 1 af-convert --base "$FIXTURES/train/base" -o x.st "$HUB/pfeiffer" 2>err &&
-	test_grep "hidden_size 32, but the base" err
+	test_grep "hidden_size 32, but the base" err &&
+	mkdir r && cp "$HUB/pfeiffer"/* r/ &&
+	sed "s/\"reduction_factor\": 8/\"reduction_factor\": 16/" "$HUB/pfeiffer/adapter_config.json" >r/adapter_config.json &&
+	test_exit 1 af-convert --base "$BASE" -o x.st r 2>err &&
+	test_grep "r/pytorch_adapter.bin: bert.encoder.layer.0.output.adapters.pf.adapter_down.0.weight: shape \[2, 32\] expected, \[4, 32\] found" err
 '
 
 test_expect_success 'af-inspect HUBDIR shows what the directory holds' '
