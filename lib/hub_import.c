@@ -121,17 +121,18 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
             /* meaningful only with inv_adapter, refused above when set */
         } else if (!strcmp(k, "init_weights")) {
             if (!cJSON_IsString(it) || (strcmp(it->valuestring, "bert") &&
-                                        strcmp(it->valuestring, "mam_adapter")))
-                return refuse(e, file, it, "\"bert\" or \"mam_adapter\" expected");
+                                        strcmp(it->valuestring, "mam_adapter") &&
+                                        strcmp(it->valuestring, "houlsby")))
+                return refuse(e, file, it, "\"bert\", \"mam_adapter\" or \"houlsby\" expected");
             /* how the weights started: trained ones are what the file holds */
         } else if (!strcmp(k, "scaling")) {
             if (!cJSON_IsNumber(it))
                 return refuse(e, file, it, "a fixed number expected (a learned scaling is not "
                                            "supported)");
             h->scaling = it->valuedouble;
-        } else if (!strcmp(k, "dropout")) {
+        } else if (!strcmp(k, "dropout") || !strcmp(k, "stochastic_depth")) {
             if (!cJSON_IsNumber(it)) return refuse(e, file, it, "a number expected");
-            /* the `adapters` library's adapter dropout: training only */
+            /* the `adapters` library's adapter dropout and drop-path: training only */
         } else if (!strcmp(k, "leave_out")) {
             const cJSON *x;
             if (!cJSON_IsArray(it)) return refuse(e, file, it, "a list of layers expected");
@@ -442,6 +443,11 @@ static int parse_fusion_config(const cJSON *c, const char *file, af_err *e) {
             if (want_bool(e, file, it, 0, "AdapterHub then anneals T from 50 on every forward, "
                                           "at inference too, which no fixed file reproduces"))
                 return -1;
+        } else if (!strcmp(k, "dropout_prob") || !strcmp(k, "architecture")) {
+            /* the `adapters` library's fusion dropout (training only); the base class's
+             * architecture, null for a fusion */
+            if (!cJSON_IsNull(it) && !(k[0] == 'd' && cJSON_IsNumber(it)))
+                return refuse(e, file, it, "null (or a dropout probability) expected");
         } else if (!strcmp(k, "value_before_softmax") || !strcmp(k, "regularization") ||
                    !strcmp(k, "value_initialized")) {
             /* a value matrix without bias gives the same before or after the weighting; the

@@ -29,6 +29,7 @@ probabilities (softmax of the logits) or, for a one-output head, the score.
   fusion/     dynamic (attention) fusion "fa,fb" with its head "fa,fb" (2 labels)
   CASE.expected for pfeiffer houlsby leaveout perlayer oldgelu fusion
   evil/, legacy/   pfeiffer's config with a hostile pickle, and with the pre-1.6 format
+  deflated/   pfeiffer with its checkpoint re-zipped with deflate
 
 --check-export: the other direction. bin/af-convert --to-hub exports af's own fixture files
 (tests/fixtures/infer: a, b, c and the fusion ab), AdapterHub loads the directories
@@ -207,6 +208,16 @@ def bad_files():
     with zipfile.ZipFile(os.path.join(OUT, "evil", "pytorch_adapter.bin"), "w") as z:
         z.writestr("pytorch_adapter/data.pkl", pkl)
         z.writestr("pytorch_adapter/version", "3\n")
+    # deflated/: the Pfeiffer directory with its checkpoint re-zipped with deflate, as a user's
+    # zip tool might leave it (torch.load reads it; af must too)
+    d = os.path.join(OUT, "deflated")
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(os.path.join(OUT, "pfeiffer"), d)
+    src = zipfile.ZipFile(os.path.join(OUT, "pfeiffer", "pytorch_adapter.bin"))
+    with zipfile.ZipFile(os.path.join(d, "pytorch_adapter.bin"), "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            z.writestr(info.filename, src.read(info.filename))
+    assert torch.load(os.path.join(d, "pytorch_adapter.bin")).keys()
     sd = torch.load(os.path.join(OUT, "pfeiffer", "pytorch_adapter.bin"))
     torch.save(sd, os.path.join(OUT, "legacy", "pytorch_adapter.bin"),
                _use_new_zipfile_serialization=False)

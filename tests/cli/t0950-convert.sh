@@ -63,6 +63,16 @@ test_expect_success 'the imported file is an af adapter on this base, with the h
 	test_grep "heads.pf.4.weight" out && test_grep "adapter_config" out
 '
 
+test_expect_success '--name renames the adapter and its head; --head picks the head' '
+	af-convert --base "$BASE" --name sst -o s.st "$HUB/pfeiffer" &&
+	af-inspect --json s.st >out && test_grep "adapters.sst.adapter_up.weight" out &&
+	test_grep "heads.sst.4.weight" out &&
+	af-infer --base "$BASE" --adapter s.st "$HUB/in.jsonl" >o && numbers o >got &&
+	numbers_close "$HUB/pfeiffer.expected" got &&
+	test_exit 1 af-convert --base "$BASE" --head nope -o x.st "$HUB/pfeiffer" 2>err &&
+	test_grep "no head named .nope." err && test ! -e x.st
+'
+
 test_expect_success 'a version-less config says gelu and means gelu_new; with a version, gelu' '
 	af-convert --base "$BASE" -o og.st "$HUB/oldgelu" &&
 	af-inspect --json og.st >out && test_grep "\"non_linearity\": \"gelu_new\"" out &&
@@ -150,6 +160,11 @@ test_expect_success '--format safetensors writes the adapters library names, and
 	test_grep " 0 different," diff
 '
 
+test_expect_success 'a checkpoint re-zipped with deflate reads the same' '
+	af-convert --base "$BASE" -o d.st "$HUB/deflated" && af-convert --base "$BASE" -o p.st "$HUB/pfeiffer" &&
+	af-inspect --diff p.st d.st >diff && test_grep " 0 different, 0 of another shape, 0 only in A, 0 only in B" diff
+'
+
 test_expect_success 'a pickle naming os.system is refused by name, and nothing runs' '
 	rm -f /tmp/af-convert-pwned.txt &&
 	test_exit 1 af-convert --base "$BASE" -o x.st "$HUB/evil" 2>err &&
@@ -185,10 +200,11 @@ test_expect_success 'config fields af does not compute are refused, naming field
 	refused adapter_config.json "s/\"phm_layer\": false/\"phm_layer\": true/" "config.phm_layer = true" &&
 	refused adapter_config.json "s/\"is_parallel\": false/\"is_parallel\": true/" "config.is_parallel = true" &&
 	refused adapter_config.json "s/\"non_linearity\": \"relu\"/\"non_linearity\": \"leakyrelu\"/" "config.non_linearity = \"leakyrelu\"" &&
-	refused adapter_config.json "s/\"use_gating\": false/\"use_gating\": false, \"stochastic_depth\": 0.1/" "config.stochastic_depth = 0.1: a field af does not know" &&
+	refused adapter_config.json "s/\"use_gating\": false/\"use_gating\": false, \"bogus\": 0.1/" "config.bogus = 0.1: a field af does not know" &&
 	refused adapter_config.json "s/\"original_ln_before\": true/\"original_ln_before\": false/" "af computes Pfeiffer (false, true, true) and Houlsby" &&
 	refused head_config.json "s/\"classification\"/\"multilabel_classification\"/" "config.head_type = \"multilabel_classification\"" &&
-	refused head_config.json "s/\"use_pooler\": false/\"use_pooler\": true/" "config.use_pooler = true"
+	refused head_config.json "s/\"use_pooler\": false/\"use_pooler\": true/" "config.use_pooler = true" &&
+	refused adapter_config.json "s/\"scaling\": 1.0/\"scaling\": \"channel\"/" "config.scaling = \"channel\": a fixed number expected"
 '
 
 test_expect_success 'shapes are checked against the base' '
