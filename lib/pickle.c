@@ -402,6 +402,23 @@ static void unpickler_free(unpickler *u) {
     free(u->memo);
 }
 
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(**(char *const *const *)a, **(char *const *const *)b);
+}
+
+/* Keys must be unique (a dict's are; a hostile SETITEMS can repeat one): sorted, O(n log n). */
+static int check_unique(const pk_tensor *t, int n, const char *what, af_err *e) {
+    char *const **idx = af_malloc((n ? n : 1) * sizeof *idx);
+    for (int i = 0; i < n; i++) idx[i] = &t[i].name;
+    qsort(idx, n, sizeof *idx, cmp_name);
+    int rc = 0;
+    for (int i = 1; i < n && !rc; i++)
+        if (!strcmp(*idx[i], *idx[i - 1]))
+            rc = af_errf(e, "%s: state dict key '%s' appears twice", what, *idx[i]);
+    free(idx);
+    return rc;
+}
+
 void pk_free(pk_tensor *t, int n) {
     for (int i = 0; i < n; i++) free(t[i].name), free(t[i].storage);
     free(t);
@@ -434,9 +451,6 @@ int pk_read_state_dict(const unsigned char *p, size_t n, const char *what, pk_te
             } else if (v->kind != V_TENSOR) {
                 rc = af_errf(e, "%s: state dict entry '%s' is not a tensor", what, key->s);
             } else {
-                for (int j = 0; j < i && !rc; j++)
-                    if (!strcmp(t[j].name, key->s))
-                        rc = af_errf(e, "%s: state dict key '%s' appears twice", what, key->s);
                 t[i] = (pk_tensor){af_strdup(key->s), v->dtype, af_strdup(v->storage->s),
                                    v->storage->i, v->offset, v->ndim, {0}, {0}};
                 memcpy(t[i].shape, v->shape, sizeof v->shape);
@@ -445,6 +459,7 @@ int pk_read_state_dict(const unsigned char *p, size_t n, const char *what, pk_te
             }
         }
         *out = t;
+        if (!rc) rc = check_unique(t, *nout, what, e);
         if (!rc && u.at != n)
             rc = af_errf(e, "%s: %zu bytes after the pickle's STOP", what, n - u.at);
         if (rc) {

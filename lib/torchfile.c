@@ -115,6 +115,12 @@ static int load_tensors(st_file *f, const zip_archive *z, const char *pre, pk_te
             rc = -1;
         else /* numel <= extent <= the storage's elements, which the file's bytes bound */
             total += ((size_t)numel[i] * es + 63) / 64 * 64;
+        /* Views may share a storage, so together they can describe more bytes than the file
+         * holds; real checkpoints do not by much (tied weights), hostile ones by terabytes. */
+        if (!rc && total / 4 > z->size + (64u << 20))
+            rc = af_errf(e, "%s: its tensors view more than %zu bytes, far more than the file's "
+                            "%zu",
+                         f->path, total, z->size);
     }
     /* One anonymous mapping holds every tensor: st_close unmaps it like a file's. */
     unsigned char *blob = NULL;

@@ -148,6 +148,14 @@ static void test_strided(void) {
     refused(img, n, "holds 24 bytes, 8 elements of 4 expected", "a storage shorter than announced");
     free(img);
     free(pkl);
+    /* the same key twice (SETITEMS may repeat one; a dict cannot) */
+    pk_tensor two[2] = {t, t};
+    two[0].storage_numel = two[1].storage_numel = 6;
+    pkl = pk_write_state_dict(two, 2, &plen);
+    img = zip_image(pkl, plen, st, stlen, 1, &n);
+    refused(img, n, "state dict key 't' appears twice", "a repeated key");
+    free(img);
+    free(pkl);
     t.storage = "7", t.storage_numel = 6;
     pkl = pk_write_state_dict(&t, 1, &plen);
     img = zip_image(pkl, plen, st, stlen, 1, &n);
