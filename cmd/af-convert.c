@@ -129,6 +129,7 @@ int main(int argc, char **argv) {
     if (fusion) {
         if (nadapters < 2)
             usage_error("%s is a fusion directory: give its adapters' af files with --adapter", src);
+        if (io.name) usage_error("--name renames an adapter; a fusion is named by its adapters");
         rc = hub_import_fusion(&base, adapters, nadapters, src, &io, out, &e);
     } else {
         if (nadapters) usage_error("--adapter belongs to fusion directories; %s is none", src);
