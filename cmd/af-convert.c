@@ -39,16 +39,12 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     af_prog = "af-convert";
-    static const struct option longopts[] = {{"base", required_argument, 0, O_BASE},
-                                             {"adapter", required_argument, 0, O_ADAPTER},
-                                             {"output", required_argument, 0, 'o'},
-                                             {"to-hub", required_argument, 0, O_TO_HUB},
-                                             {"name", required_argument, 0, O_NAME},
-                                             {"head", required_argument, 0, O_HEAD},
-                                             {"format", required_argument, 0, O_FORMAT},
-                                             {"help", no_argument, 0, 'h'},
-                                             {"version", no_argument, 0, 'V'},
-                                             {0, 0, 0, 0}};
+    static const struct option longopts[] = {
+        {"base", required_argument, 0, O_BASE},     {"adapter", required_argument, 0, O_ADAPTER},
+        {"output", required_argument, 0, 'o'},      {"to-hub", required_argument, 0, O_TO_HUB},
+        {"name", required_argument, 0, O_NAME},     {"head", required_argument, 0, O_HEAD},
+        {"format", required_argument, 0, O_FORMAT}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},           {0, 0, 0, 0}};
     /* static: still reachable when usage_error exits (LeakSanitizer) */
     static const char **adapters;
     const char *base_dir = NULL, *out = NULL, *to_hub = NULL;
@@ -79,9 +75,12 @@ int main(int argc, char **argv) {
             io.head = eo.head = optarg;
             break;
         case O_FORMAT:
-            if (!strcmp(optarg, "bin")) eo.safetensors = 0;
-            else if (!strcmp(optarg, "safetensors")) eo.safetensors = 1;
-            else usage_error("--format: '%s' is not bin or safetensors", optarg);
+            if (!strcmp(optarg, "bin"))
+                eo.safetensors = 0;
+            else if (!strcmp(optarg, "safetensors"))
+                eo.safetensors = 1;
+            else
+                usage_error("--format: '%s' is not bin or safetensors", optarg);
             break;
         case 'h':
             usage();
@@ -97,8 +96,7 @@ int main(int argc, char **argv) {
     const char *src = argv[optind];
     af_err e;
     if (to_hub) {
-        if (out || base_dir || io.name)
-            usage_error("--to-hub takes neither -o, --base nor --name");
+        if (out || base_dir || io.name) usage_error("--to-hub takes neither -o, --base nor --name");
         if (hub_export(src, adapters, nadapters, to_hub, &eo, &e)) die_err(&e);
         free(adapters);
         return finish(0);
@@ -128,7 +126,8 @@ int main(int argc, char **argv) {
     int rc;
     if (fusion) {
         if (nadapters < 2)
-            usage_error("%s is a fusion directory: give its adapters' af files with --adapter", src);
+            usage_error("%s is a fusion directory: give its adapters' af files with --adapter",
+                        src);
         if (io.name) usage_error("--name renames an adapter; a fusion is named by its adapters");
         rc = hub_import_fusion(&base, adapters, nadapters, src, &io, out, &e);
     } else {

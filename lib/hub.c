@@ -82,9 +82,12 @@ int hub_open_weights(st_file *f, const char *dir, const char *bin, const char *s
     char *pb = join(dir, bin), *ps = join(dir, st);
     int rc;
     /* The safetensors file when both exist: the same tensors without a pickle to parse. */
-    if (exists(ps)) rc = st_open(f, ps, e);
-    else if (exists(pb)) rc = pt_open(f, pb, e);
-    else rc = af_errf(e, "%s: neither %s nor %s", dir, bin, st);
+    if (exists(ps))
+        rc = st_open(f, ps, e);
+    else if (exists(pb))
+        rc = pt_open(f, pb, e);
+    else
+        rc = af_errf(e, "%s: neither %s nor %s", dir, bin, st);
     free(pb);
     free(ps);
     return rc;
@@ -195,7 +198,8 @@ static int describe_one(const char *dir, const char *file, const char *what, con
     for (int i = 0; i < f.ntensors; i++) {
         const st_tensor *t = &f.tensors[i];
         fprintf(out, "    %-72s %s [", t->name, st_dtype_name(t->dtype));
-        for (int d = 0; d < t->ndim; d++) fprintf(out, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+        for (int d = 0; d < t->ndim; d++)
+            fprintf(out, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
         fprintf(out, "]\n");
     }
     st_close(&f);

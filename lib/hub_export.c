@@ -17,7 +17,7 @@ typedef struct {
     st_file f;
     cJSON *cfg, *heads, *hub;
     const char *name;
-    char model_type[32];    /* the base's, as recorded (default: hub_base_model_type) */
+    char model_type[32]; /* the base's, as recorded (default: hub_base_model_type) */
     int H, L, arch;
 } af_file;
 
@@ -60,8 +60,9 @@ static int af_file_open(af_file *a, const char *path, const char *format, af_err
     const cJSON *bc = cJSON_GetObjectItemCaseSensitive(base, "config");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(bc, "model_type");
     snprintf(a->model_type, sizeof a->model_type, "%s",
-             cJSON_IsString(mt) && hub_model_type_known(mt->valuestring) ? mt->valuestring
-                                                                         : hub_base_model_type(NULL));
+             cJSON_IsString(mt) && hub_model_type_known(mt->valuestring)
+                 ? mt->valuestring
+                 : hub_base_model_type(NULL));
     a->H = num(bc, "hidden_size", 0);
     a->L = num(bc, "num_hidden_layers", 0);
     cJSON_Delete(base);
@@ -70,8 +71,9 @@ static int af_file_open(af_file *a, const char *path, const char *format, af_err
     if (a->H < 1 || a->L < 1 || a->L > 64)
         return af_errf(e, "%s: metadata 'base' lacks hidden_size or num_hidden_layers", path);
     if (a->arch != SITE_PFEIFFER && a->arch != SITE_HOULSBY)
-        return af_errf(e, "%s: config.arch is not pfeiffer or houlsby: AdapterHub has nothing "
-                          "to load",
+        return af_errf(e,
+                       "%s: config.arch is not pfeiffer or houlsby: AdapterHub has nothing "
+                       "to load",
                        path);
     return 0;
 }
@@ -162,8 +164,9 @@ static const cJSON *pick_head(const af_file *a, const char *want, af_err *e, int
         return h;
     }
     if (n > 1) {
-        *rc = af_errf(e, "%s: %d heads, and an AdapterHub directory holds one: pick one with "
-                         "--head",
+        *rc = af_errf(e,
+                      "%s: %d heads, and an AdapterHub directory holds one: pick one with "
+                      "--head",
                       a->f.path, n);
         return NULL;
     }
@@ -198,8 +201,10 @@ static int export_head(const af_file *a, const cJSON *h, const char *dir, int st
         snprintf(n, sizeof n, "heads.%s.%s", task, parts[k]);
         int nd = shape[k][1] ? 2 : 1;
         float *b = load(&p, a, n, shape[k][0] * (nd == 2 ? shape[k][1] : 1), e);
-        if (!b) rc = -1;
-        else st_writer_add(&w, n, ST_F32, nd, shape[k], b);
+        if (!b)
+            rc = -1;
+        else
+            st_writer_add(&w, n, ST_F32, nd, shape[k], b);
     }
     if (!rc) rc = write_weights(&w, dir, "pytorch_model_head", "model_head.safetensors", st, e);
     st_writer_free(&w);
@@ -271,13 +276,18 @@ static int export_adapter(const char *file, const char *dir, const hub_export_op
     }
     cJSON *rf = NULL, *lo = cJSON_CreateArray();
     if (!rc) {
-        const cJSON *orig = a.hub ? cJSON_GetObjectItemCaseSensitive(a.hub, "reduction_factor") : NULL;
+        const cJSON *orig =
+            a.hub ? cJSON_GetObjectItemCaseSensitive(a.hub, "reduction_factor") : NULL;
         double f;
-        if (orig) rf = cJSON_Duplicate(orig, 1);
-        else if (reduction_factor(a.H, R, &f)) rf = cJSON_CreateNumber(f);
-        else rc = af_errf(e, "%s: bottleneck %d: no reduction factor of hidden size %d gives it "
-                             "back in AdapterHub",
-                          file, R, a.H);
+        if (orig)
+            rf = cJSON_Duplicate(orig, 1);
+        else if (reduction_factor(a.H, R, &f))
+            rf = cJSON_CreateNumber(f);
+        else
+            rc = af_errf(e,
+                         "%s: bottleneck %d: no reduction factor of hidden size %d gives it "
+                         "back in AdapterHub",
+                         file, R, a.H);
         for (int l = 0; l < a.L; l++)
             if (!r[l]) cJSON_AddItemToArray(lo, cJSON_CreateNumber(l));
     }
@@ -292,8 +302,10 @@ static int export_adapter(const char *file, const char *dir, const hub_export_op
             char n[4][600];
             static const char *const parts[4] = {"adapter_down.0.weight", "adapter_down.0.bias",
                                                  "adapter_up.weight", "adapter_up.bias"};
-            for (int k = 0; k < 4; k++) hub_tensor_name(n[k], sizeof n[k], a.model_type, 0, l, s, a.name, parts[k]);
-            float *dw = load(&p, &a, n[0], (int64_t)R * H, e), *db = dw ? load(&p, &a, n[1], R, e) : NULL,
+            for (int k = 0; k < 4; k++)
+                hub_tensor_name(n[k], sizeof n[k], a.model_type, 0, l, s, a.name, parts[k]);
+            float *dw = load(&p, &a, n[0], (int64_t)R * H, e),
+                  *db = dw ? load(&p, &a, n[1], R, e) : NULL,
                   *uw = db ? load(&p, &a, n[2], (int64_t)H * R, e) : NULL,
                   *ub = uw ? load(&p, &a, n[3], H, e) : NULL;
             if (!ub) {
@@ -308,7 +320,8 @@ static int export_adapter(const char *file, const char *dir, const hub_export_op
             st_writer_add(&w, n[2], ST_F32, 2, (int64_t[]){H, r[l]}, uw);
             st_writer_add(&w, n[3], ST_F32, 1, (int64_t[]){H}, ub);
         }
-    if (!rc) rc = write_weights(&w, dir, "pytorch_adapter", "adapter.safetensors", o->safetensors, e);
+    if (!rc)
+        rc = write_weights(&w, dir, "pytorch_adapter", "adapter.safetensors", o->safetensors, e);
     st_writer_free(&w);
     pool_free(&p);
     if (!rc) {
@@ -336,8 +349,9 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
         rc = af_errf(e, "%s: a %s fusion: AdapterHub computes attention and static fusion only",
                      file, cJSON_IsString(m) ? m->valuestring : "?");
     if (!rc && num(a.cfg, "adapters_updated", 0))
-        rc = af_errf(e, "%s: the fusion retrained its adapters (--unfreeze-adapters), which "
-                        "export does not write yet",
+        rc = af_errf(e,
+                     "%s: the fusion retrained its adapters (--unfreeze-adapters), which "
+                     "export does not write yet",
                      file);
     float invT = cJSON_IsNumber(T) && T->valuedouble > 0 ? (float)(1.0 / T->valuedouble) : 1.0f;
     /* the adapter files given must be the ones the fusion was trained with */
@@ -349,10 +363,11 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
         const cJSON *x = cJSON_GetArrayItem(ads, i);
         const cJSON *sha = cJSON_GetObjectItemCaseSensitive(x, "sha256");
         char got[65];
-        if (af_sha256_file(adapters[i], got, e)) rc = -1;
+        if (af_sha256_file(adapters[i], got, e))
+            rc = -1;
         else if (!cJSON_IsString(sha) || strcmp(sha->valuestring, got))
-            rc = af_errf(e, "%s: adapter %d of the fusion is not %s (sha256 differs)", file,
-                         i + 1, adapters[i]);
+            rc = af_errf(e, "%s: adapter %d of the fusion is not %s (sha256 differs)", file, i + 1,
+                         adapters[i]);
     }
     if (!rc) rc = make_dir(outdir, e);
     char *fdir = path_in(outdir, "fusion");
@@ -400,14 +415,17 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
         rc = write_json_in(fdir, "adapter_fusion_config.json", header(&a, a.name, c), e);
     }
     const cJSON *h = NULL;
-    if (!rc && (h = pick_head(&a, o->head, e, &rc)) && !rc) rc = export_head(&a, h, fdir, o->safetensors, e);
+    if (!rc && (h = pick_head(&a, o->head, e, &rc)) && !rc)
+        rc = export_head(&a, h, fdir, o->safetensors, e);
     for (int i = 0; i < n && !rc; i++) {
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ads, i), "name");
         char *d = path_in(outdir, cJSON_IsString(nm) ? nm->valuestring : "adapter");
         hub_export_opts ao = {o->safetensors, NULL};
-        if (!strcmp(d, fdir)) rc = af_errf(e, "%s: an adapter named 'fusion' would overwrite the fusion", file);
+        if (!strcmp(d, fdir))
+            rc = af_errf(e, "%s: an adapter named 'fusion' would overwrite the fusion", file);
         /* the adapters' own heads are theirs, not the fusion's: left out */
-        else rc = export_adapter(adapters[i], d, &ao, 0, e);
+        else
+            rc = export_adapter(adapters[i], d, &ao, 0, e);
         free(d);
     }
     free(fdir);

@@ -53,9 +53,11 @@ static int parse_rf(hub_adapter *h, const cJSON *it, int L, const char *file, af
         char *end;
         long l = strtol(x->string, &end, 10);
         if (!strcmp(x->string, "default")) continue;
-        if (*end || end == x->string || l < 0 || l >= L || !cJSON_IsNumber(x) || !(x->valuedouble > 0))
-            return refuse(e, file, it, "keys must be layer numbers of the base (or \"default\"), "
-                                       "values positive numbers");
+        if (*end || end == x->string || l < 0 || l >= L || !cJSON_IsNumber(x) ||
+            !(x->valuedouble > 0))
+            return refuse(e, file, it,
+                          "keys must be layer numbers of the base (or \"default\"), "
+                          "values positive numbers");
         h->rf[l] = x->valuedouble;
     }
     for (int l = 0; l < L; l++)
@@ -75,16 +77,21 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
     cJSON_ArrayForEach(it, c) {
         const char *k = it->string;
         if (!strcmp(k, "architecture")) {
-            if (!cJSON_IsNull(it) && !(cJSON_IsString(it) && !strcmp(it->valuestring, "bottleneck")))
-                return refuse(e, file, it, "only bottleneck adapters convert (not LoRA, prefix "
-                                           "tuning or a union of methods)");
+            if (!cJSON_IsNull(it) &&
+                !(cJSON_IsString(it) && !strcmp(it->valuestring, "bottleneck")))
+                return refuse(e, file, it,
+                              "only bottleneck adapters convert (not LoRA, prefix "
+                              "tuning or a union of methods)");
         } else if (!strcmp(k, "mh_adapter") || !strcmp(k, "output_adapter") ||
                    !strcmp(k, "original_ln_before")) {
             if (!cJSON_IsBool(it)) return refuse(e, file, it, "true or false expected");
             int v = cJSON_IsTrue(it);
-            if (k[0] == 'm') mh = v;
-            else if (k[1] == 'u') out = v;
-            else olb = v;
+            if (k[0] == 'm')
+                mh = v;
+            else if (k[1] == 'u')
+                out = v;
+            else
+                olb = v;
         } else if (!strcmp(k, "original_ln_after")) {
             if (want_bool(e, file, it, 1, "af's adapter sites always end in the layer's LayerNorm"))
                 return -1;
@@ -95,7 +102,8 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
             if (want_bool(e, file, it, 0, "af does not add the residual inside the adapter"))
                 return -1;
         } else if (!strcmp(k, "ln_before") || !strcmp(k, "ln_after")) {
-            if (want_bool(e, file, it, 0, "af's adapters have no LayerNorm of their own")) return -1;
+            if (want_bool(e, file, it, 0, "af's adapters have no LayerNorm of their own"))
+                return -1;
         } else if (!strcmp(k, "is_parallel")) {
             if (want_bool(e, file, it, 0, "af computes sequential adapters, not parallel ones"))
                 return -1;
@@ -104,8 +112,9 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
         } else if (!strcmp(k, "cross_adapter")) {
             if (want_bool(e, file, it, 0, "af has no cross-attention")) return -1;
         } else if (!strcmp(k, "phm_layer")) {
-            if (want_bool(e, file, it, 0, "af's projections are plain linear layers, not PHM "
-                                          "(Compacter)"))
+            if (want_bool(e, file, it, 0,
+                          "af's projections are plain linear layers, not PHM "
+                          "(Compacter)"))
                 return -1;
         } else if (!strncmp(k, "phm_", 4) || !strcmp(k, "factorized_phm_W") ||
                    !strcmp(k, "shared_W_phm") || !strcmp(k, "shared_phm_rule") ||
@@ -114,21 +123,23 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
             /* settings of PHM layers, which phm_layer false (checked above) leaves unused */
         } else if (!strcmp(k, "inv_adapter")) {
             if (!cJSON_IsNull(it))
-                return refuse(e, file, it, "invertible adapters change the embeddings' output, "
-                                           "which af does not compute (the \"+inv\" configs); "
-                                           "use an adapter without one");
+                return refuse(e, file, it,
+                              "invertible adapters change the embeddings' output, "
+                              "which af does not compute (the \"+inv\" configs); "
+                              "use an adapter without one");
         } else if (!strcmp(k, "inv_adapter_reduction_factor")) {
             /* meaningful only with inv_adapter, refused above when set */
         } else if (!strcmp(k, "init_weights")) {
-            if (!cJSON_IsString(it) || (strcmp(it->valuestring, "bert") &&
-                                        strcmp(it->valuestring, "mam_adapter") &&
-                                        strcmp(it->valuestring, "houlsby")))
+            if (!cJSON_IsString(it) ||
+                (strcmp(it->valuestring, "bert") && strcmp(it->valuestring, "mam_adapter") &&
+                 strcmp(it->valuestring, "houlsby")))
                 return refuse(e, file, it, "\"bert\", \"mam_adapter\" or \"houlsby\" expected");
             /* how the weights started: trained ones are what the file holds */
         } else if (!strcmp(k, "scaling")) {
             if (!cJSON_IsNumber(it))
-                return refuse(e, file, it, "a fixed number expected (a learned scaling is not "
-                                           "supported)");
+                return refuse(e, file, it,
+                              "a fixed number expected (a learned scaling is not "
+                              "supported)");
             h->scaling = it->valuedouble;
         } else if (!strcmp(k, "dropout") || !strcmp(k, "stochastic_depth")) {
             if (!cJSON_IsNumber(it)) return refuse(e, file, it, "a number expected");
@@ -154,26 +165,33 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
             /* AdapterHub renames the activations of configs saved before it wrote a version
              * (loading.py, ACTIVATION_RENAME): their "gelu" is the tanh form */
             const char *n = name;
-            if (!versioned && !strcmp(n, "gelu")) n = "gelu_new";
-            else if (!versioned && !strcmp(n, "gelu_orig")) n = "gelu";
+            if (!versioned && !strcmp(n, "gelu"))
+                n = "gelu_new";
+            else if (!versioned && !strcmp(n, "gelu_orig"))
+                n = "gelu";
             h->act = act_parse(n);
             if (h->act < 0 || h->act == AF_ACT_SIGMOID)
-                return refuse(e, file, it, "af computes relu, gelu, gelu_new, swish (silu) and "
-                                           "tanh");
+                return refuse(e, file, it,
+                              "af computes relu, gelu, gelu_new, swish (silu) and "
+                              "tanh");
         } else {
             return refuse(e, file, it, "a field af does not know");
         }
     }
     if (mh < 0 || out < 0 || olb < 0 || h->act < 0 || !rf)
-        return af_errf(e, "%s: config lacks one of mh_adapter, output_adapter, "
-                          "original_ln_before, non_linearity, reduction_factor",
+        return af_errf(e,
+                       "%s: config lacks one of mh_adapter, output_adapter, "
+                       "original_ln_before, non_linearity, reduction_factor",
                        file);
-    if (!mh && out && olb) h->arch = SITE_PFEIFFER;
-    else if (mh && out && !olb) h->arch = SITE_HOULSBY;
+    if (!mh && out && olb)
+        h->arch = SITE_PFEIFFER;
+    else if (mh && out && !olb)
+        h->arch = SITE_HOULSBY;
     else
-        return af_errf(e, "%s: config.mh_adapter = %s, output_adapter = %s, original_ln_before = "
-                          "%s: af computes Pfeiffer (false, true, true) and Houlsby (true, true, "
-                          "false) adapters",
+        return af_errf(e,
+                       "%s: config.mh_adapter = %s, output_adapter = %s, original_ln_before = "
+                       "%s: af computes Pfeiffer (false, true, true) and Houlsby (true, true, "
+                       "false) adapters",
                        file, mh ? "true" : "false", out ? "true" : "false", olb ? "true" : "false");
     if (parse_rf(h, rf, L, file, e)) return -1;
     return 0;
@@ -196,8 +214,8 @@ static int check_header(const cJSON *j, const char *file, const bert *base, af_e
 }
 
 /* Copies a hub tensor of the given shape (as float32) into dst, marking it used. */
-static int take(const st_file *f, char *used, const char *name, int64_t d0, int64_t d1,
-                float *dst, af_err *e) {
+static int take(const st_file *f, char *used, const char *name, int64_t d0, int64_t d1, float *dst,
+                af_err *e) {
     const st_tensor *t = st_find(f, name);
     if (!t) return af_errf(e, "%s: tensor %s missing", f->path, name);
     int ndim = d1 ? 2 : 1;
@@ -219,8 +237,9 @@ static int take(const st_file *f, char *used, const char *name, int64_t d0, int6
 static int all_used(const st_file *f, const char *used, af_err *e) {
     for (int i = 0; i < f->ntensors; i++)
         if (!used[i])
-            return af_errf(e, "%s: tensor %s is not part of what af converts (an invertible "
-                              "adapter, a gate, or another adapter's?)",
+            return af_errf(e,
+                           "%s: tensor %s is not part of what af converts (an invertible "
+                           "adapter, a gate, or another adapter's?)",
                            f->path, f->tensors[i].name);
     return 0;
 }
@@ -251,7 +270,8 @@ static int load_adapter_weights(af_model *m, const st_file *f, const hub_adapter
             hub_tensor_name(n, sizeof n, mt, 0, l, s, name, "adapter_up.weight");
             if ((rc = take(f, used, n, H, r, buf, e))) break;
             for (int i = 0; i < H; i++)
-                for (int j = 0; j < R; j++) a->up_w[(size_t)i * R + j] = j < r ? sc * buf[(size_t)i * r + j] : 0;
+                for (int j = 0; j < R; j++)
+                    a->up_w[(size_t)i * R + j] = j < r ? sc * buf[(size_t)i * r + j] : 0;
             hub_tensor_name(n, sizeof n, mt, 0, l, s, name, "adapter_up.bias");
             if ((rc = take(f, used, n, H, 0, a->up_b, e))) break;
             if (sc != 1)
@@ -281,11 +301,14 @@ static int import_head(af_model *m, const char *dir, const hub_import_opts *o,
         const char *k = it->string;
         if (!strcmp(k, "head_type")) {
             if (!cJSON_IsString(it) || strcmp(it->valuestring, "classification"))
-                rc = refuse(e, file, it, "af's heads are classification heads (one output: "
-                                         "regression)");
+                rc = refuse(e, file, it,
+                            "af's heads are classification heads (one output: "
+                            "regression)");
         } else if (!strcmp(k, "num_labels")) {
-            if (!cJSON_IsNumber(it) || it->valueint < 1) rc = refuse(e, file, it, "a count expected");
-            else L = it->valueint;
+            if (!cJSON_IsNumber(it) || it->valueint < 1)
+                rc = refuse(e, file, it, "a count expected");
+            else
+                L = it->valueint;
         } else if (!strcmp(k, "layers")) {
             if (!cJSON_IsNumber(it) || it->valueint != 2)
                 rc = refuse(e, file, it, "af's head has 2 layers (dense, tanh, output)");
@@ -293,7 +316,8 @@ static int import_head(af_model *m, const char *dir, const hub_import_opts *o,
             if (!cJSON_IsString(it) || strcmp(it->valuestring, "tanh"))
                 rc = refuse(e, file, it, "af's head uses tanh");
         } else if (!strcmp(k, "use_pooler")) {
-            if (!cJSON_IsFalse(it)) rc = refuse(e, file, it, "af's head reads [CLS], not the pooler");
+            if (!cJSON_IsFalse(it))
+                rc = refuse(e, file, it, "af's head reads [CLS], not the pooler");
         } else if (!strcmp(k, "bias")) {
             if (!cJSON_IsTrue(it)) rc = refuse(e, file, it, "af's head has biases");
         } else if (!strcmp(k, "label2id") || !strcmp(k, "id2label")) {
@@ -328,7 +352,8 @@ static int import_head(af_model *m, const char *dir, const hub_import_opts *o,
         /* not the head asked for */
     } else if (!rc && !model_add_head(m, task, L, labels, regression, 0, e)) {
         st_file f;
-        if (!(rc = hub_open_weights(&f, dir, "pytorch_model_head.bin", "model_head.safetensors", e))) {
+        if (!(rc = hub_open_weights(&f, dir, "pytorch_model_head.bin", "model_head.safetensors",
+                                    e))) {
             char *used = af_calloc(f.ntensors ? f.ntensors : 1, 1);
             model_head *h = &m->heads[m->nheads - 1];
             char n[600];
@@ -406,17 +431,18 @@ int hub_import_adapter(bert *base, const char *dir, const hub_import_opts *o, co
         }
     }
     if (!rc) rc = import_head(&m, dir, o, hubname, e);
-    if (!rc && o->head && !m.nheads)
-        rc = af_errf(e, "%s: no head named '%s'", dir, o->head);
+    if (!rc && o->head && !m.nheads) rc = af_errf(e, "%s: no head named '%s'", dir, o->head);
     if (!rc) {
         /* what export needs to write the same layout back: the factors as given, and the
          * bottleneck of every layer (0: left out) */
         cJSON *rec = cJSON_CreateObject(), *b = cJSON_CreateArray();
         cJSON_AddItemToObject(rec, "adapter_config", cJSON_Duplicate(j, 1));
-        cJSON_AddItemToObject(rec, "reduction_factor",
-                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cfg, "reduction_factor"), 1));
+        cJSON_AddItemToObject(
+            rec, "reduction_factor",
+            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cfg, "reduction_factor"), 1));
         for (int l = 0; l < L; l++)
-            cJSON_AddItemToArray(b, cJSON_CreateNumber(h.leave_out >> l & 1 ? 0 : bottleneck(H, h.rf[l])));
+            cJSON_AddItemToArray(
+                b, cJSON_CreateNumber(h.leave_out >> l & 1 ? 0 : bottleneck(H, h.rf[l])));
         cJSON_AddItemToObject(rec, "bottlenecks", b);
         rc = write_af(&m, MODEL_FORMAT_ADAPTER, 1 << PG_ADAPTER | 1 << PG_HEAD, rec, out, e);
         cJSON_Delete(rec);
@@ -440,8 +466,9 @@ static int parse_fusion_config(const cJSON *c, const char *file, af_err *e) {
         } else if (!strcmp(k, "residual_before")) {
             if (want_bool(e, file, it, 0, "af adds the residual after the fusion")) return -1;
         } else if (!strcmp(k, "temperature")) {
-            if (want_bool(e, file, it, 0, "AdapterHub then anneals T from 50 on every forward, "
-                                          "at inference too, which no fixed file reproduces"))
+            if (want_bool(e, file, it, 0,
+                          "AdapterHub then anneals T from 50 on every forward, "
+                          "at inference too, which no fixed file reproduces"))
                 return -1;
         } else if (!strcmp(k, "dropout_prob") || !strcmp(k, "architecture")) {
             /* the `adapters` library's fusion dropout (training only); the base class's
@@ -459,8 +486,9 @@ static int parse_fusion_config(const cJSON *c, const char *file, af_err *e) {
         }
     }
     if (key != 1 || query != 1 || value < 0)
-        return af_errf(e, "%s: config needs key and query true, and value (true: attention fusion, "
-                          "false: static fusion)",
+        return af_errf(e,
+                       "%s: config needs key and query true, and value (true: attention fusion, "
+                       "false: static fusion)",
                        file);
     return value ? FUSION_ATTENTION : FUSION_STATIC;
 }
@@ -472,7 +500,8 @@ int hub_import_fusion(bert *base, const char **adapters, int n, const char *dir,
     cJSON *j = hub_read_json(dir, "adapter_fusion_config.json", NULL, e);
     if (!j) return -1;
     int rc = check_header(j, file, base, e), method = -1;
-    if (!rc && (method = parse_fusion_config(cJSON_GetObjectItemCaseSensitive(j, "config"), file, e)) < 0)
+    if (!rc &&
+        (method = parse_fusion_config(cJSON_GetObjectItemCaseSensitive(j, "config"), file, e)) < 0)
         rc = -1;
     af_model m;
     model_init(&m, base);
@@ -488,8 +517,9 @@ int hub_import_fusion(bert *base, const char **adapters, int n, const char *dir,
             strcat(want, m.ad[i].name);
         }
         if (strcmp(want, fname))
-            rc = af_errf(e, "%s: fuses '%s', but the adapter files given hold '%s' (give "
-                            "--adapter in the fusion's order)",
+            rc = af_errf(e,
+                         "%s: fuses '%s', but the adapter files given hold '%s' (give "
+                         "--adapter in the fusion's order)",
                          file, fname, want);
         free(want);
     }
@@ -510,11 +540,14 @@ int hub_import_fusion(bert *base, const char **adapters, int n, const char *dir,
                         const char *p;
                         float *dst;
                         int d1;
-                    } t[] = {{"query.weight", fu->query_w, H}, {"query.bias", fu->query_b, 0},
-                             {"key.weight", fu->key_w, H},     {"key.bias", fu->key_b, 0},
+                    } t[] = {{"query.weight", fu->query_w, H},
+                             {"query.bias", fu->query_b, 0},
+                             {"key.weight", fu->key_w, H},
+                             {"key.bias", fu->key_b, 0},
                              {"value.weight", fu->value_w, H}};
                     for (int k = 0; k < (method == FUSION_ATTENTION ? 5 : 4) && !rc; k++) {
-                        hub_tensor_name(nm, sizeof nm, hub_base_model_type(base), 1, l, s, fname, t[k].p);
+                        hub_tensor_name(nm, sizeof nm, hub_base_model_type(base), 1, l, s, fname,
+                                        t[k].p);
                         rc = take(&f, used, nm, H, t[k].d1, t[k].dst, e);
                     }
                 }

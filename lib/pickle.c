@@ -9,9 +9,9 @@
 enum { V_MARK, V_NONE, V_BOOL, V_INT, V_STR, V_TUPLE, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR };
 enum { G_ORDERED_DICT, G_REBUILD_V2, G_FLOAT, G_HALF, G_BF16, G_N };
 
-static const char *const GLOBALS[G_N] = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
-                                         "torch.FloatStorage", "torch.HalfStorage",
-                                         "torch.BFloat16Storage"};
+static const char *const GLOBALS[G_N] = {"collections.OrderedDict",
+                                         "torch._utils._rebuild_tensor_v2", "torch.FloatStorage",
+                                         "torch.HalfStorage", "torch.BFloat16Storage"};
 
 typedef struct val {
     int kind;
@@ -19,7 +19,7 @@ typedef struct val {
     char *s;            /* STR; STORAGE: key */
     struct val **items; /* TUPLE: n items; DICT: n/2 (key, value) pairs */
     int n, cap;
-    int dtype;          /* STORAGE, TENSOR */
+    int dtype;           /* STORAGE, TENSOR */
     struct val *storage; /* TENSOR */
     int64_t offset;
     int ndim;
@@ -44,23 +44,26 @@ static const char *op_name(int op) {
     static const struct {
         unsigned char op;
         const char *name;
-    } t[] = {{'(', "MARK"}, {'.', "STOP"}, {'0', "POP"}, {'1', "POP_MARK"}, {'2', "DUP"},
-             {'F', "FLOAT"}, {'I', "INT"}, {'J', "BININT"}, {'K', "BININT1"}, {'L', "LONG"},
-             {'M', "BININT2"}, {'N', "NONE"}, {'P', "PERSID"}, {'Q', "BINPERSID"},
-             {'R', "REDUCE"}, {'S', "STRING"}, {'T', "BINSTRING"}, {'U', "SHORT_BINSTRING"},
-             {'V', "UNICODE"}, {'X', "BINUNICODE"}, {'a', "APPEND"}, {'b', "BUILD"},
-             {'c', "GLOBAL"}, {'d', "DICT"}, {'}', "EMPTY_DICT"}, {'e', "APPENDS"}, {'g', "GET"},
-             {'h', "BINGET"}, {'i', "INST"}, {'j', "LONG_BINGET"}, {'l', "LIST"},
-             {']', "EMPTY_LIST"}, {'o', "OBJ"}, {'p', "PUT"}, {'q', "BINPUT"},
-             {'r', "LONG_BINPUT"}, {'s', "SETITEM"}, {'t', "TUPLE"}, {')', "EMPTY_TUPLE"},
-             {'u', "SETITEMS"}, {'G', "BINFLOAT"}, {0x80, "PROTO"}, {0x81, "NEWOBJ"},
-             {0x82, "EXT1"}, {0x83, "EXT2"}, {0x84, "EXT4"}, {0x85, "TUPLE1"}, {0x86, "TUPLE2"},
-             {0x87, "TUPLE3"}, {0x88, "NEWTRUE"}, {0x89, "NEWFALSE"}, {0x8a, "LONG1"},
-             {0x8b, "LONG4"}, {'B', "BINBYTES"}, {'C', "SHORT_BINBYTES"},
-             {0x8c, "SHORT_BINUNICODE"}, {0x8d, "BINUNICODE8"}, {0x8e, "BINBYTES8"},
-             {0x8f, "EMPTY_SET"}, {0x90, "ADDITEMS"}, {0x91, "FROZENSET"}, {0x92, "NEWOBJ_EX"},
-             {0x93, "STACK_GLOBAL"}, {0x94, "MEMOIZE"}, {0x95, "FRAME"}, {0x96, "BYTEARRAY8"},
-             {0x97, "NEXT_BUFFER"}, {0x98, "READONLY_BUFFER"}};
+    } t[] = {
+        /* clang-format off */
+        {'(', "MARK"}, {'.', "STOP"}, {'0', "POP"}, {'1', "POP_MARK"}, {'2', "DUP"},
+        {'F', "FLOAT"}, {'I', "INT"}, {'J', "BININT"}, {'K', "BININT1"}, {'L', "LONG"},
+        {'M', "BININT2"}, {'N', "NONE"}, {'P', "PERSID"}, {'Q', "BINPERSID"}, {'R', "REDUCE"},
+        {'S', "STRING"}, {'T', "BINSTRING"}, {'U', "SHORT_BINSTRING"}, {'V', "UNICODE"},
+        {'X', "BINUNICODE"}, {'a', "APPEND"}, {'b', "BUILD"}, {'c', "GLOBAL"}, {'d', "DICT"},
+        {'}', "EMPTY_DICT"}, {'e', "APPENDS"}, {'g', "GET"}, {'h', "BINGET"}, {'i', "INST"},
+        {'j', "LONG_BINGET"}, {'l', "LIST"}, {']', "EMPTY_LIST"}, {'o', "OBJ"}, {'p', "PUT"},
+        {'q', "BINPUT"}, {'r', "LONG_BINPUT"}, {'s', "SETITEM"}, {'t', "TUPLE"},
+        {')', "EMPTY_TUPLE"}, {'u', "SETITEMS"}, {'G', "BINFLOAT"}, {0x80, "PROTO"},
+        {0x81, "NEWOBJ"}, {0x82, "EXT1"}, {0x83, "EXT2"}, {0x84, "EXT4"}, {0x85, "TUPLE1"},
+        {0x86, "TUPLE2"}, {0x87, "TUPLE3"}, {0x88, "NEWTRUE"}, {0x89, "NEWFALSE"},
+        {0x8a, "LONG1"}, {0x8b, "LONG4"}, {'B', "BINBYTES"}, {'C', "SHORT_BINBYTES"},
+        {0x8c, "SHORT_BINUNICODE"}, {0x8d, "BINUNICODE8"}, {0x8e, "BINBYTES8"},
+        {0x8f, "EMPTY_SET"}, {0x90, "ADDITEMS"}, {0x91, "FROZENSET"}, {0x92, "NEWOBJ_EX"},
+        {0x93, "STACK_GLOBAL"}, {0x94, "MEMOIZE"}, {0x95, "FRAME"}, {0x96, "BYTEARRAY8"},
+        {0x97, "NEXT_BUFFER"}, {0x98, "READONLY_BUFFER"},
+        /* clang-format on */
+    };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++)
         if (t[i].op == op) return t[i].name;
     return "(not a pickle opcode)";
@@ -133,13 +136,15 @@ static int memo_put(unpickler *u, uint64_t idx) {
         memset(u->memo + u->nmemo, 0, (idx + 1 - u->nmemo) * sizeof *u->memo);
         u->nmemo = idx + 1;
     }
-    if (u->stack[u->sp - 1]->kind == V_MARK) return fail(u, "%s: a MARK memoised", op_name(u->p[u->op_at]));
+    if (u->stack[u->sp - 1]->kind == V_MARK)
+        return fail(u, "%s: a MARK memoised", op_name(u->p[u->op_at]));
     u->memo[idx] = u->stack[u->sp - 1];
     return 0;
 }
 
 static int memo_get(unpickler *u, uint64_t idx) {
-    if (idx >= u->nmemo || !u->memo[idx]) return fail(u, "%s: memo index never set", op_name(u->p[u->op_at]));
+    if (idx >= u->nmemo || !u->memo[idx])
+        return fail(u, "%s: memo index never set", op_name(u->p[u->op_at]));
     push(u, u->memo[idx]);
     return 0;
 }
@@ -166,9 +171,10 @@ static int push_global(unpickler *u, const char *module, const char *name) {
             push(u, v);
             return 0;
         }
-    return fail(u, "global '%s' refused: a state dict of float tensors names only "
-                   "collections.OrderedDict, torch._utils._rebuild_tensor_v2 and "
-                   "torch.{Float,Half,BFloat16}Storage",
+    return fail(u,
+                "global '%s' refused: a state dict of float tensors names only "
+                "collections.OrderedDict, torch._utils._rebuild_tensor_v2 and "
+                "torch.{Float,Half,BFloat16}Storage",
                 full);
 }
 
@@ -201,7 +207,8 @@ static int op_reduce(unpickler *u) {
     val *args = pop(u), *fn = args ? pop(u) : NULL;
     if (!fn) return -1;
     if (fn->kind != V_GLOBAL) return fail(u, "REDUCE on a %s, not a known global", "value");
-    if (args->kind != V_TUPLE) return fail(u, "REDUCE of %s with arguments that are not a tuple", GLOBALS[fn->i]);
+    if (args->kind != V_TUPLE)
+        return fail(u, "REDUCE of %s with arguments that are not a tuple", GLOBALS[fn->i]);
     if (fn->i == G_ORDERED_DICT) {
         if (args->n) return fail(u, "%s called with arguments", GLOBALS[fn->i]);
         push(u, mk(u, V_DICT));
@@ -213,15 +220,17 @@ static int op_reduce(unpickler *u) {
         !is_int_tuple(a[2], ST_MAX_DIMS) || !is_int_tuple(a[3], ST_MAX_DIMS) ||
         a[2]->n != a[3]->n || a[4]->kind != V_BOOL || a[5]->kind != V_DICT || a[5]->n ||
         (args->n == 7 && a[6]->kind != V_NONE && !(a[6]->kind == V_DICT && !a[6]->n)))
-        return fail(u, "%s: arguments are not (storage, offset, size, stride, requires_grad, "
-                       "hooks) of a plain tensor",
+        return fail(u,
+                    "%s: arguments are not (storage, offset, size, stride, requires_grad, "
+                    "hooks) of a plain tensor",
                     GLOBALS[fn->i]);
     val *t = mk(u, V_TENSOR);
     t->storage = a[0];
     t->dtype = a[0]->dtype;
     t->offset = a[1]->i;
     t->ndim = a[2]->n;
-    for (int d = 0; d < t->ndim; d++) t->shape[d] = a[2]->items[d]->i, t->stride[d] = a[3]->items[d]->i;
+    for (int d = 0; d < t->ndim; d++)
+        t->shape[d] = a[2]->items[d]->i, t->stride[d] = a[3]->items[d]->i;
     push(u, t);
     return 0;
 }
@@ -255,7 +264,8 @@ static int op_tuple(unpickler *u, int k) {
     }
     val *t = mk(u, V_TUPLE);
     for (size_t i = u->sp - k; i < u->sp; i++) {
-        if (u->stack[i]->kind == V_MARK) return fail(u, "%s: a MARK inside", op_name(u->p[u->op_at]));
+        if (u->stack[i]->kind == V_MARK)
+            return fail(u, "%s: a MARK inside", op_name(u->p[u->op_at]));
         add_item(t, u->stack[i]);
     }
     u->sp -= k;
@@ -280,7 +290,8 @@ static int op_setitems(unpickler *u, int many) {
         return fail(u, "%s: not setting items of a dict", op_name(u->p[u->op_at]));
     val *d = u->stack[dict_at];
     for (size_t i = from; i < u->sp; i++) {
-        if (u->stack[i]->kind == V_MARK) return fail(u, "%s: a MARK inside", op_name(u->p[u->op_at]));
+        if (u->stack[i]->kind == V_MARK)
+            return fail(u, "%s: a MARK inside", op_name(u->p[u->op_at]));
         add_item(d, u->stack[i]);
     }
     u->sp = dict_at + 1;
@@ -301,10 +312,18 @@ static int step(unpickler *u, int *stop) {
         if (need(u, 8)) return -1;
         u->at += 8;
         return 0;
-    case '(': push(u, mk(u, V_MARK)); return 0;
-    case '}': push(u, mk(u, V_DICT)); return 0;
-    case ')': push(u, mk(u, V_TUPLE)); return 0;
-    case 'N': push(u, mk(u, V_NONE)); return 0;
+    case '(':
+        push(u, mk(u, V_MARK));
+        return 0;
+    case '}':
+        push(u, mk(u, V_DICT));
+        return 0;
+    case ')':
+        push(u, mk(u, V_TUPLE));
+        return 0;
+    case 'N':
+        push(u, mk(u, V_NONE));
+        return 0;
     case 0x88:
     case 0x89: {
         val *v = mk(u, V_BOOL);
@@ -352,7 +371,8 @@ static int step(unpickler *u, int *stop) {
         if (need(u, 4)) return -1;
         u->at += 4;
         return memo_put(u, le(u->p + u->at - 4, 4));
-    case 0x94: return memo_put(u, u->nmemo);
+    case 0x94:
+        return memo_put(u, u->nmemo);
     case 'h':
         if (need(u, 1)) return -1;
         return memo_get(u, u->p[u->at++]);
@@ -360,7 +380,8 @@ static int step(unpickler *u, int *stop) {
         if (need(u, 4)) return -1;
         u->at += 4;
         return memo_get(u, le(u->p + u->at - 4, 4));
-    case 'c': return op_global(u);
+    case 'c':
+        return op_global(u);
     case 0x93: { /* STACK_GLOBAL */
         val *name = pop(u), *module = name ? pop(u) : NULL;
         if (!module) return -1;
@@ -368,14 +389,22 @@ static int step(unpickler *u, int *stop) {
             return fail(u, "%s: module and name are not strings", "STACK_GLOBAL");
         return push_global(u, module->s, name->s);
     }
-    case 't': return op_tuple(u, -1);
-    case 0x85: return op_tuple(u, 1);
-    case 0x86: return op_tuple(u, 2);
-    case 0x87: return op_tuple(u, 3);
-    case 'Q': return op_persid(u);
-    case 'R': return op_reduce(u);
-    case 's': return op_setitems(u, 0);
-    case 'u': return op_setitems(u, 1);
+    case 't':
+        return op_tuple(u, -1);
+    case 0x85:
+        return op_tuple(u, 1);
+    case 0x86:
+        return op_tuple(u, 2);
+    case 0x87:
+        return op_tuple(u, 3);
+    case 'Q':
+        return op_persid(u);
+    case 'R':
+        return op_reduce(u);
+    case 's':
+        return op_setitems(u, 0);
+    case 'u':
+        return op_setitems(u, 1);
     case 'b': { /* BUILD: an OrderedDict's attributes (state_dict()._metadata), not needed */
         val *state = pop(u);
         if (!state) return -1;
@@ -451,8 +480,14 @@ int pk_read_state_dict(const unsigned char *p, size_t n, const char *what, pk_te
             } else if (v->kind != V_TENSOR) {
                 rc = af_errf(e, "%s: state dict entry '%s' is not a tensor", what, key->s);
             } else {
-                t[i] = (pk_tensor){af_strdup(key->s), v->dtype, af_strdup(v->storage->s),
-                                   v->storage->i, v->offset, v->ndim, {0}, {0}};
+                t[i] = (pk_tensor){af_strdup(key->s),
+                                   v->dtype,
+                                   af_strdup(v->storage->s),
+                                   v->storage->i,
+                                   v->offset,
+                                   v->ndim,
+                                   {0},
+                                   {0}};
                 memcpy(t[i].shape, v->shape, sizeof v->shape);
                 memcpy(t[i].stride, v->stride, sizeof v->stride);
                 *nout = i + 1;

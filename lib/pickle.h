@@ -22,11 +22,11 @@
 #define PK_MAX_MEMO (1 << 20)
 
 typedef struct {
-    char *name;           /* the state dict key */
-    st_dtype dtype;       /* ST_F32, ST_F16 or ST_BF16 */
-    char *storage;        /* its key: the zip entry is PREFIX/data/KEY */
+    char *name;            /* the state dict key */
+    st_dtype dtype;        /* ST_F32, ST_F16 or ST_BF16 */
+    char *storage;         /* its key: the zip entry is PREFIX/data/KEY */
     int64_t storage_numel; /* elements in the storage */
-    int64_t offset;       /* storage offset, in elements */
+    int64_t offset;        /* storage offset, in elements */
     int ndim;
     int64_t shape[ST_MAX_DIMS], stride[ST_MAX_DIMS];
 } pk_tensor;

@@ -56,9 +56,8 @@ static int view_extent(const pk_tensor *t, int64_t *numel, int64_t *extent, cons
         if (__builtin_mul_overflow(n, t->shape[d], &n))
             return af_errf(e, "%s: %s: element count overflows", path, t->name);
         int64_t step;
-        if (t->shape[d] &&
-            (__builtin_mul_overflow(t->shape[d] - 1, t->stride[d], &step) ||
-             __builtin_add_overflow(last, step, &last)))
+        if (t->shape[d] && (__builtin_mul_overflow(t->shape[d] - 1, t->stride[d], &step) ||
+                            __builtin_add_overflow(last, step, &last)))
             return af_errf(e, "%s: %s: view overflows", path, t->name);
     }
     *numel = n;
@@ -107,7 +106,8 @@ static int load_tensors(st_file *f, const zip_archive *z, const char *pre, pk_te
     for (int i = 0; i < n && !rc; i++) {
         int64_t ext = 0;
         size_t es = st_dtype_size(pt[i].dtype);
-        if (view_extent(&pt[i], &numel[i], &ext, f->path, e)) rc = -1;
+        if (view_extent(&pt[i], &numel[i], &ext, f->path, e))
+            rc = -1;
         else if (ext > pt[i].storage_numel || pt[i].storage_numel < 0)
             rc = af_errf(e, "%s: %s: the view reaches element %lld of a storage of %lld", f->path,
                          pt[i].name, (long long)ext, (long long)pt[i].storage_numel);
@@ -118,8 +118,9 @@ static int load_tensors(st_file *f, const zip_archive *z, const char *pre, pk_te
         /* Views may share a storage, so together they can describe more bytes than the file
          * holds; real checkpoints do not by much (tied weights), hostile ones by terabytes. */
         if (!rc && total / 4 > z->size + (64u << 20))
-            rc = af_errf(e, "%s: its tensors view more than %zu bytes, far more than the file's "
-                            "%zu",
+            rc = af_errf(e,
+                         "%s: its tensors view more than %zu bytes, far more than the file's "
+                         "%zu",
                          f->path, total, z->size);
     }
     /* One anonymous mapping holds every tensor: st_close unmaps it like a file's. */
@@ -235,8 +236,8 @@ static int write_zip(FILE *out, void *vctx, af_err *e) {
         int64_t numel = 1;
         for (int d = 0; d < w->t[i].ndim; d++) numel *= w->t[i].shape[d];
         snprintf(key, sizeof key, "%d", i);
-        pt[i] = (pk_tensor){w->t[i].name, w->t[i].dtype, af_strdup(key), numel, 0, w->t[i].ndim,
-                            {0}, {0}};
+        pt[i] = (pk_tensor){
+            w->t[i].name, w->t[i].dtype, af_strdup(key), numel, 0, w->t[i].ndim, {0}, {0}};
         memcpy(pt[i].shape, w->t[i].shape, sizeof pt[i].shape);
         /* row-major strides */
         int64_t s = 1;

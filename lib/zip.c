@@ -32,7 +32,8 @@ static int inside(uint64_t off, uint64_t len, size_t size) {
 /* The end-of-central-directory record: the last one whose comment reaches exactly to the end
  * (a comment could itself contain the signature). */
 static int find_end(const zip_archive *z, size_t *at, af_err *e) {
-    if (z->size < 22) return af_errf(e, "%s: %zu bytes: too short for a zip archive", z->path, z->size);
+    if (z->size < 22)
+        return af_errf(e, "%s: %zu bytes: too short for a zip archive", z->path, z->size);
     size_t lo = z->size > 22 + 65535 ? z->size - 22 - 65535 : 0;
     for (size_t i = z->size - 22 + 1; i-- > lo;) {
         if (rd32(z->data + i) == SIG_END && i + 22 + rd16(z->data + i + 20) == z->size) {
@@ -76,8 +77,8 @@ static int parse_entry(zip_archive *z, const unsigned char *c, size_t left, size
                        zip_entry *ze, af_err *e) {
     if (left < 46 || rd32(c) != SIG_CENTRAL)
         return af_errf(e, "%s: central directory entry %d is corrupt", z->path, z->n + 1);
-    uint16_t flags = rd16(c + 8), method = rd16(c + 10), nlen = rd16(c + 28),
-             xlen = rd16(c + 30), clen = rd16(c + 32);
+    uint16_t flags = rd16(c + 8), method = rd16(c + 10), nlen = rd16(c + 28), xlen = rd16(c + 30),
+             clen = rd16(c + 32);
     if (46 + (size_t)nlen + xlen + clen > left)
         return af_errf(e, "%s: central directory entry %d runs past the directory", z->path,
                        z->n + 1);
@@ -85,7 +86,8 @@ static int parse_entry(zip_archive *z, const unsigned char *c, size_t left, size
     memcpy(name, c + 46, nlen);
     name[nlen] = 0;
     ze->name = name;
-    if (memchr(name, 0, nlen)) return af_errf(e, "%s: entry %d: NUL in its name", z->path, z->n + 1);
+    if (memchr(name, 0, nlen))
+        return af_errf(e, "%s: entry %d: NUL in its name", z->path, z->n + 1);
     uint64_t csize = rd32(c + 20), usize = rd32(c + 24), off = rd32(c + 42);
     if (zip64_extra(z, c + 46 + nlen, xlen, &usize, &csize, &off, name, e)) return -1;
     if (flags & 1) return af_errf(e, "%s: %s: encrypted entries are not supported", z->path, name);
@@ -105,10 +107,10 @@ static int parse_entry(zip_archive *z, const unsigned char *c, size_t left, size
                        z->path, name, (unsigned long long)off);
     uint64_t data = off + 30 + rd16(z->data + off + 26) + rd16(z->data + off + 28);
     if (!inside(data, csize, z->size))
-        return af_errf(e, "%s: %s: %llu bytes at offset %llu run past the end of the file (%zu "
-                          "bytes): truncated?",
-                       z->path, name, (unsigned long long)csize, (unsigned long long)data,
-                       z->size);
+        return af_errf(e,
+                       "%s: %s: %llu bytes at offset %llu run past the end of the file (%zu "
+                       "bytes): truncated?",
+                       z->path, name, (unsigned long long)csize, (unsigned long long)data, z->size);
     ze->method = method;
     ze->crc = rd32(c + 16);
     ze->csize = csize;
@@ -139,8 +141,9 @@ int zip_parse(zip_archive *z, const void *data, size_t size, const char *path, a
         cdoff = rd64(z->data + at + 48);
     }
     if (!inside(cdoff, cdsize, end))
-        return af_errf(e, "%s: central directory (%llu bytes at %llu) outside the file: "
-                          "truncated or corrupt",
+        return af_errf(e,
+                       "%s: central directory (%llu bytes at %llu) outside the file: "
+                       "truncated or corrupt",
                        path, (unsigned long long)cdsize, (unsigned long long)cdoff);
     if (count > ZIP_MAX_ENTRIES || count > cdsize / 46)
         return af_errf(e, "%s: %llu entries announced in a %llu-byte central directory", path,

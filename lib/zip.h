@@ -18,12 +18,12 @@
 #define ZIP_MAX_ENTRIES 100000
 
 typedef struct {
-    char *name;       /* NUL-terminated copy */
-    int method;       /* 0 stored, 8 deflated */
+    char *name; /* NUL-terminated copy */
+    int method; /* 0 stored, 8 deflated */
     uint32_t crc;
-    uint64_t csize;   /* bytes in the archive */
-    uint64_t usize;   /* bytes once inflated */
-    uint64_t offset;  /* of the data, checked: offset + csize <= size */
+    uint64_t csize;  /* bytes in the archive */
+    uint64_t usize;  /* bytes once inflated */
+    uint64_t offset; /* of the data, checked: offset + csize <= size */
 } zip_entry;
 
 typedef struct {
@@ -51,7 +51,7 @@ typedef struct {
         char *name;
         uint32_t crc;
         uint64_t size, header;
-    } *w;
+    } * w;
     int n, cap;
 } zip_writer;
 

@@ -12,8 +12,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     af_err e;
     pk_tensor *pt;
     int n;
-    if (!pk_read_state_dict(data, size, "fuzz.pkl", &pt, &n, &e)) pk_free(pt, n);
-    else if (!strstr(e.msg, "fuzz.pkl")) abort();
+    if (!pk_read_state_dict(data, size, "fuzz.pkl", &pt, &n, &e))
+        pk_free(pt, n);
+    else if (!strstr(e.msg, "fuzz.pkl"))
+        abort();
     st_file f;
     if (pt_parse(&f, data, size, "fuzz", &e)) {
         if (!strstr(e.msg, "fuzz")) abort();

@@ -13,14 +13,16 @@ static char tmpdir[] = "/tmp/af-hub-test.XXXXXX";
 static void test_names(void) {
     char n[256];
     hub_tensor_name(n, sizeof n, "bert", 0, 3, BERT_SITE_OUT, "sst2", "adapter_up.weight");
-    ok(!strcmp(n, "bert.encoder.layer.3.output.adapters.sst2.adapter_up.weight"), "adapter tensor: %s", n);
+    ok(!strcmp(n, "bert.encoder.layer.3.output.adapters.sst2.adapter_up.weight"),
+       "adapter tensor: %s", n);
     hub_tensor_name(n, sizeof n, "bert", 0, 0, BERT_SITE_ATTN, "h", "adapter_down.0.bias");
     ok(!strcmp(n, "bert.encoder.layer.0.attention.output.adapters.h.adapter_down.0.bias"),
        "Houlsby's attention-output site: %s", n);
     hub_tensor_name(n, sizeof n, "bert", 1, 11, BERT_SITE_OUT, "a,b", "value.weight");
     ok(!strcmp(n, "bert.encoder.layer.11.output.adapter_fusion_layer.a,b.value.weight"),
        "fusion tensor: %s", n);
-    ok(!strcmp(hub_arch_prefix("bert"), "bert") && !strcmp(hub_model_class("bert"), "BertAdapterModel"),
+    ok(!strcmp(hub_arch_prefix("bert"), "bert") &&
+           !strcmp(hub_model_class("bert"), "BertAdapterModel"),
        "BERT's prefix and model class");
 }
 
@@ -46,7 +48,8 @@ static void test_json(void) {
     const char *want = "{\n  \"config\": {\n    \"leave_out\": [],\n    \"list\": [\n      0,\n"
                        "      11\n    ],\n    \"scaling\": 1.0,\n    \"s\": \"a\\\"b\"\n  },\n"
                        "  \"model_name\": null,\n  \"hidden_size\": 768\n}\n";
-    ok(!rc && !strcmp(text, want), "json.dump(indent=2) layout%s%s", rc ? ": " : "", rc ? e.msg : "");
+    ok(!rc && !strcmp(text, want), "json.dump(indent=2) layout%s%s", rc ? ": " : "",
+       rc ? e.msg : "");
     if (!rc && strcmp(text, want)) diag("got:\n%s", text);
     if (!rc) free(text);
 }

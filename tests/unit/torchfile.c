@@ -131,7 +131,8 @@ static void test_strided(void) {
     int rc = pt_parse(&f, img, n, "strided", &e);
     float got[6] = {0};
     if (!rc) st_to_f32(&f.tensors[0], got, 6, &e);
-    ok(rc == 0 && !memcmp(got, want, sizeof got), "a strided view is copied out in row-major order");
+    ok(rc == 0 && !memcmp(got, want, sizeof got),
+       "a strided view is copied out in row-major order");
     if (!rc) st_close(&f);
     free(img);
     /* An offset that reaches past the storage, and a storage of the wrong size. */
@@ -169,18 +170,21 @@ static void test_strided(void) {
 static void test_hostile(void) {
     refused_pickle(P("cos\nsystem\n(S'touch /tmp/af-pwned'\ntR."), "global 'os.system' refused",
                    "os.system by GLOBAL");
-    refused_pickle(P("\x80\x02" "cbuiltins\neval\n."), "global 'builtins.eval' refused",
-                   "builtins.eval");
+    refused_pickle(P("\x80\x02"
+                     "cbuiltins\neval\n."),
+                   "global 'builtins.eval' refused", "builtins.eval");
     refused_pickle(P("\x80\x04\x8c\x02os\x8c\x06system\x93."), "global 'os.system' refused",
                    "os.system by STACK_GLOBAL");
     refused_pickle(P("\x80\x02(S'ls'\nios\nsystem\n."), "opcode STRING refused",
                    "a protocol-0 string");
     refused_pickle(P("\x80\x02}(Ka]u."), "opcode EMPTY_LIST refused", "a list");
     refused_pickle(P("\x80\x02(ios\nsystem\n."), "opcode INST refused", "INST");
-    refused_pickle(P("\x80\x02" "ctorch\nFloatStorage\n)R."), "calling torch.FloatStorage is refused",
-                   "calling a storage type");
-    refused_pickle(P("\x80\x02}X\x01\x00\x00\x00" "aK\x01s."), "entry 'a' is not a tensor",
-                   "a state dict entry that is an int");
+    refused_pickle(P("\x80\x02"
+                     "ctorch\nFloatStorage\n)R."),
+                   "calling torch.FloatStorage is refused", "calling a storage type");
+    refused_pickle(P("\x80\x02}X\x01\x00\x00\x00"
+                     "aK\x01s."),
+                   "entry 'a' is not a tensor", "a state dict entry that is an int");
     refused_pickle(P("\x80\x02]."), "opcode EMPTY_LIST", "a list at the top");
     refused_pickle(P("\x80\x02K\x01."), "not a state dict", "an int at the top");
     refused_pickle(P("\x80\x02}"), "without STOP: truncated", "a pickle without STOP");
@@ -219,8 +223,10 @@ static void test_truncated_and_corrupt(void) {
     for (size_t k = 0; k < n; k++) {
         data[k] ^= 0x10;
         st_file f;
-        if (!pt_parse(&f, data, n, "flip.bin", &e)) st_close(&f);
-        else if (!strstr(e.msg, "flip.bin")) safe = 0;
+        if (!pt_parse(&f, data, n, "flip.bin", &e))
+            st_close(&f);
+        else if (!strstr(e.msg, "flip.bin"))
+            safe = 0;
         data[k] ^= 0x10;
     }
     ok(safe, "every single flipped bit is survived, every refusal names the file");
@@ -235,8 +241,8 @@ static void test_truncated_and_corrupt(void) {
 }
 
 static void test_legacy(void) {
-    const unsigned char legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20,
-                                    0x6a, 0xa8, 0x50, 0x19, 0x2e};
+    const unsigned char legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                    0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
     refused(legacy, sizeof legacy, "legacy format (before PyTorch 1.6)", "the legacy format");
     refused(legacy, sizeof legacy, "torch.save(torch.load(", "the legacy format: how to re-save");
     refused((const unsigned char *)"{\"a\":1}", 7, "not a PyTorch checkpoint", "JSON");
@@ -246,7 +252,8 @@ static void test_legacy(void) {
 static void test_adapterhub(void) {
     const char *top = getenv("AF_TOP");
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/hub/pfeiffer/pytorch_adapter.bin", top ? top : ".");
+    snprintf(path, sizeof path, "%s/tests/fixtures/hub/pfeiffer/pytorch_adapter.bin",
+             top ? top : ".");
     st_file f;
     af_err e;
     int rc = pt_open(&f, path, &e);
