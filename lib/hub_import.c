@@ -127,6 +127,12 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
                               "invertible adapters change the embeddings' output, "
                               "which af does not compute (the \"+inv\" configs); "
                               "use an adapter without one");
+        } else if (!strcmp(k, "invertible_adapter")) {
+            /* AdapterHub 1.x's nested form of inv_adapter */
+            if (!cJSON_IsNull(it))
+                return refuse(e, file, it,
+                              "invertible adapters change the embeddings' output, which af does "
+                              "not compute; use an adapter without one");
         } else if (!strcmp(k, "inv_adapter_reduction_factor")) {
             /* meaningful only with inv_adapter, refused above when set */
         } else if (!strcmp(k, "init_weights")) {
@@ -178,10 +184,11 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
             return refuse(e, file, it, "a field af does not know");
         }
     }
-    if (mh < 0 || out < 0 || olb < 0 || h->act < 0 || !rf)
+    if (olb < 0) olb = 0; /* AdapterConfig's default */
+    if (mh < 0 || out < 0 || h->act < 0 || !rf)
         return af_errf(e,
-                       "%s: config lacks one of mh_adapter, output_adapter, "
-                       "original_ln_before, non_linearity, reduction_factor",
+                       "%s: config lacks one of mh_adapter, output_adapter, non_linearity, "
+                       "reduction_factor",
                        file);
     if (!mh && out && olb)
         h->arch = SITE_PFEIFFER;
