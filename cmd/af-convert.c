@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "hub.h"
+#include "model.h"
 #include "pathguard.h"
 
 enum { O_BASE = 1000, O_ADAPTER, O_TO_HUB, O_NAME, O_HEAD, O_FORMAT };
@@ -51,6 +52,7 @@ int main(int argc, char **argv) {
     hub_import_opts io = {NULL, NULL};
     hub_export_opts eo = {0, NULL};
     int nadapters = 0, o;
+    af_err e;
     adapters = af_calloc((size_t)argc, sizeof *adapters);
     while ((o = getopt_long(argc, argv, "o:hV", longopts, NULL)) != -1) {
         switch (o) {
@@ -68,8 +70,7 @@ int main(int argc, char **argv) {
             break;
         case O_NAME:
             io.name = optarg;
-            if (!*optarg || strchr(optarg, ',') || strchr(optarg, '.'))
-                usage_error("--name: '%s': a name without ',' or '.' expected", optarg);
+            if (model_name_check("--name", optarg, NULL, &e)) usage_error("%s", e.msg);
             break;
         case O_HEAD:
             io.head = eo.head = optarg;
@@ -94,7 +95,6 @@ int main(int argc, char **argv) {
     }
     if (optind + 1 != argc) usage_error("exactly one %s expected", to_hub ? "FILE" : "HUBDIR");
     const char *src = argv[optind];
-    af_err e;
     if (to_hub) {
         if (out || base_dir || io.name) usage_error("--to-hub takes neither -o, --base nor --name");
         if (hub_export(src, adapters, nadapters, to_hub, &eo, &e)) die_err(&e);

@@ -353,8 +353,15 @@ static int import_head(af_model *m, const char *dir, const hub_import_opts *o,
                 labels[i] = af_strdup(b);
             }
     }
-    const char *task = name;
-    if (!rc && o->name && rename_from && !strcmp(name, rename_from)) task = o->name;
+    /* AdapterHub names a fusion's head after the fusion, "a,b"; an af task name has no ',' (it
+     * separates a fusion's adapters in tensor names): "a_b" */
+    char task[256];
+    snprintf(task, sizeof task, "%s", name ? name : "");
+    for (char *p = task; *p; p++)
+        if (*p == ',') *p = '_';
+    if (!rc && o->name && rename_from && !strcmp(name, rename_from))
+        snprintf(task, sizeof task, "%s", o->name);
+    if (!rc && model_name_check("head", task, file, e)) rc = -1;
     if (!rc && o->head && strcmp(o->head, name)) {
         /* not the head asked for */
     } else if (!rc && !model_add_head(m, task, L, labels, regression, 0, e)) {

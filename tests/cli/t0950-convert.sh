@@ -85,6 +85,7 @@ test_expect_success 'a version-less config says gelu and means gelu_new; with a 
 test_expect_success "AdapterHub's attention fusion over two adapters with its head: AdapterHub's outputs" '
 	af-convert --base "$BASE" -o fa.st "$HUB/fa" && af-convert --base "$BASE" -o fb.st "$HUB/fb" &&
 	af-convert --base "$BASE" --adapter fa.st --adapter fb.st -o fab.st "$HUB/fusion" &&
+	af-inspect --json fab.st >j && test_grep "heads.fa_fb.4.weight" j &&
 	af-infer --base "$BASE" --adapter fa.st --adapter fb.st --fusion fab.st "$HUB/in.jsonl" >out &&
 	numbers out >got && numbers_close "$HUB/fusion.expected" got &&
 	af-infer --base "$BASE" --adapter fa.st --adapter fb.st --fusion fab.st --fusion-weights \
