@@ -35,8 +35,8 @@ probabilities (softmax of the logits) or, for a one-output head, the score.
 (tests/fixtures/infer: a, b, c and the fusion ab), AdapterHub loads the directories
 (load_adapter, load_adapter_fusion, their heads), and its outputs are compared with bin/af-infer's
 on the same inputs; then AdapterHub's own fixtures (leaveout, perlayer, oldgelu, houlsby) go
-through af-convert and back out with --to-hub, and AdapterHub's outputs on the result are compared
-with CASE.expected. Prints the largest difference per case and exits 1 above 1e-4.
+(and the fusion with its adapters) go through af-convert and back out with --to-hub, and
+AdapterHub's outputs on the result are compared with CASE.expected. Prints the largest difference per case and exits 1 above 1e-4.
 """
 import json
 import os
@@ -283,6 +283,23 @@ def check_export():
         want = [list(map(float, line.split())) for line in open(os.path.join(OUT, case + ".expected"))]
         worst["hub->af->hub " + case] = max(abs(p - q) for r1, r2 in zip(predict(m), want)
                                             for p, q in zip(r1, r2))
+    # and the fusion: its adapters and itself into af, out again, AdapterHub's outputs
+    conv = os.path.join(TOP, "bin", "af-convert")
+    fa, fb, fus = (os.path.join(tmp, n + ".af") for n in ("fa", "fb", "fusion"))
+    for n, f in (("fa", fa), ("fb", fb)):
+        subprocess.run([conv, "--base", BASE, "-o", f, os.path.join(OUT, n)], check=True)
+    subprocess.run([conv, "--base", BASE, "--adapter", fa, "--adapter", fb, "-o", fus,
+                    os.path.join(OUT, "fusion")], check=True)
+    d = os.path.join(tmp, "fusion.hub")
+    to_hub(d, [fus, "--adapter", fa, "--adapter", fb])
+    m = new_model()
+    for n in ("fa", "fb"):
+        m.load_adapter(os.path.join(d, n))
+    m.load_adapter_fusion(os.path.join(d, "fusion"), set_active=True)
+    m.active_head = list(m.heads)[0]
+    want = [list(map(float, line.split())) for line in open(os.path.join(OUT, "fusion.expected"))]
+    worst["hub->af->hub fusion"] = max(abs(p - q) for r1, r2 in zip(predict(m), want)
+                                       for p, q in zip(r1, r2))
     for k, v in worst.items():
         print("%-22s AdapterHub vs reference: max |diff| %.3g" % (k, v))
         bad |= v > 1e-4
