@@ -27,7 +27,8 @@ probabilities (softmax of the logits) or, for a one-output head, the score.
               checks the activation af records too)
   fa/, fb/    Pfeiffer adapters "fa" (reduction 8) and "fb" (reduction 16), no heads
   fusion/     dynamic (attention) fusion "fa,fb" with its head "fa,fb" (2 labels)
-  CASE.expected for pfeiffer houlsby leaveout perlayer oldgelu fusion
+  ha/, hb/, hfusion/   the same over Houlsby adapters (reductions 8 and 4): fusion at both sites
+  CASE.expected for pfeiffer houlsby leaveout perlayer oldgelu fusion hfusion
   evil/, legacy/   pfeiffer's config with a hostile pickle, and with the pre-1.6 format
   deflated/   pfeiffer with its checkpoint re-zipped with deflate
 
@@ -149,27 +150,27 @@ def make_old(d):
     json.dump(c, open(p, "w"), indent=2, sort_keys=True)
 
 
-def fusion_case():
-    gen = torch.Generator().manual_seed(5)
+def fusion_case(case, a, b, config_a, config_b, seed):
+    gen = torch.Generator().manual_seed(seed)
     m = new_model()
-    m.add_adapter("fa", config=PfeifferConfig(reduction_factor=8))
-    m.add_adapter("fb", config=PfeifferConfig(reduction_factor=16))
-    m.add_adapter_fusion(Fuse("fa", "fb"))
-    m.add_classification_head("fa,fb", num_labels=2, id2label={0: "no", 1: "yes"})
-    randomize(m, "adapters.f", gen)
+    m.add_adapter(a, config=config_a)
+    m.add_adapter(b, config=config_b)
+    m.add_adapter_fusion(Fuse(a, b))
+    m.add_classification_head(a + "," + b, num_labels=2, id2label={0: "no", 1: "yes"})
+    randomize(m, "adapters.", gen)
     randomize(m, "adapter_fusion_layer", gen)
     randomize(m, "heads.", gen)
-    for n in ("fa", "fb", "fusion"):
+    for n in (a, b, case):
         shutil.rmtree(os.path.join(OUT, n), ignore_errors=True)
-    m.save_adapter(os.path.join(OUT, "fa"), "fa", with_head=False)
-    m.save_adapter(os.path.join(OUT, "fb"), "fb", with_head=False)
-    m.save_adapter_fusion(os.path.join(OUT, "fusion"), "fa,fb", with_head=True)
+    m.save_adapter(os.path.join(OUT, a), a, with_head=False)
+    m.save_adapter(os.path.join(OUT, b), b, with_head=False)
+    m.save_adapter_fusion(os.path.join(OUT, case), a + "," + b, with_head=True)
     m2 = new_model()
-    m2.load_adapter(os.path.join(OUT, "fa"))
-    m2.load_adapter(os.path.join(OUT, "fb"))
-    m2.load_adapter_fusion(os.path.join(OUT, "fusion"), set_active=True)
-    assert "fa,fb" in m2.heads, "the fusion's head was not loaded"
-    write_expected("fusion", predict(m2))
+    m2.load_adapter(os.path.join(OUT, a))
+    m2.load_adapter(os.path.join(OUT, b))
+    m2.load_adapter_fusion(os.path.join(OUT, case), set_active=True)
+    assert a + "," + b in m2.heads, "the fusion's head was not loaded"
+    write_expected(case, predict(m2))
 
 
 def generate():
@@ -188,7 +189,10 @@ def generate():
                  two_labels(["x", "y"]), 4)
     adapter_case("oldgelu", "og", PfeifferConfig(reduction_factor=8, non_linearity="gelu_new"),
                  two_labels(["u", "v"]), 6, edit=make_old)
-    fusion_case()
+    fusion_case("fusion", "fa", "fb", PfeifferConfig(reduction_factor=8),
+                PfeifferConfig(reduction_factor=16), 5)
+    fusion_case("hfusion", "ha", "hb", HoulsbyConfig(reduction_factor=8),
+                HoulsbyConfig(reduction_factor=4), 7)
     bad_files()
     print("wrote", OUT)
 
@@ -283,23 +287,24 @@ def check_export():
         want = [list(map(float, line.split())) for line in open(os.path.join(OUT, case + ".expected"))]
         worst["hub->af->hub " + case] = max(abs(p - q) for r1, r2 in zip(predict(m), want)
                                             for p, q in zip(r1, r2))
-    # and the fusion: its adapters and itself into af, out again, AdapterHub's outputs
+    # and the fusions: their adapters and themselves into af, out again, AdapterHub's outputs
     conv = os.path.join(TOP, "bin", "af-convert")
-    fa, fb, fus = (os.path.join(tmp, n + ".af") for n in ("fa", "fb", "fusion"))
-    for n, f in (("fa", fa), ("fb", fb)):
-        subprocess.run([conv, "--base", BASE, "-o", f, os.path.join(OUT, n)], check=True)
-    subprocess.run([conv, "--base", BASE, "--adapter", fa, "--adapter", fb, "-o", fus,
-                    os.path.join(OUT, "fusion")], check=True)
-    d = os.path.join(tmp, "fusion.hub")
-    to_hub(d, [fus, "--adapter", fa, "--adapter", fb])
-    m = new_model()
-    for n in ("fa", "fb"):
-        m.load_adapter(os.path.join(d, n))
-    m.load_adapter_fusion(os.path.join(d, "fusion"), set_active=True)
-    m.active_head = list(m.heads)[0]
-    want = [list(map(float, line.split())) for line in open(os.path.join(OUT, "fusion.expected"))]
-    worst["hub->af->hub fusion"] = max(abs(p - q) for r1, r2 in zip(predict(m), want)
-                                       for p, q in zip(r1, r2))
+    for case, a, b in (("fusion", "fa", "fb"), ("hfusion", "ha", "hb")):
+        fa, fb, fus = (os.path.join(tmp, n + ".af") for n in (a, b, case))
+        for n, f in ((a, fa), (b, fb)):
+            subprocess.run([conv, "--base", BASE, "-o", f, os.path.join(OUT, n)], check=True)
+        subprocess.run([conv, "--base", BASE, "--adapter", fa, "--adapter", fb, "-o", fus,
+                        os.path.join(OUT, case)], check=True)
+        d = os.path.join(tmp, case + ".hub")
+        to_hub(d, [fus, "--adapter", fa, "--adapter", fb])
+        m = new_model()
+        for n in (a, b):
+            m.load_adapter(os.path.join(d, n))
+        m.load_adapter_fusion(os.path.join(d, "fusion"), set_active=True)
+        m.active_head = list(m.heads)[0]
+        want = [list(map(float, line.split())) for line in open(os.path.join(OUT, case + ".expected"))]
+        worst["hub->af->hub " + case] = max(abs(p - q) for r1, r2 in zip(predict(m), want)
+                                            for p, q in zip(r1, r2))
     for k, v in worst.items():
         print("%-22s AdapterHub vs reference: max |diff| %.3g" % (k, v))
         bad |= v > 1e-4

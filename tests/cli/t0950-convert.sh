@@ -92,6 +92,14 @@ test_expect_success "AdapterHub's attention fusion over two adapters with its he
 		"$HUB/in.jsonl" >fw && af-inspect --fusion-weights fw >map && test_grep "fa" map
 '
 
+test_expect_success "AdapterHub's fusion over Houlsby adapters (both sites): AdapterHub's outputs" '
+	af-convert --base "$BASE" -o ha.st "$HUB/ha" && af-convert --base "$BASE" -o hb.st "$HUB/hb" &&
+	af-convert --base "$BASE" --adapter ha.st --adapter hb.st -o h.st "$HUB/hfusion" &&
+	af-inspect --json h.st >j && test_grep "layer.1.attention.output.adapter_fusion_layer.ha,hb.value.weight" j &&
+	af-infer --base "$BASE" --adapter ha.st --adapter hb.st --fusion h.st "$HUB/in.jsonl" >out &&
+	numbers out >got && numbers_close "$HUB/hfusion.expected" got
+'
+
 test_expect_success 'a fusion needs its adapters, in its order' '
 	af-convert --base "$BASE" -o fa.st "$HUB/fa" && af-convert --base "$BASE" -o fb.st "$HUB/fb" &&
 	test_exit 1 af-convert --base "$BASE" --adapter fb.st --adapter fa.st -o x.st "$HUB/fusion" 2>err &&
