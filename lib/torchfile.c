@@ -165,6 +165,23 @@ static int load_tensors(st_file *f, const zip_archive *z, const char *pre, pk_te
     return rc;
 }
 
+/* PyTorch >= 2.1 records the storages' byte order (PREFIX/byteorder); without it, little. */
+static int check_byteorder(const zip_archive *z, const char *pre, af_err *e) {
+    char name[320];
+    snprintf(name, sizeof name, "%sbyteorder", pre);
+    const zip_entry *ze = zip_find(z, name);
+    const unsigned char *b;
+    size_t len;
+    void *owned;
+    if (!ze) return 0;
+    if (zip_read(z, ze, &b, &len, &owned, 16, e)) return -1;
+    int little = len == 6 && !memcmp(b, "little", 6);
+    free(owned);
+    if (!little)
+        return af_errf(e, "%s: %s: storages not in little-endian byte order", z->path, name);
+    return 0;
+}
+
 int pt_parse(st_file *f, const void *data, size_t size, const char *name, af_err *e) {
     memset(f, 0, sizeof *f);
     const unsigned char *p = data;
@@ -192,7 +209,7 @@ int pt_parse(st_file *f, const void *data, size_t size, const char *name, af_err
     snprintf(what, sizeof what, "%s: %sdata.pkl", name, pre);
     if (pk && !zip_read(&z, pk, &pkl, &len, &owned, PT_MAX_PICKLE, e) &&
         !pk_read_state_dict(pkl, len, what, &pt, &n, e))
-        rc = load_tensors(f, &z, pre, pt, n, e);
+        rc = check_byteorder(&z, pre, e) ? -1 : load_tensors(f, &z, pre, pt, n, e);
     free(owned);
     pk_free(pt, n);
     zip_close(&z);

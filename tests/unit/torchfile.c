@@ -240,6 +240,36 @@ static void test_truncated_and_corrupt(void) {
     free(data);
 }
 
+static void test_byteorder(void) {
+    pk_tensor t = {"t", ST_F32, "0", 1, 0, 1, {1}, {1}};
+    size_t plen, n;
+    unsigned char *pkl = pk_write_state_dict(&t, 1, &plen);
+    float v = 1;
+    for (int big = 0; big < 2; big++) {
+        char *buf = NULL;
+        FILE *f = open_memstream(&buf, &n);
+        zip_writer z;
+        af_err e;
+        zip_writer_init(&z, f);
+        zip_writer_add(&z, "archive/data.pkl", pkl, plen, &e);
+        zip_writer_add(&z, "archive/byteorder", big ? "big" : "little", big ? 3 : 6, &e);
+        zip_writer_add(&z, "archive/data/0", &v, 4, &e);
+        zip_writer_finish(&z, &e);
+        zip_writer_free(&z);
+        fclose(f);
+        st_file sf;
+        int rc = pt_parse(&sf, buf, n, "bo.bin", &e);
+        if (!big) {
+            ok(rc == 0, "byteorder little (PyTorch >= 2.1) reads (%s)", rc ? e.msg : "ok");
+            if (!rc) st_close(&sf);
+        } else {
+            refused((unsigned char *)buf, n, "not in little-endian byte order", "byteorder big");
+        }
+        free(buf);
+    }
+    free(pkl);
+}
+
 static void test_legacy(void) {
     const unsigned char legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
                                     0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
@@ -272,6 +302,7 @@ int main(void) {
     test_strided();
     test_hostile();
     test_truncated_and_corrupt();
+    test_byteorder();
     test_legacy();
     test_adapterhub();
     char cmd[300];
