@@ -4,6 +4,7 @@
  * Each report is a function of one opened file (or, for --fusion-weights, of af-infer's
  * output); main() picks the report. */
 #include "common.h"
+#include "hub.h"
 #include "inspect.h"
 
 #include <cjson/cJSON.h>
@@ -486,6 +487,16 @@ int main(int argc, char **argv) {
     for (int i = optind; i < argc; i++) {
         st_file f;
         af_err e;
+        /* an AdapterHub directory (af-convert's input): what it holds, as text */
+        if (hub_is_dir(argv[i])) {
+            if (o.json || o.ntensors) usage_error("%s: an AdapterHub directory is shown as text only", argv[i]);
+            if (hub_describe(argv[i], stdout, &e)) {
+                fflush(stdout);
+                warnx("%s", e.msg);
+                status = 1;
+            }
+            continue;
+        }
         if (st_open(&f, argv[i], &e)) {
             fflush(stdout);
             warnx("%s", e.msg);

@@ -1,12 +1,12 @@
 #!/bin/sh
 # fuzz.sh: runs each libFuzzer target for SECONDS (default 600) from its seed corpus.
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     targets: safetensors jsonl (default: all)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     targets: safetensors jsonl torchfile (default: all)
 # Findings land in build/fuzz/crash-TARGET-*; turn each into a regression test.
 set -u
 cd "$(dirname "$0")/.."
 secs=${1:-600}
 [ $# -gt 0 ] && shift
-targets=${*:-"safetensors jsonl"}
+targets=${*:-"safetensors jsonl torchfile"}
 make -s fuzz || exit 1
 status=0
 for t in $targets; do

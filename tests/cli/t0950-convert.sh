@@ -1,0 +1,245 @@
+#!/bin/sh
+# af-convert: AdapterHub directories saved by the real AdapterHub 3.2.1 (tests/fixtures/hub, from
+# scripts/gen-hub-fixtures.py) import, and af-infer on them gives AdapterHub's probabilities;
+# af's files go out with --to-hub and come back bit for bit; hostile, truncated, legacy and
+# unsupported inputs are refused by name. (That AdapterHub loads the exports is checked by
+# scripts/gen-hub-fixtures.py --check-export, which needs PyTorch.)
+. "$(dirname "$0")/lib.sh"
+BASE=$FIXTURES/encoder/f32
+HUB=$FIXTURES/hub
+INF=$FIXTURES/infer
+
+# The probabilities (or the score) of af-infer output lines, blank-separated, one line each.
+numbers() {
+	awk '{
+		out = ""
+		if (match($0, /"probs":\[[^]]*\]/)) out = substr($0, RSTART + 9, RLENGTH - 10)
+		else if (match($0, /"score":[^,}]*/)) out = substr($0, RSTART + 8, RLENGTH - 8)
+		gsub(/[][,]/, " ", out)
+		$0 = out
+		$1 = $1
+		print
+	}' "$@"
+}
+
+# numbers_close EXPECTED GOT: line by line, every number within 1e-4.
+numbers_close() {
+	awk 'NR == FNR { want[FNR] = $0; n = FNR; next }
+	{
+		got++
+		m = split(want[FNR], w, " "); k = split($0, g, " ")
+		if (m != k) { printf "line %d: %d fields expected, %d found\n", FNR, m, k; bad = 1; next }
+		for (i = 1; i <= m; i++) {
+			d = w[i] - g[i]
+			if (d < 0) d = -d
+			if (d > 1e-4) { printf "line %d, field %d: %s expected, %s found\n", FNR, i, w[i], g[i]; bad = 1 }
+		}
+	}
+	END { if (got != n) { printf "%d lines expected, %d found\n", n, got; bad = 1 }; exit bad }' "$1" "$2"
+}
+
+# import CASE: HUB/CASE -> CASE.st, af-infer on in.jsonl against CASE.expected
+import_check() {
+	af-convert --base "$BASE" -o "$1.st" "$HUB/$1" &&
+	af-infer --base "$BASE" --adapter "$1.st" "$HUB/in.jsonl" >out &&
+	numbers out >got && numbers_close "$HUB/$1.expected" got
+}
+
+test_expect_success 'help and version' '
+	af-convert --help >out && test_grep "^Usage: af-convert --base DIR -o OUT.safetensors HUBDIR" out &&
+	af-convert --version >out && test_grep "^af-convert [0-9]" out
+'
+
+for c in pfeiffer houlsby leaveout perlayer oldgelu; do
+	test_expect_success "AdapterHub's $c adapter with its head: af-infer gives AdapterHub's outputs" "
+		import_check $c
+	"
+done
+
+test_expect_success 'the imported file is an af adapter on this base, with the head and the hub record' '
+	af-convert --base "$BASE" -o pf.st "$HUB/pfeiffer" &&
+	af-inspect --json pf.st >out &&
+	test_grep "\"format\": \"af-adapter/1\"" out && test_grep "\"name\": \"pf\"" out &&
+	test_grep "heads.pf.4.weight" out && test_grep "adapter_config" out
+'
+
+test_expect_success '--name renames the adapter and its head; --head picks the head' '
+	af-convert --base "$BASE" --name sst -o s.st "$HUB/pfeiffer" &&
+	af-inspect --json s.st >out && test_grep "adapters.sst.adapter_up.weight" out &&
+	test_grep "heads.sst.4.weight" out &&
+	af-infer --base "$BASE" --adapter s.st "$HUB/in.jsonl" >o && numbers o >got &&
+	numbers_close "$HUB/pfeiffer.expected" got &&
+	test_exit 1 af-convert --base "$BASE" --head nope -o x.st "$HUB/pfeiffer" 2>err &&
+	test_grep "no head named .nope." err && test ! -e x.st
+'
+
+test_expect_success 'a version-less config says gelu and means gelu_new; with a version, gelu' '
+	af-convert --base "$BASE" -o og.st "$HUB/oldgelu" &&
+	af-inspect --json og.st >out && test_grep "\"non_linearity\": \"gelu_new\"" out &&
+	mkdir og && cp "$HUB/oldgelu"/* og/ &&
+	sed "s/\"name\": \"og\"/\"name\": \"og\", \"version\": \"3.2.1\"/" "$HUB/oldgelu/adapter_config.json" >og/adapter_config.json &&
+	af-convert --base "$BASE" -o og2.st og &&
+	af-inspect --json og2.st >out && test_grep "\"non_linearity\": \"gelu\"" out
+'
+
+test_expect_success "AdapterHub's attention fusion over two adapters with its head: AdapterHub's outputs" '
+	af-convert --base "$BASE" -o fa.st "$HUB/fa" && af-convert --base "$BASE" -o fb.st "$HUB/fb" &&
+	af-convert --base "$BASE" --adapter fa.st --adapter fb.st -o fab.st "$HUB/fusion" &&
+	af-inspect --json fab.st >j && test_grep "heads.fa_fb.4.weight" j &&
+	af-infer --base "$BASE" --adapter fa.st --adapter fb.st --fusion fab.st "$HUB/in.jsonl" >out &&
+	numbers out >got && numbers_close "$HUB/fusion.expected" got &&
+	af-infer --base "$BASE" --adapter fa.st --adapter fb.st --fusion fab.st --fusion-weights \
+		"$HUB/in.jsonl" >fw && af-inspect --fusion-weights fw >map && test_grep "fa" map
+'
+
+test_expect_success "AdapterHub's fusion over Houlsby adapters (both sites): AdapterHub's outputs" '
+	af-convert --base "$BASE" -o ha.st "$HUB/ha" && af-convert --base "$BASE" -o hb.st "$HUB/hb" &&
+	af-convert --base "$BASE" --adapter ha.st --adapter hb.st -o h.st "$HUB/hfusion" &&
+	af-inspect --json h.st >j && test_grep "layer.1.attention.output.adapter_fusion_layer.ha,hb.value.weight" j &&
+	af-infer --base "$BASE" --adapter ha.st --adapter hb.st --fusion h.st "$HUB/in.jsonl" >out &&
+	numbers out >got && numbers_close "$HUB/hfusion.expected" got
+'
+
+test_expect_success 'a fusion needs its adapters, in its order' '
+	af-convert --base "$BASE" -o fa.st "$HUB/fa" && af-convert --base "$BASE" -o fb.st "$HUB/fb" &&
+	test_exit 1 af-convert --base "$BASE" --adapter fb.st --adapter fa.st -o x.st "$HUB/fusion" 2>err &&
+	test_grep "fuses .fa,fb., but the adapter files given hold .fb,fa." err &&
+	test_exit 2 af-convert --base "$BASE" -o x.st "$HUB/fusion" 2>err &&
+	test_grep "a fusion directory: give its adapters" err && test ! -e x.st
+'
+
+# af -> hub -> af: every tensor bit for bit, and the same predictions byte for byte
+roundtrip() {
+	af-convert --to-hub hub "$INF/$1.safetensors" &&
+	test -f hub/adapter_config.json && test -f hub/pytorch_adapter.bin &&
+	test -f hub/head_config.json && test -f hub/pytorch_model_head.bin &&
+	af-convert --base "$BASE" -o back.st hub &&
+	af-inspect --diff "$INF/$1.safetensors" back.st >diff &&
+	test_grep "tensors: [0-9]* equal, 0 different, 0 of another shape, 0 only in A, 0 only in B" diff &&
+	af-infer --base "$BASE" --adapter "$INF/$1.safetensors" "$HUB/in.jsonl" >want &&
+	af-infer --base "$BASE" --adapter back.st "$HUB/in.jsonl" >got && cmp want got
+}
+for c in a b c; do
+	test_expect_success "af adapter $c -> AdapterHub -> af: the same tensors, bit for bit" "roundtrip $c"
+done
+
+test_expect_success 'AdapterHub -> af -> AdapterHub writes the same layout back (leave_out, factors)' '
+	af-convert --base "$BASE" -o lo.st "$HUB/leaveout" && af-convert --to-hub lo lo.st &&
+	tr -d " \n" <lo/adapter_config.json >flat && test_grep "\"leave_out\":\[0\]" flat &&
+	af-convert --base "$BASE" -o pl.st "$HUB/perlayer" && af-convert --to-hub pl pl.st &&
+	tr -d " \n" <pl/adapter_config.json >flat && test_grep "\"reduction_factor\":{\"0\":16,\"1\":4,\"default\":8}" flat &&
+	af-convert --base "$BASE" -o pl2.st pl && af-inspect --diff pl.st pl2.st >diff &&
+	test_grep " 0 different, 0 of another shape, 0 only in A, 0 only in B" diff &&
+	test_grep "\"model_class\": \"BertAdapterModel\"" pl/head_config.json
+'
+
+test_expect_success 'an af fusion -> AdapterHub -> af: the fusion tensors bit for bit (temperature 1)' '
+	gen_separable 3 16 >train.jsonl &&
+	af-fuse --base "$BASE" --threads 1 --adapter "$INF/a.safetensors" --adapter "$INF/b.safetensors" \
+		--name t --lr 0 --epochs 1 -o f.st train.jsonl 2>/dev/null &&
+	af-convert --to-hub out f.st --adapter "$INF/a.safetensors" --adapter "$INF/b.safetensors" &&
+	test -f out/fusion/adapter_fusion_config.json && test -f out/fusion/pytorch_model_adapter_fusion.bin &&
+	test -f out/a/pytorch_adapter.bin && test -f out/b/adapter_config.json &&
+	af-convert --base "$BASE" -o a.st out/a && af-convert --base "$BASE" -o b.st out/b &&
+	af-convert --base "$BASE" --adapter a.st --adapter b.st -o back.st out/fusion &&
+	af-inspect --diff f.st back.st >diff &&
+	test_grep " 0 different, 0 of another shape, 0 only in A, 0 only in B" diff &&
+	af-infer --base "$BASE" --adapter a.st --adapter b.st --fusion back.st "$HUB/in.jsonl" >got &&
+	af-infer --base "$BASE" --adapter "$INF/a.safetensors" --adapter "$INF/b.safetensors" \
+		--fusion f.st "$HUB/in.jsonl" >want && cmp want got
+'
+
+test_expect_success 'a fusion at temperature 1.5 exports with T folded into the query' '
+	af-convert --to-hub out "$INF/ab.safetensors" --adapter "$INF/a.safetensors" --adapter "$INF/b.safetensors" &&
+	test_grep "\"temperature\": false" out/fusion/adapter_fusion_config.json &&
+	af-convert --base "$BASE" -o a.st out/a && af-convert --base "$BASE" -o b.st out/b &&
+	af-convert --base "$BASE" --adapter a.st --adapter b.st -o back.st out/fusion &&
+	af-infer --base "$BASE" --adapter a.st --adapter b.st --fusion back.st "$HUB/in.jsonl" >o1 &&
+	af-infer --base "$BASE" --adapter "$INF/a.safetensors" --adapter "$INF/b.safetensors" \
+		--fusion "$INF/ab.safetensors" "$HUB/in.jsonl" >o2 &&
+	numbers o1 >got && numbers o2 >want && numbers_close want got &&
+	test_exit 1 af-convert --to-hub out2 "$INF/ab.safetensors" --adapter "$INF/b.safetensors" \
+		--adapter "$INF/a.safetensors" 2>err && test_grep "adapter 1 of the fusion is not" err
+'
+
+test_expect_success '--format safetensors writes the adapters library names, and they import' '
+	af-convert --to-hub st --format safetensors "$INF/a.safetensors" &&
+	test -f st/adapter.safetensors && test -f st/model_head.safetensors && test ! -e st/pytorch_adapter.bin &&
+	af-convert --base "$BASE" -o back.st st && af-inspect --diff "$INF/a.safetensors" back.st >diff &&
+	test_grep " 0 different," diff
+'
+
+test_expect_success 'a checkpoint re-zipped with deflate reads the same' '
+	af-convert --base "$BASE" -o d.st "$HUB/deflated" && af-convert --base "$BASE" -o p.st "$HUB/pfeiffer" &&
+	af-inspect --diff p.st d.st >diff && test_grep " 0 different, 0 of another shape, 0 only in A, 0 only in B" diff
+'
+
+test_expect_success 'a pickle naming os.system is refused by name, and nothing runs' '
+	rm -f /tmp/af-convert-pwned.txt &&
+	test_exit 1 af-convert --base "$BASE" -o x.st "$HUB/evil" 2>err &&
+	test_grep "evil/pytorch_adapter.bin: pytorch_adapter/data.pkl: byte 2: global .os.system. refused" err &&
+	test ! -e /tmp/af-convert-pwned.txt && test ! -e x.st
+'
+
+test_expect_success 'the legacy format is refused, saying how to re-save' '
+	test_exit 1 af-convert --base "$BASE" -o x.st "$HUB/legacy" 2>err &&
+	test_grep "legacy format (before PyTorch 1.6)" err && test_grep "torch.save(torch.load(" err
+'
+
+test_expect_success 'truncated and corrupt checkpoints: clear errors naming the file' '
+	mkdir t && cp "$HUB/pfeiffer"/* t/ &&
+	head -c 3000 "$HUB/pfeiffer/pytorch_adapter.bin" >t/pytorch_adapter.bin &&
+	test_exit 1 af-convert --base "$BASE" -o x.st t 2>err &&
+	test_grep "t/pytorch_adapter.bin: no zip end-of-central-directory record (truncated, or not a zip)" err &&
+	cp "$HUB/pfeiffer/pytorch_adapter.bin" t/ &&
+	printf "\377\377\377\377" | dd of=t/pytorch_adapter.bin bs=1 seek=2000 conv=notrunc 2>/dev/null &&
+	test_exit 1 af-convert --base "$BASE" -o x.st t 2>err && test_grep "CRC-32 mismatch" err &&
+	test ! -e x.st
+'
+
+# refused CASE SED-EXPRESSION MESSAGE: the Pfeiffer directory with its config edited
+refused() {
+	mkdir -p r && cp "$HUB/pfeiffer"/* r/ &&
+	sed "$2" "$HUB/pfeiffer/$1" >r/$1 &&
+	test_exit 1 af-convert --base "$BASE" -o x.st r 2>err && test_grep "$3" err && test ! -e x.st
+}
+test_expect_success 'config fields af does not compute are refused, naming field and value' '
+	refused adapter_config.json "s/\"ln_before\": false/\"ln_before\": true/" "config.ln_before = true: af.s adapters have no LayerNorm" &&
+	refused adapter_config.json "s/\"inv_adapter\": null/\"inv_adapter\": \"nice\"/" "config.inv_adapter = \"nice\": invertible adapters" &&
+	refused adapter_config.json "s/\"phm_layer\": false/\"phm_layer\": true/" "config.phm_layer = true" &&
+	refused adapter_config.json "s/\"is_parallel\": false/\"is_parallel\": true/" "config.is_parallel = true" &&
+	refused adapter_config.json "s/\"non_linearity\": \"relu\"/\"non_linearity\": \"leakyrelu\"/" "config.non_linearity = \"leakyrelu\"" &&
+	refused adapter_config.json "s/\"use_gating\": false/\"use_gating\": false, \"bogus\": 0.1/" "config.bogus = 0.1: a field af does not know" &&
+	refused adapter_config.json "s/\"original_ln_before\": true/\"original_ln_before\": false/" "af computes Pfeiffer (false, true, true) and Houlsby" &&
+	refused head_config.json "s/\"classification\"/\"multilabel_classification\"/" "config.head_type = \"multilabel_classification\"" &&
+	refused head_config.json "s/\"use_pooler\": false/\"use_pooler\": true/" "config.use_pooler = true" &&
+	refused adapter_config.json "s/\"scaling\": 1.0/\"scaling\": \"channel\"/" "config.scaling = \"channel\": a fixed number expected"
+'
+
+test_expect_success 'shapes are checked against the base' '
+	test_exit 1 af-convert --base "$FIXTURES/train/base" -o x.st "$HUB/pfeiffer" 2>err &&
+	test_grep "hidden_size 32, but the base" err &&
+	mkdir r && cp "$HUB/pfeiffer"/* r/ &&
+	sed "s/\"reduction_factor\": 8/\"reduction_factor\": 16/" "$HUB/pfeiffer/adapter_config.json" >r/adapter_config.json &&
+	test_exit 1 af-convert --base "$BASE" -o x.st r 2>err &&
+	test_grep "r/pytorch_adapter.bin: bert.encoder.layer.0.output.adapters.pf.adapter_down.0.weight: shape \[2, 32\] expected, \[4, 32\] found" err
+'
+
+test_expect_success 'af-inspect HUBDIR shows what the directory holds' '
+	af-inspect "$HUB/fusion" >out &&
+	test_grep "an AdapterHub directory" out && test_grep "^fusion fa,fb (adapter_fusion_config.json, AdapterHub 3.2.1" out &&
+	test_grep "adapter_fusion_layer.fa,fb.value.weight .*F32 \[32, 32\]" out && test_grep "^head fa,fb" out
+'
+
+test_expect_success 'usage errors exit 2' '
+	test_exit 2 af-convert --base "$BASE" "$HUB/pfeiffer" 2>err && test_grep "\-o OUT.safetensors is required" err &&
+	test_exit 2 af-convert -o x.st "$HUB/pfeiffer" 2>err && test_grep "\-\-base DIR is required" err &&
+	test_exit 2 af-convert --to-hub x --base "$BASE" "$INF/a.safetensors" 2>err &&
+	test_exit 2 af-convert --to-hub x --format zip "$INF/a.safetensors" 2>err &&
+	test_exit 2 af-convert --base "$BASE" -o x.st --name "a,b" "$HUB/pfeiffer" 2>err &&
+	af-convert --base "$BASE" -o fa.st "$HUB/fa" && af-convert --base "$BASE" -o fb.st "$HUB/fb" &&
+	cp fa.st keep.st && test_exit 2 af-convert --base "$BASE" --adapter fa.st --adapter fb.st \
+		-o fa.st "$HUB/fusion" 2>err && cmp fa.st keep.st
+'
+
+test_done
