@@ -9,43 +9,48 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "torchfile.h"
 
-/* One row per architecture af reads; only BERT today (issue 17 adds the others). */
-static const struct {
-    const char *model_type, *prefix, *model_class;
-} ARCHS[] = {{"bert", "bert", "BertAdapterModel"}};
-
-static int arch_index(const char *model_type) {
-    for (size_t i = 0; i < sizeof ARCHS / sizeof *ARCHS; i++)
-        if (model_type && !strcmp(model_type, ARCHS[i].model_type)) return (int)i;
-    return 0;
+/* Every name comes from the architecture table (arch.h); an unknown model_type (refused earlier
+ * by hub_model_type_known) falls back to BERT's. */
+static const af_arch *arch_of(const char *model_type) {
+    int id = model_type ? arch_find(model_type) : ARCH_BERT;
+    return arch_get(id >= 0 ? id : ARCH_BERT);
 }
 
 const char *hub_base_model_type(const bert *base) {
-    (void)base; /* issue 17: the base's config.json model_type */
-    return ARCHS[0].model_type;
+    return arch_get(base ? base->cfg.arch : ARCH_BERT)->model_type;
 }
 
 int hub_model_type_known(const char *model_type) {
-    for (size_t i = 0; i < sizeof ARCHS / sizeof *ARCHS; i++)
-        if (model_type && !strcmp(model_type, ARCHS[i].model_type)) return 1;
-    return 0;
+    return model_type && arch_find(model_type) >= 0;
 }
 
 const char *hub_arch_prefix(const char *model_type) {
-    return ARCHS[arch_index(model_type)].prefix;
+    return arch_of(model_type)->prefix;
 }
 
 const char *hub_model_class(const char *model_type) {
-    return ARCHS[arch_index(model_type)].model_class;
+    /* AdapterHub's class for a base class: BertModel -> BertAdapterModel */
+    static char buf[ARCH_COUNT][64];
+    const af_arch *a = arch_of(model_type);
+    char *out = buf[a - arch_get(0)];
+    size_t n = strlen(a->class_name);
+    if (n > 5 && !strcmp(a->class_name + n - 5, "Model"))
+        snprintf(out, 64, "%.*sAdapterModel", (int)(n - 5), a->class_name);
+    else
+        snprintf(out, 64, "%s", a->class_name);
+    return out;
 }
 
 void hub_tensor_name(char *buf, size_t n, const char *model_type, int fusion, int l, int s,
                      const char *name, const char *param) {
-    snprintf(buf, n, "%s.encoder.layer.%d.%s.%s.%s.%s", hub_arch_prefix(model_type), l,
-             s == BERT_SITE_ATTN ? "attention.output" : "output",
-             fusion ? "adapter_fusion_layer" : "adapters", name, param);
+    const af_arch *a = arch_of(model_type);
+    if (fusion)
+        arch_fusion_name(buf, n, a, l, s, name, param);
+    else
+        arch_adapter_name(buf, n, a, l, s, name, param);
 }
 
 static char *join(const char *dir, const char *file) {

@@ -28,12 +28,12 @@
 
 #define HUB_VERSION "3.2.1" /* the adapter-transformers whose layout export writes */
 
-/* The architecture's prefix of base tensor names in AdapterHub's files and af's ("bert"), and
- * AdapterHub's model class for it: the one place they come from, so that an architecture table
- * (RoBERTa, DistilBERT) can supply them from the base's model_type. */
+/* The architecture's prefix of base tensor names in AdapterHub's files and af's ("bert",
+ * "roberta", "distilbert"), and AdapterHub's model class for it ("BertAdapterModel"), from the
+ * architecture table (arch.h) by model_type. */
 const char *hub_arch_prefix(const char *model_type);
 const char *hub_model_class(const char *model_type);
-/* The model_type of a base: "bert" (af reads BERT only; NULL base: that default). */
+/* The model_type of a base (NULL base: "bert"). */
 const char *hub_base_model_type(const bert *base);
 /* Whether af reads bases of this AdapterHub model_type. */
 int hub_model_type_known(const char *model_type);

@@ -231,6 +231,26 @@ test_expect_success 'af-inspect HUBDIR shows what the directory holds' '
 	test_grep "adapter_fusion_layer.fa,fb.value.weight .*F32 \[32, 32\]" out && test_grep "^head fa,fb" out
 '
 
+for arch in roberta distilbert; do
+	test_expect_success "$arch: af -> hub -> af, the same tensors and predictions; AdapterHub's names and class" '
+		A=$FIXTURES/arch/'$arch' &&
+		af-convert --to-hub hub "$A/infer/a.safetensors" &&
+		af-convert --base "$A/f32" -o back.st hub &&
+		af-inspect --diff "$A/infer/a.safetensors" back.st >diff &&
+		test_grep "tensors: 12 equal, 0 different" diff &&
+		af-infer --base "$A/f32" --adapter back.st "$A/infer/in.jsonl" >o1 &&
+		af-infer --base "$A/f32" --adapter "$A/infer/a.safetensors" "$A/infer/in.jsonl" >o2 &&
+		cmp o1 o2 &&
+		test_grep "\"model_type\": \"'$arch'\"" hub/adapter_config.json &&
+		case '$arch' in
+		roberta) test_grep "\"model_class\": \"RobertaAdapterModel\"" hub/head_config.json ;;
+		distilbert) test_grep "\"model_class\": \"DistilBertAdapterModel\"" hub/head_config.json ;;
+		esac &&
+		test_exit 1 af-convert --base "$BASE" -o x.st hub 2>err &&
+		test_grep "model_type \"'$arch'\", but the base is \"bert\"" err
+	'
+done
+
 test_expect_success 'usage errors exit 2' '
 	test_exit 2 af-convert --base "$BASE" "$HUB/pfeiffer" 2>err && test_grep "\-o OUT.safetensors is required" err &&
 	test_exit 2 af-convert -o x.st "$HUB/pfeiffer" 2>err && test_grep "\-\-base DIR is required" err &&
