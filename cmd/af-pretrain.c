@@ -14,6 +14,7 @@
 #include "mlm.h"
 #include "ops.h"
 #include "optim.h"
+#include "outlock.h"
 #include "pretrain.h"
 #include "progress.h"
 #include "signals.h"
@@ -72,7 +73,7 @@ static void usage(void) {
            "  -o, --output DIR    the model directory to write\n"
            "  -q, --quiet         no progress on standard error\n"
            "  -h, --help          this help\n"
-           "  --version           version\n");
+           "  -V, --version       version\n");
 }
 
 enum {
@@ -137,7 +138,7 @@ static void parse(config *c, int argc, char **argv) {
                   .batch = 32, .accum = 1, .epochs = 1, .lr = 1e-4, .warmup_ratio = 0.01,
                   .wd = 0.01, .clip = 1.0, .mask_prob = 0.15, .lower = 1, .seed = 42};
     int o, have_epochs = 0;
-    while ((o = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "o:qhV", longopts, NULL)) != -1) {
         switch (o) {
         case O_BASE: c->base = optarg; break;
         case O_LAYERS: c->layers = (int)opt_long("--layers", optarg, 1, 48); break;
@@ -170,10 +171,11 @@ static void parse(config *c, int argc, char **argv) {
         case O_RESUME: c->resume = 1; break;
         case O_F16: c->f16 = 1; break;
         case O_SEED: c->seed = (uint64_t)opt_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
-        case O_THREADS: c->threads = (int)opt_long("--threads", optarg, 0, 1024); break;
+        case O_THREADS: c->threads = (int)opt_long("--threads", optarg, 1, 1024); break;
         case 'o': c->out = optarg; break;
         case 'q': c->quiet = 1; break;
         case 'h': usage(); exit(finish(0));
+        case 'V':
         case O_VERSION: printf("af-pretrain %s\n", AF_VERSION); exit(finish(0));
         default:
             usage_try(); /* getopt_long said which */
@@ -263,6 +265,14 @@ int main(int argc, char **argv) {
     af_set_threads(c.threads);
     note_blas(c.quiet);
     af_err e;
+    char ckpt_buf[4200];
+    if (!c.ckpt) snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", c.out), c.ckpt = ckpt_buf;
+    /* before hours of training: -o and the checkpoint are replaced only when af-pretrain wrote
+     * them, and only one run writes them at a time */
+    if (pretrain_check_output(c.out, &e)) die_err(&e);
+    if (pretrain_check_output(c.ckpt, &e)) die_err(&e);
+    outlock_hold(c.out);
+    if (c.ckpt != ckpt_buf) outlock_hold(c.ckpt);
     /* early, so a Ctrl-C while the corpus loads still ends in a checkpoint after one step */
     if (signals_install(&e)) die_err(&e);
 
@@ -353,8 +363,6 @@ int main(int argc, char **argv) {
         optim_add_param(&opt, grp, tens[i].name, tens[i].w, tens[i].g, tens[i].n, tens[i].decay);
     optim_schedule(&opt, total, warmup);
 
-    char ckpt_buf[4200];
-    if (!c.ckpt) snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", c.out), c.ckpt = ckpt_buf;
     char *run = run_json(&c, total, &train);
     long long resumed_tokens = 0;
     if (c.resume) {

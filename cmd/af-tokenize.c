@@ -71,7 +71,7 @@ static void usage(void) {
         "  -o, --output FILE   write FILE (atomically) instead of standard output\n"
         "  -q, --quiet         no summary on standard error\n"
         "  -h, --help          this help\n"
-        "  --version           version, and the Unicode version of the tables\n"
+        "  -V, --version       version, and the Unicode version of the tables\n"
         "F is a JSON key, or a TSV/CSV column name (with --header) or 1-based number.\n");
 }
 
@@ -170,7 +170,7 @@ static void parse_args(config *c, int argc, char **argv) {
     c->lower = c->strip = c->prefix_space = -1;
     c->max_len = 128;
     c->fmt = REC_AUTO;
-    while ((o = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "o:qhV", longopts, NULL)) != -1) {
         switch (o) {
         case O_VOCAB:
             c->vocab = optarg;
@@ -247,6 +247,7 @@ static void parse_args(config *c, int argc, char **argv) {
         case 'h':
             usage();
             exit(finish(0));
+        case 'V':
         case O_VERSION:
             printf("af-tokenize %s (utf8proc %s, Unicode %s)\n", AF_VERSION, utf8proc_version(),
                    tok_unicode_version());

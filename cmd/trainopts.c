@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "metrics.h"
+#include "outlock.h"
 
 enum {
     O_BASE = 1000, O_NAME, O_DEV, O_EPOCHS, O_MAX_STEPS, O_LR, O_WD, O_BETA1, O_BETA2, O_EPS,
@@ -242,6 +243,10 @@ int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
     af_err e;
     check_writable(c->out);
     check_writable(c->t.ckpt_path);
+    /* one writer per output: a second run given the same -o (or --checkpoint) is refused now,
+     * not after hours, when the last rename would silently win */
+    outlock_hold(c->out);
+    if (c->owned_ckpt == NULL) outlock_hold(c->t.ckpt_path);
     train_data tr, dv;
     const char *tname = strcmp(c->input, "-") ? c->input : "stdin", *limit = "--max-len";
     /* a base with fewer positions than --max-len (default 128) truncates there, as af-infer does */

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -150,6 +151,49 @@ uint32_t af_rng_below(af_rng *r, uint32_t n) {
 }
 
 /* ---- files ---- */
+/* A fixed table, no malloc: the signal handler reads it while the program may be anywhere. A
+ * slot is filled before tmp_depth counts it, so the handler never sees a half-written path. */
+#define AF_TMP_SLOTS 16
+static char tmp_paths[AF_TMP_SLOTS][AF_TMP_PATH_MAX];
+static volatile sig_atomic_t tmp_depth;
+
+int af_tmp_push(const char *path) {
+    int mark = tmp_depth;
+    size_t n = strlen(path);
+    if (mark < AF_TMP_SLOTS && n < AF_TMP_PATH_MAX) {
+        memcpy(tmp_paths[mark], path, n + 1);
+        tmp_depth = mark + 1;
+    }
+    return mark;
+}
+
+void af_tmp_release(int mark) {
+    if (mark >= 0 && mark < tmp_depth) tmp_depth = mark;
+}
+
+void af_tmp_cleanup(void) {
+    for (int i = tmp_depth - 1; i >= 0; i--)
+        if (unlink(tmp_paths[i]) != 0) rmdir(tmp_paths[i]);
+    tmp_depth = 0;
+}
+
+int af_fsync_parent(const char *path, af_err *e) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--; /* "dir/" names dir, whose parent is wanted */
+    while (n > 0 && path[n - 1] != '/') n--;
+    char *dir = af_malloc(n + 2);
+    if (n == 0) strcpy(dir, ".");
+    else memcpy(dir, path, n), dir[n] = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+    if (fd < 0) rc = af_errf(e, "%s: cannot open the directory to sync it: %s", dir, strerror(errno));
+    /* some file systems cannot fsync a directory (EINVAL): nothing more can be done there */
+    else if (fsync(fd) != 0 && errno != EINVAL)
+        rc = af_errf(e, "%s: fsync of the directory failed: %s", dir, strerror(errno));
+    if (fd >= 0) close(fd);
+    free(dir);
+    return rc;
+}
+
 int af_write_atomic(const char *path, af_write_fn fill, void *ctx, af_err *e) {
     size_t n = strlen(path);
     char *tmp = af_malloc(n + 16);
@@ -160,6 +204,7 @@ int af_write_atomic(const char *path, af_write_fn fill, void *ctx, af_err *e) {
         free(tmp);
         return -1;
     }
+    int mark = af_tmp_push(tmp);
     /* mkstemp makes 0600; a result file should have the usual permissions. */
     mode_t um = umask(0);
     umask(um);
@@ -168,6 +213,7 @@ int af_write_atomic(const char *path, af_write_fn fill, void *ctx, af_err *e) {
     if (!f) {
         close(fd);
         unlink(tmp);
+        af_tmp_release(mark);
         free(tmp);
         return af_errf(e, "%s: %s", path, strerror(errno));
     }
@@ -180,6 +226,8 @@ int af_write_atomic(const char *path, af_write_fn fill, void *ctx, af_err *e) {
     if (rc == 0 && rename(tmp, path) != 0)
         rc = af_errf(e, "%s: cannot rename temporary file into place: %s", path, strerror(errno));
     if (rc != 0) unlink(tmp);
+    af_tmp_release(mark);
+    if (rc == 0) rc = af_fsync_parent(path, e);
     free(tmp);
     return rc;
 }

@@ -60,10 +60,26 @@ uint32_t af_rng_below(af_rng *r, uint32_t n);     /* uniform in [0, n) */
 
 /* ---- files ------------------------------------------------------------------------------ */
 /* Writes a file atomically: `write` fills a temp file beside `path` (path.tmp.XXXXXX); it is
- * flushed, fsynced and renamed over `path` only if `write` returns 0. A crash or a signal at any
- * point leaves either the old file or the new one, never a mix. */
+ * flushed, fsynced and renamed over `path` only if `write` returns 0, and the directory is then
+ * fsynced so the rename survives a power cut. A crash or a signal at any point leaves either the
+ * old file or the new one, never a mix; a signal that ends the program during the write
+ * (signals.h) removes the temp file too (af_tmp_push). */
 typedef int (*af_write_fn)(FILE *f, void *ctx, af_err *e);
 int af_write_atomic(const char *path, af_write_fn write, void *ctx, af_err *e);
+
+/* fsyncs the directory that holds path (its parent), so a rename or a new entry there is
+ * durable. */
+int af_fsync_parent(const char *path, af_err *e);
+
+/* Temporary paths an immediate exit on a signal must remove: af_tmp_push registers one (a file,
+ * or an empty-by-then directory: cleanup runs in reverse order) and returns a mark;
+ * af_tmp_release(mark) forgets it and everything pushed after it. af_tmp_cleanup removes every
+ * registered path and is async-signal-safe (unlink and rmdir only), for signal handlers. Paths
+ * longer than AF_TMP_PATH_MAX are not registered. */
+#define AF_TMP_PATH_MAX 4096
+int af_tmp_push(const char *path);
+void af_tmp_release(int mark);
+void af_tmp_cleanup(void);
 
 /* Opens a regular file for reading; anything else (a FIFO, a device, a directory) is refused
  * without blocking. Returns the descriptor, or -1 with a message naming the path. */

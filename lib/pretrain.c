@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,6 +309,70 @@ static void remove_tree(const char *dir) {
     rmdir(dir);
 }
 
+/* What pretrain_save puts in a model directory, and nothing else. */
+static const char *const our_files[] = {"config.json", "model.safetensors", "vocab.txt",
+                                        "tokenizer_config.json", "trainer.safetensors"};
+#define NOUR ((int)(sizeof our_files / sizeof *our_files))
+
+static int is_ours(const char *name) {
+    for (int i = 0; i < NOUR; i++)
+        if (strcmp(name, our_files[i]) == 0) return 1;
+    return 0;
+}
+
+/* Removes a directory af-pretrain wrote: its own files by name, then the directory, which
+ * rmdir leaves in place if anything else appeared there meanwhile. */
+static void remove_ours(const char *dir) {
+    for (int i = 0; i < NOUR; i++) {
+        char *p = join(dir, our_files[i]);
+        unlink(p);
+        free(p);
+    }
+    rmdir(dir);
+}
+
+int pretrain_check_output(const char *dir, af_err *e) {
+    struct stat st;
+    if (lstat(dir, &st) != 0)
+        return errno == ENOENT ? 0 : af_errf(e, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return af_errf(e, "%s: exists and is not a directory; af-pretrain writes a model "
+                          "directory there and replaces only one it wrote",
+                       dir);
+    DIR *d = opendir(dir);
+    if (!d) return af_errf(e, "%s: %s", dir, strerror(errno));
+    struct dirent *de;
+    int n = 0, rc = 0;
+    while (rc == 0 && (de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        n++;
+        if (!is_ours(de->d_name))
+            rc = af_errf(e, "%s: holds %s, which af-pretrain did not write; it replaces only a "
+                            "directory it wrote (choose another -o, or empty it)",
+                         dir, de->d_name);
+    }
+    closedir(d);
+    if (rc || n == 0) return rc;
+    /* the right names are not enough: a Hugging Face checkpoint has them too */
+    char *w = join(dir, "model.safetensors");
+    st_file f;
+    af_err e2;
+    if (st_open(&f, w, &e2) == 0) {
+        const char *by = st_meta_get(&f, "created_by");
+        if (!by || strncmp(by, "af-pretrain", 11) != 0)
+            rc = af_errf(e, "%s: a model af-pretrain did not write (created_by: %s); it replaces "
+                            "only a directory it wrote (choose another -o)",
+                         dir, by ? by : "none");
+        st_close(&f);
+    } else if (access(w, F_OK) == 0) {
+        rc = af_errf(e, "%s: its model.safetensors is not one af-pretrain wrote (%s); choose "
+                        "another -o",
+                     dir, e2.msg);
+    }
+    free(w);
+    return rc;
+}
+
 int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char *vocab_path,
                   int lower, int f16, const st_meta *meta, int nmeta, st_writer *state,
                   af_err *e) {
@@ -318,10 +383,19 @@ int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char 
     snprintf(old, n + 16, "%.*s.old.XXXXXX", (int)n, dir);
     char *final = af_malloc(n + 1);
     snprintf(final, n + 1, "%.*s", (int)n, dir);
-    int rc = 0;
+    int rc = pretrain_check_output(final, e), mark = -1;
+    if (rc) goto out;
     if (!mkdtemp(tmp)) {
         rc = af_errf(e, "%s: cannot create a temporary directory: %s", tmp, strerror(errno));
         goto out;
+    }
+    /* a second Ctrl-C exits at once (signals.h): the directory and whatever is in it by then
+     * go, files first (af_tmp_cleanup runs backwards; a name not written yet fails harmlessly) */
+    mark = af_tmp_push(tmp);
+    for (int i = 0; i < NOUR; i++) {
+        char *p = join(tmp, our_files[i]);
+        af_tmp_push(p);
+        free(p);
     }
     /* mkdtemp makes 0700; the model directory gets the permissions of any new directory */
     mode_t mask = umask(0);
@@ -353,19 +427,36 @@ int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char 
         free(sp);
     }
     free(cfg), free(wts), free(voc), free(tc);
+    /* checked again: the directory may have changed in the hours of training */
+    if (rc == 0) rc = pretrain_check_output(final, e);
     if (rc == 0) {
-        /* rename() cannot replace a non-empty directory: move the old one aside first */
         struct stat st;
-        int had = stat(final, &st) == 0;
-        if (had && (!mkdtemp(old) || rename(final, old) != 0))
+        if (lstat(final, &st) != 0) {
+            if (rename(tmp, final) != 0)
+                rc = af_errf(e, "%s: cannot rename %s: %s", final, tmp, strerror(errno));
+        } else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+            /* one step, so the directory is never missing; tmp now names the old one */
+            af_tmp_release(mark), mark = -1;
+            remove_ours(tmp);
+        } else if (errno != EINVAL && errno != ENOSYS) {
+            rc = af_errf(e, "%s: cannot replace it with %s: %s", final, tmp, strerror(errno));
+        } else if (!mkdtemp(old)) {
+            /* a file system without RENAME_EXCHANGE: the old directory moves aside first */
+            rc = af_errf(e, "%s: cannot create %s: %s", final, old, strerror(errno));
+        } else if (rename(final, old) != 0) {
             rc = af_errf(e, "%s: cannot move the old directory aside: %s", final, strerror(errno));
-        else if (rename(tmp, final) != 0)
+            rmdir(old);
+        } else if (rename(tmp, final) != 0) {
             rc = af_errf(e, "%s: cannot rename %s: %s", final, tmp, strerror(errno));
-        else if (had)
-            remove_tree(old);
+            rename(old, final);
+        } else {
+            remove_ours(old);
+        }
+        if (rc == 0) rc = af_fsync_parent(final, e);
     }
-    if (rc) remove_tree(tmp);
+    if (rc && mark >= 0) remove_tree(tmp);
 out:
+    if (mark >= 0) af_tmp_release(mark);
     free(tmp), free(old), free(final);
     return rc;
 }

@@ -70,11 +70,17 @@ int pretrain_read_corpus(mlm_packer *p, const char *path, tok_tokenizer *t, int 
 void pretrain_unigram(const mlm_packer *train, const mlm_packer *dev, const mlm_masker *masker,
                       double *acc, double *loss);
 
+/* 0 when pretrain_save may write dir: it does not exist, or is an empty directory, or one that
+ * af-pretrain wrote (only its files, and a model.safetensors it created); else an error naming
+ * what is in the way. pretrain_save checks it again before it replaces anything. */
+int pretrain_check_output(const char *dir, af_err *e);
+
 /* Writes a Hugging Face BertForMaskedLM directory, atomically (built in DIR.tmp.XXXXXX, then
- * renamed over DIR): config.json, model.safetensors (F32, or F16 when f16; bert.* and
- * cls.predictions.*, metadata meta[nmeta] added), vocab.txt (a copy of vocab_path),
- * tokenizer_config.json; and, when state is not NULL, state written as DIR/trainer.safetensors
- * (a checkpoint's optimizer state, in the same atomic rename as the weights). */
+ * exchanged with DIR in one rename, after pretrain_check_output): config.json,
+ * model.safetensors (F32, or F16 when f16; bert.* and cls.predictions.*, metadata meta[nmeta]
+ * added), vocab.txt (a copy of vocab_path), tokenizer_config.json; and, when state is not
+ * NULL, state written as DIR/trainer.safetensors (a checkpoint's optimizer state, in the same
+ * atomic rename as the weights). */
 int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char *vocab_path,
                   int lower, int f16, const st_meta *meta, int nmeta, st_writer *state,
                   af_err *e);

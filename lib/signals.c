@@ -11,7 +11,11 @@ static struct sigaction old_int, old_term;
 static int installed;
 
 static void on_signal(int signo) {
-    if (pending) _exit(128 + signo);
+    if (pending) {
+        /* "now": but not leaving a half-written checkpoint's temp file behind */
+        af_tmp_cleanup();
+        _exit(128 + signo);
+    }
     pending = signo;
 }
 

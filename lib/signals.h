@@ -3,10 +3,11 @@
  * The first SIGINT or SIGTERM only sets a flag; the training loop polls signals_pending() between
  * steps, writes a resumable checkpoint atomically and exits with signals_exit_status(). A second
  * signal means "now": the handler calls _exit(128 + signo) (130 for SIGINT, 143 for SIGTERM) at
- * once. Atomic writes make that safe: the output is the old file or the new one, at worst with a
- * stray path.tmp.XXXXXX beside it.
+ * once. Atomic writes make that safe: the output is the old file or the new one, and the handler
+ * removes the temp files of a write in flight (af_tmp_cleanup) before it exits.
  *
- * The handler touches only a volatile sig_atomic_t and calls only _exit, both async-signal-safe. */
+ * The handler touches only a volatile sig_atomic_t and af.c's table of temp paths, and calls
+ * only unlink, rmdir and _exit, all async-signal-safe. */
 #ifndef AF_SIGNALS_H
 #define AF_SIGNALS_H
 
