@@ -203,7 +203,8 @@ test_expect_success 'usage errors exit 2' '
 '
 test_expect_success '--help and --version' '
 	af-tokenize --help >out && test_grep "^usage: af-tokenize" out &&
-	af-tokenize --version >out && test_grep "Unicode [0-9]" out
+	af-tokenize --version >out && test_grep "Unicode [0-9]" out &&
+	af-tokenize -V >out && test_grep "^af-tokenize [0-9]" out
 '
 test_expect_success 'runtime errors exit 1 and name the file and line' '
 	printf "{\"text\":\"ok\"}\n{\"text\":\"ok\"\n" >e1.jsonl &&
