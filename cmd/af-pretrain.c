@@ -17,6 +17,7 @@
 #include "outlock.h"
 #include "pretrain.h"
 #include "progress.h"
+#include "runrec.h"
 #include "signals.h"
 #include "tokenizer.h"
 
@@ -230,8 +231,13 @@ static dev_result evaluate(pretrain *p, const mlm_packer *dev, mlm_masker *mk, c
     return r;
 }
 
-/* The facts of a run that a checkpoint must share with the run resuming it. */
-static char *run_json(const config *c, long total, const mlm_packer *train) {
+/* The facts of a run that a checkpoint must share with the run resuming it (runrec.h): every
+ * option that changes what is computed, the model it starts from, the corpus and dev text. */
+#define PRETRAIN_MAY_CHANGE                                                                       \
+    "--threads, --log, --quiet, --checkpoint, -o, --save-every, --eval-every and the number of "  \
+    "MPI ranks"
+static char *run_json(const config *c, long total, const mlm_packer *train, const mlm_packer *dev,
+                      const bert *m, const char *vocab_digest) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     cJSON_AddNumberToObject(o, "max_len", c->max_len);
@@ -242,6 +248,29 @@ static char *run_json(const config *c, long total, const mlm_packer *train) {
     cJSON_AddNumberToObject(o, "corpus_tokens", (double)train->ntokens);
     cJSON_AddNumberToObject(o, "mask_prob", c->mask_prob);
     cJSON_AddBoolToObject(o, "whole_word", c->whole_word);
+    cJSON_AddNumberToObject(o, "--lr", c->lr);
+    cJSON_AddNumberToObject(o, "--warmup-ratio", c->warmup_ratio);
+    cJSON_AddNumberToObject(o, "--weight-decay", c->wd);
+    cJSON_AddNumberToObject(o, "--clip", c->clip);
+    cJSON_AddBoolToObject(o, "--f16", c->f16);
+    cJSON_AddBoolToObject(o, "--no-lowercase", !c->lower);
+    if (c->base) {
+        cJSON_AddStringToObject(o, "--base (fingerprint)", m->fingerprint);
+    } else {
+        cJSON_AddNumberToObject(o, "--layers", c->layers);
+        cJSON_AddNumberToObject(o, "--hidden", c->hidden);
+        cJSON_AddNumberToObject(o, "--heads", c->heads);
+        cJSON_AddNumberToObject(o, "--ffn", c->ffn);
+        cJSON_AddNumberToObject(o, "--max-pos", c->max_pos);
+        cJSON_AddStringToObject(o, "--act", act_name(c->act));
+        cJSON_AddNumberToObject(o, "--dropout", c->dropout);
+    }
+    cJSON_AddStringToObject(o, "--vocab (sha256)", vocab_digest);
+    char d[65];
+    pretrain_corpus_digest(train, d);
+    cJSON_AddStringToObject(o, "corpus (sha256 of its sequences)", d);
+    if (c->dev) pretrain_corpus_digest(dev, d);
+    cJSON_AddStringToObject(o, "--dev (sha256 of its sequences)", c->dev ? d : "none");
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -363,17 +392,17 @@ int main(int argc, char **argv) {
         optim_add_param(&opt, grp, tens[i].name, tens[i].w, tens[i].g, tens[i].n, tens[i].decay);
     optim_schedule(&opt, total, warmup);
 
-    char *run = run_json(&c, total, &train);
+    char vocab_digest[65];
+    if (af_sha256_file(c.vocab, vocab_digest, &e)) die_err(&e);
+    char *run = run_json(&c, total, &train, &dev, &m, vocab_digest);
     long long resumed_tokens = 0;
     if (c.resume) {
         char path[4300];
         snprintf(path, sizeof path, "%s/trainer.safetensors", c.ckpt);
         st_file f;
         if (st_open(&f, path, &e)) die("cannot resume: %s", e.msg);
-        const char *was = st_meta_get(&f, "run");
-        if (!was || strcmp(was, run) != 0)
-            die("%s: the checkpoint is of another run:\n  checkpoint: %s\n  this run:   %s", path,
-                was ? was : "(none)", run);
+        if (runrec_compare(st_meta_get(&f, "run"), run, path, PRETRAIN_MAY_CHANGE, &e))
+            die_err(&e);
         if (optim_state_load(&opt, &f, "optim.", &e)) die_err(&e);
         const char *ts = st_meta_get(&f, "tokens_seen");
         resumed_tokens = ts ? atoll(ts) : -1;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "jsonl.h"
+#include "sha256.h"
 #include "tokenizer.h"
 
 static void put(pretrain_tensor *t, int *k, const char *name, float *w, float *g, int64_t d0,
@@ -215,6 +216,16 @@ void pretrain_unigram(const mlm_packer *train, const mlm_packer *dev, const mlm_
     *acc = n ? hits / n : 0;
     *loss = n ? nll / n : 0;
     free(c);
+}
+
+void pretrain_corpus_digest(const mlm_packer *p, char out[65]) {
+    sha256_ctx c;
+    sha256_init(&c);
+    for (int i = 0; i < p->nseq; i++) {
+        sha256_update(&c, &p->len[i], sizeof(int));
+        sha256_update(&c, mlm_seq(p, i), (size_t)p->len[i] * sizeof(int));
+    }
+    sha256_final(&c, out);
 }
 
 /* ---- output -------------------------------------------------------------------------------- */

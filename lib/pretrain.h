@@ -64,6 +64,10 @@ typedef struct tok_tokenizer tok_tokenizer;
 int pretrain_read_corpus(mlm_packer *p, const char *path, tok_tokenizer *t, int vocab_size,
                          long *docs, af_err *e);
 
+/* sha256 of the packed sequences (ids and lengths): what training reads of a corpus, however
+ * it was given (text or JSONL, one file or several). */
+void pretrain_corpus_digest(const mlm_packer *p, char out[65]);
+
 /* The unigram baseline on dev: predict every masked token from train's token frequencies alone
  * (add-one smoothed). acc: share of dev tokens equal to train's most frequent token; loss: mean
  * −log p(token). Special tokens (masker->special) count on neither side. */

@@ -10,6 +10,7 @@
 #include "batch.h"
 #include "optim.h"
 #include "progress.h"
+#include "runrec.h"
 #include "signals.h"
 
 void train_opts_defaults(train_opts *o) {
@@ -370,7 +371,7 @@ static int trained_groups(const af_model *m) {
 /* A checkpoint is an output file plus the optimizer state, the loop's position ("resume"
  * metadata) and the best evaluation's weights so far (best.* tensors). */
 static int write_checkpoint(af_model *m, optim *o, const train_opts *opt, const train_state *s,
-                            const snapshot *best, af_err *e) {
+                            const snapshot *best, const char *run, af_err *e) {
     st_writer w;
     st_writer_init(&w);
     model_writer(m, &w, opt->format, opt->save_groups | trained_groups(m), opt->args_json);
@@ -387,6 +388,7 @@ static int write_checkpoint(af_model *m, optim *o, const train_opts *opt, const 
     }
     char *st = state_json(s);
     st_writer_meta(&w, "resume", st);
+    st_writer_meta(&w, "run", run);
     free(st);
     optim_state_add(o, &w, "optim.");
     int rc = st_writer_write(&w, opt->ckpt_path, e);
@@ -444,6 +446,67 @@ static char *training_json(const af_model *m, const train_opts *o, const train_d
     char *out = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return out;
+}
+
+/* ---- the run record (runrec.h) ---- */
+
+/* What may differ between a checkpoint and the run resuming it: how the work is carried out,
+ * not what it computes (--micro-batch and --eval-batch-size change sums only to rounding). */
+#define TRAIN_MAY_CHANGE                                                                          \
+    "--threads, --log, --quiet, --checkpoint, -o, --micro-batch, --eval-batch-size and the "      \
+    "number of MPI ranks"
+
+static void add_meta(cJSON *o, const st_writer *w, const char *key) {
+    for (int i = 0; i < w->nmeta; i++)
+        if (strcmp(w->meta[i].key, key) == 0) {
+            cJSON *v = cJSON_Parse(w->meta[i].value);
+            cJSON_AddItemToObject(o, key, v ? v : cJSON_CreateString(w->meta[i].value));
+        }
+}
+
+/* Every option and fact that changes what a run computes. The model's own description (its
+ * config, heads, base fingerprint, adapters' sha256) comes from what model_writer records, so
+ * the record grows with the files' metadata. Built before any step and before a checkpoint is
+ * loaded, so an interrupted run and its resumption build it alike. */
+static char *run_record(af_model *m, const train_opts *o, const train_data *tr,
+                        const train_data *dev) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "format", o->format);
+    cJSON_AddNumberToObject(j, "--epochs", o->epochs);
+    cJSON_AddNumberToObject(j, "--max-steps", (double)o->max_steps);
+    cJSON_AddNumberToObject(j, "--batch-size", o->batch_size);
+    cJSON_AddNumberToObject(j, "--max-len", o->max_len);
+    cJSON_AddNumberToObject(j, "--lr", o->lr);
+    cJSON_AddNumberToObject(j, "--adapter-lr", o->adapter_lr);
+    cJSON_AddNumberToObject(j, "--weight-decay", o->weight_decay);
+    cJSON_AddNumberToObject(j, "--warmup-ratio", o->warmup_ratio);
+    cJSON_AddNumberToObject(j, "--max-grad-norm", o->max_grad_norm);
+    cJSON_AddNumberToObject(j, "--adam-beta1", o->beta1);
+    cJSON_AddNumberToObject(j, "--adam-beta2", o->beta2);
+    cJSON_AddNumberToObject(j, "--adam-eps", o->eps);
+    cJSON_AddNumberToObject(j, "--dropout", o->dropout);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%" PRIu64, o->seed);
+    cJSON_AddStringToObject(j, "--seed", seed);
+    cJSON_AddNumberToObject(j, "--eval-every", (double)o->eval_every);
+    cJSON_AddStringToObject(j, "--metric", o->metric ? o->metric : default_metric(m));
+    cJSON_AddNumberToObject(j, "--patience", o->patience);
+    st_writer w;
+    st_writer_init(&w);
+    model_writer(m, &w, o->format, o->save_groups, NULL);
+    add_meta(j, &w, "config");
+    add_meta(j, &w, "heads");
+    add_meta(j, &w, "base");
+    add_meta(j, &w, "adapters");
+    st_writer_free(&w);
+    char d[65];
+    runrec_examples_digest(tr->ex, tr->n, d);
+    cJSON_AddStringToObject(j, "training data (sha256 of its examples)", d);
+    if (dev) runrec_examples_digest(dev->ex, dev->n, d);
+    cJSON_AddStringToObject(j, "--dev (sha256 of its examples)", dev ? d : "none");
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
 }
 
 /* ---- the loop ---- */
@@ -514,21 +577,31 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
     register_params(&o, m, opt);
     optim_schedule(&o, total, warmup);
 
+    char *run = run_record(m, opt, tr, dev);
     train_state s = {0, 0, 0, NAN, 0, 0, 0, {{0}}};
     af_rng_seed(&s.rng, opt->seed ^ 0x5eed5eedULL);
     int rc = 0, groups = opt->save_groups;
     snapshot best = {0};
     if (opt->resume_path) {
         st_file f;
-        if (st_open(&f, opt->resume_path, e)) return -1;
+        if (st_open(&f, opt->resume_path, e)) {
+            free(run);
+            return -1;
+        }
         const char *rs = st_meta_get(&f, "resume");
         if (!rs) rc = af_errf(e, "%s: not a checkpoint (no 'resume' metadata)", opt->resume_path);
+        if (!rc)
+            rc = runrec_compare(st_meta_get(&f, "run"), run, opt->resume_path, TRAIN_MAY_CHANGE,
+                                e);
         if (!rc) rc = state_parse(&s, rs, opt->resume_path, e);
         if (!rc) rc = model_load_params(m, &f, trained_groups(m) | groups, 1, e);
         if (!rc) rc = optim_state_load(&o, &f, "optim.", e);
         if (!rc) rc = load_best(&best, m, &f, groups, e);
         st_close(&f);
-        if (rc) return -1;
+        if (rc) {
+            free(run);
+            return -1;
+        }
         m->fusion_steps = s.fusion_steps;
     }
     m->rng = s.rng;
@@ -541,9 +614,14 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
                       "(--micro-batch sets the size, 0: whole batches)",
                       rows, whole, TRAIN_PASS_BUDGET >> 20);
     progress_log *log = NULL;
-    if (opt->log_path && progress_log_open(&log, opt->log_path, opt->resume_path != NULL, e))
+    if ((opt->log_path && progress_log_open(&log, opt->log_path, opt->resume_path != NULL, e)) ||
+        signals_install(e)) {
+        progress_log_close(log, NULL);
+        free(run), free(best.mem);
+        optim_free(&o);
+        batch_plan_free(&plan);
         return -1;
-    if (signals_install(e)) return -1;
+    }
 
     batch_tokens bt;
     batch_tokens_init(&bt, opt->batch_size, maxS);
@@ -624,7 +702,7 @@ done:
     s.rng = m->rng;
     s.fusion_steps = m->fusion_steps;
     if (rc == 0 && interrupted) {
-        if (write_checkpoint(m, &o, opt, &s, &best, e)) rc = -1;
+        if (write_checkpoint(m, &o, opt, &s, &best, run, e)) rc = -1;
         else rc = signals_exit_status();
     } else if (rc == 0) {
         char *tj = training_json(m, opt, tr, dev, &s, last_score);
@@ -641,7 +719,7 @@ done:
     }
     if (progress_log_close(log, rc ? NULL : e) && rc == 0) rc = -1;
     signals_restore();
-    free(hof), free(gold), free(res), free(best.mem);
+    free(hof), free(gold), free(res), free(best.mem), free(run);
     batch_plan_free(&plan);
     batch_tokens_free(&bt);
     optim_free(&o);
