@@ -434,6 +434,8 @@ int main(int argc, char **argv) {
     FILE *logf = NULL;
     if (c.log && !(logf = fopen(c.log, c.resume ? "a" : "w"))) die("%s: %s", c.log, strerror(errno));
     int status = 0;
+    progress_watch watch;
+    progress_watch_init(&watch);
     while (opt.step < total) {
         optim_zero_grad(&opt);
         double step_loss = 0;
@@ -464,6 +466,9 @@ int main(int argc, char **argv) {
         if (!isfinite(norm)) die("step %lld: the gradient norm is %g", (long long)opt.step + 1, norm);
         double lr = optim_lr(&opt, grp);
         optim_step(&opt);
+        char why[256];
+        if (progress_watch_step(&watch, step_loss, why, sizeof why))
+            fprintf(stderr, "%s%s: warning: %s\n", tty && !c.quiet ? "\n" : "", af_prog, why);
         loss_window += step_loss, window++;
         eval_loss += step_loss, eval_n++;
         long step = (long)opt.step;

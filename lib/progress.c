@@ -180,6 +180,43 @@ void progress_note(progress *p, const char *fmt, ...) {
     p->shown = 0;
 }
 
+void progress_warn(progress *p, const char *fmt, ...) {
+    FILE *out = p->out ? p->out : stderr;
+    if (p->tty && p->shown) fputs("\r\033[K", out);
+    fprintf(out, "%s: warning: ", program_invocation_short_name);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(out, fmt, ap);
+    va_end(ap);
+    fputc('\n', out);
+    fflush(out);
+    p->shown = 0;
+    if (p->tty) p->t_last = -INFINITY;
+}
+
+void progress_watch_init(progress_watch *w) {
+    memset(w, 0, sizeof *w);
+}
+
+int progress_watch_step(progress_watch *w, double loss, char *msg, size_t size) {
+    if (w->steps++ == 0) {
+        w->first = loss;
+        return 0;
+    }
+    w->sum += loss, w->n++;
+    if (w->n < PROGRESS_WATCH_WINDOW) return 0;
+    double mean = w->sum / w->n;
+    int n = w->n;
+    w->sum = 0, w->n = 0;
+    if (w->warned || !(mean > PROGRESS_WATCH_FACTOR * w->first && mean > w->first + 1)) return 0;
+    w->warned = 1;
+    snprintf(msg, size,
+             "the training loss grew from %.4g at the first step to %.4g, the mean of steps "
+             "%ld-%ld: the run is diverging (lower --lr?)",
+             w->first, mean, w->steps - n + 1, w->steps);
+    return 1;
+}
+
 void progress_eval(progress *p, const progress_eval_info *ev) {
     if (p->quiet || !p->out) return;
     char line[512];

@@ -56,6 +56,27 @@ void progress_pause(progress *p);
 void progress_resume(progress *p);
 /* One line of its own (no newline in fmt), unless quiet. */
 void progress_note(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A warning on a line of its own, "prog: warning: ...", shown even when quiet: it is about the
+ * result, not the progress. */
+void progress_warn(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Divergence (a learning rate far too high): the loss growing by orders of magnitude instead of
+ * falling. The reference is the first step's loss, taken before any update (about ln(labels)
+ * for a classifier, ln(vocab) for MLM); each block of PROGRESS_WATCH_WINDOW steps is compared
+ * with it, and the first block whose mean is PROGRESS_WATCH_FACTOR times larger (and larger by
+ * at least 1, so a loss near 0 that merely wobbles does not count) is reported, once. */
+#define PROGRESS_WATCH_WINDOW 10
+#define PROGRESS_WATCH_FACTOR 10.0
+typedef struct {
+    double first, sum;
+    long steps;
+    int n, warned;
+} progress_watch;
+void progress_watch_init(progress_watch *w);
+/* After each optimizer step with its loss: 1 (once) when the run diverges, with msg filled
+ * ("the training loss grew from X at the first step to Y, the mean of steps A-B"). */
+int progress_watch_step(progress_watch *w, double loss, char *msg, size_t size);
+
 /* Prints the final state of the line and ends it. */
 void progress_done(progress *p);
 

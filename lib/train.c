@@ -629,6 +629,8 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
     float *gold = af_malloc(opt->batch_size * sizeof(float));
     metrics_result *res = af_calloc(m->nheads, sizeof *res);
     double last_score = NAN;
+    progress_watch watch;
+    progress_watch_init(&watch);
     int stop = 0, interrupted = 0;
 
     /* One evaluation: summary, log, best snapshot, early stopping. */
@@ -692,6 +694,8 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
             optim_step(&o);
             s.step++;
             progress_step(&pr, n, loss, lr);
+            char why[256];
+            if (progress_watch_step(&watch, loss, why, sizeof why)) progress_warn(&pr, "%s", why);
             if (opt->eval_every > 0 && s.step % opt->eval_every == 0) EVALUATE();
         }
         s.epoch = epoch + 1, s.batch = 0;
