@@ -341,7 +341,7 @@ test_expect_success 'SIGINT (Ctrl-C): exit 130 and a checkpoint; --checkpoint na
 	test "$(meta state.ckpt format)" = af-adapter/1 &&
 	meta state.ckpt resume >/dev/null &&
 	test_exit 1 train $LONG -o out.st --bottleneck 4 --resume state.ckpt "$DATA/big.jsonl" 2>err &&
-	test_grep "state.ckpt: .*adapter_down.0.weight: shape \[4, 16\] expected, \[8, 16\] found" err &&
+	test_grep "state.ckpt: a checkpoint of another run: config.reduction_factor is 2 there, 4 here" err &&
 	test_exit 2 train $LONG -o out.st --checkpoint out.st "$DATA/big.jsonl" 2>err &&
 	test_grep "\-\-checkpoint out.st is the output file" err &&
 	train --name t --epochs 1 -o prev.st "$DATA/train.jsonl" && cp prev.st prev.keep && ln -s prev.st alias.st &&

@@ -5,6 +5,7 @@
 #include "pretrain.h"
 #include "tap.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,9 +67,9 @@ int main(void) {
     FILE *f = fopen(vocab, "w");
     for (int i = 0; i < m.cfg.vocab_size; i++) fprintf(f, "t%d\n", i);
     fclose(f);
-    st_meta meta[1] = {{"training", "{\"steps\":1}"}};
+    st_meta meta[2] = {{"training", "{\"steps\":1}"}, {"created_by", "af-pretrain (test)"}};
 
-    ok(pretrain_save(out_dir, &m, &h, vocab, 1, 0, meta, 1, NULL, &e) == 0, "save F32");
+    ok(pretrain_save(out_dir, &m, &h, vocab, 1, 0, meta, 2, NULL, &e) == 0, "save F32");
     snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
     if (ok(st_open(&out, path, &e) == 0, "reopen")) {
         ok(same_tensors(&ref, &out, 0, why, sizeof why), "F32: the fixture's HF names and values %s",
@@ -89,11 +90,33 @@ int main(void) {
        "tokenizer_config.json: do_lower_case");
     free(text);
 
-    /* again, as F16, over the existing directory */
-    snprintf(path, sizeof path, "%s/stale", out_dir);
+    /* a file af did not write there: the directory is not af's to replace (issue 19.7) */
+    snprintf(path, sizeof path, "%s/mine.txt", out_dir);
     fclose(fopen(path, "w"));
-    ok(pretrain_save(out_dir, &m, &h, vocab, 1, 1, meta, 1, NULL, &e) == 0, "save F16 over it");
-    ok(access(path, F_OK) != 0, "the old directory is replaced whole");
+    ok(pretrain_save(out_dir, &m, &h, vocab, 1, 1, meta, 2, NULL, &e) == -1 &&
+           strstr(e.msg, "holds mine.txt, which af-pretrain did not write") &&
+           access(path, F_OK) == 0,
+       "a directory holding another file is refused, the file kept: %s", e.msg);
+    unlink(path);
+    /* a model directory af-pretrain did not write (another created_by) is refused too */
+    st_meta hf[1] = {{"created_by", "transformers"}};
+    char other[160];
+    snprintf(other, sizeof other, "%s/hf", dir);
+    ok(pretrain_save(other, &m, &h, vocab, 1, 0, hf, 1, NULL, &e) == 0 &&
+           pretrain_save(other, &m, &h, vocab, 1, 0, meta, 2, NULL, &e) == -1 &&
+           strstr(e.msg, "a model af-pretrain did not write (created_by: transformers)"),
+       "so is one with another model.safetensors: %s", e.msg);
+
+    /* again, as F16, over its own directory: replaced whole, nothing left beside it */
+    ok(pretrain_save(out_dir, &m, &h, vocab, 1, 1, meta, 2, NULL, &e) == 0, "save F16 over it");
+    {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        int stray = 0;
+        while (d && (de = readdir(d))) stray += strstr(de->d_name, ".old.") || strstr(de->d_name, ".tmp.");
+        if (d) closedir(d);
+        ok(stray == 0, "no .old or .tmp directory left (%d)", stray);
+    }
     snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
     if (ok(st_open(&out, path, &e) == 0, "reopen F16")) {
         int all16 = 1;
