@@ -538,6 +538,55 @@ static int improved(double score, double best, const char *metric) {
     return up ? score > best : score < best;
 }
 
+/* What an evaluation reads and updates of the loop's state. */
+typedef struct {
+    af_model *m;
+    const train_data *dev;
+    const train_opts *opt;
+    int eval_batch;
+    metrics_result *res; /* [nheads] */
+    progress *pr;
+    progress_log *log;
+    train_state *s;
+    snapshot *best;
+    int groups;
+    double last_score;
+} eval_ctx;
+
+/* One evaluation on the dev set: the summary and log lines, the best weights so far, early
+ * stopping. Returns 1 when --patience has run out, 0 to go on, -1 when the log cannot be
+ * written. */
+static int evaluate_now(eval_ctx *c, int epoch, af_err *e) {
+    if (!c->dev) return 0;
+    af_model *m = c->m;
+    train_state *s = c->s;
+    progress_pause(c->pr);
+    double dl;
+    train_evaluate(m, c->dev, c->eval_batch, c->res, &dl, NULL, 0);
+    c->last_score = train_score(m, c->res, c->opt->metric);
+    int isbest = improved(c->last_score, s->best, c->opt->metric);
+    if (isbest) {
+        s->best = c->last_score, s->best_step = s->step, s->bad_evals = 0;
+        snapshot_take(c->best, m, c->groups);
+    } else {
+        s->bad_evals++;
+    }
+    for (int h = 0; h < m->nheads; h++) {
+        progress_eval_info ev;
+        memset(&ev, 0, sizeof ev);
+        progress_eval_fill(c->pr, &ev);
+        ev.epoch = epoch + 1;
+        ev.task = m->nheads > 1 ? m->heads[h].name : NULL;
+        ev.dev_loss = dl;
+        ev.m = c->res[h];
+        ev.best = isbest;
+        progress_eval(c->pr, &ev);
+        if (c->log && progress_log_write(c->log, &ev, e)) return -1;
+    }
+    progress_resume(c->pr);
+    return c->opt->patience > 0 && s->bad_evals >= c->opt->patience;
+}
+
 int train_run(af_model *m, const train_data *tr, const train_data *dev, const train_opts *opt,
               af_err *e) {
     if (tr->n == 0) return af_errf(e, "%s: no training examples", tr->name);
@@ -628,44 +677,11 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
     int *hof = af_malloc(opt->batch_size * sizeof(int));
     float *gold = af_malloc(opt->batch_size * sizeof(float));
     metrics_result *res = af_calloc(m->nheads, sizeof *res);
-    double last_score = NAN;
     progress_watch watch;
     progress_watch_init(&watch);
     int stop = 0, interrupted = 0;
 
-    /* One evaluation: summary, log, best snapshot, early stopping. */
-#define EVALUATE()                                                                                \
-    do {                                                                                          \
-        if (!dev) break;                                                                          \
-        progress_pause(&pr);                                                                      \
-        double dl;                                                                                \
-        train_evaluate(m, dev, eb, res, &dl, NULL, 0);                                            \
-        last_score = train_score(m, res, opt->metric);                                            \
-        int isbest = improved(last_score, s.best, opt->metric);                                   \
-        if (isbest) {                                                                             \
-            s.best = last_score, s.best_step = s.step, s.bad_evals = 0;                           \
-            snapshot_take(&best, m, groups);                                                      \
-        } else                                                                                    \
-            s.bad_evals++;                                                                        \
-        for (int h = 0; h < m->nheads; h++) {                                                     \
-            progress_eval_info ev;                                                                \
-            memset(&ev, 0, sizeof ev);                                                            \
-            progress_eval_fill(&pr, &ev);                                                         \
-            ev.epoch = epoch + 1;                                                                 \
-            ev.task = m->nheads > 1 ? m->heads[h].name : NULL;                                    \
-            ev.dev_loss = dl;                                                                     \
-            ev.m = res[h];                                                                        \
-            ev.best = isbest;                                                                     \
-            progress_eval(&pr, &ev);                                                              \
-            if (log && progress_log_write(log, &ev, e)) {                                         \
-                rc = -1;                                                                          \
-                goto done;                                                                        \
-            }                                                                                     \
-        }                                                                                         \
-        if (opt->patience > 0 && s.bad_evals >= opt->patience) stop = 1;                          \
-        progress_resume(&pr);                                                                     \
-    } while (0)
-
+    eval_ctx ev = {m, dev, opt, eb, res, &pr, log, &s, &best, groups, NAN};
     int epoch = s.epoch;
     for (; epoch < opt->epochs && !stop && s.step < total; epoch++) {
         batch_plan_epoch(&plan, tr->len, tr->n, opt->batch_size, BATCH_BUCKET_DEFAULT, opt->seed,
@@ -696,10 +712,24 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
             progress_step(&pr, n, loss, lr);
             char why[256];
             if (progress_watch_step(&watch, loss, why, sizeof why)) progress_warn(&pr, "%s", why);
-            if (opt->eval_every > 0 && s.step % opt->eval_every == 0) EVALUATE();
+            if (opt->eval_every > 0 && s.step % opt->eval_every == 0) {
+                int r = evaluate_now(&ev, epoch, e);
+                if (r < 0) {
+                    rc = -1;
+                    goto done;
+                }
+                stop |= r;
+            }
         }
         s.epoch = epoch + 1, s.batch = 0;
-        if (opt->eval_every <= 0 && b == plan.nbatches) EVALUATE();
+        if (opt->eval_every <= 0 && b == plan.nbatches) {
+            int r = evaluate_now(&ev, epoch, e);
+            if (r < 0) {
+                rc = -1;
+                goto done;
+            }
+            stop |= r;
+        }
     }
 done:
     progress_done(&pr);
@@ -709,7 +739,7 @@ done:
         if (write_checkpoint(m, &o, opt, &s, &best, run, e)) rc = -1;
         else rc = signals_exit_status();
     } else if (rc == 0) {
-        char *tj = training_json(m, opt, tr, dev, &s, last_score);
+        char *tj = training_json(m, opt, tr, dev, &s, ev.last_score);
         if (best.mem) {
             snapshot_restore(&best, m, groups);
             m->fusion_steps = s.best_step; /* the annealed temperature the best weights had */
@@ -728,5 +758,4 @@ done:
     batch_tokens_free(&bt);
     optim_free(&o);
     return rc;
-#undef EVALUATE
 }
