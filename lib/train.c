@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "loop.h"
 #include "optim.h"
 #include "progress.h"
 #include "runrec.h"
@@ -587,6 +588,58 @@ static int evaluate_now(eval_ctx *c, int epoch, af_err *e) {
     return c->opt->patience > 0 && s->bad_evals >= c->opt->patience;
 }
 
+/* What the loop's hooks (loop.h) need of a training run. */
+typedef struct {
+    af_model *m;
+    const train_data *tr;
+    const train_opts *opt;
+    optim *o;
+    train_state *s;
+    snapshot *best;
+    const char *run;
+    long per_epoch;
+    batch_plan plan; /* of plan_epoch */
+    int plan_epoch;
+    batch_tokens bt;
+    int *hof;    /* [batch_size] */
+    float *gold; /* [batch_size] */
+    eval_ctx ev;
+} train_ctx;
+
+static int train_step(void *ctx, long k, double *loss, long *units, af_err *e) {
+    train_ctx *c = ctx;
+    const train_data *tr = c->tr;
+    int epoch = (int)(k / c->per_epoch), b = (int)(k % c->per_epoch);
+    if (epoch != c->plan_epoch) {
+        batch_plan_epoch(&c->plan, tr->len, tr->n, c->opt->batch_size, BATCH_BUCKET_DEFAULT,
+                         c->opt->seed, epoch);
+        c->plan_epoch = epoch;
+    }
+    const int *idx = batch_plan_batch(&c->plan, b);
+    int n = batch_plan_size(&c->plan, b);
+    batch_tokens_fill(&c->bt, tr->ex, idx, n, c->m->base->cfg.pad_id);
+    for (int i = 0; i < n; i++) c->hof[i] = tr->head_of[idx[i]], c->gold[i] = tr->gold[idx[i]];
+    bert_batch bb = {c->bt.B, c->bt.S, c->bt.input_ids, c->bt.token_type_ids,
+                     c->bt.attention_mask};
+    *loss = model_run(c->m, &bb, c->hof, c->gold, 1, NULL, 0);
+    *units = n;
+    return 0;
+}
+
+static int train_eval(void *ctx, long done, int epoch, af_err *e) {
+    train_ctx *c = ctx;
+    return evaluate_now(&c->ev, epoch, e);
+}
+
+static int train_checkpoint(void *ctx, long done, af_err *e) {
+    train_ctx *c = ctx;
+    train_state *s = c->s;
+    s->epoch = (int)(done / c->per_epoch), s->batch = (int)(done % c->per_epoch);
+    s->rng = c->m->rng;
+    s->fusion_steps = c->m->fusion_steps;
+    return write_checkpoint(c->m, c->o, c->opt, s, c->best, c->run, e);
+}
+
 int train_run(af_model *m, const train_data *tr, const train_data *dev, const train_opts *opt,
               af_err *e) {
     if (tr->n == 0) return af_errf(e, "%s: no training examples", tr->name);
@@ -672,74 +725,22 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
         return -1;
     }
 
-    batch_tokens bt;
-    batch_tokens_init(&bt, opt->batch_size, maxS);
-    int *hof = af_malloc(opt->batch_size * sizeof(int));
-    float *gold = af_malloc(opt->batch_size * sizeof(float));
+    train_ctx c = {m, tr, opt, &o, &s, &best, run, per_epoch, plan, -1, {0}, NULL, NULL, {0}};
+    batch_tokens_init(&c.bt, opt->batch_size, maxS);
+    c.hof = af_malloc(opt->batch_size * sizeof(int));
+    c.gold = af_malloc(opt->batch_size * sizeof(float));
     metrics_result *res = af_calloc(m->nheads, sizeof *res);
-    progress_watch watch;
-    progress_watch_init(&watch);
-    int stop = 0, interrupted = 0;
-
-    eval_ctx ev = {m, dev, opt, eb, res, &pr, log, &s, &best, groups, NAN};
-    int epoch = s.epoch;
-    for (; epoch < opt->epochs && !stop && s.step < total; epoch++) {
-        batch_plan_epoch(&plan, tr->len, tr->n, opt->batch_size, BATCH_BUCKET_DEFAULT, opt->seed,
-                         epoch);
-        progress_epoch(&pr, epoch + 1);
-        int b = epoch == s.epoch ? s.batch : 0;
-        for (; b < plan.nbatches && s.step < total && !stop; b++) {
-            if (signals_pending()) {
-                interrupted = 1;
-                s.epoch = epoch, s.batch = b;
-                goto done;
-            }
-            const int *idx = batch_plan_batch(&plan, b);
-            int n = batch_plan_size(&plan, b);
-            batch_tokens_fill(&bt, tr->ex, idx, n, m->base->cfg.pad_id);
-            for (int k = 0; k < n; k++) hof[k] = tr->head_of[idx[k]], gold[k] = tr->gold[idx[k]];
-            bert_batch bb = {bt.B, bt.S, bt.input_ids, bt.token_type_ids, bt.attention_mask};
-            optim_zero_grad(&o);
-            double loss = model_run(m, &bb, hof, gold, 1, NULL, 0);
-            if (!isfinite(loss)) {
-                rc = af_errf(e, "step %ld: the loss is %g; lower --lr?", s.step + 1, loss);
-                goto done;
-            }
-            if (opt->max_grad_norm > 0) optim_clip_grad_norm(&o, opt->max_grad_norm);
-            double lr = optim_lr(&o, 0);
-            optim_step(&o);
-            s.step++;
-            progress_step(&pr, n, loss, lr);
-            char why[256];
-            if (progress_watch_step(&watch, loss, why, sizeof why)) progress_warn(&pr, "%s", why);
-            if (opt->eval_every > 0 && s.step % opt->eval_every == 0) {
-                int r = evaluate_now(&ev, epoch, e);
-                if (r < 0) {
-                    rc = -1;
-                    goto done;
-                }
-                stop |= r;
-            }
-        }
-        s.epoch = epoch + 1, s.batch = 0;
-        if (opt->eval_every <= 0 && b == plan.nbatches) {
-            int r = evaluate_now(&ev, epoch, e);
-            if (r < 0) {
-                rc = -1;
-                goto done;
-            }
-            stop |= r;
-        }
-    }
-done:
-    progress_done(&pr);
-    s.rng = m->rng;
-    s.fusion_steps = m->fusion_steps;
-    if (rc == 0 && interrupted) {
-        if (write_checkpoint(m, &o, opt, &s, &best, run, e)) rc = -1;
-        else rc = signals_exit_status();
-    } else if (rc == 0) {
-        char *tj = training_json(m, opt, tr, dev, &s, ev.last_score);
+    c.ev = (eval_ctx){m, dev, opt, eb, res, &pr, log, &s, &best, groups, NAN};
+    loop_opts lo = {.total_steps = total,
+                    .steps_per_epoch = per_epoch,
+                    .eval_every = opt->eval_every,
+                    .eval_each_epoch = opt->eval_every <= 0,
+                    .max_grad_norm = opt->max_grad_norm,
+                    .lr_group = 0};
+    loop_hooks hooks = {&c, train_step, dev ? train_eval : NULL, train_checkpoint};
+    rc = loop_run(&o, &lo, &hooks, &pr, &s.step, NULL, e);
+    if (rc == 0) {
+        char *tj = training_json(m, opt, tr, dev, &s, c.ev.last_score);
         if (best.mem) {
             snapshot_restore(&best, m, groups);
             m->fusion_steps = s.best_step; /* the annealed temperature the best weights had */
@@ -753,9 +754,9 @@ done:
     }
     if (progress_log_close(log, rc ? NULL : e) && rc == 0) rc = -1;
     signals_restore();
-    free(hof), free(gold), free(res), free(best.mem), free(run);
-    batch_plan_free(&plan);
-    batch_tokens_free(&bt);
+    free(c.hof), free(c.gold), free(res), free(best.mem), free(run);
+    batch_plan_free(&c.plan);
+    batch_tokens_free(&c.bt);
     optim_free(&o);
     return rc;
 }
