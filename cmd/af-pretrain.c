@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "loop.h"
 #include "common.h"
 #include "mlm.h"
 #include "ops.h"
@@ -276,6 +277,104 @@ static char *run_json(const config *c, long total, const mlm_packer *train, cons
     return s;
 }
 
+/* What the loop's hooks (loop.h) need of a pretraining run. */
+typedef struct {
+    const config *c;
+    pretrain *p;
+    optim *o;
+    bert *m;
+    mlm_head *head;
+    mlm_masker *mk;
+    const mlm_packer *train, *dev;
+    long per_epoch; /* optimizer steps per epoch */
+    batch_plan plan; /* of plan_epoch */
+    int plan_epoch;
+    const int **seqs; /* [batch] */
+    int *lens;        /* [batch] */
+    long long tokens_seen;
+    double eval_loss; /* training loss summed since the last evaluation, over eval_n steps */
+    long eval_n;
+    double uni_acc, t_start;
+    dev_result last;
+    const char *run;
+    FILE *logf;
+    progress *pr;
+} run_ctx;
+
+/* One optimizer step: --accumulate micro-batches, each masked and dropped out by a seed of its
+ * global index, so a resumed run masks exactly as the original would. */
+static int mlm_step(void *ctx, long step, double *loss, long *units, af_err *e) {
+    run_ctx *r = ctx;
+    const config *c = r->c;
+    double step_loss = 0;
+    long tokens = 0;
+    for (int a = 0; a < c->accum; a++) {
+        long k = step * c->accum + a; /* global micro-batch index */
+        int epoch = (int)(k / (r->per_epoch * c->accum));
+        int b = (int)(k % (r->per_epoch * c->accum));
+        if (epoch != r->plan_epoch) {
+            batch_plan_epoch(&r->plan, NULL, r->train->nseq, c->batch, 1, c->seed, epoch);
+            r->plan_epoch = epoch;
+        }
+        const int *ix = batch_plan_batch(&r->plan, b);
+        int B = batch_plan_size(&r->plan, b);
+        for (int i = 0; i < B; i++) r->seqs[i] = mlm_seq(r->train, ix[i]), r->lens[i] = r->train->len[ix[i]];
+        af_rng mrng, drng;
+        af_rng_seed(&mrng, mix(c->seed, 1, (uint64_t)k));
+        af_rng_seed(&drng, mix(c->seed, 2, (uint64_t)k));
+        pretrain_fill(r->p, r->seqs, r->lens, B, &mrng);
+        double l = 0;
+        long hit = 0;
+        /* HF: each micro-batch's mean, divided by the accumulation count */
+        float scale = r->p->n ? 1.0f / ((float)r->p->n * c->accum) : 0;
+        if (pretrain_run(r->p, 1, scale, &drng, &l, &hit, e)) return -1;
+        step_loss += r->p->n ? l / r->p->n / c->accum : 0;
+        for (int i = 0; i < B; i++) tokens += r->lens[i];
+    }
+    r->tokens_seen += tokens;
+    r->eval_loss += step_loss, r->eval_n++;
+    *loss = step_loss;
+    *units = tokens;
+    return 0;
+}
+
+static int mlm_eval(void *ctx, long done, int epoch, af_err *e) {
+    run_ctx *r = ctx;
+    progress_pause(r->pr);
+    r->last = evaluate(r->p, r->dev, r->mk, r->c);
+    if (r->logf) {
+        fprintf(r->logf,
+                "{\"step\":%ld,\"tokens_seen\":%lld,\"lr\":%.6g,\"train_loss\":%.6g,"
+                "\"dev_loss\":%.6g,\"dev_accuracy\":%.6g,\"dev_masked\":%ld,"
+                "\"unigram_accuracy\":%.6g,\"elapsed\":%.1f}\n",
+                done, r->tokens_seen, r->pr->lr, r->eval_loss / r->eval_n, r->last.loss,
+                r->last.acc, r->last.n, r->uni_acc, af_now() - r->t_start);
+        if (fflush(r->logf)) return af_errf(e, "%s: %s", r->c->log, strerror(errno));
+    }
+    r->eval_loss = 0, r->eval_n = 0;
+    progress_note(r->pr, "dev step %ld: loss %.4f  accuracy %.4f  (%ld masked; unigram %.4f)", done,
+                  r->last.loss, r->last.acc, r->last.n, r->uni_acc);
+    progress_resume(r->pr);
+    return 0;
+}
+
+/* A checkpoint directory: the model in F32 and trainer.safetensors (the optimizer's state, the
+ * run record, the tokens seen), replaced in one rename. */
+static int mlm_checkpoint(void *ctx, long done, af_err *e) {
+    run_ctx *r = ctx;
+    st_writer sw;
+    st_writer_init(&sw);
+    optim_state_add(r->o, &sw, "optim.");
+    st_writer_meta(&sw, "run", r->run);
+    char tsb[32];
+    snprintf(tsb, sizeof tsb, "%lld", r->tokens_seen);
+    st_writer_meta(&sw, "tokens_seen", tsb);
+    st_meta meta[1] = {{"created_by", "af-pretrain " AF_VERSION " (checkpoint)"}};
+    int rc = pretrain_save(r->c->ckpt, r->m, r->head, r->c->vocab, r->c->lower, 0, meta, 1, &sw, e);
+    st_writer_free(&sw);
+    return rc;
+}
+
 static void read_inputs(mlm_packer *p, const config *c, tok_tokenizer *t, int V, long *docs) {
     af_err e;
     *docs = 0;
@@ -418,109 +517,37 @@ int main(int argc, char **argv) {
         if (!c.quiet) fprintf(stderr, "%s: resuming at step %lld of %ld\n", af_prog, (long long)opt.step, total);
     }
 
-    batch_plan plan = {0};
-    int plan_epoch = -1;
-    long long tokens_seen = resumed_tokens >= 0 ? resumed_tokens
-                                                : (long long)opt.step * c.accum * c.batch * c.max_len;
-    long long tokens0 = tokens_seen;
-    dev_result last = {NAN, NAN, 0};
-    double t_start = af_now(), t_shown = 0, loss_window = 0, eval_loss = 0;
-    long eval_n = 0;
-    long window = 0, step0 = (long)opt.step;
-    int tty = isatty(2);
-    const int **seqs = af_malloc((size_t)c.batch * sizeof *seqs);
-    int *lens = af_malloc((size_t)c.batch * sizeof *lens);
-
-    FILE *logf = NULL;
-    if (c.log && !(logf = fopen(c.log, c.resume ? "a" : "w"))) die("%s: %s", c.log, strerror(errno));
-    int status = 0;
-    progress_watch watch;
-    progress_watch_init(&watch);
-    while (opt.step < total) {
-        optim_zero_grad(&opt);
-        double step_loss = 0;
-        for (int a = 0; a < c.accum; a++) {
-            long k = (long)opt.step * c.accum + a; /* global micro-batch index */
-            int epoch = (int)(k / (per_epoch * c.accum));
-            int b = (int)(k % (per_epoch * c.accum));
-            if (epoch != plan_epoch) {
-                batch_plan_epoch(&plan, NULL, train.nseq, c.batch, 1, c.seed, epoch);
-                plan_epoch = epoch;
-            }
-            const int *ix = batch_plan_batch(&plan, b);
-            int B = batch_plan_size(&plan, b);
-            for (int i = 0; i < B; i++) seqs[i] = mlm_seq(&train, ix[i]), lens[i] = train.len[ix[i]];
-            af_rng mrng, drng;
-            af_rng_seed(&mrng, mix(c.seed, 1, (uint64_t)k));
-            af_rng_seed(&drng, mix(c.seed, 2, (uint64_t)k));
-            pretrain_fill(&p, seqs, lens, B, &mrng);
-            double l = 0;
-            long hit = 0;
-            /* HF: each micro-batch's mean, divided by the accumulation count */
-            float scale = p.n ? 1.0f / ((float)p.n * c.accum) : 0;
-            if (pretrain_run(&p, 1, scale, &drng, &l, &hit, &e)) die_err(&e);
-            step_loss += p.n ? l / p.n / c.accum : 0;
-            for (int i = 0; i < B; i++) tokens_seen += lens[i];
-        }
-        double norm = optim_clip_grad_norm(&opt, c.clip);
-        if (!isfinite(norm)) die("step %lld: the gradient norm is %g", (long long)opt.step + 1, norm);
-        double lr = optim_lr(&opt, grp);
-        optim_step(&opt);
-        char why[256];
-        if (progress_watch_step(&watch, step_loss, why, sizeof why))
-            fprintf(stderr, "%s%s: warning: %s\n", tty && !c.quiet ? "\n" : "", af_prog, why);
-        loss_window += step_loss, window++;
-        eval_loss += step_loss, eval_n++;
-        long step = (long)opt.step;
-
-        int eval_now = c.dev && ((c.eval_every && step % c.eval_every == 0) || step == total);
-        if (eval_now) {
-            last = evaluate(&p, &dev, &mk, &c);
-            if (logf) {
-                fprintf(logf,
-                        "{\"step\":%ld,\"tokens_seen\":%lld,\"lr\":%.6g,\"train_loss\":%.6g,"
-                        "\"dev_loss\":%.6g,\"dev_accuracy\":%.6g,\"dev_masked\":%ld,"
-                        "\"unigram_accuracy\":%.6g,\"elapsed\":%.1f}\n",
-                        step, tokens_seen, lr, eval_loss / eval_n, last.loss, last.acc, last.n,
-                        uni_acc, af_now() - t_start);
-                if (fflush(logf)) die("%s: %s", c.log, strerror(errno));
-            }
-            eval_loss = 0, eval_n = 0;
-        }
-        double now = af_now();
-        if (!c.quiet && (now - t_shown >= (tty ? 0.5 : 30) || step == total || eval_now)) {
-            double el = now - t_start, tps = (tokens_seen - tokens0) / (el > 0 ? el : 1);
-            double eta = (double)(total - step) / (step - step0) * el;
-            char etab[32];
-            progress_format_duration(eta, etab, sizeof etab);
-            fprintf(stderr, "%sstep %ld/%ld  %3.0f%%  %.0f tok/s  loss %.4f  lr %.2e  ETA %s%s", tty ? "\r\033[K" : "",
-                    step, total, 100.0 * step / total, tps, loss_window / window, lr, etab, tty ? "" : "\n");
-            if (eval_now)
-                fprintf(stderr, "%sdev step %ld: loss %.4f  accuracy %.4f  (%ld masked; unigram %.4f)\n",
-                        tty ? "\n" : "", step, last.loss, last.acc, last.n, uni_acc);
-            loss_window = 0, window = 0, t_shown = now;
-        }
-        int stop = signals_pending();
-        if ((c.save_every && step % c.save_every == 0 && step < total) || stop) {
-            st_writer sw;
-            st_writer_init(&sw);
-            optim_state_add(&opt, &sw, "optim.");
-            st_writer_meta(&sw, "run", run);
-            char tsb[32];
-            snprintf(tsb, sizeof tsb, "%lld", tokens_seen);
-            st_writer_meta(&sw, "tokens_seen", tsb);
-            st_meta meta[1] = {{"created_by", "af-pretrain " AF_VERSION " (checkpoint)"}};
-            if (pretrain_save(c.ckpt, &m, &head, c.vocab, c.lower, 0, meta, 1, &sw, &e)) die_err(&e);
-            st_writer_free(&sw);
-            if (stop) {
-                fprintf(stderr, "%s%s: interrupted at step %ld; checkpoint in %s (--resume)\n",
-                        tty ? "\n" : "", af_prog, step, c.ckpt);
-                status = signals_exit_status();
-                break;
-            }
-        }
-    }
-    if (!c.quiet && tty && status == 0) fputc('\n', stderr);
+    run_ctx r = {.c = &c, .p = &p, .o = &opt, .m = &m, .head = &head, .mk = &mk, .train = &train,
+                 .dev = &dev, .per_epoch = per_epoch, .plan_epoch = -1, .uni_acc = uni_acc,
+                 .run = run, .last = {NAN, NAN, 0}};
+    r.tokens_seen = resumed_tokens >= 0 ? resumed_tokens
+                                        : (long long)opt.step * c.accum * c.batch * c.max_len;
+    r.seqs = af_malloc((size_t)c.batch * sizeof *r.seqs);
+    r.lens = af_malloc((size_t)c.batch * sizeof *r.lens);
+    double t_start = af_now();
+    r.t_start = t_start;
+    if (c.log && !(r.logf = fopen(c.log, c.resume ? "a" : "w"))) die("%s: %s", c.log, strerror(errno));
+    progress pr;
+    progress_init(&pr, stderr, c.quiet, (int)((total + per_epoch - 1) / per_epoch), total,
+                  (long)opt.step);
+    pr.unit = "tok";
+    r.pr = &pr;
+    loop_opts lo = {.total_steps = total,
+                    .steps_per_epoch = per_epoch,
+                    .eval_every = c.dev ? c.eval_every : 0,
+                    .eval_at_end = c.dev != NULL,
+                    .save_every = c.save_every,
+                    .max_grad_norm = c.clip,
+                    .lr_group = grp};
+    loop_hooks hooks = {&r, mlm_step, c.dev ? mlm_eval : NULL, mlm_checkpoint};
+    long step = (long)opt.step;
+    int status = loop_run(&opt, &lo, &hooks, &pr, &step, NULL, &e);
+    if (status < 0) die_err(&e);
+    if (status > 0)
+        fprintf(stderr, "%s: interrupted at step %ld; checkpoint in %s (--resume)\n", af_prog, step,
+                c.ckpt);
+    long long tokens_seen = r.tokens_seen;
+    dev_result last = r.last;
     char *recs = NULL;
     if (status) goto done;
 
@@ -548,9 +575,9 @@ int main(int argc, char **argv) {
     if (!c.quiet) fprintf(stderr, "%s: wrote %s (%.0fs)\n", af_prog, c.out, af_now() - t_start);
 
 done:
-    if (logf && fclose(logf)) die("%s: %s", c.log, strerror(errno));
-    free(recs), free(run), free(seqs), free(lens), free(tens), free(names);
-    batch_plan_free(&plan);
+    if (r.logf && fclose(r.logf)) die("%s: %s", c.log, strerror(errno));
+    free(recs), free(run), free(r.seqs), free(r.lens), free(tens), free(names);
+    batch_plan_free(&r.plan);
     optim_free(&opt);
     pretrain_free(&p);
     mlm_packer_free(&train), mlm_packer_free(&dev);

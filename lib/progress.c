@@ -21,6 +21,7 @@ void progress_init(progress *p, FILE *out, int quiet, int nepochs, long total_st
     if (p->tty && ioctl(fileno(out), TIOCGWINSZ, &ws) == 0) p->width = ws.ws_col;
     p->interval = 30;
     p->now = af_now;
+    p->unit = "ex";
     p->nepochs = nepochs;
     p->total_steps = total_steps;
     p->step = p->first_step = done_steps;
@@ -81,8 +82,8 @@ void progress_format(const progress *p, char *buf, size_t size) {
     snprintf(loss, sizeof loss, isnan(ml) ? "-" : "%.4f", ml);
     snprintf(lr, sizeof lr, isnan(p->lr) ? "-" : "%.2e", p->lr);
     int pct = p->total_steps > 0 ? (int)(100.0 * p->step / p->total_steps) : 0;
-    snprintf(buf, size, "epoch %d/%d  step %ld/%ld  %d%%  %s ex/s  loss %s  lr %s  ETA %s",
-             p->epoch, p->nepochs, p->step, p->total_steps, pct, rate, loss, lr, eta);
+    snprintf(buf, size, "epoch %d/%d  step %ld/%ld  %d%%  %s %s/s  loss %s  lr %s  ETA %s",
+             p->epoch, p->nepochs, p->step, p->total_steps, pct, rate, p->unit, loss, lr, eta);
 }
 
 static void draw(progress *p) {

@@ -30,6 +30,7 @@ typedef struct {
     int width;           /* terminal columns (0: unknown); longer lines are cut */
     double interval;     /* seconds between plain lines when not a terminal (default 30) */
     double (*now)(void); /* the clock (af_now); tests substitute their own */
+    const char *unit;    /* what progress_step counts, for the rate: "ex" (default), "tok" */
 
     int nepochs, epoch;
     long total_steps;
