@@ -9,18 +9,36 @@ OPT     ?= -O2
 CFLAGS  ?=
 LIBS    := -lopenblas -lcjson -lz -lutf8proc -lm -lpthread
 
-# Sanitizer builds live in their own tree so objects never mix.
+# MPI (data-parallel training under mpirun, lib/dist.c): MPI=1 builds with Open MPI's flags
+# (from mpicc), MPI=0 without; by default it is on when mpicc is found, except in sanitizer
+# builds (ASan reports Open MPI's own allocations as leaks).
+ifeq ($(SANITIZE),1)
+  MPI ?= 0
+else
+  MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+endif
+ifeq ($(MPI),1)
+  MPI_CFLAGS := -DAF_MPI $(shell mpicc --showme:compile)
+  MPI_LIBS   := $(shell mpicc --showme:link)
+endif
+
+# Sanitizer and MPI builds live in their own trees so objects never mix.
 ifeq ($(SANITIZE),1)
   BUILD   := build/san
   BINDIR  := build/san/bin
   OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
   LDSAN   := -fsanitize=address,undefined
 else
-  BUILD   := build/rel
+  BUILD   := build/rel$(if $(filter 1,$(MPI)),-mpi)
   BINDIR  := bin
 endif
+LIBS += $(MPI_LIBS)
 
-ALL_CFLAGS := $(CSTD) $(WARN) $(OPT) -Ilib -MMD -MP $(CFLAGS)
+# The programs are relinked when MPI is switched on or off (their objects are in another tree,
+# older than the programs): BINDIR/.mpi records the build they are of.
+MPI_MODE := $(shell mkdir -p $(BINDIR) && (echo $(MPI) | cmp -s - $(BINDIR)/.mpi || echo $(MPI) >$(BINDIR)/.mpi))
+
+ALL_CFLAGS := $(CSTD) $(WARN) $(OPT) -Ilib -MMD -MP $(MPI_CFLAGS) $(CFLAGS)
 
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -40,7 +58,7 @@ CLI_TESTS:= $(sort $(wildcard tests/cli/t*.sh))
 
 .PHONY: all check bench demo base install clean fuzz lint-man
 all: $(LIBAF) $(PROGS)
-	@if [ "$(BUILD)" = build/rel ]; then ln -sf ../$(LIBAF) lib/libaf.a 2>/dev/null || true; fi
+	@if [ "$(BINDIR)" = bin ]; then ln -sf ../$(LIBAF) lib/libaf.a 2>/dev/null || true; fi
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -57,7 +75,8 @@ $(CMD_HLIB): $(CMD_HOBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BINDIR)/%: $(BUILD)/cmd/%.o $(CMD_HLIB) $(LIBAF)
+$(BINDIR)/.mpi: ;
+$(BINDIR)/%: $(BUILD)/cmd/%.o $(CMD_HLIB) $(LIBAF) $(BINDIR)/.mpi
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $< $(CMD_HLIB) $(LIBAF) $(LIBS)
 
@@ -71,7 +90,7 @@ $(BUILD)/tests/parity/%.t: tests/parity/%.c $(LIBAF) tests/tap.h
 
 # Every test speaks TAP; prove runs compiled tests and shell tests directly.
 check: all $(UNIT_BIN) $(PAR_BIN)
-	AF_BIN=$(abspath $(BINDIR)) AF_TOP=$(CURDIR) OPENBLAS_NUM_THREADS=1 \
+	AF_BIN=$(abspath $(BINDIR)) AF_TOP=$(CURDIR) AF_MPI=$(MPI) OPENBLAS_NUM_THREADS=1 \
 	  prove --exec '' $(PROVE_FLAGS) $(UNIT_BIN) $(PAR_BIN) $(CLI_TESTS)
 
 # Benchmark programs: tests/bench/*.c, run by scripts/bench.sh.

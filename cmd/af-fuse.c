@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "dist.h"
 #include "trainopts.h"
 
 enum {
@@ -38,6 +39,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     af_prog = "af-fuse";
+    dist_init(&argc, &argv); /* joins MPI under mpirun only (dist.h) */
     common_opts c;
     common_opts_init(&c);
     c.t.lr = 5e-5;
@@ -88,7 +90,7 @@ int main(int argc, char **argv) {
         case O_UNFREEZE: unfreeze = 1; break;
         case O_ADAPTER_LR: c.t.adapter_lr = opt_double("--adapter-lr", optarg, 0, 10); break;
         case 'h': usage(); return finish(0);
-        case 'V': printf("%s %s\n", af_prog, AF_VERSION); return finish(0);
+        case 'V': printf("%s %s (%s)\n", af_prog, AF_VERSION, dist_library()); return finish(0);
         default:
             usage_try(); /* getopt_long said which */
         }

@@ -12,6 +12,7 @@
 #include "batch.h"
 #include "loop.h"
 #include "common.h"
+#include "dist.h"
 #include "mlm.h"
 #include "ops.h"
 #include "optim.h"
@@ -178,7 +179,7 @@ static void parse(config *c, int argc, char **argv) {
         case 'q': c->quiet = 1; break;
         case 'h': usage(); exit(finish(0));
         case 'V':
-        case O_VERSION: printf("af-pretrain %s\n", AF_VERSION); exit(finish(0));
+        case O_VERSION: printf("af-pretrain %s (%s)\n", AF_VERSION, dist_library()); exit(finish(0));
         default:
             usage_try(); /* getopt_long said which */
         }
@@ -303,7 +304,7 @@ typedef struct {
 
 /* One optimizer step: --accumulate micro-batches, each masked and dropped out by a seed of its
  * global index, so a resumed run masks exactly as the original would. */
-static int mlm_step(void *ctx, long step, double *loss, long *units, af_err *e) {
+static int mlm_step(void *ctx, long step, double *loss, double *weight, long *units, af_err *e) {
     run_ctx *r = ctx;
     const config *c = r->c;
     double step_loss = 0;
@@ -323,14 +324,19 @@ static int mlm_step(void *ctx, long step, double *loss, long *units, af_err *e) 
         af_rng_seed(&mrng, mix(c->seed, 1, (uint64_t)k));
         af_rng_seed(&drng, mix(c->seed, 2, (uint64_t)k));
         pretrain_fill(r->p, r->seqs, r->lens, B, &mrng);
+        /* HF: each micro-batch's mean over its masked tokens (all ranks' together), divided by
+         * the accumulation count */
+        int masked = r->p->n, lo, hi;
+        dist_share(B, &lo, &hi);
+        if (dist_size() > 1) pretrain_keep_rows(r->p, lo, hi);
         double l = 0;
         long hit = 0;
-        /* HF: each micro-batch's mean, divided by the accumulation count */
-        float scale = r->p->n ? 1.0f / ((float)r->p->n * c->accum) : 0;
-        if (pretrain_run(r->p, 1, scale, &drng, &l, &hit, e)) return -1;
-        step_loss += r->p->n ? l / r->p->n / c->accum : 0;
-        for (int i = 0; i < B; i++) tokens += r->lens[i];
+        float scale = masked ? 1.0f / ((float)masked * c->accum) : 0;
+        if (hi > lo && pretrain_run(r->p, 1, scale, &drng, &l, &hit, e)) return -1;
+        step_loss += masked ? l / masked / c->accum : 0;
+        for (int i = lo; i < hi; i++) tokens += r->lens[i];
     }
+    *weight = 1; /* normalised by the global batch's masked count already */
     r->tokens_seen += tokens;
     r->eval_loss += step_loss, r->eval_n++;
     *loss = step_loss;
@@ -388,19 +394,27 @@ static void read_inputs(mlm_packer *p, const config *c, tok_tokenizer *t, int V,
 
 int main(int argc, char **argv) {
     af_prog = "af-pretrain";
+    dist_init(&argc, &argv); /* joins MPI under mpirun only (dist.h) */
     config c;
     parse(&c, argc, argv);
     af_set_threads(c.threads);
     note_blas(c.quiet);
     af_err e;
+    /* under mpirun, rank 0 alone speaks and writes; the others only compute */
+    int lead = dist_rank() == 0;
+    if (!lead) c.quiet = 1;
+    for (int i = 0; dist_size() > 1 && i < (c.ninputs ? c.ninputs : 1); i++)
+        if (!c.ninputs || strcmp(c.inputs[i], "-") == 0)
+            usage_error("under mpirun standard input reaches rank 0 only: give the corpus as a "
+                        "file argument");
     char ckpt_buf[4200];
     if (!c.ckpt) snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", c.out), c.ckpt = ckpt_buf;
     /* before hours of training: -o and the checkpoint are replaced only when af-pretrain wrote
      * them, and only one run writes them at a time */
-    if (pretrain_check_output(c.out, &e)) die_err(&e);
-    if (pretrain_check_output(c.ckpt, &e)) die_err(&e);
-    outlock_hold(c.out);
-    if (c.ckpt != ckpt_buf) outlock_hold(c.ckpt);
+    if (lead && pretrain_check_output(c.out, &e)) die_err(&e);
+    if (lead && pretrain_check_output(c.ckpt, &e)) die_err(&e);
+    if (lead) outlock_hold(c.out);
+    if (lead && c.ckpt != ckpt_buf) outlock_hold(c.ckpt);
     /* early, so a Ctrl-C while the corpus loads still ends in a checkpoint after one step */
     if (signals_install(&e)) die_err(&e);
 
@@ -526,7 +540,8 @@ int main(int argc, char **argv) {
     r.lens = af_malloc((size_t)c.batch * sizeof *r.lens);
     double t_start = af_now();
     r.t_start = t_start;
-    if (c.log && !(r.logf = fopen(c.log, c.resume ? "a" : "w"))) die("%s: %s", c.log, strerror(errno));
+    if (lead && c.log && !(r.logf = fopen(c.log, c.resume ? "a" : "w")))
+        die("%s: %s", c.log, strerror(errno));
     progress pr;
     progress_init(&pr, stderr, c.quiet, (int)((total + per_epoch - 1) / per_epoch), total,
                   (long)opt.step);
@@ -543,7 +558,7 @@ int main(int argc, char **argv) {
     long step = (long)opt.step;
     int status = loop_run(&opt, &lo, &hooks, &pr, &step, NULL, &e);
     if (status < 0) die_err(&e);
-    if (status > 0)
+    if (status > 0 && lead)
         fprintf(stderr, "%s: interrupted at step %ld; checkpoint in %s (--resume)\n", af_prog, step,
                 c.ckpt);
     long long tokens_seen = r.tokens_seen;
@@ -571,7 +586,8 @@ int main(int argc, char **argv) {
     recs = cJSON_PrintUnformatted(rec);
     cJSON_Delete(rec);
     st_meta meta[2] = {{"training", recs}, {"created_by", "af-pretrain " AF_VERSION}};
-    if (pretrain_save(c.out, &m, &head, c.vocab, c.lower, c.f16, meta, 2, NULL, &e)) die_err(&e);
+    if (lead && pretrain_save(c.out, &m, &head, c.vocab, c.lower, c.f16, meta, 2, NULL, &e))
+        die_err(&e);
     if (!c.quiet) fprintf(stderr, "%s: wrote %s (%.0fs)\n", af_prog, c.out, af_now() - t_start);
 
 done:

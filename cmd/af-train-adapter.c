@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "dist.h"
 #include "ops.h"
 #include "trainopts.h"
 
@@ -31,6 +32,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     af_prog = "af-train-adapter";
+    dist_init(&argc, &argv); /* joins MPI under mpirun only (dist.h) */
     common_opts c;
     common_opts_init(&c);
     adapter_spec spec = {SITE_PFEIFFER, 16, 0, -1};
@@ -61,7 +63,7 @@ int main(int argc, char **argv) {
             break;
         case O_HEAD_ONLY: spec.arch = SITE_NONE; break;
         case 'h': usage(); return finish(0);
-        case 'V': printf("%s %s\n", af_prog, AF_VERSION); return finish(0);
+        case 'V': printf("%s %s (%s)\n", af_prog, AF_VERSION, dist_library()); return finish(0);
         default:
             usage_try(); /* getopt_long said which */
         }

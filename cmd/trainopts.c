@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "dist.h"
 #include "metrics.h"
 #include "outlock.h"
 
@@ -218,6 +219,9 @@ char *common_args_json(const common_opts *c, int argc, char **argv) {
 
 void common_load(common_opts *c, bert *base, jl_set *train, jl_set *dev) {
     af_err e;
+    if (dist_size() > 1 && strcmp(c->input, "-") == 0)
+        usage_error("under mpirun standard input reaches rank 0 only: give the training data as "
+                    "a file argument");
     af_set_threads(c->threads);
     note_blas(c->t.quiet);
     if (bert_load(base, c->base, &e)) die_err(&e);
@@ -241,12 +245,17 @@ static void check_writable(const char *path) {
 
 int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
     af_err e;
-    check_writable(c->out);
-    check_writable(c->t.ckpt_path);
-    /* one writer per output: a second run given the same -o (or --checkpoint) is refused now,
-     * not after hours, when the last rename would silently win */
-    outlock_hold(c->out);
-    if (c->owned_ckpt == NULL) outlock_hold(c->t.ckpt_path);
+    /* under mpirun rank 0 alone writes files and speaks (dist.h) */
+    int lead = dist_rank() == 0;
+    if (!lead) c->t.quiet = 1;
+    if (lead) {
+        check_writable(c->out);
+        check_writable(c->t.ckpt_path);
+        /* one writer per output: a second run given the same -o (or --checkpoint) is refused
+         * now, not after hours, when the last rename would silently win */
+        outlock_hold(c->out);
+        if (c->owned_ckpt == NULL) outlock_hold(c->t.ckpt_path);
+    }
     train_data tr, dv;
     const char *tname = strcmp(c->input, "-") ? c->input : "stdin", *limit = "--max-len";
     /* a base with fewer positions than --max-len (default 128) truncates there, as af-infer does */
@@ -257,7 +266,7 @@ int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
                     : "the base's positions";
     if (train_data_build(&tr, m, train, tname, c->t.max_len, 1, &e)) die_err(&e);
     if (c->dev && train_data_build(&dv, m, dev, c->dev, c->t.max_len, 1, &e)) die_err(&e);
-    if (tr.truncated)
+    if (tr.truncated && lead)
         warnx("%d of %d training examples are longer than %s %d and were truncated",
               tr.truncated, tr.n, limit, c->t.max_len);
     if (c->t.metric)
@@ -267,9 +276,9 @@ int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
     int rc = train_run(m, &tr, c->dev ? &dv : NULL, &c->t, &e);
     if (rc < 0) die_err(&e);
     /* the output supersedes any checkpoint of this run (one it resumed from included) */
-    if (rc == 0 && unlink(c->t.ckpt_path) && errno != ENOENT)
+    if (rc == 0 && lead && unlink(c->t.ckpt_path) && errno != ENOENT)
         warnx("%s: cannot remove the old checkpoint: %s", c->t.ckpt_path, strerror(errno));
-    if (rc > 0)
+    if (rc > 0 && lead)
         warnx("interrupted; checkpoint written to %s (continue with --resume %s)", c->t.ckpt_path,
               c->t.ckpt_path);
     train_data_free(&tr);

@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+#include "dist.h"
 #include "signals.h"
 
 /* Whether an evaluation is due after `done` steps. */
@@ -10,6 +11,28 @@ static int eval_due(const loop_opts *lo, long done) {
     if (lo->eval_every > 0 && done % lo->eval_every == 0) return 1;
     if (lo->eval_each_epoch && done % lo->steps_per_epoch == 0) return 1;
     return lo->eval_at_end && done == lo->total_steps;
+}
+
+/* Rank 0's outcome r of something only it does, on every rank; another rank learns of a
+ * failure only that it happened (rank 0 says what it was). */
+static int rank0(int r, af_err *e) {
+    int all = dist_bcast_int(r);
+    if (all < 0 && dist_rank() != 0) af_errf(e, "rank 0 failed (its message says why)");
+    return all;
+}
+
+/* The global step from every rank's share: gradients and loss weighted by the share's part of
+ * the batch, then summed (MPI_Allreduce) before clipping and the optimizer step. */
+static void reduce(optim *o, double *loss, double weight, long *units) {
+    for (int i = 0; i < o->nparams; i++) {
+        optim_param *p = &o->params[i];
+        if (weight != 1)
+            for (size_t j = 0; j < p->n; j++) p->grad[j] *= (float)weight;
+        dist_sum_floats(p->grad, p->n);
+    }
+    double v[2] = {*loss * weight, (double)*units};
+    dist_sum_doubles(v, 2);
+    *loss = v[0], *units = (long)v[1];
 }
 
 int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, long *step,
@@ -21,19 +44,23 @@ int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, l
         long k = *step;
         int epoch = (int)(k / lo->steps_per_epoch);
         if (pr->epoch != epoch + 1) progress_epoch(pr, epoch + 1);
-        if (signals_pending()) {
+        /* every rank stops at the same step, whichever of them saw the signal */
+        int sig = dist_max_int(signals_pending());
+        if (sig) {
             /* the line ends before the checkpoint's messages */
             progress_done(pr), ended = 1;
-            rc = h->checkpoint(h->ctx, k, e) ? -1 : signals_exit_status();
+            rc = rank0(h->checkpoint(h->ctx, k, e) ? -1 : 0, e);
+            if (rc == 0) rc = 128 + sig;
             break;
         }
         optim_zero_grad(o);
-        double loss = 0;
+        double loss = 0, weight = 1;
         long units = 0;
-        if (h->step(h->ctx, k, &loss, &units, e)) {
+        if (h->step(h->ctx, k, &loss, &weight, &units, e)) {
             rc = -1;
             break;
         }
+        if (dist_size() > 1) reduce(o, &loss, weight, &units);
         if (!isfinite(loss)) {
             rc = af_errf(e, "step %ld: the loss is %g; lower --lr?", k + 1, loss);
             break;
@@ -48,15 +75,16 @@ int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, l
         long done = ++*step;
         progress_step(pr, (int)units, loss, lr);
         char why[256];
-        if (progress_watch_step(&watch, loss, why, sizeof why)) progress_warn(pr, "%s", why);
+        if (progress_watch_step(&watch, loss, why, sizeof why) && dist_rank() == 0)
+            progress_warn(pr, "%s", why);
         if (h->evaluate && eval_due(lo, done)) {
-            int r = h->evaluate(h->ctx, done, epoch, e);
+            int r = rank0(dist_rank() == 0 ? h->evaluate(h->ctx, done, epoch, e) : 0, e);
             if (r < 0) rc = -1;
             else stop = r;
         }
         if (rc == 0 && lo->save_every > 0 && done % lo->save_every == 0 && done < lo->total_steps) {
             progress_pause(pr);
-            if (h->checkpoint(h->ctx, done, e)) rc = -1;
+            rc = rank0(dist_rank() == 0 && h->checkpoint(h->ctx, done, e) ? -1 : 0, e);
             progress_resume(pr);
         }
     }

@@ -5,6 +5,10 @@
  * evaluation and checkpoint cadence, early stopping, and Ctrl-C/SIGTERM (signals.h): a pending
  * signal ends the run at the next step boundary with a checkpoint.
  *
+ * Under MPI (dist.h) the ranks agree, at every step boundary, on whether a signal arrived
+ * anywhere, so they all stop at the same step; rank 0 evaluates and writes checkpoints, and its
+ * outcome is broadcast.
+ *
  * Steps are counted globally from 0 (the optimizer's step), so a resumed run derives its epoch
  * and batch from the step alone and takes exactly the steps the interrupted run would have. */
 #ifndef AF_LOOP_H
@@ -17,13 +21,18 @@
 typedef struct {
     void *ctx;
     /* Computes the gradients of step `step` (0-based; the loop has zeroed them): forward and
-     * backward of its batch. *loss: the step's mean loss; *units: what it processed (examples,
-     * tokens) for the rate on the progress line. 0, or -1 with e. */
-    int (*step)(void *ctx, long step, double *loss, long *units, af_err *e);
+     * backward of its batch, or under MPI of this rank's share of it (dist.h). *loss: the mean
+     * loss of what it ran; *weight: that share's weight in the global batch's mean (1 on one
+     * rank; n_rank/n for a mean over examples; a step that normalises by the global batch
+     * itself, as MLM's count of masked tokens, says 1); the loop scales the gradients and the
+     * loss by it and sums them over the ranks. *units: what it processed (examples, tokens),
+     * for the rate on the progress line. 0, or -1 with e. */
+    int (*step)(void *ctx, long step, double *loss, double *weight, long *units, af_err *e);
     /* Evaluates after `done` steps (epoch: the 0-based epoch of the last step). 1: stop early,
-     * 0: go on, -1: error. NULL: the run has no evaluation. */
+     * 0: go on, -1: error. NULL: the run has no evaluation. Called on rank 0 only; its answer
+     * is every rank's. */
     int (*evaluate)(void *ctx, long done, int epoch, af_err *e);
-    /* Writes a resumable checkpoint after `done` steps. */
+    /* Writes a resumable checkpoint after `done` steps (rank 0 only). */
     int (*checkpoint)(void *ctx, long done, af_err *e);
 } loop_hooks;
 

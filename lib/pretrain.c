@@ -119,6 +119,23 @@ void pretrain_fill(pretrain *p, const int *const *seqs, const int *lens, int B, 
     }
 }
 
+void pretrain_keep_rows(pretrain *p, int lo, int hi) {
+    size_t S = (size_t)p->S;
+    if (lo > 0) {
+        memmove(p->ids, p->ids + lo * S, (size_t)(hi - lo) * S * sizeof(int));
+        memmove(p->types, p->types + lo * S, (size_t)(hi - lo) * S * sizeof(int));
+        memmove(p->mask, p->mask + lo * S, (size_t)(hi - lo) * S * sizeof(int));
+    }
+    int n = 0;
+    for (int i = 0; i < p->n; i++) {
+        int row = p->pos[i] / p->S;
+        if (row < lo || row >= hi) continue;
+        p->pos[n] = p->pos[i] - lo * p->S;
+        p->labels[n++] = p->labels[i];
+    }
+    p->B = hi - lo, p->n = n;
+}
+
 int pretrain_run(pretrain *p, int train, float scale, af_rng *dropout_rng, double *loss,
                  long *correct, af_err *e) {
     const bert_config *c = &p->m->cfg;

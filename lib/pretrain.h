@@ -48,6 +48,10 @@ void pretrain_free(pretrain *p);
  * labels and n directly instead. */
 void pretrain_fill(pretrain *p, const int *const *seqs, const int *lens, int B, af_rng *rng);
 
+/* Keeps rows [lo, hi) of a filled batch (and their masked positions): one MPI rank's share,
+ * masked exactly as the whole batch was (dist.h). */
+void pretrain_keep_rows(pretrain *p, int lo, int hi);
+
 /* Forward (and with train, backward with gradients scaled by `scale` per masked position, e.g.
  * 1/(masked positions of all micro-batches of the optimizer step)). Adds the summed
  * cross-entropy to *loss and the argmax hits to *correct. dropout_rng: the encoder's dropout. */

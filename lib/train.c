@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "dist.h"
 #include "loop.h"
 #include "optim.h"
 #include "progress.h"
@@ -606,7 +607,8 @@ typedef struct {
     eval_ctx ev;
 } train_ctx;
 
-static int train_step(void *ctx, long k, double *loss, long *units, af_err *e) {
+static int train_step(void *ctx, long k, double *loss, double *weight, long *units,
+                      af_err *e) {
     train_ctx *c = ctx;
     const train_data *tr = c->tr;
     int epoch = (int)(k / c->per_epoch), b = (int)(k % c->per_epoch);
@@ -615,14 +617,25 @@ static int train_step(void *ctx, long k, double *loss, long *units, af_err *e) {
                          c->opt->seed, epoch);
         c->plan_epoch = epoch;
     }
-    const int *idx = batch_plan_batch(&c->plan, b);
-    int n = batch_plan_size(&c->plan, b);
-    batch_tokens_fill(&c->bt, tr->ex, idx, n, c->m->base->cfg.pad_id);
-    for (int i = 0; i < n; i++) c->hof[i] = tr->head_of[idx[i]], c->gold[i] = tr->gold[idx[i]];
+    /* every rank plans the whole global batch and runs its share of the rows (dist.h) */
+    const int *all = batch_plan_batch(&c->plan, b);
+    int n = batch_plan_size(&c->plan, b), lo, hi;
+    dist_share(n, &lo, &hi);
+    const int *idx = all + lo;
+    int nr = hi - lo;
+    *weight = (double)nr / n;
+    *units = nr;
+    if (nr == 0) {
+        /* nothing to run here, but the annealing clock counts the batch as on every rank */
+        if (c->m->fused) c->m->fusion_steps++;
+        *loss = 0;
+        return 0;
+    }
+    batch_tokens_fill(&c->bt, tr->ex, idx, nr, c->m->base->cfg.pad_id);
+    for (int i = 0; i < nr; i++) c->hof[i] = tr->head_of[idx[i]], c->gold[i] = tr->gold[idx[i]];
     bert_batch bb = {c->bt.B, c->bt.S, c->bt.input_ids, c->bt.token_type_ids,
                      c->bt.attention_mask};
     *loss = model_run(c->m, &bb, c->hof, c->gold, 1, NULL, 0);
-    *units = n;
     return 0;
 }
 
@@ -662,6 +675,9 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
      * batches in passes): --micro-batch's, or as many as the budget holds */
     int rows = opt->batch_size > eb ? opt->batch_size : eb, whole = rows;
     if (opt->micro_batch > 0 && opt->micro_batch < rows) rows = opt->micro_batch;
+    /* under MPI a rank runs its share of a batch; rank 0 evaluates in passes of as many */
+    if (dist_size() > 1 && rows > (whole + dist_size() - 1) / dist_size())
+        rows = whole = (whole + dist_size() - 1) / dist_size();
     if (opt->micro_batch == TRAIN_PASS_AUTO)
         rows = model_pass_rows(m, rows, maxS, TRAIN_PASS_BUDGET);
     model_prepare(m, rows, maxS, 1);
@@ -709,14 +725,17 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
     m->rng = s.rng;
 
     progress pr;
-    progress_init(&pr, stderr, opt->quiet, opt->epochs, total, s.step);
+    /* rank 0 alone speaks and writes (dist.h) */
+    int lead = dist_rank() == 0;
+    progress_init(&pr, stderr, opt->quiet || !lead, opt->epochs, total, s.step);
     if (opt->micro_batch == TRAIN_PASS_AUTO && rows < whole)
         progress_note(&pr,
                       "passes of %d examples: the activations of %d would take more than %zu MiB "
                       "(--micro-batch sets the size, 0: whole batches)",
                       rows, whole, TRAIN_PASS_BUDGET >> 20);
     progress_log *log = NULL;
-    if ((opt->log_path && progress_log_open(&log, opt->log_path, opt->resume_path != NULL, e)) ||
+    if ((lead && opt->log_path &&
+         progress_log_open(&log, opt->log_path, opt->resume_path != NULL, e)) ||
         signals_install(e)) {
         progress_log_close(log, NULL);
         free(run), free(best.mem);
@@ -739,7 +758,7 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
                     .lr_group = 0};
     loop_hooks hooks = {&c, train_step, dev ? train_eval : NULL, train_checkpoint};
     rc = loop_run(&o, &lo, &hooks, &pr, &s.step, NULL, e);
-    if (rc == 0) {
+    if (rc == 0 && lead) {
         char *tj = training_json(m, opt, tr, dev, &s, c.ev.last_score);
         if (best.mem) {
             snapshot_restore(&best, m, groups);
@@ -752,6 +771,8 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
         st_writer_free(&w);
         free(tj);
     }
+    if (rc == 0 && dist_size() > 1 && dist_bcast_int(rc) < 0)
+        rc = af_errf(e, "rank 0 could not write %s", opt->out_path);
     if (progress_log_close(log, rc ? NULL : e) && rc == 0) rc = -1;
     signals_restore();
     free(c.hof), free(c.gold), free(res), free(best.mem), free(run);
