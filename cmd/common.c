@@ -1,5 +1,6 @@
 /* common.c: shared front-end helpers; see common.h. */
 #include "common.h"
+#include "dist.h"
 
 #include "blasnote.h"
 
@@ -22,12 +23,12 @@ void die(const char *fmt, ...) {
     va_start(ap, fmt);
     vmsg(fmt, ap);
     va_end(ap);
-    exit(EXIT_RUNTIME);
+    dist_abort(EXIT_RUNTIME); /* under mpirun: every rank, not a hang in the next collective */
 }
 
 void die_err(const af_err *e) {
     fprintf(stderr, "%s: %s\n", af_prog, e->msg);
-    exit(EXIT_RUNTIME);
+    dist_abort(EXIT_RUNTIME); /* under mpirun: every rank, not a hang in the next collective */
 }
 
 void usage_error(const char *fmt, ...) {
@@ -36,7 +37,7 @@ void usage_error(const char *fmt, ...) {
     vmsg(fmt, ap);
     va_end(ap);
     fprintf(stderr, "Try '%s --help' for more information.\n", af_prog);
-    exit(EXIT_USAGE);
+    dist_abort(EXIT_USAGE);
 }
 
 void usage_try(void) {

@@ -35,7 +35,8 @@ int dist_max_int(int v);
 /* Rank 0's v, on every rank. */
 int dist_bcast_int(int v);
 void dist_barrier(void);
-/* Ends every rank of the job with status (a rank that cannot go on). */
-void dist_abort(int status);
+/* Ends the program with status; under MPI every rank of the job (MPI_Abort), since the others
+ * would otherwise wait for this one in their next collective, and MPI_Finalize with them. */
+void dist_abort(int status) __attribute__((noreturn));
 
 #endif

@@ -2,6 +2,8 @@
 #include "loop.h"
 
 #include <math.h>
+#include <signal.h>
+#include <stdlib.h>
 
 #include "dist.h"
 #include "signals.h"
@@ -37,6 +39,10 @@ static void reduce(optim *o, double *loss, double weight, long *units) {
 
 int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, long *step,
              int *stopped, af_err *e) {
+    /* for the tests: a Ctrl-C that reaches rank 0 just before a given step, so an interrupted
+     * run can be compared with an uninterrupted one exactly */
+    const char *t = getenv("AF_TEST_INTERRUPT_AT");
+    long interrupt_at = t ? atol(t) : -1;
     progress_watch watch;
     progress_watch_init(&watch);
     int stop = 0, rc = 0, ended = 0;
@@ -44,6 +50,7 @@ int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, l
         long k = *step;
         int epoch = (int)(k / lo->steps_per_epoch);
         if (pr->epoch != epoch + 1) progress_epoch(pr, epoch + 1);
+        if (k == interrupt_at && dist_rank() == 0) raise(SIGINT);
         /* every rank stops at the same step, whichever of them saw the signal */
         int sig = dist_max_int(signals_pending());
         if (sig) {

@@ -1,0 +1,120 @@
+#!/bin/sh
+# Data-parallel training under mpirun (issue 18): N ranks take the steps one process takes, so
+# the files they write equal a one-process run's. Tolerance 1e-5: the ranks' partial sums are
+# added in another order than one process adds them (float32, about 1e-7 relative per step),
+# and over these runs' 48-375 steps the largest difference seen is about 1.3e-6.
+# Skipped when the programs were built without MPI or mpirun is missing.
+. "$(dirname "$0")/lib.sh"
+
+if ! af-train-adapter --version | grep -q "MPI:" || ! command -v mpirun >/dev/null; then
+	echo "1..0 # SKIP built without MPI, or no mpirun"
+	exit 0
+fi
+MPIRUN="mpirun --allow-run-as-root --oversubscribe"
+
+BASE=$FIXTURES/train/base
+DATA=$TEST_ROOT/data
+mkdir -p "$DATA"
+gen_separable 1 256 >"$DATA/train.jsonl"
+gen_separable 101 128 >"$DATA/dev.jsonl"
+gen_separable 7919 2000 >"$DATA/big.jsonl"
+
+# maxdiff A B: the largest absolute difference of two safetensors files' tensors (same names).
+maxdiff() {
+	python3 - "$1" "$2" <<-'PY'
+	import array, json, struct, sys
+	def load(p):
+	    b = open(p, "rb").read()
+	    n = struct.unpack("<Q", b[:8])[0]
+	    h = json.loads(b[8:8 + n])
+	    d = {}
+	    for k, v in h.items():
+	        if k == "__metadata__":
+	            continue
+	        s, e = v["data_offsets"]
+	        a = array.array("f")
+	        a.frombytes(b[8 + n + s:8 + n + e])
+	        d[k] = a
+	    return d
+	a, b = load(sys.argv[1]), load(sys.argv[2])
+	assert a.keys() == b.keys(), "different tensors"
+	print("%.3g" % max(max((abs(x - y) for x, y in zip(a[k], b[k])), default=0) for k in a))
+	PY
+}
+# close A B: maxdiff below 1e-5 (and says how much)
+close() {
+	d=$(maxdiff "$1" "$2") && echo "max |difference| $d" &&
+	python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 1e-5 else 1)" "$d"
+}
+
+TA="--base $BASE --threads 1 --name t --epochs 3 --batch-size 16 --lr 1e-2 --bottleneck 8 --dropout 0 --dev $DATA/dev.jsonl -q"
+
+test_expect_success 'mpirun -np 2 af-train-adapter: the adapter of one process, the same predictions' '
+	af-train-adapter $TA -o one.st "$DATA/train.jsonl" &&
+	$MPIRUN -np 2 af-train-adapter $TA -o two.st "$DATA/train.jsonl" 2>err &&
+	close one.st two.st && ! test -e two.st.ckpt && ! test -e two.st.lock &&
+	af-infer --base "$BASE" --adapter one.st "$DATA/dev.jsonl" | sed "s/\"probs\":[^]]*]//" >p1 &&
+	af-infer --base "$BASE" --adapter two.st "$DATA/dev.jsonl" | sed "s/\"probs\":[^]]*]//" >p2 &&
+	cmp p1 p2 && test "$(grep -c warning err)" = 0
+'
+test_expect_success 'mpirun -np 2 and -np 3 (uneven shares, --temperature-anneal) af-fuse: the fusion of one process' '
+	src="--base $BASE --threads 1 --epochs 1 --batch-size 16 --bottleneck 8 -q" &&
+	af-train-adapter $src --name a -o a.st "$DATA/train.jsonl" &&
+	af-train-adapter $src --name b --seed 3 -o b.st "$DATA/train.jsonl" &&
+	F="--base $BASE --threads 1 --adapter a.st --adapter b.st --name f --epochs 3 --lr 1e-2 --dropout 0 -q" &&
+	af-fuse $F --batch-size 16 -o f1.st "$DATA/train.jsonl" &&
+	$MPIRUN -np 2 af-fuse $F --batch-size 16 -o f2.st "$DATA/train.jsonl" &&
+	close f1.st f2.st &&
+	af-fuse $F --batch-size 5 --temperature-anneal -o g1.st "$DATA/train.jsonl" &&
+	$MPIRUN -np 3 af-fuse $F --batch-size 5 --temperature-anneal -o g3.st "$DATA/train.jsonl" &&
+	close g1.st g3.st
+'
+awk 'BEGIN { srand(3); for (i = 0; i < 300; i++) print "the cat sat on the mat and the dog ran " int(rand() * 9) }' >"$DATA/c.txt"
+af-tokenize --build-vocab 60 -q -o "$DATA/vocab.txt" "$DATA/c.txt"
+PT="--layers 1 --hidden 16 --heads 2 --ffn 32 --vocab $DATA/vocab.txt --max-len 16 --batch-size 8 --accumulate 2 --threads 1 -q --steps 20 --dropout 0"
+
+test_expect_success 'mpirun -np 2 af-pretrain: the model of one process (loss over the global masked count)' '
+	af-pretrain $PT -o m1 "$DATA/c.txt" &&
+	$MPIRUN -np 2 af-pretrain $PT -o m2 "$DATA/c.txt" &&
+	close m1/model.safetensors m2/model.safetensors && test "$(ls)" = "m1
+m2"
+'
+test_expect_success 'under mpirun standard input is refused: pass the file' '
+	test_exit 2 $MPIRUN -np 2 af-train-adapter $TA -o x.st <"$DATA/train.jsonl" 2>err &&
+	test_grep "standard input reaches rank 0 only" err && ! test -e x.st
+'
+test_expect_success 'a rank that fails stops every rank (no hang)' '
+	test_exit 1 timeout 60 $MPIRUN -np 2 af-train-adapter $TA --log /nonexistent/log -o x.st \
+		"$DATA/train.jsonl" 2>err &&
+	test_grep "/nonexistent/log" err && ! test -e x.st
+'
+# A Ctrl-C that reaches rank 0 before step 20 (AF_TEST_INTERRUPT_AT, loop.c) of 48: every rank
+# stops there; the checkpoint resumed by 3 ranks, or by one process, ends as one process would.
+test_expect_success 'interrupted under mpirun -np 2, resumed by 3 ranks or by one process: the one-process result' '
+	af-train-adapter $TA -o full.st "$DATA/train.jsonl" &&
+	AF_TEST_INTERRUPT_AT=20 test_exit 130 $MPIRUN -np 2 af-train-adapter $TA -o out.st \
+		"$DATA/train.jsonl" 2>err &&
+	test_grep "interrupted; checkpoint written to out.st.ckpt" err &&
+	test -s out.st.ckpt && ! test -e out.st && cp out.st.ckpt keep.ckpt &&
+	$MPIRUN -np 3 af-train-adapter $TA --resume out.st.ckpt -o out.st "$DATA/train.jsonl" &&
+	close full.st out.st && ! test -e out.st.ckpt &&
+	af-train-adapter $TA --resume keep.ckpt -o one.st "$DATA/train.jsonl" &&
+	close full.st one.st
+'
+# Ctrl-C typed at mpirun (SIGINT to mpirun, which forwards it): the ranks agree on a step, rank 0
+# writes the checkpoint, nothing else is left, and the run resumes with another rank count.
+# (Not compared with an uninterrupted run: over thousands of Adam steps the ranks' rounding grows
+# past any fixed tolerance; the exact comparison is the test above.)
+LONG="--base $BASE --threads 1 --name t --epochs 200 --max-steps 8000 --batch-size 16 --lr 1e-3 --bottleneck 8 --dropout 0 -q"
+test_expect_success 'Ctrl-C at mpirun: every rank stops, a checkpoint, no output; it resumes with one process' '
+	{ $MPIRUN -np 2 af-train-adapter $LONG -o out.st "$DATA/big.jsonl" 2>err & } &&
+	pid=$! &&
+	i=0 && while ! test -e out.st.lock && test $i -lt 300; do sleep 0.1; i=$((i + 1)); done &&
+	sleep 0.5 && kill -INT $pid && { wait $pid; st=$?; } ;
+	echo "mpirun exited $st" && test "$st" != 0 &&
+	test_grep "interrupted; checkpoint written to out.st.ckpt" err &&
+	test -s out.st.ckpt && ! test -e out.st && test -z "$(ls | grep -e tmp -e lock)" &&
+	af-train-adapter $LONG --resume out.st.ckpt -o out.st "$DATA/big.jsonl" &&
+	test -s out.st && ! test -e out.st.ckpt
+'
+test_done
