@@ -1,6 +1,7 @@
 /* loop.c: the training loop (loop.h). */
 #include "loop.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@ int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, l
     progress_watch watch;
     progress_watch_init(&watch);
     int stop = 0, rc = 0, ended = 0;
+    long first = *step;
+    double t_start = af_now(), t_reduce = 0; /* the allreduce's share of the steps, for MPI runs */
     while (rc == 0 && *step < lo->total_steps && !stop) {
         long k = *step;
         int epoch = (int)(k / lo->steps_per_epoch);
@@ -67,7 +70,11 @@ int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, l
             rc = -1;
             break;
         }
-        if (dist_size() > 1) reduce(o, &loss, weight, &units);
+        if (dist_size() > 1) {
+            double t0 = af_now();
+            reduce(o, &loss, weight, &units);
+            t_reduce += af_now() - t0;
+        }
         if (!isfinite(loss)) {
             rc = af_errf(e, "step %ld: the loss is %g; lower --lr?", k + 1, loss);
             break;
@@ -96,6 +103,13 @@ int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, l
         }
     }
     if (!ended) progress_done(pr);
+    if (dist_size() > 1 && *step > first) {
+        double per = (af_now() - t_start) / (double)(*step - first);
+        progress_note(pr, "%s: %d ranks: %.1f ms a step, %.2f ms of it (%.1f%%) summing gradients",
+                      program_invocation_short_name, dist_size(), 1e3 * per,
+                      1e3 * t_reduce / (double)(*step - first),
+                      100 * t_reduce / (af_now() - t_start));
+    }
     if (stopped) *stopped = stop;
     return rc;
 }
