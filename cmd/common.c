@@ -42,7 +42,7 @@ void usage_error(const char *fmt, ...) {
 
 void usage_try(void) {
     fprintf(stderr, "Try '%s --help' for more information.\n", af_prog);
-    exit(EXIT_USAGE);
+    dist_abort(EXIT_USAGE);
 }
 
 void warnx(const char *fmt, ...) {
