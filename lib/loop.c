@@ -5,6 +5,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dist.h"
 #include "signals.h"
@@ -24,14 +25,40 @@ static int rank0(int r, af_err *e) {
     return all;
 }
 
+/* Gradients are summed in buckets of this many floats (16 MiB): one MPI_Allreduce per bucket
+ * rather than per tensor, since a model has 50-200 tensors and each call costs a latency that
+ * grows with the number of ranks; a bucket, not the whole model, so pretraining does not hold a
+ * second copy of every gradient. */
+#define REDUCE_BUCKET ((size_t)4 << 20)
+
 /* The global step from every rank's share: gradients and loss weighted by the share's part of
- * the batch, then summed (MPI_Allreduce) before clipping and the optimizer step. */
-static void reduce(optim *o, double *loss, double weight, long *units) {
-    for (int i = 0; i < o->nparams; i++) {
-        optim_param *p = &o->params[i];
-        if (weight != 1)
-            for (size_t j = 0; j < p->n; j++) p->grad[j] *= (float)weight;
-        dist_sum_floats(p->grad, p->n);
+ * the batch, then summed (MPI_Allreduce) before clipping and the optimizer step. bucket:
+ * REDUCE_BUCKET floats. */
+static void reduce(optim *o, float *bucket, double *loss, double weight, long *units) {
+    float w = (float)weight;
+    size_t used = 0;
+    int first = 0; /* the tensors [first, i) are in the bucket */
+    for (int i = 0; i <= o->nparams; i++) {
+        optim_param *p = i < o->nparams ? &o->params[i] : NULL;
+        if (p && p->n > REDUCE_BUCKET) { /* too big for a bucket: on its own, in place */
+            if (weight != 1)
+                for (size_t j = 0; j < p->n; j++) p->grad[j] *= w;
+            dist_sum_floats(p->grad, p->n);
+            continue;
+        }
+        if (!p || used + p->n > REDUCE_BUCKET) { /* the bucket is full (or the last): sum it */
+            dist_sum_floats(bucket, used);
+            for (size_t at = 0; first < i; first++) {
+                optim_param *q = &o->params[first];
+                if (q->n > REDUCE_BUCKET) continue;
+                memcpy(q->grad, bucket + at, q->n * sizeof(float));
+                at += q->n;
+            }
+            used = 0;
+            if (!p) break;
+        }
+        for (size_t j = 0; j < p->n; j++) bucket[used + j] = weight != 1 ? p->grad[j] * w : p->grad[j];
+        used += p->n;
     }
     double v[2] = {*loss * weight, (double)*units};
     dist_sum_doubles(v, 2);
@@ -49,6 +76,7 @@ int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, l
     int stop = 0, rc = 0, ended = 0;
     long first = *step;
     double t_start = af_now(), t_reduce = 0; /* the allreduce's share of the steps, for MPI runs */
+    float *bucket = NULL;
     while (rc == 0 && *step < lo->total_steps && !stop) {
         long k = *step;
         int epoch = (int)(k / lo->steps_per_epoch);
@@ -72,7 +100,8 @@ int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, l
         }
         if (dist_size() > 1) {
             double t0 = af_now();
-            reduce(o, &loss, weight, &units);
+            if (!bucket) bucket = af_malloc(REDUCE_BUCKET * sizeof(float));
+            reduce(o, bucket, &loss, weight, &units);
             t_reduce += af_now() - t0;
         }
         if (!isfinite(loss)) {
@@ -111,5 +140,6 @@ int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, l
                       100 * t_reduce / (af_now() - t_start));
     }
     if (stopped) *stopped = stop;
+    free(bucket);
     return rc;
 }
