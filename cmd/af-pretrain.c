@@ -136,7 +136,8 @@ static void parse(config *c, int argc, char **argv) {
         case O_VOCAB: c->t.vocab = optarg; break;
         case O_MAXPOS: c->t.max_pos = (int)opt_long("--max-pos", optarg, 2, 65536); break;
         case O_ACT:
-            if ((c->t.act = act_parse(optarg)) < 0) usage_error("--act: unknown activation '%s'", optarg);
+            if ((c->t.act = act_parse(optarg)) < 0)
+                usage_error("--act: unknown activation '%s'", optarg);
             break;
         case O_DROPOUT: c->t.dropout = opt_double("--dropout", optarg, 0, 0.99); break;
         case O_NOLOWER: c->t.lower = 0; break;
@@ -148,7 +149,9 @@ static void parse(config *c, int argc, char **argv) {
         case O_WD: c->t.wd = opt_double("--weight-decay", optarg, 0, 10); break;
         case O_CLIP: c->t.clip = opt_double("--clip", optarg, 0, 1e9); break;
         case O_STEPS: c->t.steps = opt_long("--steps", optarg, 1, 1L << 40); break;
-        case O_EPOCHS: c->t.epochs = (int)opt_long("--epochs", optarg, 1, 100000), have_epochs = 1; break;
+        case O_EPOCHS:
+            c->t.epochs = (int)opt_long("--epochs", optarg, 1, 100000), have_epochs = 1;
+            break;
         case O_MASKP: c->t.mask_prob = opt_double("--mask-prob", optarg, 0.001, 0.999); break;
         case O_WWM: c->t.whole_word = 1; break;
         case O_DEV: c->t.dev = optarg; break;
@@ -158,20 +161,25 @@ static void parse(config *c, int argc, char **argv) {
         case O_LOG: c->t.log = optarg; break;
         case O_RESUME: c->t.resume = 1; break;
         case O_F16: c->t.f16 = 1; break;
-        case O_SEED: c->t.seed = (uint64_t)opt_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
+        case O_SEED:
+            c->t.seed = (uint64_t)opt_long("--seed", optarg, 0, 0x7fffffffffffffffL);
+            break;
         case O_THREADS: c->threads = (int)opt_long("--threads", optarg, 1, 1024); break;
         case 'o': c->t.out = optarg; break;
         case 'q': c->t.quiet = 1; break;
         case 'h': usage(); exit(finish(0));
         case 'V':
-        case O_VERSION: printf("af-pretrain %s (%s)\n", AF_VERSION, dist_library()); exit(finish(0));
+        case O_VERSION:
+            printf("af-pretrain %s (%s)\n", AF_VERSION, dist_library());
+            exit(finish(0));
         default:
             usage_try(); /* getopt_long said which */
         }
     }
     if (!c->t.out) usage_error("-o DIR is required");
     int shape = c->t.layers || c->t.hidden || c->t.heads || c->t.ffn;
-    if (c->t.base && shape) usage_error("--base and --layers/--hidden/--heads/--ffn exclude each other");
+    if (c->t.base && shape)
+        usage_error("--base and --layers/--hidden/--heads/--ffn exclude each other");
     if (!c->t.base && !(c->t.layers && c->t.hidden && c->t.heads && c->t.ffn && c->t.vocab))
         usage_error("a new model needs --layers, --hidden, --heads, --ffn and --vocab (or use --base)");
     if (!c->t.base && c->t.hidden % c->t.heads)
@@ -200,11 +208,11 @@ int main(int argc, char **argv) {
     config c;
     parse(&c, argc, argv);
     af_set_threads(c.threads);
-    note_blas(c.t.quiet);
     af_err e;
     /* under mpirun, rank 0 alone speaks and writes; the others only compute */
     int lead = dist_rank() == 0;
     if (!lead) c.t.quiet = 1;
+    note_blas(c.t.quiet);
     for (int i = 0; dist_size() > 1 && i < (c.ninputs ? c.ninputs : 1); i++)
         if (!c.ninputs || strcmp(c.inputs[i], "-") == 0)
             usage_error("under mpirun standard input reaches rank 0 only: give the corpus as a "
@@ -250,9 +258,11 @@ int main(int argc, char **argv) {
     } else {
         int pad = tok_special(tok, TOK_PAD);
         bert_config cfg = {.vocab_size = V, .hidden = c.t.hidden, .layers = c.t.layers,
-                           .heads = c.t.heads, .ffn = c.t.ffn, .max_pos = c.t.max_pos, .type_vocab = 2,
+                           .heads = c.t.heads, .ffn = c.t.ffn, .max_pos = c.t.max_pos,
+                           .type_vocab = 2,
                            .pad_id = pad < 0 ? 0 : pad, .act = c.t.act, .ln_eps = 1e-12f,
-                           .hidden_dropout = (float)c.t.dropout, .attn_dropout = (float)c.t.dropout};
+                           .hidden_dropout = (float)c.t.dropout,
+                           .attn_dropout = (float)c.t.dropout};
         bert_init_random(&m, &cfg, c.t.seed);
         mlm_init(&head, &cfg, c.t.seed + 1);
     }

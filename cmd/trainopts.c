@@ -223,7 +223,7 @@ void common_load(common_opts *c, bert *base, jl_set *train, jl_set *dev) {
         usage_error("under mpirun standard input reaches rank 0 only: give the training data as "
                     "a file argument");
     af_set_threads(c->threads);
-    note_blas(c->t.quiet);
+    note_blas(c->t.quiet || dist_rank() != 0); /* under mpirun, rank 0 speaks */
     if (bert_load(base, c->base, &e)) die_err(&e);
     if (jl_read_all(train, c->input, base->cfg.vocab_size, &e)) die_err(&e);
     memset(dev, 0, sizeof *dev);

@@ -182,10 +182,13 @@ int af_fsync_parent(const char *path, af_err *e) {
     while (n > 1 && path[n - 1] == '/') n--; /* "dir/" names dir, whose parent is wanted */
     while (n > 0 && path[n - 1] != '/') n--;
     char *dir = af_malloc(n + 2);
-    if (n == 0) strcpy(dir, ".");
-    else memcpy(dir, path, n), dir[n] = 0;
+    if (n == 0)
+        strcpy(dir, ".");
+    else
+        memcpy(dir, path, n), dir[n] = 0;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
-    if (fd < 0) rc = af_errf(e, "%s: cannot open the directory to sync it: %s", dir, strerror(errno));
+    if (fd < 0)
+        rc = af_errf(e, "%s: cannot open the directory to sync it: %s", dir, strerror(errno));
     /* some file systems cannot fsync a directory (EINVAL): nothing more can be done there */
     else if (fsync(fd) != 0 && errno != EINVAL)
         rc = af_errf(e, "%s: fsync of the directory failed: %s", dir, strerror(errno));

@@ -89,8 +89,7 @@ void dist_abort(int status) {
 void dist_init(int *argc, char ***argv) {
     (void)argc, (void)argv;
 }
-void dist_finalize(void) {
-}
+void dist_finalize(void) {}
 int dist_rank(void) {
     return 0;
 }
@@ -115,8 +114,7 @@ int dist_max_int(int v) {
 int dist_bcast_int(int v) {
     return v;
 }
-void dist_barrier(void) {
-}
+void dist_barrier(void) {}
 void dist_abort(int status) {
     exit(status);
 }

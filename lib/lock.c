@@ -30,9 +30,10 @@ int lock_acquire(lock_file *l, const char *path, af_err *e) {
             pid[strcspn(pid, "\n")] = 0;
             close(fd);
             if (err == EWOULDBLOCK)
-                said = af_errf(e, "%.*s: another af program is writing it (process %s holds %s); wait "
-                           "for it to finish, or choose another -o",
-                        (int)n, path, *pid ? pid : "?", l->path);
+                said = af_errf(e,
+                               "%.*s: another af program is writing it (process %s holds %s); wait "
+                               "for it to finish, or choose another -o",
+                               (int)n, path, *pid ? pid : "?", l->path);
             else
                 said = af_errf(e, "%s: cannot lock: %s", l->path, strerror(err));
             break;

@@ -57,7 +57,8 @@ static void reduce(optim *o, float *bucket, double *loss, double weight, long *u
             used = 0;
             if (!p) break;
         }
-        for (size_t j = 0; j < p->n; j++) bucket[used + j] = weight != 1 ? p->grad[j] * w : p->grad[j];
+        for (size_t j = 0; j < p->n; j++)
+            bucket[used + j] = weight != 1 ? p->grad[j] * w : p->grad[j];
         used += p->n;
     }
     double v[2] = {*loss * weight, (double)*units};
@@ -122,8 +123,10 @@ int loop_run(optim *o, const loop_opts *lo, const loop_hooks *h, progress *pr, l
             progress_warn(pr, "%s", why);
         if (h->evaluate && eval_due(lo, done)) {
             int r = rank0(dist_rank() == 0 ? h->evaluate(h->ctx, done, epoch, e) : 0, e);
-            if (r < 0) rc = -1;
-            else stop = r;
+            if (r < 0)
+                rc = -1;
+            else
+                stop = r;
         }
         if (rc == 0 && lo->save_every > 0 && done % lo->save_every == 0 && done < lo->total_steps) {
             progress_pause(pr);

@@ -55,11 +55,11 @@ static int evaluate(pretrain *p, const mlm_packer *dev, mlm_masker *mk, const ml
 
 /* The facts of a run that a checkpoint must share with the run resuming it (runrec.h): every
  * option that changes what is computed, the model it starts from, the corpus and dev text. */
-#define PRETRAIN_MAY_CHANGE                                                                       \
-    "--threads, --log, --quiet, --checkpoint, -o, --save-every, --eval-every and the number of "  \
+#define PRETRAIN_MAY_CHANGE                                                                        \
+    "--threads, --log, --quiet, --checkpoint, -o, --save-every, --eval-every and the number of "   \
     "MPI ranks"
-static char *run_json(const mlmtrain_opts *c, long total, const mlm_packer *train, const mlm_packer *dev,
-                      const bert *m, const char *vocab_digest) {
+static char *run_json(const mlmtrain_opts *c, long total, const mlm_packer *train,
+                      const mlm_packer *dev, const bert *m, const char *vocab_digest) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     cJSON_AddNumberToObject(o, "max_len", c->max_len);
@@ -107,7 +107,7 @@ typedef struct {
     mlm_head *head;
     mlm_masker *mk;
     const mlm_packer *train, *dev;
-    long per_epoch; /* optimizer steps per epoch */
+    long per_epoch;  /* optimizer steps per epoch */
     batch_plan plan; /* of plan_epoch */
     int plan_epoch;
     const int **seqs; /* [batch] */
@@ -139,7 +139,8 @@ static int mlm_step(void *ctx, long step, double *loss, double *weight, long *un
         }
         const int *ix = batch_plan_batch(&r->plan, b);
         int B = batch_plan_size(&r->plan, b);
-        for (int i = 0; i < B; i++) r->seqs[i] = mlm_seq(r->train, ix[i]), r->lens[i] = r->train->len[ix[i]];
+        for (int i = 0; i < B; i++)
+            r->seqs[i] = mlm_seq(r->train, ix[i]), r->lens[i] = r->train->len[ix[i]];
         af_rng mrng, drng;
         af_rng_seed(&mrng, mix(c->seed, 1, (uint64_t)k));
         af_rng_seed(&drng, mix(c->seed, 2, (uint64_t)k));
@@ -200,7 +201,6 @@ static int mlm_checkpoint(void *ctx, long done, af_err *e) {
     st_writer_free(&sw);
     return rc;
 }
-
 
 /* The steps of an epoch: its full micro-batches (the rest wait for the next), --accumulate to a
  * step. */
@@ -283,9 +283,18 @@ int mlmtrain_run(const mlmtrain_opts *c, bert *m, mlm_head *head, mlm_masker *mk
 
     char vocab_digest[65];
     char *run = NULL, *rec = NULL;
-    run_ctx r = {.c = c, .p = &p, .o = &opt, .m = m, .head = head, .mk = mk, .train = train,
-                 .dev = dev, .per_epoch = per_epoch, .plan_epoch = -1,
-                 .uni_acc = corpus->unigram_acc, .last = {NAN, NAN, 0}};
+    run_ctx r = {.c = c,
+                 .p = &p,
+                 .o = &opt,
+                 .m = m,
+                 .head = head,
+                 .mk = mk,
+                 .train = train,
+                 .dev = dev,
+                 .per_epoch = per_epoch,
+                 .plan_epoch = -1,
+                 .uni_acc = corpus->unigram_acc,
+                 .last = {NAN, NAN, 0}};
     r.seqs = af_malloc((size_t)c->batch * sizeof *r.seqs);
     r.lens = af_malloc((size_t)c->batch * sizeof *r.lens);
     progress pr;

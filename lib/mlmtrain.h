@@ -15,12 +15,12 @@
 #include "mlm.h"
 
 typedef struct {
-    const char *base;  /* the model continued from (NULL: a new model of the shape below) */
+    const char *base; /* the model continued from (NULL: a new model of the shape below) */
     const char *vocab, *out, *dev, *ckpt, *log;
     int layers, hidden, heads, ffn, max_pos, act;
-    double dropout;    /* a new model's */
+    double dropout; /* a new model's */
     int max_len, batch, accum, epochs;
-    long steps;        /* > 0: optimizer steps; else epochs over the corpus */
+    long steps; /* > 0: optimizer steps; else epochs over the corpus */
     long save_every, eval_every;
     double lr, warmup_ratio, wd, clip, mask_prob;
     int resume, whole_word, quiet, f16, lower;

@@ -364,8 +364,9 @@ int pretrain_check_output(const char *dir, af_err *e) {
     if (lstat(dir, &st) != 0)
         return errno == ENOENT ? 0 : af_errf(e, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return af_errf(e, "%s: exists and is not a directory; af-pretrain writes a model "
-                          "directory there and replaces only one it wrote",
+        return af_errf(e,
+                       "%s: exists and is not a directory; af-pretrain writes a model "
+                       "directory there and replaces only one it wrote",
                        dir);
     DIR *d = opendir(dir);
     if (!d) return af_errf(e, "%s: %s", dir, strerror(errno));
@@ -375,8 +376,9 @@ int pretrain_check_output(const char *dir, af_err *e) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
         n++;
         if (!is_ours(de->d_name))
-            rc = af_errf(e, "%s: holds %s, which af-pretrain did not write; it replaces only a "
-                            "directory it wrote (choose another -o, or empty it)",
+            rc = af_errf(e,
+                         "%s: holds %s, which af-pretrain did not write; it replaces only a "
+                         "directory it wrote (choose another -o, or empty it)",
                          dir, de->d_name);
     }
     closedir(d);
@@ -388,13 +390,15 @@ int pretrain_check_output(const char *dir, af_err *e) {
     if (st_open(&f, w, &e2) == 0) {
         const char *by = st_meta_get(&f, "created_by");
         if (!by || strncmp(by, "af-pretrain", 11) != 0)
-            rc = af_errf(e, "%s: a model af-pretrain did not write (created_by: %s); it replaces "
-                            "only a directory it wrote (choose another -o)",
+            rc = af_errf(e,
+                         "%s: a model af-pretrain did not write (created_by: %s); it replaces "
+                         "only a directory it wrote (choose another -o)",
                          dir, by ? by : "none");
         st_close(&f);
     } else if (access(w, F_OK) == 0) {
-        rc = af_errf(e, "%s: its model.safetensors is not one af-pretrain wrote (%s); choose "
-                        "another -o",
+        rc = af_errf(e,
+                     "%s: its model.safetensors is not one af-pretrain wrote (%s); choose "
+                     "another -o",
                      dir, e2.msg);
     }
     free(w);

@@ -38,8 +38,10 @@ static void show(const cJSON *v, char *buf, size_t n) {
     }
     char *s = cJSON_PrintUnformatted(v);
     size_t len = strlen(s);
-    if (len > 100) snprintf(buf, n, "%.97s...", s);
-    else snprintf(buf, n, "%s", s);
+    if (len > 100)
+        snprintf(buf, n, "%.97s...", s);
+    else
+        snprintf(buf, n, "%s", s);
     free(s);
 }
 
@@ -69,8 +71,9 @@ static int differ(const cJSON *a, const cJSON *b, char *path, size_t cap, const 
 int runrec_compare(const char *was, const char *now, const char *ckpt, const char *may_change,
                    af_err *e) {
     if (!was)
-        return af_errf(e, "%s: the checkpoint has no record of its run's options and data (an "
-                          "older af wrote it), so resuming it cannot be checked; start afresh",
+        return af_errf(e,
+                       "%s: the checkpoint has no record of its run's options and data (an "
+                       "older af wrote it), so resuming it cannot be checked; start afresh",
                        ckpt);
     cJSON *a = cJSON_Parse(was), *b = cJSON_Parse(now);
     int rc = 0;
@@ -82,8 +85,9 @@ int runrec_compare(const char *was, const char *now, const char *ckpt, const cha
         if (differ(a, b, path, sizeof path, &da, &db)) {
             char sa[112], sb[112];
             show(da, sa, sizeof sa), show(db, sb, sizeof sb);
-            rc = af_errf(e, "%s: a checkpoint of another run: %s is %s there, %s here; only %s "
-                            "may differ on resume",
+            rc = af_errf(e,
+                         "%s: a checkpoint of another run: %s is %s there, %s here; only %s "
+                         "may differ on resume",
                          ckpt, *path ? path : "the record", sa, sb, may_change);
         }
     }

@@ -454,8 +454,8 @@ static char *training_json(const af_model *m, const train_opts *o, const train_d
 
 /* What may differ between a checkpoint and the run resuming it: how the work is carried out,
  * not what it computes (--micro-batch and --eval-batch-size change sums only to rounding). */
-#define TRAIN_MAY_CHANGE                                                                          \
-    "--threads, --log, --quiet, --checkpoint, -o, --micro-batch, --eval-batch-size and the "      \
+#define TRAIN_MAY_CHANGE                                                                           \
+    "--threads, --log, --quiet, --checkpoint, -o, --micro-batch, --eval-batch-size and the "       \
     "number of MPI ranks"
 
 static void add_meta(cJSON *o, const st_writer *w, const char *key) {
@@ -607,8 +607,7 @@ typedef struct {
     eval_ctx ev;
 } train_ctx;
 
-static int train_step(void *ctx, long k, double *loss, double *weight, long *units,
-                      af_err *e) {
+static int train_step(void *ctx, long k, double *loss, double *weight, long *units, af_err *e) {
     train_ctx *c = ctx;
     const train_data *tr = c->tr;
     int epoch = (int)(k / c->per_epoch), b = (int)(k % c->per_epoch);
@@ -633,8 +632,7 @@ static int train_step(void *ctx, long k, double *loss, double *weight, long *uni
     }
     batch_tokens_fill(&c->bt, tr->ex, idx, nr, c->m->base->cfg.pad_id);
     for (int i = 0; i < nr; i++) c->hof[i] = tr->head_of[idx[i]], c->gold[i] = tr->gold[idx[i]];
-    bert_batch bb = {c->bt.B, c->bt.S, c->bt.input_ids, c->bt.token_type_ids,
-                     c->bt.attention_mask};
+    bert_batch bb = {c->bt.B, c->bt.S, c->bt.input_ids, c->bt.token_type_ids, c->bt.attention_mask};
     *loss = model_run(c->m, &bb, c->hof, c->gold, 1, NULL, 0);
     return 0;
 }
@@ -709,8 +707,7 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
         const char *rs = st_meta_get(&f, "resume");
         if (!rs) rc = af_errf(e, "%s: not a checkpoint (no 'resume' metadata)", opt->resume_path);
         if (!rc)
-            rc = runrec_compare(st_meta_get(&f, "run"), run, opt->resume_path, TRAIN_MAY_CHANGE,
-                                e);
+            rc = runrec_compare(st_meta_get(&f, "run"), run, opt->resume_path, TRAIN_MAY_CHANGE, e);
         if (!rc) rc = state_parse(&s, rs, opt->resume_path, e);
         if (!rc) rc = model_load_params(m, &f, trained_groups(m) | groups, 1, e);
         if (!rc) rc = optim_state_load(&o, &f, "optim.", e);

@@ -21,9 +21,9 @@ typedef struct {
     int nevals;
     long ckpts[8];
     int nckpts;
-    int stop_at_eval; /* the evaluation (1-based) that asks to stop; 0: never */
-    long signal_at;   /* raise SIGTERM inside this step; -1: never */
-    long nan_at;      /* this step's loss is NaN; -1: never */
+    int stop_at_eval;     /* the evaluation (1-based) that asks to stop; 0: never */
+    long signal_at;       /* raise SIGTERM inside this step; -1: never */
+    long nan_at;          /* this step's loss is NaN; -1: never */
     double loss0, growth; /* loss of step k: loss0 · growth^k */
 } rec;
 
@@ -83,8 +83,11 @@ int main(void) {
     af_err e;
     /* 10 steps of 4 per epoch, evaluated every epoch and at the end, a checkpoint every 3 */
     rec r = fresh();
-    loop_opts lo = {.total_steps = 10, .steps_per_epoch = 4, .eval_each_epoch = 1,
-                    .eval_at_end = 1, .save_every = 3};
+    loop_opts lo = {.total_steps = 10,
+                    .steps_per_epoch = 4,
+                    .eval_each_epoch = 1,
+                    .eval_at_end = 1,
+                    .save_every = 3};
     long k = 0;
     int stopped = -1;
     ok(run(&r, &lo, &k, &stopped, &e, NULL) == 0 && k == 10 && stopped == 0, "runs 10 steps");
@@ -95,8 +98,7 @@ int main(void) {
        r.nevals);
     long ck[] = {3, 6, 9};
     ok(list_is(r.ckpts, r.nckpts, ck, 3), "a checkpoint every 3 steps, none after the last");
-    ok(fabsf(r.w - (-1.0f)) < 1e-4, "the optimizer stepped on the hook's gradients (w = %g)",
-       r.w);
+    ok(fabsf(r.w - (-1.0f)) < 1e-4, "the optimizer stepped on the hook's gradients (w = %g)", r.w);
 
     /* resumed at step 6, evaluated every 2 steps, stopped by the second evaluation */
     r = fresh();

@@ -113,7 +113,8 @@ int main(void) {
         DIR *d = opendir(dir);
         struct dirent *de;
         int stray = 0;
-        while (d && (de = readdir(d))) stray += strstr(de->d_name, ".old.") || strstr(de->d_name, ".tmp.");
+        while (d && (de = readdir(d)))
+            stray += strstr(de->d_name, ".old.") || strstr(de->d_name, ".tmp.");
         if (d) closedir(d);
         ok(stray == 0, "no .old or .tmp directory left (%d)", stray);
     }
