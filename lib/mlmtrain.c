@@ -143,7 +143,10 @@ static int mlm_step(void *ctx, long step, double *loss, double *weight, long *un
             r->seqs[i] = mlm_seq(r->train, ix[i]), r->lens[i] = r->train->len[ix[i]];
         af_rng mrng, drng;
         af_rng_seed(&mrng, mix(c->seed, 1, (uint64_t)k));
-        af_rng_seed(&drng, mix(c->seed, 2, (uint64_t)k));
+        /* each rank's rows drop out by their own stream (the same stream would give row j of
+         * every share the same masks) */
+        af_rng_seed(&drng, mix(c->seed, 2, (uint64_t)k) ^
+                               (dist_size() > 1 ? mix(c->seed, 4, (uint64_t)dist_rank()) : 0));
         pretrain_fill(r->p, r->seqs, r->lens, B, &mrng);
         /* HF: each micro-batch's mean over its masked tokens (all ranks' together), divided by
          * the accumulation count */

@@ -624,7 +624,16 @@ static int train_step(void *ctx, long k, double *loss, double *weight, long *uni
     int nr = hi - lo;
     *weight = (double)nr / n;
     *units = nr;
+    /* dropout: the ranks' rows are different examples, so each rank draws from its own stream
+     * (the same stream would give row j of every share the same masks); the model's generator
+     * then moves on alike on every rank, so a checkpoint's is every rank's */
+    af_rng common = c->m->rng;
+    if (dist_size() > 1) {
+        uint64_t seed = af_rng_u64(&common);
+        af_rng_seed(&c->m->rng, seed ^ 0x9E3779B97F4A7C15ULL * (uint64_t)(dist_rank() + 1));
+    }
     if (nr == 0) {
+        c->m->rng = common;
         /* nothing to run here, but the annealing clock counts the batch as on every rank */
         if (c->m->fused) c->m->fusion_steps++;
         *loss = 0;
@@ -634,6 +643,7 @@ static int train_step(void *ctx, long k, double *loss, double *weight, long *uni
     for (int i = 0; i < nr; i++) c->hof[i] = tr->head_of[idx[i]], c->gold[i] = tr->gold[idx[i]];
     bert_batch bb = {c->bt.B, c->bt.S, c->bt.input_ids, c->bt.token_type_ids, c->bt.attention_mask};
     *loss = model_run(c->m, &bb, c->hof, c->gold, 1, NULL, 0);
+    if (dist_size() > 1) c->m->rng = common;
     return 0;
 }
 

@@ -101,6 +101,17 @@ test_expect_success 'interrupted under mpirun -np 2, resumed by 3 ranks or by on
 	af-train-adapter $TA --resume keep.ckpt -o one.st "$DATA/train.jsonl" &&
 	close full.st one.st
 '
+# With dropout each rank draws its rows' masks from its own stream, and the model's generator moves
+# on alike on every rank, so rank 0's checkpoint resumes every rank exactly.
+test_expect_success 'with dropout: interrupted and resumed under -np 2, the uninterrupted -np 2 run' '
+	D="$(echo "$TA" | sed "s/--dropout 0/--dropout 0.1/")" &&
+	$MPIRUN -np 2 af-train-adapter $D -o full.st "$DATA/train.jsonl" &&
+	AF_TEST_INTERRUPT_AT=20 test_exit 130 $MPIRUN -np 2 af-train-adapter $D -o out.st \
+		"$DATA/train.jsonl" 2>err &&
+	$MPIRUN -np 2 af-train-adapter $D --resume out.st.ckpt -o out.st "$DATA/train.jsonl" &&
+	close full.st out.st &&
+	af-train-adapter $D -o one.st "$DATA/train.jsonl" && ! close full.st one.st >/dev/null
+'
 # Ctrl-C typed at mpirun (SIGINT to mpirun, which forwards it): the ranks agree on a step, rank 0
 # writes the checkpoint, nothing else is left, and the run resumes with another rank count.
 # (Not compared with an uninterrupted run: over thousands of Adam steps the ranks' rounding grows
