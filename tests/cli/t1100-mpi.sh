@@ -11,6 +11,9 @@ if ! af-train-adapter --version | grep -q "MPI:" || ! command -v mpirun >/dev/nu
 	exit 0
 fi
 MPIRUN="mpirun --allow-run-as-root --oversubscribe"
+# containers often forbid the cross-process memory attach (CMA) Open MPI's shared-memory transport
+# tries first; copying through the shared segment works everywhere
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
 
 BASE=$FIXTURES/train/base
 DATA=$TEST_ROOT/data
