@@ -1,11 +1,13 @@
 /* encoder.c: the C encoder against the PyTorch fixtures of scripts/gen-fixtures.py
- * (tests/fixtures/encoder/): hidden states of every layer, the gradients with respect to them,
- * every weight gradient, and the hook plumbing at two sites. */
+ * (tests/fixtures/encoder/, BERT) and scripts/gen-arch-fixtures.py (tests/fixtures/arch/,
+ * RoBERTa and DistilBERT): hidden states of every layer of F32, F16 and BF16 checkpoints, the
+ * gradients with respect to them, every weight gradient, and the hook plumbing at two sites. */
 #include "bert.h"
 #include "ops.h"
 #include "tap.h"
 #include "testhook.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +23,7 @@ static char *fixture(const char *rel) {
     static char buf[8][1024];
     static int k;
     char *p = buf[k++ % 8];
-    snprintf(p, 1024, "%s/tests/fixtures/encoder/%s", top(), rel);
+    snprintf(p, 1024, "%s/tests/fixtures/%s", top(), rel);
     return p;
 }
 
@@ -130,18 +132,21 @@ static void test_forward(const char *dir, const char *what, int check_unrounded)
     bert_free(&m);
 }
 
+/* Which fixture's gradients are compared (a prefix of the test names). */
+static const char *WHAT = "";
+
 /* Compares each weight gradient tensor of g with the expected one (loaded as a model). */
 static void compare_grads(const bert_weights *g, const bert_weights *w, const bert_config *c) {
     size_t H = c->hidden, F = c->ffn;
 #define CMP(field, n, fmt, ...)                                                                    \
     do {                                                                                           \
         double r = tap_relerr(g->field, w->field, (n));                                            \
-        ok(r <= GRAD_TOL, "full backward: d loss / d " fmt ": relative error %.2g", __VA_ARGS__,   \
-           r);                                                                                     \
+        ok(r <= GRAD_TOL, "%s full backward: d loss / d " fmt ": relative error %.2g", WHAT,       \
+           __VA_ARGS__, r);                                                                        \
     } while (0)
     CMP(word_emb, c->vocab_size * H, "%s", "word_embeddings");
     CMP(pos_emb, c->max_pos * H, "%s", "position_embeddings");
-    CMP(type_emb, c->type_vocab * H, "%s", "token_type_embeddings");
+    if (c->type_vocab) CMP(type_emb, c->type_vocab * H, "%s", "token_type_embeddings");
     CMP(emb_ln_w, H, "%s", "embeddings.LayerNorm.weight");
     CMP(emb_ln_b, H, "%s", "embeddings.LayerNorm.bias");
     for (int l = 0; l < c->layers; l++) {
@@ -183,8 +188,8 @@ static void check_dhidden(const bert_acts *A, const expected *x, int from, int L
 static void test_backward(void) {
     bert m, gm;
     expected x;
-    if (load(&m, fixture("f32")) || load(&gm, fixture("f32/grad"))) return;
-    if (open_expected(&x, fixture("f32/expected.safetensors"))) return;
+    if (load(&m, fixture("encoder/f32")) || load(&gm, fixture("encoder/f32/grad"))) return;
+    if (open_expected(&x, fixture("encoder/f32/expected.safetensors"))) return;
     /* The reference ran in eval mode; train mode with dropout 0 must give the same numbers. */
     m.cfg.hidden_dropout = m.cfg.attn_dropout = 0;
     int L = m.cfg.layers, M = x.b.B * x.b.S, H = m.cfg.hidden;
@@ -264,8 +269,8 @@ static void test_backward(void) {
 static void test_hooked(void) {
     bert m;
     expected x;
-    if (load(&m, fixture("f32"))) return;
-    if (open_expected(&x, fixture("f32/hooked.safetensors"))) return;
+    if (load(&m, fixture("encoder/f32"))) return;
+    if (open_expected(&x, fixture("encoder/f32/hooked.safetensors"))) return;
     m.cfg.hidden_dropout = m.cfg.attn_dropout = 0;
     int L = m.cfg.layers, M = x.b.B * x.b.S, H = m.cfg.hidden;
     af_arena a;
@@ -307,11 +312,56 @@ static void test_hooked(void) {
     bert_free(&m);
 }
 
+/* RoBERTa and DistilBERT (scripts/gen-arch-fixtures.py): the same loss, d loss / d hidden and
+ * weight gradients. */
+static void test_backward_arch(const char *dir, const char *what) {
+    bert m, gm;
+    expected x;
+    char gdir[256], exp[256];
+    snprintf(gdir, sizeof gdir, "%s/grad", dir);
+    snprintf(exp, sizeof exp, "%s/expected.safetensors", dir);
+    if (load(&m, fixture(dir)) || load(&gm, fixture(gdir))) return;
+    if (open_expected(&x, fixture(exp))) return;
+    WHAT = what;
+    m.cfg.hidden_dropout = m.cfg.attn_dropout = 0;
+    int L = m.cfg.layers, M = x.b.B * x.b.S, H = m.cfg.hidden;
+    af_arena a;
+    af_arena_init(&a, bert_acts_bytes(&m.cfg, x.b.B, x.b.S, 1));
+    bert_acts *A = bert_acts_new(&a, &m.cfg, x.b.B, x.b.S, 1);
+    af_rng rng;
+    af_rng_seed(&rng, 1);
+    size_t n;
+    float *R = get(&x.f, "loss_weight", &n), *loss = get(&x.f, "loss", NULL);
+    const float *out = bert_forward(&m, A, &x.b, NULL, 1, &rng);
+    if (ok(out && R && loss && n == (size_t)M * H, "%s: train-mode forward", what)) {
+        double lv = loss_of(out, R, n);
+        ok(fabs(lv - loss[0]) <= 1e-4 * fabs(loss[0]), "%s: loss %.6f, PyTorch %.6f", what, lv,
+           loss[0]);
+        bert_grads g;
+        bert_grads_init(&g, &m.cfg);
+        bert_backward(&m, A, R, NULL, &g);
+        check_dhidden(A, &x, -1, L, what);
+        compare_grads(&g.g, &gm.w, &m.cfg);
+        bert_grads_free(&g);
+    }
+    free(R), free(loss);
+    af_arena_free(&a);
+    close_expected(&x);
+    bert_free(&m), bert_free(&gm);
+}
+
 int main(void) {
-    test_forward("f32", "f32 (bert. prefix, gamma/beta, gelu)", 0);
-    test_forward("f16", "f16 (no prefix, weight/bias, gelu_new, eps 1e-5)", 1);
-    test_forward("bf16", "bf16 (relu)", 0);
+    test_forward("encoder/f32", "f32 (bert. prefix, gamma/beta, gelu)", 0);
+    test_forward("encoder/f16", "f16 (no prefix, weight/bias, gelu_new, eps 1e-5)", 1);
+    test_forward("encoder/bf16", "bf16 (relu)", 0);
     test_backward();
     test_hooked();
+    /* the other architectures (RoBERTa's fixture holds its pad id mid-sequence) */
+    test_forward("arch/roberta/f32", "roberta f32 (roberta. prefix, pad id mid-sequence)", 0);
+    test_forward("arch/roberta/f16", "roberta f16 (no prefix, gelu_new)", 0);
+    test_forward("arch/distilbert/f32", "distilbert f32 (distilbert. prefix)", 0);
+    test_forward("arch/distilbert/bf16", "distilbert bf16 (no prefix, relu)", 0);
+    test_backward_arch("arch/roberta/f32", "roberta");
+    test_backward_arch("arch/distilbert/f32", "distilbert");
     return done_testing();
 }
