@@ -14,6 +14,14 @@ MPIRUN="mpirun --allow-run-as-root --oversubscribe"
 # containers often forbid the cross-process memory attach (CMA) Open MPI's shared-memory transport
 # tries first; copying through the shared segment works everywhere
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
+# A machine where Open MPI cannot start two local processes at all (no usable shared memory or
+# loopback in some sandboxes) says so and skips: that is the environment, not af. Where two
+# processes start, every test below runs.
+if ! probe=$(timeout 60 $MPIRUN -np 2 sh -c 'echo started' 2>&1) ||
+	[ "$(printf '%s\n' "$probe" | grep -c '^started$')" -ne 2 ]; then
+	echo "1..0 # SKIP mpirun cannot start 2 processes here: $(printf '%s' "$probe" | tr '\n' ' ' | cut -c1-200)"
+	exit 0
+fi
 
 BASE=$FIXTURES/train/base
 DATA=$TEST_ROOT/data
