@@ -166,7 +166,7 @@ int main(int argc, char **argv) {
     bert base;
     af_set_threads(threads);
     note_blas(quiet);
-    if (bert_load(&base, base_dir, &e)) die_err(&e);
+    if (bert_load_16(&base, base_dir, &e)) die_err(&e); /* a 16-bit base stays 16-bit */
     af_model m;
     model_init(&m, &base);
     if (infer_load(&m, adapters, nadapters, fusion, select, &e)) die_err(&e);

@@ -224,7 +224,7 @@ void common_load(common_opts *c, bert *base, jl_set *train, jl_set *dev) {
                     "a file argument");
     af_set_threads(c->threads);
     note_blas(c->t.quiet || dist_rank() != 0); /* under mpirun, rank 0 speaks */
-    if (bert_load(base, c->base, &e)) die_err(&e);
+    if (bert_load_16(base, c->base, &e)) die_err(&e); /* frozen: a 16-bit base stays 16-bit */
     if (jl_read_all(train, c->input, base->cfg.vocab_size, &e)) die_err(&e);
     memset(dev, 0, sizeof *dev);
     if (c->dev && jl_read_all(dev, c->dev, base->cfg.vocab_size, &e)) die_err(&e);

@@ -7,6 +7,9 @@
 #include "ops.h"
 
 #include <cjson/cJSON.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -21,6 +24,15 @@
 /* ---- config ------------------------------------------------------------------------------ */
 
 /* The defaults of the architecture's Hugging Face config class. */
+/* One layer widened from 16 bits (bert_load_16). */
+struct bert_stage {
+    float *mem;      /* one layer's weights, float32 */
+    bert_layer w;    /* carved over mem */
+    int layer;       /* the layer mem holds; -1: none */
+    int dtype;       /* ST_F16 or ST_BF16 */
+    const uint16_t *src;
+};
+
 static void config_defaults(bert_config *c, int arch) {
     const arch_defaults *d = &arch_get(arch)->dflt;
     memset(c, 0, sizeof *c);
@@ -204,15 +216,40 @@ static size_t layer_params(const bert_config *c) {
     return 3 * H * H + 3 * H + H * H + H + 2 * H + F * H + F + H * F + H + 2 * H;
 }
 
+/* Floats before the first layer in mem: the embeddings and their LayerNorm. */
+static size_t emb_params(const bert_config *c) {
+    return ((size_t)c->vocab_size + c->max_pos + c->type_vocab) * c->hidden + 2 * (size_t)c->hidden;
+}
+
 static size_t count_params(const bert_config *c) {
     size_t H = c->hidden;
     return ((size_t)c->vocab_size + c->max_pos + c->type_vocab) * H + 2 * H +
            (size_t)c->layers * layer_params(c);
 }
 
+/* Points one layer's tensors into p (layer_params floats); returns the end. */
+static float *carve_layer(bert_layer *L, float *p, const bert_config *c) {
+    size_t H = c->hidden, F = c->ffn;
+#define TAKE(n) (p += (n), p - (n))
+    L->qkv_w = TAKE(3 * H * H);
+    L->qkv_b = TAKE(3 * H);
+    L->ao_w = TAKE(H * H);
+    L->ao_b = TAKE(H);
+    L->ln1_w = TAKE(H);
+    L->ln1_b = TAKE(H);
+    L->ff1_w = TAKE(F * H);
+    L->ff1_b = TAKE(F);
+    L->ff2_w = TAKE(H * F);
+    L->ff2_b = TAKE(H);
+    L->ln2_w = TAKE(H);
+    L->ln2_b = TAKE(H);
+#undef TAKE
+    return p;
+}
+
 /* Points w's tensors into mem (count_params floats); allocates the layer array. */
 static void carve_weights(bert_weights *w, float *mem, const bert_config *c) {
-    size_t H = c->hidden, F = c->ffn;
+    size_t H = c->hidden;
     float *p = mem;
 #define TAKE(n) (p += (n), p - (n))
     w->word_emb = TAKE((size_t)c->vocab_size * H);
@@ -221,21 +258,7 @@ static void carve_weights(bert_weights *w, float *mem, const bert_config *c) {
     w->emb_ln_w = TAKE(H);
     w->emb_ln_b = TAKE(H);
     w->layer = af_calloc(c->layers, sizeof *w->layer);
-    for (int l = 0; l < c->layers; l++) {
-        bert_layer *L = &w->layer[l];
-        L->qkv_w = TAKE(3 * H * H);
-        L->qkv_b = TAKE(3 * H);
-        L->ao_w = TAKE(H * H);
-        L->ao_b = TAKE(H);
-        L->ln1_w = TAKE(H);
-        L->ln1_b = TAKE(H);
-        L->ff1_w = TAKE(F * H);
-        L->ff1_b = TAKE(F);
-        L->ff2_w = TAKE(H * F);
-        L->ff2_b = TAKE(H);
-        L->ln2_w = TAKE(H);
-        L->ln2_b = TAKE(H);
-    }
+    for (int l = 0; l < c->layers; l++) p = carve_layer(&w->layer[l], p, c);
 #undef TAKE
 }
 
@@ -309,6 +332,11 @@ void bert_free(bert *m) {
     else free(m->mem);
     free(m->w.layer);
     free(m->dir);
+    free(m->w16);
+    if (m->stage) {
+        free(m->stage->mem);
+        free(m->stage);
+    }
     memset(m, 0, sizeof *m);
 }
 
@@ -439,6 +467,19 @@ static int load_tensors(bert *m, const st_file *f, const char *path, int emb_map
             drop_pages(t->data, t->nbytes);
             continue;
         }
+        size_t at = (size_t)(s[i].dst - m->mem), emb = emb_params(&m->cfg);
+        if (m->w16_dtype && at >= emb) { /* a layer's tensor, kept as stored */
+            if ((int)t->dtype != m->w16_dtype || st_check_finite(t, e)) {
+                if ((int)t->dtype != m->w16_dtype)
+                    af_errf(e, "%s: %s is %s, the layers before it %s", t->name, path,
+                            st_dtype_name(t->dtype), st_dtype_name((st_dtype)m->w16_dtype));
+                af_err_prefix(e, "%s", path);
+                goto out;
+            }
+            memcpy(m->w16 + (at - emb), t->data, (size_t)t->numel * 2);
+            drop_pages(t->data, t->nbytes);
+            continue;
+        }
         if (st_to_f32(t, s[i].dst, t->numel, e)) {
             af_err_prefix(e, "%s", path);
             goto out;
@@ -498,7 +539,23 @@ static int map_word_emb(bert *m, const st_file *f, const char *path) {
     return 1;
 }
 
-int bert_load(bert *m, const char *dir, af_err *e) {
+/* The dtype every layer tensor of f is stored in, when it is F16 or BF16 for all; else 0. */
+static int layers_16bit(const bert *m, const st_file *f) {
+    const af_arch *a = arch_get(m->cfg.arch);
+    spec *s = af_malloc(nspecs(&m->cfg) * sizeof *s);
+    int n = list_specs(s, &m->w, &m->cfg), dtype = -1;
+    size_t emb = emb_params(&m->cfg);
+    for (int i = 0; i < n && dtype; i++) {
+        if ((size_t)(s[i].dst - m->mem) < emb) continue;
+        const st_tensor *t = find_spec(f, &s[i], a);
+        int d = t && (t->dtype == ST_F16 || t->dtype == ST_BF16) ? (int)t->dtype : 0;
+        dtype = dtype < 0 || dtype == d ? d : 0;
+    }
+    free(s);
+    return dtype > 0 ? dtype : 0;
+}
+
+static int load(bert *m, const char *dir, int keep16, af_err *e) {
     memset(m, 0, sizeof *m);
     char *cpath = path_join(dir, "config.json"), *wpath = path_join(dir, "model.safetensors");
     char *json = NULL;
@@ -519,6 +576,15 @@ int bert_load(bert *m, const char *dir, af_err *e) {
     opened = 1;
     alloc_weights(m, &cfg);
     int mapped = map_word_emb(m, &f, wpath);
+    if (keep16 && (m->w16_dtype = layers_16bit(m, &f))) {
+        size_t n = layer_params(&cfg);
+        m->w16 = af_malloc((size_t)cfg.layers * n * sizeof *m->w16);
+        m->stage = af_calloc(1, sizeof *m->stage);
+        m->stage->mem = af_malloc(n * sizeof(float));
+        carve_layer(&m->stage->w, m->stage->mem, &cfg);
+        m->stage->layer = -1;
+        m->stage->dtype = m->w16_dtype;
+    }
     if (load_tensors(m, &f, wpath, mapped, e) || bert_fingerprint(dir, &cfg, m->fingerprint, e)) {
         bert_free(m);
         goto out;
@@ -531,6 +597,14 @@ out:
     free(cpath);
     free(wpath);
     return rc;
+}
+
+int bert_load(bert *m, const char *dir, af_err *e) {
+    return load(m, dir, 0, e);
+}
+
+int bert_load_16(bert *m, const char *dir, af_err *e) {
+    return load(m, dir, 1, e);
 }
 
 /* ---- fingerprint -------------------------------------------------------------------------- */
@@ -1136,9 +1210,54 @@ static void act_grad(const bert_acts *A, float *du, const float *dg, const float
     else zero(du, n), act_backward(du, dg, u, n, act);
 }
 
+/* ---- 16-bit layers (bert_load_16) ---------------------------------------------------------- */
+
+#if defined(__x86_64__)
+/* F16 to F32 is exact, so the F16C instruction gives st_f16_to_f32's bits, 8 at a time. */
+__attribute__((target("f16c,avx"))) static void widen_f16c(float *dst, const uint16_t *src,
+                                                            size_t n) {
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + k))));
+    for (; k < n; k++) dst[k] = st_f16_to_f32(src[k]);
+}
+#endif
+
+static void widen_part(void *ctx, int lo, int hi) {
+    const struct bert_stage *st = ctx;
+    enum { CH = 1 << 14 };
+    size_t a = (size_t)lo * CH, b = (size_t)hi * CH;
+#if defined(__x86_64__)
+    if (st->dtype == ST_F16 && __builtin_cpu_supports("f16c")) {
+        widen_f16c(st->mem + a, st->src + a, b - a);
+        return;
+    }
+#endif
+    for (size_t k = a; k < b; k++)
+        st->mem[k] = st->dtype == ST_F16 ? st_f16_to_f32(st->src[k]) : st_bf16_to_f32(st->src[k]);
+}
+
+/* Layer l's weights as float32: the model's own, or (16-bit layers) layer l widened into the
+ * stage, with the conversion bert_load uses, so the same bits. */
+static const bert_layer *layer_weights(const bert *m, int l) {
+    if (!m->w16_dtype) return &m->w.layer[l];
+    struct bert_stage *st = m->stage;
+    if (st->layer != l) {
+        size_t n = layer_params(&m->cfg), CH = 1 << 14;
+        st->src = m->w16 + (size_t)l * n;
+        /* whole chunks on the pool, the tail here */
+        af_parallel((int)(n / CH), widen_part, st);
+        for (size_t k = n / CH * CH; k < n; k++)
+            st->mem[k] = st->dtype == ST_F16 ? st_f16_to_f32(st->src[k])
+                                             : st_bf16_to_f32(st->src[k]);
+        st->layer = l;
+    }
+    return &st->w;
+}
+
 static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *hk,
                           af_rng *rng) {
-    const bert_layer *W = &m->w.layer[l];
+    const bert_layer *W = layer_weights(m, l);
     layer_acts *la = &A->la[l];
     const bert_config *c = &m->cfg;
     int B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
@@ -1175,7 +1294,7 @@ static void gather_cls(float *dst, const float *src, int B, int S, int H) {
  * token, everything else for those B tokens, packed in the first B rows of the layer's buffers. */
 static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hooks *hk,
                               af_rng *rng) {
-    const bert_layer *W = &m->w.layer[l];
+    const bert_layer *W = layer_weights(m, l);
     layer_acts *la = &A->la[l];
     const bert_config *c = &m->cfg;
     int B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
@@ -1304,7 +1423,7 @@ static void embed_backward(const bert *m, bert_acts *A, bert_weights *g) {
 static int layer_backward_cls(const bert *m, bert_acts *A, int l, const bert_hooks *hk,
                               bert_grads *grads, int lowest) {
     const bert_config *c = &m->cfg;
-    const bert_layer *W = &m->w.layer[l];
+    const bert_layer *W = layer_weights(m, l);
     bert_layer *G = grads ? &grads->g.layer[l] : NULL;
     const layer_acts *la = &A->la[l];
     int B = A->B, S = A->S, M = B * S, H = A->H, F = A->F, NH = A->NH;
@@ -1383,7 +1502,7 @@ void bert_backward(const bert *m, bert_acts *acts, const float *dout, const bert
             A->dvalid = l;
             continue;
         }
-        const bert_layer *W = &m->w.layer[l];
+        const bert_layer *W = layer_weights(m, l);
         bert_layer *G = grads ? &grads->g.layer[l] : NULL;
         const layer_acts *la = &A->la[l];
         const float *x = hidk(A, l);

@@ -53,6 +53,12 @@ typedef struct {
     size_t region_len;         /* mem lies in (freed with munmap), else NULL */
     char fingerprint[65];      /* see bert_fingerprint */
     char *dir;
+    /* bert_load_16: a base stored as F16 or BF16 keeps its layers' weights so (w16, mem's layer
+     * layout); each layer is widened into stage when the encoder reaches it, and mem's layer part
+     * is never written (its pages never become resident). 0 / NULL otherwise. */
+    int w16_dtype;             /* ST_F16 or ST_BF16 */
+    uint16_t *w16;             /* [layers × layer params] */
+    struct bert_stage *stage;
 } bert;
 
 /* Loads config.json + model.safetensors from a Hugging Face directory (F32/F16/BF16; model_type
@@ -61,6 +67,11 @@ typedef struct {
  * An F32 word-embedding table is mapped from the file into mem (copy-on-write, so writes stay
  * private) rather than read: rows no batch uses never take memory. mem keeps its layout. */
 int bert_load(bert *m, const char *dir, af_err *e);
+/* The same, but a base whose layers are stored as F16 or BF16 keeps them 16-bit in memory and
+ * widens one layer at a time, into one buffer, as the encoder runs (the same widening as at load:
+ * the same bits out): the layers take half the memory. For running the base frozen (inference,
+ * adapters, fusion), never for saving or training it: m->w.layer's tensors are not filled. */
+int bert_load_16(bert *m, const char *dir, af_err *e);
 /* A new model with BERT's init: N(0, 0.02) linear and embedding weights, zero biases, LN = 1/0. */
 void bert_init_random(bert *m, const bert_config *cfg, uint64_t seed);
 void bert_free(bert *m);

@@ -206,7 +206,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (base_dir) {
-        if (bert_load(&base, base_dir, &e)) die(base_dir, &e);
+        if (bert_load_16(&base, base_dir, &e)) die(base_dir, &e); /* as the tools load */
         base.cfg.hidden_dropout = base.cfg.attn_dropout = 0.1f;
     } else {
         bert_init_random(&base, &c, 1);

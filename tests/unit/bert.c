@@ -640,6 +640,50 @@ static void test_fingerprint_whole(void) {
     bert_free(&m);
 }
 
+/* A 16-bit base kept 16-bit (bert_load_16) gives the bits of one widened at load, in every
+ * plan's forward and in a backward; an F32 base is loaded as bert_load does. */
+static void test_load_16(void) {
+    static const char *dirs[] = {"f16", "bf16", "f32"};
+    for (int d = 0; d < 3; d++) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/tests/fixtures/encoder/%s", top(), dirs[d]);
+        bert a, b;
+        af_err e;
+        if (!ok(bert_load(&a, dir, &e) == 0 && bert_load_16(&b, dir, &e) == 0, "%s: both loads",
+                dirs[d]))
+            return diag("%s", e.msg);
+        ok(!strcmp(a.fingerprint, b.fingerprint) && (b.w16_dtype != 0) == (d < 2),
+           "%s: the same base; layers kept 16-bit: %d", dirs[d], b.w16_dtype != 0);
+        enum { B = 3, S = 9 };
+        int ids[B * S], mask[B * S];
+        for (int i = 0; i < B * S; i++) ids[i] = 1 + (i * 7) % (a.cfg.vocab_size - 1), mask[i] = i % S < S - (i / S);
+        bert_batch bb = {B, S, ids, NULL, mask};
+        size_t n = (size_t)B * S * a.cfg.hidden;
+        af_arena ra, rb;
+        af_arena_init(&ra, bert_acts_bytes(&a.cfg, B, S, 1));
+        af_arena_init(&rb, bert_acts_bytes(&b.cfg, B, S, 1));
+        bert_acts *A = bert_acts_new(&ra, &a.cfg, B, S, 1), *Bc = bert_acts_new(&rb, &b.cfg, B, S, 1);
+        const float *oa = bert_forward(&a, A, &bb, NULL, 0, NULL);
+        const float *ob = bert_forward(&b, Bc, &bb, NULL, 0, NULL);
+        ok(oa && ob && !memcmp(oa, ob, n * sizeof(float)), "%s: forward, the same bits", dirs[d]);
+        /* a backward reads every layer again, from the top */
+        float *dout = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) dout[i] = (float)((i * 13) % 7) - 3.0f;
+        bert_forward(&a, A, &bb, NULL, 1, NULL);
+        bert_forward(&b, Bc, &bb, NULL, 1, NULL);
+        bert_grads ga, gb;
+        bert_grads_init(&ga, &a.cfg), bert_grads_init(&gb, &b.cfg);
+        bert_backward(&a, A, dout, NULL, &ga);
+        bert_backward(&b, Bc, dout, NULL, &gb);
+        ok(!memcmp(ga.mem, gb.mem, a.nparams * sizeof(float)), "%s: backward, the same bits",
+           dirs[d]);
+        bert_grads_free(&ga), bert_grads_free(&gb);
+        free(dout);
+        af_arena_free(&ra), af_arena_free(&rb);
+        bert_free(&a), bert_free(&b);
+    }
+}
+
 int main(void) {
     const char *t = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/af-bert-XXXXXX", t ? t : "/tmp");
@@ -650,6 +694,7 @@ int main(void) {
     test_config();
     test_load_save();
     test_fingerprint_whole();
+    test_load_16();
     test_init();
     test_padding();
     test_encoder_fd();
