@@ -26,10 +26,10 @@
 /* The defaults of the architecture's Hugging Face config class. */
 /* One layer widened from 16 bits (bert_load_16). */
 struct bert_stage {
-    float *mem;      /* one layer's weights, float32 */
-    bert_layer w;    /* carved over mem */
-    int layer;       /* the layer mem holds; -1: none */
-    int dtype;       /* ST_F16 or ST_BF16 */
+    float *mem;   /* one layer's weights, float32 */
+    bert_layer w; /* carved over mem */
+    int layer;    /* the layer mem holds; -1: none */
+    int dtype;    /* ST_F16 or ST_BF16 */
     const uint16_t *src;
 };
 
@@ -1215,7 +1215,7 @@ static void act_grad(const bert_acts *A, float *du, const float *dg, const float
 #if defined(__x86_64__)
 /* F16 to F32 is exact, so the F16C instruction gives st_f16_to_f32's bits, 8 at a time. */
 __attribute__((target("f16c,avx"))) static void widen_f16c(float *dst, const uint16_t *src,
-                                                            size_t n) {
+                                                           size_t n) {
     size_t k = 0;
     for (; k + 8 <= n; k += 8)
         _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + k))));
@@ -1248,8 +1248,8 @@ static const bert_layer *layer_weights(const bert *m, int l) {
         /* whole chunks on the pool, the tail here */
         af_parallel((int)(n / CH), widen_part, st);
         for (size_t k = n / CH * CH; k < n; k++)
-            st->mem[k] = st->dtype == ST_F16 ? st_f16_to_f32(st->src[k])
-                                             : st_bf16_to_f32(st->src[k]);
+            st->mem[k] =
+                st->dtype == ST_F16 ? st_f16_to_f32(st->src[k]) : st_bf16_to_f32(st->src[k]);
         st->layer = l;
     }
     return &st->w;

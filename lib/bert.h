@@ -56,8 +56,8 @@ typedef struct {
     /* bert_load_16: a base stored as F16 or BF16 keeps its layers' weights so (w16, mem's layer
      * layout); each layer is widened into stage when the encoder reaches it, and mem's layer part
      * is never written (its pages never become resident). 0 / NULL otherwise. */
-    int w16_dtype;             /* ST_F16 or ST_BF16 */
-    uint16_t *w16;             /* [layers × layer params] */
+    int w16_dtype; /* ST_F16 or ST_BF16 */
+    uint16_t *w16; /* [layers × layer params] */
     struct bert_stage *stage;
 } bert;
 

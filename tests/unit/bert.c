@@ -656,13 +656,15 @@ static void test_load_16(void) {
            "%s: the same base; layers kept 16-bit: %d", dirs[d], b.w16_dtype != 0);
         enum { B = 3, S = 9 };
         int ids[B * S], mask[B * S];
-        for (int i = 0; i < B * S; i++) ids[i] = 1 + (i * 7) % (a.cfg.vocab_size - 1), mask[i] = i % S < S - (i / S);
+        for (int i = 0; i < B * S; i++)
+            ids[i] = 1 + (i * 7) % (a.cfg.vocab_size - 1), mask[i] = i % S < S - (i / S);
         bert_batch bb = {B, S, ids, NULL, mask};
         size_t n = (size_t)B * S * a.cfg.hidden;
         af_arena ra, rb;
         af_arena_init(&ra, bert_acts_bytes(&a.cfg, B, S, 1));
         af_arena_init(&rb, bert_acts_bytes(&b.cfg, B, S, 1));
-        bert_acts *A = bert_acts_new(&ra, &a.cfg, B, S, 1), *Bc = bert_acts_new(&rb, &b.cfg, B, S, 1);
+        bert_acts *A = bert_acts_new(&ra, &a.cfg, B, S, 1),
+                  *Bc = bert_acts_new(&rb, &b.cfg, B, S, 1);
         const float *oa = bert_forward(&a, A, &bb, NULL, 0, NULL);
         const float *ob = bert_forward(&b, Bc, &bb, NULL, 0, NULL);
         ok(oa && ob && !memcmp(oa, ob, n * sizeof(float)), "%s: forward, the same bits", dirs[d]);
