@@ -333,6 +333,7 @@ void bert_free(bert *m) {
     free(m->w.layer);
     free(m->dir);
     free(m->w16);
+    free(m->we16);
     if (m->stage) {
         free(m->stage->mem);
         free(m->stage);
@@ -467,6 +468,16 @@ static int load_tensors(bert *m, const st_file *f, const char *path, int emb_map
             drop_pages(t->data, t->nbytes);
             continue;
         }
+        if (m->we16_dtype && s[i].dst == m->w.word_emb) { /* kept as stored, rows widened */
+            if ((int)t->dtype != m->we16_dtype || st_check_finite(t, e)) {
+                if ((int)t->dtype != m->we16_dtype) af_errf(e, "%s: dtype changed", t->name);
+                af_err_prefix(e, "%s", path);
+                goto out;
+            }
+            memcpy(m->we16, t->data, (size_t)t->numel * 2);
+            drop_pages(t->data, t->nbytes);
+            continue;
+        }
         size_t at = (size_t)(s[i].dst - m->mem), emb = emb_params(&m->cfg);
         if (m->w16_dtype && at >= emb) { /* a layer's tensor, kept as stored */
             if ((int)t->dtype != m->w16_dtype || st_check_finite(t, e)) {
@@ -584,6 +595,19 @@ static int load(bert *m, const char *dir, int keep16, af_err *e) {
         carve_layer(&m->stage->w, m->stage->mem, &cfg);
         m->stage->layer = -1;
         m->stage->dtype = m->w16_dtype;
+    }
+    if (keep16 && !mapped && m->w16_dtype) { /* the word embeddings too, when they are 16-bit */
+        const af_arch *ar = arch_get(cfg.arch);
+        char name[160];
+        const st_tensor *t = NULL;
+        for (int prefixed = 1; !t && prefixed >= 0; prefixed--)
+            if (!arch_tensor_name(name, sizeof name, ar, AT_WORD, 0, prefixed))
+                t = st_find(&f, name);
+        if (t && (t->dtype == ST_F16 || t->dtype == ST_BF16) &&
+            t->numel == (int64_t)cfg.vocab_size * cfg.hidden) {
+            m->we16_dtype = (int)t->dtype;
+            m->we16 = af_malloc((size_t)t->numel * sizeof *m->we16);
+        }
     }
     if (load_tensors(m, &f, wpath, mapped, e) || bert_fingerprint(dir, &cfg, m->fingerprint, e)) {
         bert_free(m);
@@ -1149,6 +1173,7 @@ typedef struct {
     const bert_acts *A;
     float *sum;
     int types; /* the architecture has token type embeddings */
+    const bert *m; /* for 16-bit word embeddings (bert_load_16) */
 } embed_job;
 
 /* Position ids: 0..S-1 (BERT, DistilBERT), or RoBERTa's count of the non-pad ids so far plus
@@ -1165,6 +1190,8 @@ static void positions(bert_acts *A, const bert_config *c) {
         }
 }
 
+static void widen_row(float *dst, const uint16_t *src, size_t n, int dtype);
+
 static void embed_part(void *p, int lo, int hi) {
     const embed_job *j = p;
     const bert_acts *A = j->A;
@@ -1172,10 +1199,16 @@ static void embed_part(void *p, int lo, int hi) {
     for (int t = lo; t < hi; t++) {
         float *y = j->sum + (size_t)t * H;
         const float *we = j->w->word_emb + (size_t)A->ids[t] * H;
+        if (j->m->we16_dtype) { /* the row widened in place: y = we, then the same sums */
+            widen_row(y, j->m->we16 + (size_t)A->ids[t] * H, (size_t)H, j->m->we16_dtype);
+            we = y;
+        }
         /* HF order: (inputs_embeds + token_type_embeddings) + position_embeddings */
-        if (j->types)
+        if (j->types && we == y)
+            vec_add(y, j->w->type_emb + (size_t)A->type_ids[t] * H, H);
+        else if (j->types)
             vec_add2(y, we, j->w->type_emb + (size_t)A->type_ids[t] * H, H);
-        else
+        else if (we != y)
             memcpy(y, we, H * sizeof(float));
         vec_add(y, j->w->pos_emb + (size_t)A->pos[t] * H, H);
     }
@@ -1186,7 +1219,7 @@ static void embed_forward(const bert *m, bert_acts *A, float *out, af_rng *rng) 
     const bert_weights *w = &m->w;
     int H = A->H, M = A->B * A->S;
     float *sum = A->emb_sum ? A->emb_sum : A->tmp;
-    embed_job ej = {w, A, sum, m->cfg.type_vocab > 0};
+    embed_job ej = {w, A, sum, m->cfg.type_vocab > 0, m};
     af_parallel(M, embed_part, &ej);
     layernorm_forward(out, A->emb_mean, A->emb_rstd, sum, w->emb_ln_w, w->emb_ln_b, M, H,
                       m->cfg.ln_eps);
@@ -1235,6 +1268,18 @@ static void widen_part(void *ctx, int lo, int hi) {
 #endif
     for (size_t k = a; k < b; k++)
         st->mem[k] = st->dtype == ST_F16 ? st_f16_to_f32(st->src[k]) : st_bf16_to_f32(st->src[k]);
+}
+
+/* n values of a 16-bit tensor as float32 (the word embeddings' rows). */
+static void widen_row(float *dst, const uint16_t *src, size_t n, int dtype) {
+#if defined(__x86_64__)
+    if (dtype == ST_F16 && __builtin_cpu_supports("f16c")) {
+        widen_f16c(dst, src, n);
+        return;
+    }
+#endif
+    for (size_t k = 0; k < n; k++)
+        dst[k] = dtype == ST_F16 ? st_f16_to_f32(src[k]) : st_bf16_to_f32(src[k]);
 }
 
 /* Layer l's weights as float32: the model's own, or (16-bit layers) layer l widened into the

@@ -58,6 +58,8 @@ typedef struct {
      * is never written (its pages never become resident). 0 / NULL otherwise. */
     int w16_dtype; /* ST_F16 or ST_BF16 */
     uint16_t *w16; /* [layers × layer params] */
+    int we16_dtype;     /* the word embeddings likewise: rows widened as looked up */
+    uint16_t *we16;     /* [V × H] */
     struct bert_stage *stage;
 } bert;
 

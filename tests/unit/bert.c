@@ -652,8 +652,10 @@ static void test_load_16(void) {
         if (!ok(bert_load(&a, dir, &e) == 0 && bert_load_16(&b, dir, &e) == 0, "%s: both loads",
                 dirs[d]))
             return diag("%s", e.msg);
-        ok(!strcmp(a.fingerprint, b.fingerprint) && (b.w16_dtype != 0) == (d < 2),
-           "%s: the same base; layers kept 16-bit: %d", dirs[d], b.w16_dtype != 0);
+        ok(!strcmp(a.fingerprint, b.fingerprint) && (b.w16_dtype != 0) == (d < 2) &&
+               (b.we16_dtype != 0) == (d < 2),
+           "%s: the same base; layers and word embeddings kept 16-bit: %d", dirs[d],
+           b.w16_dtype != 0);
         enum { B = 3, S = 9 };
         int ids[B * S], mask[B * S];
         for (int i = 0; i < B * S; i++)
