@@ -9,35 +9,6 @@ BASE=$FIXTURES/encoder/f32
 HUB=$FIXTURES/hub
 INF=$FIXTURES/infer
 
-# The probabilities (or the score) of af-infer output lines, blank-separated, one line each.
-numbers() {
-	awk '{
-		out = ""
-		if (match($0, /"probs":\[[^]]*\]/)) out = substr($0, RSTART + 9, RLENGTH - 10)
-		else if (match($0, /"score":[^,}]*/)) out = substr($0, RSTART + 8, RLENGTH - 8)
-		gsub(/[][,]/, " ", out)
-		$0 = out
-		$1 = $1
-		print
-	}' "$@"
-}
-
-# numbers_close EXPECTED GOT: line by line, every number within 1e-4.
-numbers_close() {
-	awk 'NR == FNR { want[FNR] = $0; n = FNR; next }
-	{
-		got++
-		m = split(want[FNR], w, " "); k = split($0, g, " ")
-		if (m != k) { printf "line %d: %d fields expected, %d found\n", FNR, m, k; bad = 1; next }
-		for (i = 1; i <= m; i++) {
-			d = w[i] - g[i]
-			if (d < 0) d = -d
-			if (d > 1e-4) { printf "line %d, field %d: %s expected, %s found\n", FNR, i, w[i], g[i]; bad = 1 }
-		}
-	}
-	END { if (got != n) { printf "%d lines expected, %d found\n", n, got; bad = 1 }; exit bad }' "$1" "$2"
-}
-
 # import CASE: HUB/CASE -> CASE.st, af-infer on in.jsonl against CASE.expected
 import_check() {
 	af-convert --base "$BASE" -o "$1.st" "$HUB/$1" &&
