@@ -9,9 +9,9 @@
  *   bench-model --model mini|base --make-base DIR     (writes the random base, F32)
  *   bench-model --measure-peak     (best sgemm GFLOP/s of BERT's FFN shape, and OpenBLAS's core)
  *
- * With --base the encoder is read from DIR as the tools read theirs (bert_load); the bench script
- * writes it first, in a process of its own, so that the measured process holds only what a tool
- * would.
+ * With --base the encoder is read from DIR as the tools read theirs (bert_load_16); the bench
+ * script writes it first, in a process of its own, so that the measured process holds only what a
+ * tool would.
  * The model is what the peer builds: BERT with random weights (vocab 30522, 512 positions), a
  * 2-label classification head; adapter: one Pfeiffer adapter per layer (reduction 16, relu)
  * trained with the head; fusion: attention fusion over 3 frozen random adapters, trained with the
