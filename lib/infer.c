@@ -299,7 +299,7 @@ static void put_site_weights(run *R, int k, int row, int p) {
         ob_char(&R->w, '[');
         int first = 1;
         for (int t = 0; t < len; t++) {
-            if (real && !x->attention_mask[t]) continue;
+            if (!x->attention_mask[t]) continue; /* as af-files(5) says: real tokens only */
             if (!first) ob_char(&R->w, ',');
             first = 0;
             put_floats(&R->w, W + ((size_t)row * S + t) * N, N);
@@ -310,10 +310,11 @@ static void put_site_weights(run *R, int k, int row, int p) {
     double *acc = R->acc;
     for (int i = 0; i < N; i++) acc[i] = 0;
     for (int t = 0; t < len; t++) {
-        if (real && !x->attention_mask[t]) continue; /* no real token at all: every token */
+        if (!x->attention_mask[t]) continue;
         for (int i = 0; i < N; i++) acc[i] += W[((size_t)row * S + t) * N + i];
     }
-    for (int i = 0; i < N; i++) R->mean[i] = (float)(acc[i] / (real ? real : len));
+    /* none left after --max-len cut the line: no mean, null (a line has one somewhere) */
+    for (int i = 0; i < N; i++) R->mean[i] = real ? (float)(acc[i] / real) : NAN;
     put_floats(&R->w, R->mean, N);
 }
 

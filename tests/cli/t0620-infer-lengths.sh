@@ -68,4 +68,14 @@ test_expect_success 'a bad line after a window of long and short lines: the line
 	test_grep "in.jsonl:51: input_ids" err
 '
 
+test_expect_success 'fusion weights cover attended tokens only, also when --max-len cut them all' '
+	printf "{\"input_ids\":[2,5,6,7,8,3],\"attention_mask\":[0,0,0,0,1,1]}\n" >cut.jsonl &&
+	af-infer $AB --fusion-weights=tokens --max-len 3 cut.jsonl >tok.jsonl 2>/dev/null &&
+	test_grep "\"layers\":\[\[\],\[\]\]" tok.jsonl &&
+	af-infer $AB --fusion-weights --max-len 3 cut.jsonl >mean.jsonl 2>/dev/null &&
+	test_grep "\"layers\":\[\[null,null\],\[null,null\]\]" mean.jsonl &&
+	af-infer $AB --fusion-weights=tokens cut.jsonl >all.jsonl &&
+	python3 -c "import json; l = json.load(open(\"all.jsonl\"))[\"fusion_weights\"][\"layers\"]; assert [len(t) for t in l] == [2, 2], l"
+'
+
 test_done
