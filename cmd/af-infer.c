@@ -21,7 +21,8 @@ enum {
     O_METRICS,
     O_METRICS_JSON,
     O_CONFUSION,
-    O_FW
+    O_FW,
+    O_WEIGHTS
 };
 
 static void usage(void) {
@@ -38,6 +39,8 @@ static void usage(void) {
            "  --batch-size N         lines per forward (default 32)\n"
            "  --max-len N            keep the first N tokens of a line (default 128)\n"
            "  --threads N            (default: all cores)\n"
+           "  --weights f32|f16|bf16 hold the base's weights so in memory (default: as stored,\n"
+           "                         16-bit layers widened one at a time; see af-infer(1))\n"
            "Scoring (lines with a gold \"label\"):\n"
            "  --metrics              accuracy, macro-F1, MCC (Pearson, Spearman for\n"
            "                         regression) on stderr\n"
@@ -76,6 +79,7 @@ int main(int argc, char **argv) {
                                              {"metrics-json", required_argument, 0, O_METRICS_JSON},
                                              {"confusion", no_argument, 0, O_CONFUSION},
                                              {"fusion-weights", optional_argument, 0, O_FW},
+                                             {"weights", required_argument, 0, O_WEIGHTS},
                                              {"quiet", no_argument, 0, 'q'},
                                              {"help", no_argument, 0, 'h'},
                                              {"version", no_argument, 0, 'V'},
@@ -84,7 +88,7 @@ int main(int argc, char **argv) {
     static const char **adapters;
     const char *base_dir = NULL, *fusion = NULL, *select = NULL, *task = NULL, *mjson = NULL;
     const char *input = "-";
-    int threads = 0, metrics = 0, confusion = 0, quiet = 0;
+    int threads = 0, metrics = 0, confusion = 0, quiet = 0, weights = 0;
     infer_opts io = {32, 128, -1, INFER_FW_NONE, 0};
     int nadapters = 0, o;
     adapters = af_calloc((size_t)argc, sizeof *adapters);
@@ -131,6 +135,16 @@ int main(int argc, char **argv) {
             else
                 usage_error("--fusion-weights: '%s' is not mean or tokens", optarg);
             break;
+        case O_WEIGHTS:
+            if (!strcmp(optarg, "f32"))
+                weights = ST_F32;
+            else if (!strcmp(optarg, "f16"))
+                weights = ST_F16;
+            else if (!strcmp(optarg, "bf16"))
+                weights = ST_BF16;
+            else
+                usage_error("--weights: '%s' is not f32, f16 or bf16", optarg);
+            break;
         case 'q':
             quiet = 1;
             break;
@@ -166,7 +180,8 @@ int main(int argc, char **argv) {
     bert base;
     af_set_threads(threads);
     note_blas(quiet);
-    if (bert_load_16(&base, base_dir, &e)) die_err(&e); /* a 16-bit base stays 16-bit */
+    /* a 16-bit base stays 16-bit; --weights holds it as asked */
+    if (bert_load_as(&base, base_dir, weights, &e)) die_err(&e);
     af_model m;
     model_init(&m, &base);
     if (infer_load(&m, adapters, nadapters, fusion, select, &e)) die_err(&e);

@@ -334,6 +334,8 @@ void bert_free(bert *m) {
     free(m->dir);
     free(m->w16);
     free(m->we16);
+    if (m->we_path) close(m->we_fd);
+    free(m->we_path);
     if (m->stage) {
         free(m->stage->mem);
         free(m->stage);
@@ -434,6 +436,35 @@ static void drop_pages(const void *data, size_t n) {
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* t's values into dst as dtype (F16 or BF16): copied when stored so, else (round) each value as
+ * float32 (exact from any stored type) rounded to nearest, ties to even. Only F16 can overflow. */
+static int hold16(uint16_t *dst, const st_tensor *t, int dtype, int round, af_err *e) {
+    if ((int)t->dtype == dtype) {
+        if (dst) memcpy(dst, t->data, (size_t)t->numel * 2);
+        return 0;
+    }
+    if (!round)
+        return af_errf(e, "%s: %s, %s expected", t->name, st_dtype_name(t->dtype),
+                       st_dtype_name((st_dtype)dtype));
+    const unsigned char *p = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        float v;
+        uint16_t h;
+        if (t->dtype == ST_F32)
+            memcpy(&v, p + 4 * i, 4);
+        else
+            memcpy(&h, p + 2 * i, 2), v = t->dtype == ST_F16 ? st_f16_to_f32(h) : st_bf16_to_f32(h);
+        uint16_t r = dtype == ST_F16 ? st_f32_to_f16(v) : st_f32_to_bf16(v);
+        if (dst) dst[i] = r; /* NULL: only checked (rows read from the file as looked up) */
+        if (dtype == ST_F16 && (r & 0x7c00) == 0x7c00)
+            return af_errf(e,
+                           "%s: element %lld is %g, past F16's range (65504): hold the weights as "
+                           "bf16 instead",
+                           t->name, (long long)i, v);
+    }
+    return 0;
+}
+
 static int load_tensors(bert *m, const st_file *f, const char *path, int emb_mapped, af_err *e) {
     const af_arch *a = arch_get(m->cfg.arch);
     int rc = -1;
@@ -468,26 +499,24 @@ static int load_tensors(bert *m, const st_file *f, const char *path, int emb_map
             drop_pages(t->data, t->nbytes);
             continue;
         }
-        if (m->we16_dtype && s[i].dst == m->w.word_emb) { /* kept as stored, rows widened */
-            if ((int)t->dtype != m->we16_dtype || st_check_finite(t, e)) {
-                if ((int)t->dtype != m->we16_dtype) af_errf(e, "%s: dtype changed", t->name);
+        if (m->we16_dtype && s[i].dst == m->w.word_emb) { /* held 16-bit, rows widened */
+            if (st_check_finite(t, e) || hold16(m->we16, t, m->we16_dtype, m->rounded, e)) {
                 af_err_prefix(e, "%s", path);
                 goto out;
             }
-            memcpy(m->we16, t->data, (size_t)t->numel * 2);
             drop_pages(t->data, t->nbytes);
             continue;
         }
         size_t at = (size_t)(s[i].dst - m->mem), emb = emb_params(&m->cfg);
-        if (m->w16_dtype && at >= emb) { /* a layer's tensor, kept as stored */
-            if ((int)t->dtype != m->w16_dtype || st_check_finite(t, e)) {
-                if ((int)t->dtype != m->w16_dtype)
+        if (m->w16_dtype && at >= emb) { /* a layer's tensor, held 16-bit */
+            if ((!m->rounded && (int)t->dtype != m->w16_dtype) || st_check_finite(t, e) ||
+                hold16(m->w16 + (at - emb), t, m->w16_dtype, m->rounded, e)) {
+                if (!m->rounded && (int)t->dtype != m->w16_dtype)
                     af_errf(e, "%s: %s is %s, the layers before it %s", t->name, path,
                             st_dtype_name(t->dtype), st_dtype_name((st_dtype)m->w16_dtype));
                 af_err_prefix(e, "%s", path);
                 goto out;
             }
-            memcpy(m->w16 + (at - emb), t->data, (size_t)t->numel * 2);
             drop_pages(t->data, t->nbytes);
             continue;
         }
@@ -566,7 +595,21 @@ static int layers_16bit(const bert *m, const st_file *f) {
     return dtype > 0 ? dtype : 0;
 }
 
-static int load(bert *m, const char *dir, int keep16, af_err *e) {
+/* The word embeddings stay in the file: each batch reads the rows it looks up (pread: a few
+ * hundred rows of 30522; from the page cache in practice). Not a mapping: a fault maps a whole
+ * page-cache folio (up to 2 MiB on ext4), so a mapped table ends up resident almost whole. */
+static int open_we(bert *m, const st_file *f, const st_tensor *t, const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    m->we_fd = fd, m->we_stored = (int)t->dtype;
+    m->we_off = (off_t)((const char *)t->data - (const char *)f->map);
+    m->we_path = af_strdup(path);
+    return 1;
+}
+
+/* keep16: layers stored 16-bit stay so; want: hold them (and the word embeddings) as this 16-bit
+ * type whatever is stored (0: as stored). */
+static int load(bert *m, const char *dir, int keep16, int want, af_err *e) {
     memset(m, 0, sizeof *m);
     char *cpath = path_join(dir, "config.json"), *wpath = path_join(dir, "model.safetensors");
     char *json = NULL;
@@ -586,8 +629,12 @@ static int load(bert *m, const char *dir, int keep16, af_err *e) {
     if (st_open(&f, wpath, e)) goto out;
     opened = 1;
     alloc_weights(m, &cfg);
-    int mapped = map_word_emb(m, &f, wpath);
-    if (keep16 && (m->w16_dtype = layers_16bit(m, &f))) {
+    int mapped = want ? 0 : map_word_emb(m, &f, wpath);
+    if (want)
+        m->w16_dtype = want, m->rounded = layers_16bit(m, &f) != want;
+    else if (keep16)
+        m->w16_dtype = layers_16bit(m, &f);
+    if (m->w16_dtype) {
         size_t n = layer_params(&cfg);
         m->w16 = af_malloc((size_t)cfg.layers * n * sizeof *m->w16);
         m->stage = af_calloc(1, sizeof *m->stage);
@@ -596,17 +643,17 @@ static int load(bert *m, const char *dir, int keep16, af_err *e) {
         m->stage->layer = -1;
         m->stage->dtype = m->w16_dtype;
     }
-    if (keep16 && !mapped && m->w16_dtype) { /* the word embeddings too, when they are 16-bit */
+    if (!mapped && m->w16_dtype) { /* the word embeddings too, when they are (to be) 16-bit */
         const af_arch *ar = arch_get(cfg.arch);
         char name[160];
         const st_tensor *t = NULL;
         for (int prefixed = 1; !t && prefixed >= 0; prefixed--)
             if (!arch_tensor_name(name, sizeof name, ar, AT_WORD, 0, prefixed))
                 t = st_find(&f, name);
-        if (t && (t->dtype == ST_F16 || t->dtype == ST_BF16) &&
+        if (t && (want || t->dtype == ST_F16 || t->dtype == ST_BF16) &&
             t->numel == (int64_t)cfg.vocab_size * cfg.hidden) {
-            m->we16_dtype = (int)t->dtype;
-            m->we16 = af_malloc((size_t)t->numel * sizeof *m->we16);
+            m->we16_dtype = want ? want : (int)t->dtype;
+            if (!open_we(m, &f, t, wpath)) m->we16 = af_malloc((size_t)t->numel * sizeof *m->we16);
         }
     }
     if (load_tensors(m, &f, wpath, mapped, e) || bert_fingerprint(dir, &cfg, m->fingerprint, e)) {
@@ -624,11 +671,18 @@ out:
 }
 
 int bert_load(bert *m, const char *dir, af_err *e) {
-    return load(m, dir, 0, e);
+    return load(m, dir, 0, 0, e);
 }
 
 int bert_load_16(bert *m, const char *dir, af_err *e) {
-    return load(m, dir, 1, e);
+    return load(m, dir, 1, 0, e);
+}
+
+int bert_load_as(bert *m, const char *dir, int dtype, af_err *e) {
+    if (dtype == ST_F32) return load(m, dir, 0, 0, e);
+    if (dtype && dtype != ST_F16 && dtype != ST_BF16)
+        return af_errf(e, "%s: weights can be held as F32, F16 or BF16", dir);
+    return load(m, dir, 1, dtype, e);
 }
 
 /* ---- fingerprint -------------------------------------------------------------------------- */
@@ -1192,6 +1246,54 @@ static void positions(bert_acts *A, const bert_config *c) {
 
 static void widen_row(float *dst, const uint16_t *src, size_t n, int dtype);
 
+/* Row id of the 16-bit word embeddings as float32, into y: widened from we16, or read from the
+ * file as stored and, when that is another type, rounded to we16_dtype as hold16 rounds. The row
+ * is read into y itself and converted from the end backwards (a float overwrites only 16-bit
+ * values already converted). A read that fails (the file cut short under a running program) ends
+ * the program: the forward has no way back. */
+static void we16_row(const bert *m, int id, float *y) {
+    size_t H = (size_t)m->cfg.hidden;
+    if (m->we16) {
+        widen_row(y, m->we16 + (size_t)id * H, H, m->we16_dtype);
+        return;
+    }
+    size_t es = m->we_stored == ST_F32 ? 4 : 2, n = es * H, got = 0;
+    off_t at = (off_t)(m->we_off + (long long)id * (long long)n);
+    while (got < n) {
+        ssize_t r = pread(m->we_fd, (char *)y + got, n - got, at + (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            fprintf(stderr, "%s: word embedding row %d: %s\n", m->we_path, id,
+                    r < 0 ? strerror(errno) : "the file is shorter than when it was opened");
+            exit(1);
+        }
+        got += (size_t)r;
+    }
+    const uint16_t *h = (const uint16_t *)y;
+    int d = m->we16_dtype;
+    if (m->we_stored == d) {
+        if (d == ST_F16 && H >= 16) {
+            uint16_t tmp[16]; /* the vector path reads 16 at once: stage each block apart */
+            for (size_t k = H; k >= 16; k -= 16) {
+                memcpy(tmp, h + k - 16, sizeof tmp);
+                widen_row(y + k - 16, tmp, 16, d);
+            }
+            size_t rest = H % 16;
+            for (size_t k = rest; k-- > 0;) y[k] = st_f16_to_f32(h[k]);
+            return;
+        }
+        for (size_t k = H; k-- > 0;)
+            y[k] = d == ST_F16 ? st_f16_to_f32(h[k]) : st_bf16_to_f32(h[k]);
+        return;
+    }
+    for (size_t k = H; k-- > 0;) {
+        float v = m->we_stored == ST_F32   ? y[k]
+                  : m->we_stored == ST_F16 ? st_f16_to_f32(h[k])
+                                           : st_bf16_to_f32(h[k]);
+        y[k] = d == ST_F16 ? st_f16_to_f32(st_f32_to_f16(v)) : st_bf16_to_f32(st_f32_to_bf16(v));
+    }
+}
+
 static void embed_part(void *p, int lo, int hi) {
     const embed_job *j = p;
     const bert_acts *A = j->A;
@@ -1200,7 +1302,7 @@ static void embed_part(void *p, int lo, int hi) {
         float *y = j->sum + (size_t)t * H;
         const float *we = j->w->word_emb + (size_t)A->ids[t] * H;
         if (j->m->we16_dtype) { /* the row widened in place: y = we, then the same sums */
-            widen_row(y, j->m->we16 + (size_t)A->ids[t] * H, (size_t)H, j->m->we16_dtype);
+            we16_row(j->m, A->ids[t], y);
             we = y;
         }
         /* HF order: (inputs_embeds + token_type_embeddings) + position_embeddings */

@@ -59,7 +59,12 @@ typedef struct {
     int w16_dtype; /* ST_F16 or ST_BF16 */
     uint16_t *w16; /* [layers × layer params] */
     int we16_dtype;     /* the word embeddings likewise: rows widened as looked up */
-    uint16_t *we16;     /* [V × H] */
+    uint16_t *we16;     /* [V × H], or NULL when each row is read from the file as looked up: */
+    int we_fd;          /* model.safetensors (we_path), read at we_off; stored as we_stored */
+    int we_stored;
+    long long we_off;
+    char *we_path;
+    int rounded; /* bert_load_as rounded the stored weights to w16_dtype (not as stored) */
     struct bert_stage *stage;
 } bert;
 
@@ -74,6 +79,13 @@ int bert_load(bert *m, const char *dir, af_err *e);
  * the same bits out): the layers take half the memory. For running the base frozen (inference,
  * adapters, fusion), never for saving or training it: m->w.layer's tensors are not filled. */
 int bert_load_16(bert *m, const char *dir, af_err *e);
+/* bert_load_16 with the layers and word embeddings held as dtype (ST_F16 or ST_BF16) whatever the
+ * file stores: F32 values are rounded to nearest, ties to even (as PyTorch's .half() and
+ * .bfloat16()); the other 16-bit type goes through float32 (exact) and is rounded so. A value past
+ * F16's range is an error naming the tensor (BF16 has float32's range). The fingerprint stays the
+ * file's: the weights computed with are the file's, rounded, which m->rounded records. dtype 0:
+ * bert_load_16; ST_F32: bert_load. */
+int bert_load_as(bert *m, const char *dir, int dtype, af_err *e);
 /* A new model with BERT's init: N(0, 0.02) linear and embedding weights, zero biases, LN = 1/0. */
 void bert_init_random(bert *m, const bert_config *cfg, uint64_t seed);
 void bert_free(bert *m);

@@ -287,9 +287,11 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     printf("impl=af model=%s mode=%s batch=%d seq=%d micro_batch=%d threads=%d "
            "median_step_s=%.5f min_step_s=%.5f ex_per_s=%.3f gflop_per_step=%.3f gflops=%.2f "
-           "pct_sgemm_peak=%.1f loss_first=%.4f loss_last=%.4f maxrss_mib=%.1f\n",
+           "pct_sgemm_peak=%.1f loss_first=%.4f loss_last=%.4f maxrss_mib=%.1f "
+           "arena_mib=%.1f\n",
            model, mode_s, B, S, rows, threads, med, times[warmup], B / med, fl * 1e-9, gf,
-           peak > 0 ? 100 * gf / peak : NAN, first, last, ru.ru_maxrss / 1024.0);
+           peak > 0 ? 100 * gf / peak : NAN, first, last, ru.ru_maxrss / 1024.0,
+           m.arena.size / 1048576.0);
     optim_free(&o);
     model_free(&m);
     bert_free(&base);

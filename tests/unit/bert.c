@@ -605,9 +605,9 @@ static void test_frozen_plan(void) {
 }
 
 static void rm_rf(const char *dir) {
-    const char *subs[] = {"saved", "saved2", "plain", "bad"};
+    const char *subs[] = {"saved", "saved2", "plain", "bad", "as"};
     const char *files[] = {"config.json", "model.safetensors"};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         char d[512], f[600];
         snprintf(d, sizeof d, "%s/%s", dir, subs[i]);
         for (int j = 0; j < 2; j++) {
@@ -688,6 +688,67 @@ static void test_load_16(void) {
     }
 }
 
+/* f32 -> dtype -> f32, as bert_load_as holds an F32 base's weights. */
+static void round_as(float *p, size_t n, int dtype) {
+    for (size_t i = 0; i < n; i++)
+        p[i] = dtype == ST_F16 ? st_f16_to_f32(st_f32_to_f16(p[i]))
+                               : st_bf16_to_f32(st_f32_to_bf16(p[i]));
+}
+
+/* bert_load_as holds an F32 base's layers and word embeddings rounded to F16 or BF16: the same
+ * bits as the float32 model with exactly those tensors rounded (the rounding itself is checked
+ * edge by edge in safetensors.t); the fingerprint is the file's; F16's range is enforced. */
+static void test_load_as(void) {
+    bert_config c = {0};
+    c.vocab_size = 300, c.hidden = 32, c.layers = 2, c.heads = 4, c.ffn = 64, c.max_pos = 40;
+    c.type_vocab = 2, c.act = AF_ACT_GELU, c.ln_eps = 1e-12f;
+    bert m;
+    af_err e;
+    bert_init_random(&m, &c, 21);
+    char *d = path("%s/as", tmpdir);
+    if (!ok(bert_save(&m, d, NULL, &e) == 0, "save an F32 base")) return diag("%s", e.msg);
+    bert_free(&m);
+    static const int dts[] = {ST_F16, ST_BF16};
+    for (int k = 0; k < 2; k++) {
+        bert a, r;
+        if (!ok(bert_load(&a, d, &e) == 0 && bert_load_as(&r, d, dts[k], &e) == 0, "%s: loads",
+                dts[k] == ST_F16 ? "f16" : "bf16"))
+            return diag("%s", e.msg);
+        size_t emb = (size_t)(a.w.layer[0].qkv_w - a.mem);
+        round_as(a.w.word_emb, (size_t)c.vocab_size * c.hidden, dts[k]);
+        round_as(a.mem + emb, a.nparams - emb, dts[k]);
+        ok(!strcmp(a.fingerprint, r.fingerprint) && r.rounded && r.w16_dtype == dts[k] &&
+               r.we16_dtype == dts[k],
+           "%s: the file's fingerprint, held rounded", dts[k] == ST_F16 ? "f16" : "bf16");
+        enum { B = 2, S = 11 };
+        int ids[B * S];
+        for (int i = 0; i < B * S; i++) ids[i] = (i * 37) % c.vocab_size;
+        bert_batch bb = {B, S, ids, NULL, NULL};
+        af_arena ra, rr;
+        af_arena_init(&ra, bert_acts_bytes_lean(&c, B, S));
+        af_arena_init(&rr, bert_acts_bytes_lean(&c, B, S));
+        bert_acts *A = bert_acts_new_lean(&ra, &c, B, S), *R = bert_acts_new_lean(&rr, &c, B, S);
+        const float *oa = bert_forward(&a, A, &bb, NULL, 0, NULL);
+        const float *orr = bert_forward(&r, R, &bb, NULL, 0, NULL);
+        ok(oa && orr && !memcmp(oa, orr, (size_t)B * S * c.hidden * sizeof(float)),
+           "%s: forward, the bits of the float32 model with those tensors rounded",
+           dts[k] == ST_F16 ? "f16" : "bf16");
+        af_arena_free(&ra), af_arena_free(&rr);
+        bert_free(&a), bert_free(&r);
+    }
+    /* past F16's range: refused for F16 naming the tensor, fine for BF16 */
+    bert_init_random(&m, &c, 21);
+    m.w.layer[1].ff1_w[5] = 70000.0f;
+    ok(bert_save(&m, d, NULL, &e) == 0, "save a base with a weight of 70000");
+    bert_free(&m);
+    ok(bert_load_as(&m, d, ST_F16, &e) == -1 &&
+           contains(e.msg, "layer.1.intermediate.dense.weight") && contains(e.msg, "F16's range"),
+       "f16: a weight past 65504 is an error naming the tensor: %s", e.msg);
+    ok(bert_load_as(&m, d, ST_BF16, &e) == 0, "bf16 holds it");
+    bert_free(&m);
+    ok(bert_load_as(&m, d, 99, &e) == -1, "an unknown type is refused");
+}
+
 int main(void) {
     const char *t = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/af-bert-XXXXXX", t ? t : "/tmp");
@@ -699,6 +760,7 @@ int main(void) {
     test_load_save();
     test_fingerprint_whole();
     test_load_16();
+    test_load_as();
     test_init();
     test_padding();
     test_encoder_fd();
