@@ -884,6 +884,11 @@ struct bert_acts {
     int frozen, lowest;         /* bert_acts_new_frozen: the plan the buffers were cut for */
     int compact;                /* its last layer holds [CLS] rows only */
     int lean;                   /* bert_acts_new_lean: only the last hidden states are kept */
+    int ffn_rows;               /* lean: the feed-forward runs in blocks of this many rows (its
+                                   u buffer's); else every row at once */
+    int group_rows;             /* lean, grouped: each layer runs a group of whole sequences of
+                                   at most this many rows at a time (its buffers' rows); 0: the
+                                   batch at once */
     int rot;                    /* frozen, no attention site hooked: the attention sites keep
                                    their LayerNorm's input h1 + x in h1, so the hidden states
                                    rotate through two buffers as in lean acts */
@@ -952,8 +957,28 @@ typedef struct {
  * 16 × 512). Below it the probabilities are small and recomputing costs relatively more. */
 #define RECOMPUTE_PROBS_S 128
 
+/* Rows of an inference feed-forward block: enough for the matrix products to run at full rate
+ * (512 rows: 6 MiB of BERT-base's intermediate activations instead of 24 at 16 × 128), and never
+ * fewer than a [CLS]-only layer's B rows, which use the same buffer. */
+#define LEAN_FFN_ROWS 512
+static size_t lean_ffn_rows(int B, int S) {
+    size_t M = (size_t)B * S, R = M < LEAN_FFN_ROWS ? M : LEAN_FFN_ROWS;
+    return R < (size_t)B ? (size_t)B : R;
+}
+
+int bert_lean_rows(int B, int S, int group) {
+    size_t M = (size_t)B * S, R = M < LEAN_FFN_ROWS ? M : LEAN_FFN_ROWS;
+    if (!group) return (int)M;
+    if (R < (size_t)S) R = (size_t)S;
+    return (int)(R < (size_t)B ? (size_t)B : R);
+}
+
+static int lean_rows(int B, int S, int group) {
+    return bert_lean_rows(B, S, group);
+}
+
 static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, int train,
-                              const frozen_plan *fp, int lean) {
+                              const frozen_plan *fp, int lean, int group) {
     size_t M = (size_t)B * S, H = cfg->hidden, F = cfg->ffn, L = cfg->layers;
     size_t P = (size_t)B * cfg->heads * S * S, Pc = (size_t)B * cfg->heads * S;
     if (fp) train = 1;
@@ -968,6 +993,8 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->frozen = fp != NULL, A->lowest = fp ? fp->lowest : 0;
         A->compact = fp && fp->cls_only;
         A->lean = lean && !train;
+        A->ffn_rows = A->lean ? (int)lean_ffn_rows(B, S) : B * S;
+        A->group_rows = A->lean && group ? lean_rows(B, S, 1) : 0;
         A->probs_kept = !fp || S < RECOMPUTE_PROBS_S;
         A->rot = fp && !(fp->flags & BERT_PLAN_ATTN_HOOKS);
         A->sum_out = fp && (fp->flags & BERT_PLAN_SUM_HOOKS);
@@ -990,7 +1017,19 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
     float *dtmp = NULL, *dg = NULL, *du = NULL;
     if (!fp) {
         layer_acts shared = {0};
-        for (size_t l = 0; l < L; l++) {
+        for (size_t l = 0; lean && !train && l < L; l++) {
+            /* inference: one set for every layer, no attention probabilities kept (but the
+             * [CLS]-only layer's, B·NH·S), the feed-forward in blocks of rows */
+            if (l == 0) {
+                size_t R = (size_t)lean_rows(B, S, group), FR = lean_ffn_rows(B, S);
+                shared.qkv = CF(R * 3 * H), shared.probs = CF(Pc), shared.h1 = CF(R * H);
+                shared.ctx = shared.h2 = CF(R * H), shared.a = CF(R * H), shared.u = CF(FR * F);
+                shared.mean1 = CF(R), shared.rstd1 = CF(R), shared.mean2 = CF(R);
+                shared.rstd2 = CF(R);
+            }
+            if (A) la[l] = shared;
+        }
+        for (size_t l = 0; !(lean && !train) && l < L; l++) {
             layer_acts x = shared;
             if (l == 0 || train) {
                 bump b = {NULL, 0};
@@ -1093,31 +1132,31 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
 
 size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train) {
     carver c = {NULL, 0};
-    layout_acts(&c, cfg, B, S, train, NULL, 0);
+    layout_acts(&c, cfg, B, S, train, NULL, 0, 0);
     return c.bytes;
 }
 
 bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int train) {
     carver c = {a, 0};
-    return layout_acts(&c, cfg, B, S, train, NULL, 0);
+    return layout_acts(&c, cfg, B, S, train, NULL, 0, 0);
 }
 
-size_t bert_acts_bytes_lean(const bert_config *cfg, int B, int S) {
+size_t bert_acts_bytes_lean(const bert_config *cfg, int B, int S, int group) {
     carver c = {NULL, 0};
-    layout_acts(&c, cfg, B, S, 0, NULL, 1);
+    layout_acts(&c, cfg, B, S, 0, NULL, 1, group);
     return c.bytes;
 }
 
-bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S) {
+bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S, int group) {
     carver c = {a, 0};
-    return layout_acts(&c, cfg, B, S, 0, NULL, 1);
+    return layout_acts(&c, cfg, B, S, 0, NULL, 1, group);
 }
 
 size_t bert_acts_bytes_frozen(const bert_config *cfg, int B, int S, int lowest, int cls_only,
                               size_t hook_floats, int flags) {
     carver c = {NULL, 0};
     frozen_plan fp = {lowest, cls_only, hook_floats, flags};
-    layout_acts(&c, cfg, B, S, 1, &fp, 0);
+    layout_acts(&c, cfg, B, S, 1, &fp, 0, 0);
     return c.bytes;
 }
 
@@ -1125,7 +1164,7 @@ bert_acts *bert_acts_new_frozen(af_arena *a, const bert_config *cfg, int B, int 
                                 int cls_only, size_t hook_floats, int flags) {
     carver c = {a, 0};
     frozen_plan fp = {lowest, cls_only, hook_floats, flags};
-    bert_acts *A = layout_acts(&c, cfg, B, S, 1, &fp, 0);
+    bert_acts *A = layout_acts(&c, cfg, B, S, 1, &fp, 0, 0);
     A->cls_only = cls_only;
     return A;
 }
@@ -1413,16 +1452,20 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
     float *y = hidk(A, l + 1);
     linear_forward(la->qkv, x, W->qkv_w, W->qkv_b, M, H, 3 * H);
     la->sp = draw_seed(A->pa, rng);
-    attention_forward(la->ctx, la->probs, NULL, la->qkv, A->mask, B, S, NH, H / NH, A->pa, la->sp);
+    attention_forward(la->ctx, A->lean ? NULL : la->probs, NULL, la->qkv, A->mask, B, S, NH,
+                      H / NH, A->pa, la->sp);
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, M, H, H);
     la->s1 = dropout_seeded(la->h1, MH, A->ph1, rng);
     /* rotating hidden states: x is gone by the backward, h1 + x stays in h1 */
     site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, x, W->ln1_w, W->ln1_b, c->ln_eps,
                  la->mean1, la->rstd1, M, A->rot ? la->h1 : NULL);
-    linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, M, H, F);
     float *g = A->g ? A->g : la->u; /* inference: in place */
-    act_apply(A, g, la->u, (size_t)M * F, c->act);
-    linear_forward(la->h2, g, W->ff2_w, W->ff2_b, M, F, H);
+    for (int r = 0; r < M; r += A->ffn_rows) { /* one block but in lean (inference) acts */
+        int n = M - r < A->ffn_rows ? M - r : A->ffn_rows;
+        linear_forward(la->u, la->a + (size_t)r * H, W->ff1_w, W->ff1_b, n, H, F);
+        act_apply(A, g, la->u, (size_t)n * F, c->act);
+        linear_forward(la->h2 + (size_t)r * H, g, W->ff2_w, W->ff2_b, n, F, H);
+    }
     la->s2 = dropout_seeded(la->h2, MH, A->ph, rng);
     const float *r2 = la->a;
     if (A->sum_out && l >= A->lowest / 2) { /* a lives in the shared block: keep h2 + a */
@@ -1473,6 +1516,76 @@ static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
         memcpy(y + (size_t)b * S * H, A->yc + (size_t)b * H, H * sizeof(float));
 }
 
+/* Grouped inference (lean acts with group_rows): layer l for sequences b0 .. b0+n-1 alone, in
+ * the group's buffers; the hooks see those rows. No dropout (inference). */
+static void layer_forward_group(const bert *m, bert_acts *A, const bert_layer *W, int l,
+                                const bert_hooks *hk, int b0, int n) {
+    layer_acts *la = &A->la[l];
+    const bert_config *c = &m->cfg;
+    int S = A->S, R = n * S, H = A->H, F = A->F, NH = A->NH;
+    const float *x = hidk(A, l) + (size_t)b0 * S * H;
+    float *y = hidk(A, l + 1) + (size_t)b0 * S * H;
+    linear_forward(la->qkv, x, W->qkv_w, W->qkv_b, R, H, 3 * H);
+    attention_forward(la->ctx, NULL, NULL, la->qkv, A->mask + (size_t)b0 * S, n, S, NH, H / NH, 0,
+                      0);
+    linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, R, H, H);
+    site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, x, W->ln1_w, W->ln1_b, c->ln_eps,
+                 la->mean1, la->rstd1, R, NULL);
+    for (int r = 0; r < R; r += A->ffn_rows) {
+        int k = R - r < A->ffn_rows ? R - r : A->ffn_rows;
+        linear_forward(la->u, la->a + (size_t)r * H, W->ff1_w, W->ff1_b, k, H, F);
+        act_apply(A, la->u, la->u, (size_t)k * F, c->act);
+        linear_forward(la->h2 + (size_t)r * H, la->u, W->ff2_w, W->ff2_b, k, F, H);
+    }
+    site_forward(A, hk, l, BERT_SITE_OUT, y, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
+                 la->mean2, la->rstd2, R, NULL);
+}
+
+/* The [CLS]-only last layer, grouped: keys and values (and the first tokens' attention) a group
+ * of sequences at a time, the rest on the B first-token rows as layer_forward_cls. */
+static void layer_forward_cls_group(const bert *m, bert_acts *A, const bert_layer *W, int l,
+                                    const bert_hooks *hk, int G) {
+    layer_acts *la = &A->la[l];
+    const bert_config *c = &m->cfg;
+    int B = A->B, S = A->S, H = A->H, F = A->F, NH = A->NH;
+    const float *x = hidk(A, l);
+    float *y = hidk(A, l + 1);
+    gather_cls(A->xc, x, B, S, H);
+    float *qc = A->yc; /* free until the end of the layer */
+    linear_forward(qc, A->xc, W->qkv_w, W->qkv_b, B, H, H);
+    for (int b0 = 0; b0 < B; b0 += G) {
+        int n = B - b0 < G ? B - b0 : G;
+        linear_forward_ld(la->qkv + H, 3 * H, x + (size_t)b0 * S * H, H, W->qkv_w + (size_t)H * H,
+                          W->qkv_b + H, n * S, H, 2 * H);
+        for (int b = 0; b < n; b++)
+            memcpy(la->qkv + (size_t)b * S * 3 * H, qc + (size_t)(b0 + b) * H, H * sizeof(float));
+        attention_cls_forward(la->ctx + (size_t)b0 * H, la->probs + (size_t)b0 * NH * S, la->qkv,
+                              A->mask + (size_t)b0 * S, n, S, NH, H / NH, 0, 0);
+    }
+    linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, B, H, H);
+    site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, A->xc, W->ln1_w, W->ln1_b, c->ln_eps,
+                 la->mean1, la->rstd1, B, NULL);
+    linear_forward(la->u, la->a, W->ff1_w, W->ff1_b, B, H, F);
+    act_apply(A, la->u, la->u, (size_t)B * F, c->act);
+    linear_forward(la->h2, la->u, W->ff2_w, W->ff2_b, B, F, H);
+    site_forward(A, hk, l, BERT_SITE_OUT, A->yc, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
+                 la->mean2, la->rstd2, B, NULL);
+    for (int b = 0; b < B; b++)
+        memcpy(y + (size_t)b * S * H, A->yc + (size_t)b * H, H * sizeof(float));
+}
+
+/* A layer of a grouped inference forward: its weights once (widened once for a 16-bit base),
+ * then every group of whole sequences that fits the buffers. */
+static void layer_forward_grouped(const bert *m, bert_acts *A, int l, const bert_hooks *hk) {
+    const bert_layer *W = layer_weights(m, l);
+    int G = A->group_rows / A->S; /* >= 1: group_rows >= maxS */
+    if (A->cls_only && l == m->cfg.layers - 1) {
+        layer_forward_cls_group(m, A, W, l, hk, G);
+        return;
+    }
+    for (int b0 = 0; b0 < A->B; b0 += G) layer_forward_group(m, A, W, l, hk, b0, A->B - b0 < G ? A->B - b0 : G);
+}
+
 void bert_acts_cls_only(bert_acts *acts, int on) {
     acts->cls_only = on;
 }
@@ -1512,7 +1625,8 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
     A->u_deriv = A->frozen && train;
     embed_forward(m, A, hidk(A, 0), rng);
     for (int l = 0; l < c->layers; l++) {
-        if (A->cls_only && l == c->layers - 1) layer_forward_cls(m, A, l, hooks, rng);
+        if (A->group_rows) layer_forward_grouped(m, A, l, hooks);
+        else if (A->cls_only && l == c->layers - 1) layer_forward_cls(m, A, l, hooks, rng);
         else layer_forward(m, A, l, hooks, rng);
     }
     A->fwd_cls_only = A->cls_only;

@@ -134,9 +134,15 @@ size_t bert_acts_bytes(const bert_config *cfg, int B, int S, int train);
 bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int train);
 
 /* Inference activations that keep only the last layer's hidden states (the layers take two
- * buffers in turn): bert_hidden(l) is NULL for l < layers - 1. */
-size_t bert_acts_bytes_lean(const bert_config *cfg, int B, int S);
-bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S);
+ * buffers in turn): bert_hidden(l) is NULL for l < layers - 1. No attention probabilities are
+ * kept and the feed-forward runs in blocks of rows. group: each layer runs a few whole sequences
+ * at a time (bert_lean_rows rows at most), so its buffers hold those rows, not the batch's: for
+ * hooks that keep nothing per row past their call (adapters; not a fusion whose weights are read
+ * after the forward). */
+size_t bert_acts_bytes_lean(const bert_config *cfg, int B, int S, int group);
+bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S, int group);
+/* The most rows a hook is called with in a forward through such acts (B·S when not grouped). */
+int bert_lean_rows(int B, int S, int group);
 
 /* Activations for training adapters on a frozen base: bert_backward will be called with
  * grads == NULL and hooks active from site `lowest` (2l + s) up, so only what that backward reads

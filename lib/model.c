@@ -716,9 +716,17 @@ static int max_labels(const af_model *m) {
     return L;
 }
 
-/* Rows a site's caches need: in training the last layer runs [CLS] rows only (model_run). */
+/* Inference runs a few sequences at a time through each layer (bert_acts_new_lean's groups)
+ * unless a fusion's per-token weights must outlive the forward (model_fusion_weights). */
+static int infer_grouped(const af_model *m) {
+    return !m->fused;
+}
+
+/* Rows a site's caches need: in training the last layer runs [CLS] rows only (model_run); a
+ * grouped inference calls a site with a group's rows. */
 static int site_rows(const af_model *m, int p, int M) {
-    return m->train && p / 2 == m->L - 1 ? m->maxB : M;
+    if (!m->train) return bert_lean_rows(m->maxB, m->maxS, infer_grouped(m));
+    return p / 2 == m->L - 1 ? m->maxB : M;
 }
 
 /* The arena model_prepare carves, in bytes; fills m->sites (m->maxB, m->train set) and returns
@@ -754,7 +762,8 @@ static size_t arena_bytes(af_model *m, int maxB, int maxS, int train, int *lowes
     int plan = (site_has(m, BERT_SITE_ATTN) ? BERT_PLAN_ATTN_HOOKS : 0) |
                (m->arch == SITE_PFEIFFER ? BERT_PLAN_SUM_HOOKS : 0);
     bytes += train ? bert_acts_bytes_frozen(&m->base->cfg, maxB, maxS, lowest, 1, scratch, plan)
-                   : bert_acts_bytes_lean(&m->base->cfg, maxB, maxS) + scratch * sizeof(float) + 64;
+                   : bert_acts_bytes_lean(&m->base->cfg, maxB, maxS, infer_grouped(m)) +
+                         scratch * sizeof(float) + 64;
     bytes += ((size_t)M * H + 2 * (size_t)maxB * H + 3 * (size_t)maxB * Lmax + maxB) * 4 +
              2 * maxB * sizeof(int) + head_cache_floats(H, maxB) * 4 + 16 * 64;
     *lowest_out = lowest, *scratch_out = scratch, *plan_out = plan;
@@ -783,8 +792,12 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
     af_arena_init(&m->arena, bytes);
     m->acts = train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1, scratch,
                                            plan)
-                    : bert_acts_new_lean(&m->arena, &m->base->cfg, maxB, maxS);
-    float *shared = train ? bert_acts_hook_scratch(m->acts) : af_arena_floats(&m->arena, scratch);
+                    : bert_acts_new_lean(&m->arena, &m->base->cfg, maxB, maxS, infer_grouped(m));
+    /* not zeroed: sites write their scratch before reading it (in training it is the encoder's
+     * backward scratch), and inference never touches the backward's part, so its pages are
+     * never made resident */
+    float *shared = train ? bert_acts_hook_scratch(m->acts)
+                          : af_arena_alloc(&m->arena, scratch * sizeof(float));
     for (int p = 0; p < 2 * m->L; p++)
         if (m->sites[p].N) {
             int R = site_rows(m, p, M);

@@ -1006,11 +1006,13 @@ static void att_fwd_part(void *vp, int lo, int hi) {
     const int S = j->S, NH = j->NH, D = j->D, H = NH * D, ld = 3 * H;
     const size_t SS = (size_t)S * S;
     const int drop = j->p > 0;
-    float *scratch = drop ? thread_scratch(SS) : NULL;
+    /* probs NULL (inference): each pair's probabilities live in the thread's scratch */
+    float *own = !j->probs || drop ? thread_scratch((!j->probs + drop) * SS) : NULL;
+    float *scratch = drop ? own + (j->probs ? 0 : SS) : NULL;
     for (int t = lo; t < hi; t++) {
         int b = t / NH, h = t % NH;
         const float *v = j->qkv + (size_t)b * S * ld + 2 * H;
-        float *P = j->probs + (size_t)t * SS;
+        float *P = j->probs ? j->probs + (size_t)t * SS : own;
         att_probs(j, t, P);
         const float *Pd = P;
         if (drop) {

@@ -105,7 +105,8 @@ void vec_mix(float *o, const float *p, const float *x, int N, int n);
  *   ctx[b·S+i, h·D..] = dropout(probs[b,h])·V                      [B*S, NH*D]
  * Dropout (p > 0) masks each (sequence, head) pair's probabilities with a hash of a seed derived
  * from `seed` and the pair, so the mask takes no memory: the backward, given the same p and seed,
- * hashes it again. scratch is unused (each thread keeps its own). */
+ * hashes it again. scratch is unused (each thread keeps its own). probs NULL: not kept (each
+ * thread computes a pair's in its own S×S scratch), for a forward no backward follows. */
 void attention_forward(float *ctx, float *probs, float *scratch, const float *qkv,
                        const int *key_mask, int B, int S, int NH, int D, float p, uint64_t seed);
 /* dqkv [B*S, 3*NH*D] = gradients of q, k and v from dctx, OVERWRITING (every element is

@@ -68,6 +68,13 @@ test_expect_success 'a bad line after a window of long and short lines: the line
 	test_grep "in.jsonl:51: input_ids" err
 '
 
+test_expect_success 'one adapter (a layer runs a few sequences at a time): one line at a time' '
+	gen 300 >in.jsonl &&
+	af-infer --base $BASE --adapter $IN/a.safetensors --batch-size 64 in.jsonl >grouped.jsonl &&
+	af-infer --base $BASE --adapter $IN/a.safetensors --batch-size 1 in.jsonl >single.jsonl &&
+	same_answers grouped.jsonl single.jsonl
+'
+
 test_expect_success 'fusion weights cover attended tokens only, also when --max-len cut them all' '
 	printf "{\"input_ids\":[2,5,6,7,8,3],\"attention_mask\":[0,0,0,0,1,1]}\n" >cut.jsonl &&
 	af-infer $AB --fusion-weights=tokens --max-len 3 cut.jsonl >tok.jsonl 2>/dev/null &&

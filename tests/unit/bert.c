@@ -725,9 +725,9 @@ static void test_load_as(void) {
         for (int i = 0; i < B * S; i++) ids[i] = (i * 37) % c.vocab_size;
         bert_batch bb = {B, S, ids, NULL, NULL};
         af_arena ra, rr;
-        af_arena_init(&ra, bert_acts_bytes_lean(&c, B, S));
-        af_arena_init(&rr, bert_acts_bytes_lean(&c, B, S));
-        bert_acts *A = bert_acts_new_lean(&ra, &c, B, S), *R = bert_acts_new_lean(&rr, &c, B, S);
+        af_arena_init(&ra, bert_acts_bytes_lean(&c, B, S, 0));
+        af_arena_init(&rr, bert_acts_bytes_lean(&c, B, S, 0));
+        bert_acts *A = bert_acts_new_lean(&ra, &c, B, S, 0), *R = bert_acts_new_lean(&rr, &c, B, S, 0);
         const float *oa = bert_forward(&a, A, &bb, NULL, 0, NULL);
         const float *orr = bert_forward(&r, R, &bb, NULL, 0, NULL);
         ok(oa && orr && !memcmp(oa, orr, (size_t)B * S * c.hidden * sizeof(float)),
@@ -749,6 +749,51 @@ static void test_load_as(void) {
     ok(bert_load_as(&m, d, 99, &e) == -1, "an unknown type is refused");
 }
 
+/* Inference through lean acts, in groups of sequences (several groups: B·S past the 512 rows
+ * of a group) or the batch at once, gives the bits of the general forward, padded sequences and
+ * the [CLS]-only last layer included. */
+static void test_lean_groups(void) {
+    bert_config c = {0};
+    c.vocab_size = 200, c.hidden = 32, c.layers = 2, c.heads = 4, c.ffn = 64, c.max_pos = 80;
+    c.type_vocab = 2, c.act = AF_ACT_GELU, c.ln_eps = 1e-12f;
+    bert m;
+    bert_init_random(&m, &c, 8);
+    enum { B = 13, S = 70 }; /* 910 rows: groups of 7 sequences (490 rows), then 6 */
+    ok(bert_lean_rows(B, S, 1) == 512 && bert_lean_rows(B, S, 0) == B * S &&
+           bert_lean_rows(2, 600, 1) == 600 && bert_lean_rows(900, 1, 1) == 900,
+       "lean rows: 512, at least a sequence and the batch's first tokens");
+    int *ids = malloc(B * S * sizeof(int)), *mask = malloc(B * S * sizeof(int));
+    for (int i = 0; i < B * S; i++)
+        ids[i] = (i * 31 + 7) % c.vocab_size, mask[i] = i % S < S - 5 * (i / S);
+    bert_batch bb = {B, S, ids, NULL, mask};
+    size_t n = (size_t)B * S * c.hidden;
+    for (int cls = 0; cls < 2; cls++) {
+        af_arena rf, rg, rw;
+        af_arena_init(&rf, bert_acts_bytes(&c, B, S, 0));
+        af_arena_init(&rg, bert_acts_bytes_lean(&c, B, S, 1));
+        af_arena_init(&rw, bert_acts_bytes_lean(&c, B, S, 0));
+        bert_acts *F = bert_acts_new(&rf, &c, B, S, 0), *G = bert_acts_new_lean(&rg, &c, B, S, 1),
+                  *W = bert_acts_new_lean(&rw, &c, B, S, 0);
+        bert_acts_cls_only(F, cls), bert_acts_cls_only(G, cls), bert_acts_cls_only(W, cls);
+        const float *of = bert_forward(&m, F, &bb, NULL, 0, NULL);
+        const float *og = bert_forward(&m, G, &bb, NULL, 0, NULL);
+        const float *ow = bert_forward(&m, W, &bb, NULL, 0, NULL);
+        int same_g = 1, same_w = 1;
+        for (int b = 0; of && og && ow && b < B; b++) { /* [CLS]-only: the first rows are read */
+            size_t at = (size_t)b * S * c.hidden, len = (cls ? 1 : (size_t)S) * c.hidden;
+            same_g &= !memcmp(of + at, og + at, len * sizeof(float));
+            same_w &= !memcmp(of + at, ow + at, len * sizeof(float));
+        }
+        ok(of && og && ow && same_g && same_w,
+           "lean inference%s: in groups and at once, the general forward's bits",
+           cls ? ", [CLS]-only last layer" : "");
+        (void)n;
+        af_arena_free(&rf), af_arena_free(&rg), af_arena_free(&rw);
+    }
+    free(ids), free(mask);
+    bert_free(&m);
+}
+
 int main(void) {
     const char *t = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/af-bert-XXXXXX", t ? t : "/tmp");
@@ -761,6 +806,7 @@ int main(void) {
     test_fingerprint_whole();
     test_load_16();
     test_load_as();
+    test_lean_groups();
     test_init();
     test_padding();
     test_encoder_fd();
