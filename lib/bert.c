@@ -1452,8 +1452,8 @@ static void layer_forward(const bert *m, bert_acts *A, int l, const bert_hooks *
     float *y = hidk(A, l + 1);
     linear_forward(la->qkv, x, W->qkv_w, W->qkv_b, M, H, 3 * H);
     la->sp = draw_seed(A->pa, rng);
-    attention_forward(la->ctx, A->lean ? NULL : la->probs, NULL, la->qkv, A->mask, B, S, NH,
-                      H / NH, A->pa, la->sp);
+    attention_forward(la->ctx, A->lean ? NULL : la->probs, NULL, la->qkv, A->mask, B, S, NH, H / NH,
+                      A->pa, la->sp);
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, M, H, H);
     la->s1 = dropout_seeded(la->h1, MH, A->ph1, rng);
     /* rotating hidden states: x is gone by the backward, h1 + x stays in h1 */
@@ -1583,7 +1583,8 @@ static void layer_forward_grouped(const bert *m, bert_acts *A, int l, const bert
         layer_forward_cls_group(m, A, W, l, hk, G);
         return;
     }
-    for (int b0 = 0; b0 < A->B; b0 += G) layer_forward_group(m, A, W, l, hk, b0, A->B - b0 < G ? A->B - b0 : G);
+    for (int b0 = 0; b0 < A->B; b0 += G)
+        layer_forward_group(m, A, W, l, hk, b0, A->B - b0 < G ? A->B - b0 : G);
 }
 
 void bert_acts_cls_only(bert_acts *acts, int on) {
@@ -1625,8 +1626,10 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
     A->u_deriv = A->frozen && train;
     embed_forward(m, A, hidk(A, 0), rng);
     for (int l = 0; l < c->layers; l++) {
-        if (A->group_rows) layer_forward_grouped(m, A, l, hooks);
-        else if (A->cls_only && l == c->layers - 1) layer_forward_cls(m, A, l, hooks, rng);
+        if (A->group_rows)
+            layer_forward_grouped(m, A, l, hooks);
+        else if (A->cls_only && l == c->layers - 1)
+            layer_forward_cls(m, A, l, hooks, rng);
         else layer_forward(m, A, l, hooks, rng);
     }
     A->fwd_cls_only = A->cls_only;

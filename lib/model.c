@@ -790,9 +790,9 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
     size_t bytes = arena_bytes(m, maxB, maxS, train, &lowest, &scratch, &plan);
     int M = maxB * maxS, H = m->H, Lmax = max_labels(m);
     af_arena_init(&m->arena, bytes);
-    m->acts = train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1, scratch,
-                                           plan)
-                    : bert_acts_new_lean(&m->arena, &m->base->cfg, maxB, maxS, infer_grouped(m));
+    m->acts =
+        train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1, scratch, plan)
+              : bert_acts_new_lean(&m->arena, &m->base->cfg, maxB, maxS, infer_grouped(m));
     /* not zeroed: sites write their scratch before reading it (in training it is the encoder's
      * backward scratch), and inference never touches the backward's part, so its pages are
      * never made resident */

@@ -99,13 +99,13 @@ void vec_axpy(float *y, float a, const float *x, int n);
 void vec_mix(float *o, const float *p, const float *x, int N, int n);
 
 /* Multi-head self-attention core (HF BertSelfAttention after the q/k/v projections), batched per
- * (sequence, head) with cblas_sgemm, the pairs shared between the pool's threads. qkv [B*S, 3*NH*D] holds q | k | v per token, head h at
- * columns h*D of each; key_mask [B*S] is 1 for real tokens, 0 for padding (NULL: all real).
- *   probs[b,h] = softmax(Q·Kᵀ/√D + (1 − key_mask)·finfo.min)     [B, NH, S, S], kept for backward
- *   ctx[b·S+i, h·D..] = dropout(probs[b,h])·V                      [B*S, NH*D]
- * Dropout (p > 0) masks each (sequence, head) pair's probabilities with a hash of a seed derived
- * from `seed` and the pair, so the mask takes no memory: the backward, given the same p and seed,
- * hashes it again. scratch is unused (each thread keeps its own). probs NULL: not kept (each
+ * (sequence, head) with cblas_sgemm, the pairs shared between the pool's threads. qkv [B*S, 3*NH*D]
+ * holds q | k | v per token, head h at columns h*D of each; key_mask [B*S] is 1 for real tokens, 0
+ * for padding (NULL: all real). probs[b,h] = softmax(Q·Kᵀ/√D + (1 − key_mask)·finfo.min)     [B,
+ * NH, S, S], kept for backward ctx[b·S+i, h·D..] = dropout(probs[b,h])·V                      [B*S,
+ * NH*D] Dropout (p > 0) masks each (sequence, head) pair's probabilities with a hash of a seed
+ * derived from `seed` and the pair, so the mask takes no memory: the backward, given the same p and
+ * seed, hashes it again. scratch is unused (each thread keeps its own). probs NULL: not kept (each
  * thread computes a pair's in its own S×S scratch), for a forward no backward follows. */
 void attention_forward(float *ctx, float *probs, float *scratch, const float *qkv,
                        const int *key_mask, int B, int S, int NH, int D, float p, uint64_t seed);

@@ -727,7 +727,8 @@ static void test_load_as(void) {
         af_arena ra, rr;
         af_arena_init(&ra, bert_acts_bytes_lean(&c, B, S, 0));
         af_arena_init(&rr, bert_acts_bytes_lean(&c, B, S, 0));
-        bert_acts *A = bert_acts_new_lean(&ra, &c, B, S, 0), *R = bert_acts_new_lean(&rr, &c, B, S, 0);
+        bert_acts *A = bert_acts_new_lean(&ra, &c, B, S, 0),
+                  *R = bert_acts_new_lean(&rr, &c, B, S, 0);
         const float *oa = bert_forward(&a, A, &bb, NULL, 0, NULL);
         const float *orr = bert_forward(&r, R, &bb, NULL, 0, NULL);
         ok(oa && orr && !memcmp(oa, orr, (size_t)B * S * c.hidden * sizeof(float)),
