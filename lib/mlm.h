@@ -73,24 +73,29 @@ void mlm_backward(mlm_head *h, mlm_acts *a, float *dhidden, float *dword_emb,
 /* HF DataCollatorForLanguageModeling (and, with whole_word, DataCollatorForWholeWordMask):
  * each non-special token is chosen with probability prob; a chosen token becomes [MASK] 80% of
  * the time, a random non-special token 10%, and stays itself 10%. Whole-word masking picks words
- * (a token and the "##" continuations after it) in random order until round(prob × tokens) are
- * covered, as BERT's create_pretraining_data.py does. */
+ * in random order until round(prob × tokens) are covered, as BERT's create_pretraining_data.py
+ * does. A word is, in WordPiece, a token and the "##" continuations after it; in byte-level BPE
+ * (GPT-2's, RoBERTa's), a token that begins with "Ġ" (U+0120, the byte-level space) or follows a
+ * special token, and the tokens after it that do not. */
 typedef struct {
     int V, mask_id;
     float prob;
     int whole_word;
     uint8_t *special;  /* [V] never chosen, never drawn as a random replacement */
-    uint8_t *cont;     /* [V] 1 for "##..." tokens */
+    uint8_t *cont;     /* [V] 1 for a token that continues a word ("##..."; BPE: no "Ġ") */
     int *normal;       /* ids that are not special, for random replacement */
     int nnormal;
     int *scratch;      /* [2 * max_len] word starts and order, for whole-word masking */
     int scratch_cap;
 } mlm_masker;
 
-/* tokens[V] are the vocabulary's entries (only their "##" prefix and the special set matter);
- * special lists the ids never to mask ([CLS], [SEP], [PAD], [MASK], [UNK]...), -1s ignored. */
+/* tokens[V] are the vocabulary's entries (only their word prefixes and, in WordPiece, the
+ * bracketed reserved entries like [unused0] matter); special lists the ids never to mask
+ * ([CLS], [SEP], [PAD], [MASK], [UNK], or <s> </s> <pad> <mask> <unk>), -1s ignored. bytelevel:
+ * the vocabulary is byte-level BPE (its words as above; brackets are ordinary text there). */
 int mlm_masker_init(mlm_masker *m, const char *const *tokens, int V, const int *special,
-                    int nspecial, int mask_id, float prob, int whole_word, af_err *e);
+                    int nspecial, int mask_id, float prob, int whole_word, int bytelevel,
+                    af_err *e);
 void mlm_masker_free(mlm_masker *m);
 /* Masks one sequence in place: ids[len] become the model's input; the chosen positions (offset
  * by base, the row's first index in the batch) and their original ids are appended to pos and
