@@ -97,7 +97,7 @@ test_expect_success 'the loss is finite and falls on a repeated batch (fixed mas
 	head -n 12 "$D/train.txt" >few.txt &&
 	af-pretrain --base "$BASE" --max-len 32 --batch-size 1 --threads 1 --steps 1 -o s few.txt \
 		2>err && n=$(sed -n "s/.* \([0-9]*\) sequences of 32.*/\1/p" err) && echo "$n sequences" &&
-	af-pretrain --base "$BASE" --max-len 32 --batch-size "$n" --threads 1 -q --dropout 0 \
+	af-pretrain --base "$BASE" --max-len 32 --batch-size "$n" --threads 1 -q \
 		--lr 1e-2 --warmup-ratio 0 --steps 15 --eval-every 1 --dev few.txt --log log.jsonl \
 		-o r few.txt &&
 	sed -n "s/.*\"dev_loss\":\([^,]*\),.*/\1/p" log.jsonl >loss &&
