@@ -107,12 +107,13 @@ static void roberta(const char *dir) {
     ok(has(path, "\"RobertaTokenizer\"") && has(path, "\"add_prefix_space\": false") &&
            has(path, "\"model_max_length\": 18"),
        "tokenizer_config.json: RobertaTokenizer, add_prefix_space, 18 tokens of 20 positions");
-    char *a, *b;
+    char *a = NULL, *b = NULL;
     size_t la, lb;
     snprintf(path, sizeof path, "%s/vocab.json", od);
     int same = af_read_file(path, &a, &la, &e) == 0 && af_read_file(vj, &b, &lb, &e) == 0 &&
                la == lb && memcmp(a, b, la) == 0;
     ok(same, "vocab.json copied");
+    free(a), free(b);
     snprintf(path, sizeof path, "%s/merges.txt", od);
     ok(has(path, "#version: 0.2\nt5 t6\n"), "merges.txt copied");
     snprintf(path, sizeof path, "%s/vocab.txt", od);
