@@ -1,7 +1,9 @@
-/* mlm.h: masked-language-model pretraining pieces: BERT's MLM head, the masking of a batch, and
+/* mlm.h: masked-language-model pretraining pieces: the MLM head, the masking of a batch, and
  * the packing of a token stream into fixed-length sequences.
  *
- * Head (HF BertLMPredictionHead, as BertForMaskedLM has it):
+ * Head (HF BertLMPredictionHead, as BertForMaskedLM has it; RobertaLMHead and DistilBERT's
+ * vocab_transform/vocab_layer_norm/vocab_projector compute the same under the names of arch.h's
+ * mlm table, RoBERTa's with GELU whatever hidden_act says):
  *   t = LN(act(W·h + b))       cls.predictions.transform.{dense,LayerNorm}
  *   logits = t·Eᵀ + bias       decoder tied to bert.embeddings.word_embeddings (E), own bias
  * Loss: mean cross-entropy over the masked positions only (HF labels -100 elsewhere). The head
@@ -34,9 +36,10 @@ typedef struct {
 /* A head for cfg with HF's init: dense N(0, 0.02) from seed, zero biases, LayerNorm 1/0. */
 void mlm_init(mlm_head *h, const bert_config *cfg, uint64_t seed);
 void mlm_free(mlm_head *h);
-/* Reads cls.predictions.* from a BertForMaskedLM file into an initialised head. Returns 1 when
- * the file has them all, 0 when it has none (a BertModel checkpoint: the head stays as
- * initialised), -1 when only some are there or a shape or dtype is wrong. */
+/* Reads the head (cls.predictions.*, lm_head.*, vocab_*: the architecture's names) from a
+ * *ForMaskedLM file into an initialised head. Returns 1 when the file has them all, 0 when it has
+ * none (a bare *Model checkpoint: the head stays as initialised), -1 when only some are there or
+ * a shape or dtype is wrong. */
 int mlm_load(mlm_head *h, const st_file *f, af_err *e);
 /* Adds the head's tensors under their HF names to w (data referenced, keep h alive). The tied
  * decoder weight is not written, as HF's save_pretrained leaves shared tensors out. */
@@ -106,7 +109,8 @@ int mlm_mask(mlm_masker *m, int *ids, int len, int base, int *pos, int *labels, 
 /* ---- packing -------------------------------------------------------------------------------- */
 /* Documents' tokens, [SEP] between documents, cut into sequences of max_len: [CLS] up to
  * max_len − 2 tokens [SEP]. Every sequence but the last is full, so batches need no padding (as
- * RoBERTa's FULL-SENTENCES packing, with BERT's special tokens). */
+ * RoBERTa's FULL-SENTENCES packing). cls_id and sep_id are [CLS] and [SEP], or RoBERTa's <s> and
+ * </s> (fairseq ends every document with </s> likewise). */
 typedef struct {
     int max_len;
     int cls_id, sep_id;
