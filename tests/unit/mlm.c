@@ -303,8 +303,24 @@ static void test_pack(void) {
     mlm_packer_free(&p);
 }
 
+/* RobertaLMHead applies GELU whatever hidden_act says; BERT's and DistilBERT's head the config's.
+ */
+static void test_arch_act(void) {
+    mlm_head h;
+    int want[ARCH_COUNT] = {
+        [ARCH_BERT] = AF_ACT_RELU, [ARCH_ROBERTA] = AF_ACT_GELU, [ARCH_DISTILBERT] = AF_ACT_RELU};
+    for (int a = 0; a < ARCH_COUNT; a++) {
+        bert_config cfg = {.arch = a, .vocab_size = V, .hidden = H, .act = AF_ACT_RELU};
+        mlm_init(&h, &cfg, 1);
+        ok(h.act == want[a], "%s head with hidden_act relu: %s", arch_get(a)->display,
+           act_name(h.act));
+        mlm_free(&h);
+    }
+}
+
 int main(void) {
     vocab();
+    test_arch_act();
     test_head(AF_ACT_GELU);
     test_head(AF_ACT_GELU_TANH);
     test_uniform();
