@@ -1,5 +1,6 @@
-/* af-pretrain: masked-language-model pretraining of a new BERT, or continued pretraining of a
- * Hugging Face checkpoint on one's own text; writes a BertForMaskedLM directory. */
+/* af-pretrain: masked-language-model pretraining of a new BERT or RoBERTa, or continued
+ * pretraining of a Hugging Face BERT, RoBERTa or DistilBERT checkpoint on one's own text; writes
+ * a *ForMaskedLM directory. */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -7,13 +8,13 @@
 
 #include "common.h"
 #include "dist.h"
+#include "lmtok.h"
 #include "mlm.h"
 #include "mlmtrain.h"
 #include "ops.h"
 #include "outlock.h"
 #include "pretrain.h"
 #include "signals.h"
-#include "tokenizer.h"
 
 typedef struct {
     mlmtrain_opts t;
@@ -23,82 +24,131 @@ typedef struct {
 } config;
 
 static void usage(void) {
-    printf("usage: af-pretrain --layers N --hidden N --heads N --ffn N --vocab FILE -o DIR [options] [FILE...]\n"
-           "       af-pretrain --base DIR -o DIR [options] [FILE...]\n"
-           "Masked-language-model pretraining of a BERT encoder (BertForMaskedLM).\n"
-           "\n"
-           "Input: raw text, one document per line, or tokenized JSONL (input_ids); gzip is\n"
-           "read transparently; no FILE or '-' reads standard input.\n"
-           "\n"
-           "  --base DIR          continue pretraining a Hugging Face BERT checkpoint\n"
-           "  --layers N, --hidden N, --heads N, --ffn N\n"
-           "                      shape of a new model\n"
-           "  --vocab FILE        vocab.txt (a new model; default for --base: DIR/vocab.txt)\n"
-           "  --max-pos N         position embeddings of a new model (default 512)\n"
-           "  --act NAME          hidden_act of a new model (default gelu)\n"
-           "  --dropout X         dropout of a new model (default 0.1)\n"
-           "  --no-lowercase      the vocabulary is cased\n"
-           "  --max-len N         tokens per packed sequence, [CLS] and [SEP] included (128)\n"
-           "  --batch-size N      sequences per micro-batch (32)\n"
-           "  --accumulate N      micro-batches per optimizer step (1)\n"
-           "  --lr X              peak learning rate (1e-4)\n"
-           "  --warmup-ratio X    share of the steps spent warming up (0.01)\n"
-           "  --weight-decay X    AdamW weight decay, not on biases and LayerNorm (0.01)\n"
-           "  --clip X            gradient clipping at this global norm (1.0; 0: off)\n"
-           "  --steps N           optimizer steps (default: --epochs over the corpus)\n"
-           "  --epochs N          passes over the corpus (1)\n"
-           "  --mask-prob X       share of tokens chosen for prediction (0.15)\n"
-           "  --whole-word        choose whole words (a token and its ## pieces)\n"
-           "  --dev FILE          held-out text: MLM loss and accuracy, against the unigram baseline\n"
-           "  --eval-every N      evaluate on --dev every N steps (default: at the end)\n"
-           "  --log FILE          one JSON line per evaluation (appended to when resuming)\n"
-           "  --save-every N      write a resumable checkpoint every N steps\n"
-           "  --checkpoint DIR    where checkpoints go (default: OUT.ckpt)\n"
-           "  --resume            continue from the checkpoint\n"
-           "  --f16               write the model's weights as float16\n"
-           "  --seed N            seed of the initialisation, data order, masks, dropout (42)\n"
-           "  --threads N         OpenBLAS threads (default: all cores)\n"
-           "  -o, --output DIR    the model directory to write\n"
-           "  -q, --quiet         no progress on standard error\n"
-           "  -h, --help          this help\n"
-           "  -V, --version       version\n");
+    printf(
+        "usage: af-pretrain --layers N --hidden N --heads N --ffn N --vocab FILE -o DIR [options] "
+        "[FILE...]\n"
+        "       af-pretrain --base DIR -o DIR [options] [FILE...]\n"
+        "Masked-language-model pretraining of a BERT, RoBERTa or DistilBERT encoder.\n"
+        "\n"
+        "Input: raw text, one document per line, or tokenized JSONL (input_ids); gzip is\n"
+        "read transparently; no FILE or '-' reads standard input.\n"
+        "\n"
+        "  --base DIR          continue pretraining a Hugging Face checkpoint (BERT, RoBERTa,\n"
+        "                      DistilBERT; its vocab.json + merges.txt, or vocab.txt)\n"
+        "  --layers N, --hidden N, --heads N, --ffn N\n"
+        "                      shape of a new model\n"
+        "  --vocab FILE        vocab.txt, or with --merges vocab.json (a new model: BERT,\n"
+        "                      or RoBERTa with --merges; default for --base: DIR's)\n"
+        "  --merges FILE       merges.txt: byte-level BPE as RobertaTokenizer\n"
+        "  --max-pos N         position embeddings of a new model (default 512)\n"
+        "  --act NAME          hidden_act of a new model (default gelu)\n"
+        "  --dropout X         dropout of a new model (default 0.1)\n"
+        "  --no-lowercase      the vocabulary is cased\n"
+        "  --max-len N         tokens per packed sequence, [CLS] and [SEP] included (128)\n"
+        "  --batch-size N      sequences per micro-batch (32)\n"
+        "  --accumulate N      micro-batches per optimizer step (1)\n"
+        "  --lr X              peak learning rate (1e-4)\n"
+        "  --warmup-ratio X    share of the steps spent warming up (0.01)\n"
+        "  --weight-decay X    AdamW weight decay, not on biases and LayerNorm (0.01)\n"
+        "  --clip X            gradient clipping at this global norm (1.0; 0: off)\n"
+        "  --steps N           optimizer steps (default: --epochs over the corpus)\n"
+        "  --epochs N          passes over the corpus (1)\n"
+        "  --mask-prob X       share of tokens chosen for prediction (0.15)\n"
+        "  --whole-word        choose whole words (a token and its ## pieces; BPE: a token\n"
+        "                      starting with a space and those up to the next)\n"
+        "  --dev FILE          held-out text: MLM loss and accuracy, against the unigram baseline\n"
+        "  --eval-every N      evaluate on --dev every N steps (default: at the end)\n"
+        "  --log FILE          one JSON line per evaluation (appended to when resuming)\n"
+        "  --save-every N      write a resumable checkpoint every N steps\n"
+        "  --checkpoint DIR    where checkpoints go (default: OUT.ckpt)\n"
+        "  --resume            continue from the checkpoint\n"
+        "  --f16               write the model's weights as float16\n"
+        "  --seed N            seed of the initialisation, data order, masks, dropout (42)\n"
+        "  --threads N         OpenBLAS threads (default: all cores)\n"
+        "  -o, --output DIR    the model directory to write\n"
+        "  -q, --quiet         no progress on standard error\n"
+        "  -h, --help          this help\n"
+        "  -V, --version       version\n");
 }
 
 enum {
-    O_BASE = 256, O_LAYERS, O_HIDDEN, O_HEADS, O_FFN, O_VOCAB, O_MAXPOS, O_ACT, O_DROPOUT,
-    O_NOLOWER, O_MAXLEN, O_BATCH, O_ACCUM, O_LR, O_WARMUP, O_WD, O_CLIP, O_STEPS, O_EPOCHS,
-    O_MASKP, O_WWM, O_DEV, O_EVAL, O_SAVE, O_CKPT, O_RESUME, O_F16, O_SEED, O_THREADS, O_VERSION, O_LOG
+    O_BASE = 256,
+    O_LAYERS,
+    O_HIDDEN,
+    O_HEADS,
+    O_FFN,
+    O_VOCAB,
+    O_MAXPOS,
+    O_ACT,
+    O_DROPOUT,
+    O_NOLOWER,
+    O_MAXLEN,
+    O_BATCH,
+    O_ACCUM,
+    O_LR,
+    O_WARMUP,
+    O_WD,
+    O_CLIP,
+    O_STEPS,
+    O_EPOCHS,
+    O_MASKP,
+    O_WWM,
+    O_DEV,
+    O_EVAL,
+    O_SAVE,
+    O_CKPT,
+    O_RESUME,
+    O_F16,
+    O_SEED,
+    O_THREADS,
+    O_VERSION,
+    O_LOG,
+    O_MERGES
 };
 
-static const struct option longopts[] = {
-    {"base", required_argument, 0, O_BASE},       {"layers", required_argument, 0, O_LAYERS},
-    {"hidden", required_argument, 0, O_HIDDEN},   {"heads", required_argument, 0, O_HEADS},
-    {"ffn", required_argument, 0, O_FFN},         {"vocab", required_argument, 0, O_VOCAB},
-    {"max-pos", required_argument, 0, O_MAXPOS},  {"act", required_argument, 0, O_ACT},
-    {"dropout", required_argument, 0, O_DROPOUT}, {"no-lowercase", no_argument, 0, O_NOLOWER},
-    {"max-len", required_argument, 0, O_MAXLEN},  {"batch-size", required_argument, 0, O_BATCH},
-    {"accumulate", required_argument, 0, O_ACCUM}, {"lr", required_argument, 0, O_LR},
-    {"warmup-ratio", required_argument, 0, O_WARMUP},
-    {"weight-decay", required_argument, 0, O_WD}, {"clip", required_argument, 0, O_CLIP},
-    {"steps", required_argument, 0, O_STEPS},     {"epochs", required_argument, 0, O_EPOCHS},
-    {"mask-prob", required_argument, 0, O_MASKP}, {"whole-word", no_argument, 0, O_WWM},
-    {"dev", required_argument, 0, O_DEV},         {"eval-every", required_argument, 0, O_EVAL},
-    {"save-every", required_argument, 0, O_SAVE}, {"checkpoint", required_argument, 0, O_CKPT},
-    {"resume", no_argument, 0, O_RESUME},         {"f16", no_argument, 0, O_F16},
-    {"seed", required_argument, 0, O_SEED},       {"threads", required_argument, 0, O_THREADS},
-    {"output", required_argument, 0, 'o'},        {"quiet", no_argument, 0, 'q'},
-    {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, O_VERSION},
-    {"log", required_argument, 0, O_LOG},
-    {0, 0, 0, 0}};
+static const struct option longopts[] = {{"base", required_argument, 0, O_BASE},
+                                         {"layers", required_argument, 0, O_LAYERS},
+                                         {"hidden", required_argument, 0, O_HIDDEN},
+                                         {"heads", required_argument, 0, O_HEADS},
+                                         {"ffn", required_argument, 0, O_FFN},
+                                         {"vocab", required_argument, 0, O_VOCAB},
+                                         {"max-pos", required_argument, 0, O_MAXPOS},
+                                         {"act", required_argument, 0, O_ACT},
+                                         {"dropout", required_argument, 0, O_DROPOUT},
+                                         {"no-lowercase", no_argument, 0, O_NOLOWER},
+                                         {"max-len", required_argument, 0, O_MAXLEN},
+                                         {"batch-size", required_argument, 0, O_BATCH},
+                                         {"accumulate", required_argument, 0, O_ACCUM},
+                                         {"lr", required_argument, 0, O_LR},
+                                         {"warmup-ratio", required_argument, 0, O_WARMUP},
+                                         {"weight-decay", required_argument, 0, O_WD},
+                                         {"clip", required_argument, 0, O_CLIP},
+                                         {"steps", required_argument, 0, O_STEPS},
+                                         {"epochs", required_argument, 0, O_EPOCHS},
+                                         {"mask-prob", required_argument, 0, O_MASKP},
+                                         {"whole-word", no_argument, 0, O_WWM},
+                                         {"dev", required_argument, 0, O_DEV},
+                                         {"eval-every", required_argument, 0, O_EVAL},
+                                         {"save-every", required_argument, 0, O_SAVE},
+                                         {"checkpoint", required_argument, 0, O_CKPT},
+                                         {"resume", no_argument, 0, O_RESUME},
+                                         {"f16", no_argument, 0, O_F16},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, O_VERSION},
+                                         {"log", required_argument, 0, O_LOG},
+                                         {"merges", required_argument, 0, O_MERGES},
+                                         {0, 0, 0, 0}};
 
 /* An output directory holds these files (what pretrain_save writes): none may be an input. */
 static void output_dir(pathguard *g, const char *what, const char *dir) {
-    static const char *const files[] = {"config.json", "model.safetensors", "vocab.txt",
-                                        "tokenizer_config.json", "trainer.safetensors"};
     pathguard_output(g, what, dir);
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    for (int i = 0; pretrain_file(i); i++) {
         char *p;
-        if (asprintf(&p, "%s/%s", dir, files[i]) < 0) die("out of memory");
+        if (asprintf(&p, "%s/%s", dir, pretrain_file(i)) < 0) die("out of memory");
         pathguard_output(g, what, p);
         free(p);
     }
@@ -110,6 +160,7 @@ static void check_paths(const config *c) {
     pathguard_input(&g, "--base", c->t.base);
     pathguard_input_dir(&g, "--base", c->t.base);
     pathguard_input(&g, "--vocab", c->t.vocab);
+    pathguard_input(&g, "--merges", c->t.merges);
     pathguard_input(&g, "--dev", c->t.dev);
     for (int i = 0; i < c->ninputs; i++) pathguard_input(&g, "the corpus", c->inputs[i]);
     output_dir(&g, "-o", c->t.out);
@@ -134,6 +185,9 @@ static void parse(config *c, int argc, char **argv) {
         case O_HEADS: c->t.heads = (int)opt_long("--heads", optarg, 1, 128); break;
         case O_FFN: c->t.ffn = (int)opt_long("--ffn", optarg, 1, 65536); break;
         case O_VOCAB: c->t.vocab = optarg; break;
+        case O_MERGES:
+            c->t.merges = optarg;
+            break;
         case O_MAXPOS: c->t.max_pos = (int)opt_long("--max-pos", optarg, 2, 65536); break;
         case O_ACT:
             if ((c->t.act = act_parse(optarg)) < 0)
@@ -182,6 +236,10 @@ static void parse(config *c, int argc, char **argv) {
         usage_error("--base and --layers/--hidden/--heads/--ffn exclude each other");
     if (!c->t.base && !(c->t.layers && c->t.hidden && c->t.heads && c->t.ffn && c->t.vocab))
         usage_error("a new model needs --layers, --hidden, --heads, --ffn and --vocab (or use --base)");
+    if (c->t.merges && !c->t.vocab) usage_error("--merges needs --vocab (vocab.json)");
+    size_t vl = c->t.vocab ? strlen(c->t.vocab) : 0;
+    if (!c->t.merges && vl > 5 && !strcmp(c->t.vocab + vl - 5, ".json"))
+        usage_error("--vocab %s: a BPE vocabulary needs --merges (merges.txt)", c->t.vocab);
     if (!c->t.base && c->t.hidden % c->t.heads)
         usage_error("--hidden %d is not a multiple of --heads %d", c->t.hidden, c->t.heads);
     if (c->t.steps && have_epochs) usage_error("--steps and --epochs exclude each other");
@@ -191,7 +249,7 @@ static void parse(config *c, int argc, char **argv) {
     check_paths(c);
 }
 
-static void read_inputs(mlm_packer *p, const config *c, tok_tokenizer *t, int V, long *docs) {
+static void read_inputs(mlm_packer *p, const config *c, lmtok *t, int V, long *docs) {
     af_err e;
     *docs = 0;
     int n = c->ninputs ? c->ninputs : 1;
@@ -230,24 +288,22 @@ int main(int argc, char **argv) {
 
     bert m;
     mlm_head head;
-    char vocab_buf[4096];
+    lmtok *tok;
     if (c.t.base) {
         if (bert_load(&m, c.t.base, &e)) die_err(&e);
-        if (!c.t.vocab)
-            snprintf(vocab_buf, sizeof vocab_buf, "%s/vocab.txt", c.t.base), c.t.vocab = vocab_buf;
         if (c.t.max_len > bert_max_len(&m.cfg))
             usage_error("--max-len %d exceeds the %d tokens the base takes", c.t.max_len,
                         bert_max_len(&m.cfg));
     }
-    tok_options topt;
-    tok_options_default(&topt);
-    topt.lower = c.t.lower;
-    tok_tokenizer *tok;
-    if (tok_open(&tok, c.t.vocab, &topt, &e)) die_err(&e);
-    int V = tok_vocab_size(tok);
+    /* the base's tokenizer, whichever kind its directory holds, unless --vocab names another */
+    if (c.t.vocab ? lmtok_open(&tok, c.t.vocab, c.t.merges, c.t.lower, 0, &e)
+                  : lmtok_open_dir(&tok, c.t.base, c.t.lower, &e))
+        die_err(&e);
+    int V = lmtok_size(tok), bpe = lmtok_kind(tok) == LMTOK_BPE;
+    const char *voc_name = c.t.vocab ? c.t.vocab : c.t.base;
     if (c.t.base) {
         if (V != m.cfg.vocab_size)
-            die("%s: %d entries, but the base's vocab_size is %d", c.t.vocab, V, m.cfg.vocab_size);
+            die("%s: %d entries, but the base's vocab_size is %d", voc_name, V, m.cfg.vocab_size);
         mlm_init(&head, &m.cfg, c.t.seed + 1);
         char path[4200];
         snprintf(path, sizeof path, "%s/model.safetensors", c.t.base);
@@ -256,27 +312,42 @@ int main(int argc, char **argv) {
         if (mlm_load(&head, &f, &e) < 0) die_err(&e);
         st_close(&f);
     } else {
-        int pad = tok_special(tok, TOK_PAD);
-        bert_config cfg = {.vocab_size = V, .hidden = c.t.hidden, .layers = c.t.layers,
-                           .heads = c.t.heads, .ffn = c.t.ffn, .max_pos = c.t.max_pos,
-                           .type_vocab = 2,
-                           .pad_id = pad < 0 ? 0 : pad, .act = c.t.act, .ln_eps = 1e-12f,
+        int pad = lmtok_special(tok, LMTOK_PAD);
+        if (pad < 0) pad = 0;
+        /* BPE makes a RoBERTa as roberta-base's config has it: one token type, eps 1e-5, and
+         * positions counted from pad + 1, so --max-pos tokens take max_position_embeddings
+         * --max-pos + pad + 1 (514 for 512) */
+        bert_config cfg = {.arch = bpe ? ARCH_ROBERTA : ARCH_BERT,
+                           .vocab_size = V,
+                           .hidden = c.t.hidden,
+                           .layers = c.t.layers,
+                           .heads = c.t.heads,
+                           .ffn = c.t.ffn,
+                           .max_pos = bpe ? c.t.max_pos + pad + 1 : c.t.max_pos,
+                           .type_vocab = bpe ? 1 : 2,
+                           .pad_id = pad,
+                           .act = c.t.act,
+                           .ln_eps = bpe ? 1e-5f : 1e-12f,
                            .hidden_dropout = (float)c.t.dropout,
                            .attn_dropout = (float)c.t.dropout};
         bert_init_random(&m, &cfg, c.t.seed);
         mlm_init(&head, &cfg, c.t.seed + 1);
     }
 
-    /* masking: every bracketed entry and the tokenizer's specials are never predicted */
+    /* masking: the tokenizer's specials (and in WordPiece every bracketed entry) are never
+     * predicted */
     const char **names = af_malloc((size_t)V * sizeof *names);
-    for (int i = 0; i < V; i++) names[i] = tok_token(tok, i);
-    int specials[TOK_NSPECIAL];
-    for (int i = 0; i < TOK_NSPECIAL; i++) specials[i] = tok_special(tok, i);
+    for (int i = 0; i < V; i++) names[i] = lmtok_token(tok, i);
+    int specials[LMTOK_NROLES];
+    for (int i = 0; i < LMTOK_NROLES; i++) specials[i] = lmtok_special(tok, i);
     mlm_masker mk;
-    if (mlm_masker_init(&mk, names, V, specials, TOK_NSPECIAL, tok_special(tok, TOK_MASK),
-                        (float)c.t.mask_prob, c.t.whole_word, &e))
-        die("%s: %s", c.t.vocab, e.msg);
-    int cls = tok_special(tok, TOK_CLS), sep = tok_special(tok, TOK_SEP);
+    if (mlm_masker_init(&mk, names, V, specials, LMTOK_NROLES, lmtok_special(tok, LMTOK_MASK),
+                        (float)c.t.mask_prob, c.t.whole_word, bpe, &e))
+        die("%s: %s", voc_name, e.msg);
+    int cls = lmtok_special(tok, LMTOK_CLS), sep = lmtok_special(tok, LMTOK_SEP);
+    if (cls < 0 || sep < 0)
+        die("%s: no %s token to frame the sequences with", voc_name,
+            cls < 0 ? (bpe ? "<s>" : "[CLS]") : (bpe ? "</s>" : "[SEP]"));
 
     double t0 = af_now();
     mlm_packer train, dev;
@@ -303,7 +374,7 @@ int main(int argc, char **argv) {
     mlmtrain_corpus corpus = {docs, uni_acc, uni_loss};
     double t_start = af_now();
     long step = 0;
-    int status = mlmtrain_run(&c.t, &m, &head, &mk, &train, &dev, &corpus, &step, &e);
+    int status = mlmtrain_run(&c.t, &m, &head, &mk, tok, &train, &dev, &corpus, &step, &e);
     if (status < 0) die_err(&e);
     if (status > 0 && lead)
         fprintf(stderr, "%s: interrupted at step %ld; checkpoint in %s (--resume)\n", af_prog, step,
@@ -314,7 +385,7 @@ int main(int argc, char **argv) {
     mlm_packer_free(&train), mlm_packer_free(&dev);
     mlm_masker_free(&mk);
     mlm_free(&head);
-    tok_close(tok);
+    lmtok_close(tok);
     bert_free(&m);
     signals_restore();
     return status ? status : finish(0);

@@ -74,7 +74,17 @@ static void map_free(strmap *m) {
 
 /* ---- the tokenizer ------------------------------------------------------------------------ */
 
-enum { SP_BOS, SP_EOS, SP_UNK, SP_SEP, SP_PAD, SP_CLS, SP_MASK, SP_N };
+/* the roles of bpe.h, by shorter names */
+enum {
+    SP_BOS = BPE_BOS,
+    SP_EOS = BPE_EOS,
+    SP_UNK = BPE_UNK,
+    SP_SEP = BPE_SEP,
+    SP_PAD = BPE_PAD,
+    SP_CLS = BPE_CLS,
+    SP_MASK = BPE_MASK,
+    SP_N = BPE_NSPECIAL
+};
 
 struct bpe_tokenizer {
     strmap vocab;           /* vocab.json, and the added special tokens */
@@ -280,6 +290,10 @@ void bpe_close(bpe_tokenizer *t) {
 
 int bpe_vocab_size(const bpe_tokenizer *t) {
     return t->nids;
+}
+
+int bpe_special(const bpe_tokenizer *t, int which) {
+    return which >= 0 && which < SP_N ? t->special_id[which] : -1;
 }
 
 const char *bpe_token(const bpe_tokenizer *t, int id) {

@@ -36,6 +36,9 @@ int bpe_open(bpe_tokenizer **t, const char *vocab_json, const char *merges_txt,
 void bpe_close(bpe_tokenizer *t);
 
 int bpe_vocab_size(const bpe_tokenizer *t);            /* vocab.json's entries + added tokens */
+/* The special tokens' roles (bos and cls are <s>, eos and sep </s> by default). */
+enum { BPE_BOS, BPE_EOS, BPE_UNK, BPE_SEP, BPE_PAD, BPE_CLS, BPE_MASK, BPE_NSPECIAL };
+int bpe_special(const bpe_tokenizer *t, int which);    /* its id, or -1 (<unk> may have none) */
 const char *bpe_token(const bpe_tokenizer *t, int id); /* the token's text, or NULL */
 
 /* Appends the ids of a UTF-8 text (no <s>/</s>) to out. -1 on invalid UTF-8, or on a symbol

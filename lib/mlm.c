@@ -1,4 +1,4 @@
-/* mlm.c: BERT's MLM head, masking and packing (see mlm.h). */
+/* mlm.c: the MLM head, masking and packing (see mlm.h). */
 #include "mlm.h"
 
 #include <math.h>
@@ -181,10 +181,12 @@ void mlm_backward(mlm_head *h, mlm_acts *a, float *dhidden, float *dword_emb,
 /* ---- masking ------------------------------------------------------------------------------ */
 
 int mlm_masker_init(mlm_masker *m, const char *const *tokens, int V, const int *special,
-                    int nspecial, int mask_id, float prob, int whole_word, af_err *e) {
+                    int nspecial, int mask_id, float prob, int whole_word, int bytelevel,
+                    af_err *e) {
     memset(m, 0, sizeof *m);
     if (mask_id < 0 || mask_id >= V)
-        return af_errf(e, "the vocabulary has no [MASK] token (id %d of %d)", mask_id, V);
+        return af_errf(e, "the vocabulary has no %s token (id %d of %d)",
+                       bytelevel ? "<mask>" : "[MASK]", mask_id, V);
     if (!(prob > 0 && prob < 1)) return af_errf(e, "mask probability %g not in (0, 1)", prob);
     m->V = V, m->mask_id = mask_id, m->prob = prob, m->whole_word = whole_word;
     m->special = af_calloc(V, 1);
@@ -195,9 +197,14 @@ int mlm_masker_init(mlm_masker *m, const char *const *tokens, int V, const int *
     m->special[mask_id] = 1;
     for (int v = 0; v < V; v++) {
         const char *t = tokens ? tokens[v] : NULL;
-        /* [unused17] and other bracketed entries are reserved, not words */
-        if (t && t[0] == '[' && t[strlen(t) - 1] == ']') m->special[v] = 1;
-        if (t && t[0] == '#' && t[1] == '#' && t[2]) m->cont[v] = 1;
+        if (t && bytelevel) {
+            /* "Ġ" (U+0120, UTF-8 C4 A0) is the space before a word in byte-level BPE */
+            m->cont[v] = !((unsigned char)t[0] == 0xC4 && (unsigned char)t[1] == 0xA0);
+        } else if (t) {
+            /* [unused17] and other bracketed entries are reserved, not words */
+            if (t[0] == '[' && t[strlen(t) - 1] == ']') m->special[v] = 1;
+            if (t[0] == '#' && t[1] == '#' && t[2]) m->cont[v] = 1;
+        }
         if (!m->special[v]) m->normal[m->nnormal++] = v;
     }
     if (m->nnormal == 0) {

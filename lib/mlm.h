@@ -1,7 +1,9 @@
-/* mlm.h: masked-language-model pretraining pieces: BERT's MLM head, the masking of a batch, and
+/* mlm.h: masked-language-model pretraining pieces: the MLM head, the masking of a batch, and
  * the packing of a token stream into fixed-length sequences.
  *
- * Head (HF BertLMPredictionHead, as BertForMaskedLM has it):
+ * Head (HF BertLMPredictionHead, as BertForMaskedLM has it; RobertaLMHead and DistilBERT's
+ * vocab_transform/vocab_layer_norm/vocab_projector compute the same under the names of arch.h's
+ * mlm table, RoBERTa's with GELU whatever hidden_act says):
  *   t = LN(act(W·h + b))       cls.predictions.transform.{dense,LayerNorm}
  *   logits = t·Eᵀ + bias       decoder tied to bert.embeddings.word_embeddings (E), own bias
  * Loss: mean cross-entropy over the masked positions only (HF labels -100 elsewhere). The head
@@ -34,9 +36,10 @@ typedef struct {
 /* A head for cfg with HF's init: dense N(0, 0.02) from seed, zero biases, LayerNorm 1/0. */
 void mlm_init(mlm_head *h, const bert_config *cfg, uint64_t seed);
 void mlm_free(mlm_head *h);
-/* Reads cls.predictions.* from a BertForMaskedLM file into an initialised head. Returns 1 when
- * the file has them all, 0 when it has none (a BertModel checkpoint: the head stays as
- * initialised), -1 when only some are there or a shape or dtype is wrong. */
+/* Reads the head (cls.predictions.*, lm_head.*, vocab_*: the architecture's names) from a
+ * *ForMaskedLM file into an initialised head. Returns 1 when the file has them all, 0 when it has
+ * none (a bare *Model checkpoint: the head stays as initialised), -1 when only some are there or
+ * a shape or dtype is wrong. */
 int mlm_load(mlm_head *h, const st_file *f, af_err *e);
 /* Adds the head's tensors under their HF names to w (data referenced, keep h alive). The tied
  * decoder weight is not written, as HF's save_pretrained leaves shared tensors out. */
@@ -73,24 +76,29 @@ void mlm_backward(mlm_head *h, mlm_acts *a, float *dhidden, float *dword_emb,
 /* HF DataCollatorForLanguageModeling (and, with whole_word, DataCollatorForWholeWordMask):
  * each non-special token is chosen with probability prob; a chosen token becomes [MASK] 80% of
  * the time, a random non-special token 10%, and stays itself 10%. Whole-word masking picks words
- * (a token and the "##" continuations after it) in random order until round(prob × tokens) are
- * covered, as BERT's create_pretraining_data.py does. */
+ * in random order until round(prob × tokens) are covered, as BERT's create_pretraining_data.py
+ * does. A word is, in WordPiece, a token and the "##" continuations after it; in byte-level BPE
+ * (GPT-2's, RoBERTa's), a token that begins with "Ġ" (U+0120, the byte-level space) or follows a
+ * special token, and the tokens after it that do not. */
 typedef struct {
     int V, mask_id;
     float prob;
     int whole_word;
     uint8_t *special;  /* [V] never chosen, never drawn as a random replacement */
-    uint8_t *cont;     /* [V] 1 for "##..." tokens */
+    uint8_t *cont;     /* [V] 1 for a token that continues a word ("##..."; BPE: no "Ġ") */
     int *normal;       /* ids that are not special, for random replacement */
     int nnormal;
     int *scratch;      /* [2 * max_len] word starts and order, for whole-word masking */
     int scratch_cap;
 } mlm_masker;
 
-/* tokens[V] are the vocabulary's entries (only their "##" prefix and the special set matter);
- * special lists the ids never to mask ([CLS], [SEP], [PAD], [MASK], [UNK]...), -1s ignored. */
+/* tokens[V] are the vocabulary's entries (only their word prefixes and, in WordPiece, the
+ * bracketed reserved entries like [unused0] matter); special lists the ids never to mask
+ * ([CLS], [SEP], [PAD], [MASK], [UNK], or <s> </s> <pad> <mask> <unk>), -1s ignored. bytelevel:
+ * the vocabulary is byte-level BPE (its words as above; brackets are ordinary text there). */
 int mlm_masker_init(mlm_masker *m, const char *const *tokens, int V, const int *special,
-                    int nspecial, int mask_id, float prob, int whole_word, af_err *e);
+                    int nspecial, int mask_id, float prob, int whole_word, int bytelevel,
+                    af_err *e);
 void mlm_masker_free(mlm_masker *m);
 /* Masks one sequence in place: ids[len] become the model's input; the chosen positions (offset
  * by base, the row's first index in the batch) and their original ids are appended to pos and
@@ -101,7 +109,8 @@ int mlm_mask(mlm_masker *m, int *ids, int len, int base, int *pos, int *labels, 
 /* ---- packing -------------------------------------------------------------------------------- */
 /* Documents' tokens, [SEP] between documents, cut into sequences of max_len: [CLS] up to
  * max_len − 2 tokens [SEP]. Every sequence but the last is full, so batches need no padding (as
- * RoBERTa's FULL-SENTENCES packing, with BERT's special tokens). */
+ * RoBERTa's FULL-SENTENCES packing). cls_id and sep_id are [CLS] and [SEP], or RoBERTa's <s> and
+ * </s> (fairseq ends every document with </s> likewise). */
 typedef struct {
     int max_len;
     int cls_id, sep_id;

@@ -10,6 +10,7 @@
 
 #include "batch.h"
 #include "dist.h"
+#include "lmtok.h"
 #include "loop.h"
 #include "ops.h"
 #include "optim.h"
@@ -106,6 +107,7 @@ typedef struct {
     bert *m;
     mlm_head *head;
     mlm_masker *mk;
+    const lmtok *tok;
     const mlm_packer *train, *dev;
     long per_epoch;  /* optimizer steps per epoch */
     batch_plan plan; /* of plan_epoch */
@@ -200,7 +202,7 @@ static int mlm_checkpoint(void *ctx, long done, af_err *e) {
     snprintf(tsb, sizeof tsb, "%lld", r->tokens_seen);
     st_writer_meta(&sw, "tokens_seen", tsb);
     st_meta meta[1] = {{"created_by", "af-pretrain " AF_VERSION " (checkpoint)"}};
-    int rc = pretrain_save(r->c->ckpt, r->m, r->head, r->c->vocab, r->c->lower, 0, meta, 1, &sw, e);
+    int rc = pretrain_save(r->c->ckpt, r->m, r->head, r->tok, 0, meta, 1, &sw, e);
     st_writer_free(&sw);
     return rc;
 }
@@ -261,7 +263,7 @@ static char *training_record(const mlmtrain_opts *c, const char *run, long total
     return s;
 }
 
-int mlmtrain_run(const mlmtrain_opts *c, bert *m, mlm_head *head, mlm_masker *mk,
+int mlmtrain_run(const mlmtrain_opts *c, bert *m, mlm_head *head, mlm_masker *mk, const lmtok *tok,
                  const mlm_packer *train, const mlm_packer *dev, const mlmtrain_corpus *corpus,
                  long *step, af_err *e) {
     long per_epoch = steps_per_epoch(c, train);
@@ -292,6 +294,7 @@ int mlmtrain_run(const mlmtrain_opts *c, bert *m, mlm_head *head, mlm_masker *mk
                  .m = m,
                  .head = head,
                  .mk = mk,
+                 .tok = tok,
                  .train = train,
                  .dev = dev,
                  .per_epoch = per_epoch,
@@ -304,7 +307,7 @@ int mlmtrain_run(const mlmtrain_opts *c, bert *m, mlm_head *head, mlm_masker *mk
     progress_init(&pr, stderr, c->quiet, (int)((total + per_epoch - 1) / per_epoch), total, 0);
     pr.unit = "tok";
     r.pr = &pr;
-    int status = af_sha256_file(c->vocab, vocab_digest, e);
+    int status = lmtok_digest(tok, vocab_digest, e);
     if (status == 0) r.run = run = run_json(c, total, train, dev, m, vocab_digest);
     long long resumed_tokens = 0;
     if (status == 0 && c->resume) {
@@ -336,7 +339,7 @@ int mlmtrain_run(const mlmtrain_opts *c, bert *m, mlm_head *head, mlm_masker *mk
     if (status == 0 && lead) {
         rec = training_record(c, run, total, warmup, &r, m, dev, corpus);
         st_meta meta[2] = {{"training", rec}, {"created_by", "af-pretrain " AF_VERSION}};
-        status = pretrain_save(c->out, m, head, c->vocab, c->lower, c->f16, meta, 2, NULL, e);
+        status = pretrain_save(c->out, m, head, tok, c->f16, meta, 2, NULL, e);
     }
     if (r.logf && fclose(r.logf) && status == 0)
         status = af_errf(e, "%s: %s", c->log, strerror(errno));

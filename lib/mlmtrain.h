@@ -16,7 +16,7 @@
 
 typedef struct {
     const char *base; /* the model continued from (NULL: a new model of the shape below) */
-    const char *vocab, *out, *dev, *ckpt, *log;
+    const char *vocab, *merges, *out, *dev, *ckpt, *log; /* merges: BPE (lmtok.h) */
     int layers, hidden, heads, ffn, max_pos, act;
     double dropout; /* a new model's */
     int max_len, batch, accum, epochs;
@@ -33,9 +33,12 @@ typedef struct {
     double unigram_acc, unigram_loss; /* NAN without dev */
 } mlmtrain_corpus;
 
-/* Trains m and h and writes o->out (rank 0). Returns 0 when done, the signal's exit status
- * (130, 143) once a checkpoint is written, or -1 with e. *step: the steps done at the end. */
-int mlmtrain_run(const mlmtrain_opts *o, bert *m, mlm_head *h, mlm_masker *mk,
+typedef struct lmtok lmtok;
+
+/* Trains m and h and writes o->out (rank 0) with tok's files. Returns 0 when done, the signal's
+ * exit status (130, 143) once a checkpoint is written, or -1 with e. *step: the steps done at
+ * the end. */
+int mlmtrain_run(const mlmtrain_opts *o, bert *m, mlm_head *h, mlm_masker *mk, const lmtok *tok,
                  const mlm_packer *train, const mlm_packer *dev, const mlmtrain_corpus *corpus,
                  long *step, af_err *e);
 

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "jsonl.h"
+#include "lmtok.h"
 #include "sha256.h"
-#include "tokenizer.h"
 
 static void put(pretrain_tensor *t, int *k, const char *name, float *w, float *g, int64_t d0,
                 int64_t d1, int decay) {
@@ -157,8 +157,8 @@ int pretrain_run(pretrain *p, int train, float scale, af_rng *dropout_rng, doubl
 
 /* ---- corpus ------------------------------------------------------------------------------- */
 
-int pretrain_read_corpus(mlm_packer *p, const char *path, tok_tokenizer *t, int vocab_size,
-                         long *docs, af_err *e) {
+int pretrain_read_corpus(mlm_packer *p, const char *path, lmtok *t, int vocab_size, long *docs,
+                         af_err *e) {
     af_lines *l;
     if (af_lines_open(&l, path, e)) return -1;
     tok_ids ids = {0};
@@ -190,7 +190,7 @@ int pretrain_read_corpus(mlm_packer *p, const char *path, tok_tokenizer *t, int 
                 break;
             }
             ids.n = 0;
-            if (tok_encode(t, line, n, &ids, e)) {
+            if (lmtok_encode(t, line, n, &ids, e)) {
                 rc = af_err_prefix(e, "%s:%ld", af_lines_name(l), af_lines_lineno(l));
                 break;
             }
@@ -310,19 +310,6 @@ static int to_f16(const char *path, af_err *e) {
     return rc;
 }
 
-static int copy_file(const char *from, const char *to, af_err *e) {
-    char *data;
-    size_t len;
-    if (af_read_file(from, &data, &len, e)) return -1;
-    FILE *f = fopen(to, "wb");
-    int rc = 0;
-    if (!f || fwrite(data, 1, len, f) != len || fflush(f) || fsync(fileno(f)))
-        rc = af_errf(e, "%s: %s", to, strerror(errno));
-    if (f && fclose(f) && rc == 0) rc = af_errf(e, "%s: %s", to, strerror(errno));
-    free(data);
-    return rc;
-}
-
 static void remove_tree(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
@@ -337,22 +324,26 @@ static void remove_tree(const char *dir) {
     rmdir(dir);
 }
 
-/* What pretrain_save puts in a model directory, and nothing else. */
-static const char *const our_files[] = {"config.json", "model.safetensors", "vocab.txt",
-                                        "tokenizer_config.json", "trainer.safetensors"};
-#define NOUR ((int)(sizeof our_files / sizeof *our_files))
+/* What pretrain_save puts in a model directory, and nothing else: its own files, then the
+ * tokenizer's (lmtok_file). */
+static const char *const own_files[] = {"config.json", "model.safetensors", "trainer.safetensors"};
+#define NOWN ((int)(sizeof own_files / sizeof *own_files))
+
+const char *pretrain_file(int i) {
+    return i < 0 ? NULL : i < NOWN ? own_files[i] : lmtok_file(i - NOWN);
+}
 
 static int is_ours(const char *name) {
-    for (int i = 0; i < NOUR; i++)
-        if (strcmp(name, our_files[i]) == 0) return 1;
+    for (int i = 0; pretrain_file(i); i++)
+        if (strcmp(name, pretrain_file(i)) == 0) return 1;
     return 0;
 }
 
 /* Removes a directory af-pretrain wrote: its own files by name, then the directory, which
  * rmdir leaves in place if anything else appeared there meanwhile. */
 static void remove_ours(const char *dir) {
-    for (int i = 0; i < NOUR; i++) {
-        char *p = join(dir, our_files[i]);
+    for (int i = 0; pretrain_file(i); i++) {
+        char *p = join(dir, pretrain_file(i));
         unlink(p);
         free(p);
     }
@@ -405,9 +396,8 @@ int pretrain_check_output(const char *dir, af_err *e) {
     return rc;
 }
 
-int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char *vocab_path,
-                  int lower, int f16, const st_meta *meta, int nmeta, st_writer *state,
-                  af_err *e) {
+int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const lmtok *tok, int f16,
+                  const st_meta *meta, int nmeta, st_writer *state, af_err *e) {
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/') n--;
     char *tmp = af_malloc(n + 16), *old = af_malloc(n + 16);
@@ -424,8 +414,8 @@ int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char 
     /* a second Ctrl-C exits at once (signals.h): the directory and whatever is in it by then
      * go, files first (af_tmp_cleanup runs backwards; a name not written yet fails harmlessly) */
     mark = af_tmp_push(tmp);
-    for (int i = 0; i < NOUR; i++) {
-        char *p = join(tmp, our_files[i]);
+    for (int i = 0; pretrain_file(i); i++) {
+        char *p = join(tmp, pretrain_file(i));
         af_tmp_push(p);
         free(p);
     }
@@ -441,24 +431,16 @@ int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char 
     rc = bert_save(m, tmp, &extra, e);
     st_writer_free(&extra);
     char *cfg = join(tmp, "config.json"), *wts = join(tmp, "model.safetensors");
-    char *voc = join(tmp, "vocab.txt"), *tc = join(tmp, "tokenizer_config.json");
     if (rc == 0) rc = rewrite_config(cfg, arch_get(m->cfg.arch), e);
     if (rc == 0 && f16) rc = to_f16(wts, e);
-    if (rc == 0) rc = copy_file(vocab_path, voc, e);
-    if (rc == 0) {
-        char js[256];
-        snprintf(js, sizeof js,
-                 "{\n  \"tokenizer_class\": \"BertTokenizer\",\n  \"do_lower_case\": %s,\n"
-                 "  \"model_max_length\": %d\n}\n",
-                 lower ? "true" : "false", m->cfg.max_pos);
-        rc = af_write_atomic(tc, write_str, js, e);
-    }
+    /* model_max_length: the longest input, RoBERTa's 512 of its 514 positions */
+    if (rc == 0) rc = lmtok_save(tok, tmp, bert_max_len(&m->cfg), e);
     if (rc == 0 && state) {
         char *sp = join(tmp, "trainer.safetensors");
         rc = st_writer_write(state, sp, e);
         free(sp);
     }
-    free(cfg), free(wts), free(voc), free(tc);
+    free(cfg), free(wts);
     /* checked again: the directory may have changed in the hours of training */
     if (rc == 0) rc = pretrain_check_output(final, e);
     if (rc == 0) {

@@ -1,5 +1,5 @@
-/* pretrain.h: one MLM training or evaluation step of a whole BERT (encoder + MLM head), and the
- * table of its tensors under Hugging Face BertForMaskedLM names.
+/* pretrain.h: one MLM training or evaluation step of a whole encoder (BERT, RoBERTa, DistilBERT)
+ * and its MLM head, and the table of its tensors under Hugging Face *ForMaskedLM names.
  *
  * A step takes packed sequences (mlm.h), masks a copy of them, runs the encoder and the head,
  * and (training) accumulates every gradient scaled for the mean over the masked positions of the
@@ -59,14 +59,14 @@ int pretrain_run(pretrain *p, int train, float scale, af_rng *dropout_rng, doubl
                  long *correct, af_err *e);
 
 /* ---- corpus, baseline, output ------------------------------------------------------------ */
-typedef struct tok_tokenizer tok_tokenizer;
+typedef struct lmtok lmtok;
 
 /* Reads documents into the packer: raw text, one document per line (tokenized with t), or
- * tokenized JSONL (input_ids; [CLS]/[SEP] already there are dropped, the packer adds its own),
- * detected by a first non-blank line starting with '{'. gzip is read transparently. *docs gets
- * the number of non-empty documents. */
-int pretrain_read_corpus(mlm_packer *p, const char *path, tok_tokenizer *t, int vocab_size,
-                         long *docs, af_err *e);
+ * tokenized JSONL (input_ids; [CLS]/[SEP] or <s>/</s> already there are dropped, the packer adds
+ * its own), detected by a first non-blank line starting with '{'. gzip is read transparently.
+ * *docs gets the number of non-empty documents. */
+int pretrain_read_corpus(mlm_packer *p, const char *path, lmtok *t, int vocab_size, long *docs,
+                         af_err *e);
 
 /* sha256 of the packed sequences (ids and lengths): what training reads of a corpus, however
  * it was given (text or JSONL, one file or several). */
@@ -83,14 +83,17 @@ void pretrain_unigram(const mlm_packer *train, const mlm_packer *dev, const mlm_
  * what is in the way. pretrain_save checks it again before it replaces anything. */
 int pretrain_check_output(const char *dir, af_err *e);
 
-/* Writes a Hugging Face BertForMaskedLM directory, atomically (built in DIR.tmp.XXXXXX, then
- * exchanged with DIR in one rename, after pretrain_check_output): config.json,
- * model.safetensors (F32, or F16 when f16; bert.* and cls.predictions.*, metadata meta[nmeta]
- * added), vocab.txt (a copy of vocab_path), tokenizer_config.json; and, when state is not
- * NULL, state written as DIR/trainer.safetensors (a checkpoint's optimizer state, in the same
- * atomic rename as the weights). */
-int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const char *vocab_path,
-                  int lower, int f16, const st_meta *meta, int nmeta, st_writer *state,
-                  af_err *e);
+/* Writes a Hugging Face *ForMaskedLM directory (BertForMaskedLM, RobertaForMaskedLM, ...),
+ * atomically (built in DIR.tmp.XXXXXX, then exchanged with DIR in one rename, after
+ * pretrain_check_output): config.json, model.safetensors (F32, or F16 when f16; the encoder's
+ * and the MLM head's tensors under the architecture's names, metadata meta[nmeta] added), the
+ * tokenizer's files (lmtok_save: vocab.txt, or vocab.json and merges.txt, and
+ * tokenizer_config.json); and, when state is not NULL, state written as
+ * DIR/trainer.safetensors (a checkpoint's optimizer state, in the same atomic rename as the
+ * weights). */
+int pretrain_save(const char *dir, const bert *m, const mlm_head *h, const lmtok *tok, int f16,
+                  const st_meta *meta, int nmeta, st_writer *state, af_err *e);
+/* The names pretrain_save may write in a directory; NULL after the last. */
+const char *pretrain_file(int i);
 
 #endif

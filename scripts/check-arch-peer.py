@@ -10,7 +10,7 @@ extracted by ../shared/peer/setup_adapterhub.sh into HUB_SRC, e.g. build/hub-src
      add_adapter_fusion and add_classification_head, every name found, and predict the
      fixture's probabilities (which tests/cli/t0650-arch.sh holds af-infer to, at 1e-4);
   3. the MLM fixtures (A/mlm) load into RobertaForMaskedLM / DistilBertForMaskedLM and give the
-     fixture's loss;
+     fixture's loss and every parameter's gradient (which tests/parity/mlm.c holds af to);
   4. the training cases (A/train: pfeiffer, houlsby, fuse_attention, fuse_houlsby): from the
      fixture's initial weights, 3 AdamW steps as HF's Trainer takes them (linear decay, clipping
      at 1.0, no decay on biases) land on the fixture's final weights (which
@@ -265,9 +265,23 @@ def check_mlm(arch):
     ids = torch.from_numpy(exp["input_ids"].astype(np.int64))
     mask = torch.from_numpy(exp["attention_mask"].astype(np.int64))
     labels = torch.from_numpy(exp["labels"].astype(np.int64))
-    with torch.no_grad():
-        loss = m(input_ids=ids, attention_mask=mask, labels=labels).loss.item()
+    out = m(input_ids=ids, attention_mask=mask, labels=labels)
+    loss = out.loss.item()
     report("%s/mlm: %s loss" % (arch, type(m).__name__), abs(loss - float(exp["loss"][0])), 1e-6)
+    # and every parameter's gradient, the tied word embeddings' included (encoder + decoder)
+    out.loss.backward()
+    worst, n, absent = 0.0, 0, []
+    for k, p in m.named_parameters():
+        if ("grad." + k) not in exp:
+            absent.append(k)
+            continue
+        want = torch.from_numpy(np.asarray(exp["grad." + k], dtype=np.float64))
+        worst = max(worst, (p.grad - want).abs().max().item() / max(1e-3, want.abs().max().item()))
+        n += 1
+    grads = sum(k.startswith("grad.") for k in exp)
+    report("%s/mlm: %s gradients of %d parameters (fixture %d%s), relative" %
+           (arch, type(m).__name__, n, grads, "; absent %s" % absent[:2] if absent else ""),
+           worst if n == grads and not absent else 1, 1e-5)
 
 
 def main():

@@ -280,6 +280,16 @@ def half_base(arch, write=False):
 # ---- training fixtures ------------------------------------------------------------------------
 
 TRAIN_CASES = ["pfeiffer", "houlsby", "fuse_attention", "fuse_houlsby"]
+# The training cases' seed, one per architecture, chosen so that every first gradient that is not
+# zero by construction (fusion key biases) is at least 1e-7 in size. AdamW's first step moves an
+# entry by lr·g/(|g| + 1e-8): for g near 1e-8 that step is set by g's last float32 bits, so a
+# float32 run cannot match the float64 reference there whatever its correctness. With the shared
+# seed 20240611 DistilBERT's houlsby case had heads.t.1.weight[62] = 6.13e-9 (a finite difference
+# in float64 agrees), af's float32 gradient was 6.45e-9 (rounding: the tensor's gradients are
+# ~1e-2), and 3 steps at lr 1e-2 ended 1.2e-4 apart; with these seeds the smallest first
+# gradients are 1.9e-7 (RoBERTa) and 4.0e-7 (DistilBERT), and tests/parity/train.c compares every
+# entry to 2e-5 and checks this bound.
+TRAIN_SEED = {"roberta": 20240693, "distilbert": 20240639}
 
 
 class RenamingStpy:
@@ -333,7 +343,7 @@ def train_fixtures(arch):
             return ids, tt, mask
         orig_batch = tr.batch
         tr.batch = batch
-    torch.manual_seed(20240611)
+    torch.manual_seed(TRAIN_SEED[arch])
     c, P, fp = make_base()
     tr.write_data()
     files = tr.make_adapter_files(c, fp)

@@ -31,7 +31,7 @@ static void run(const shape *s, int steps, int threads) {
     int special[] = {0, 1, 2, 3, 4};
     mlm_masker mk;
     af_err e;
-    if (mlm_masker_init(&mk, NULL, s->vocab, special, 5, 4, 0.15f, 0, &e)) {
+    if (mlm_masker_init(&mk, NULL, s->vocab, special, 5, 4, 0.15f, 0, 0, &e)) {
         fprintf(stderr, "bench-pretrain: %s\n", e.msg);
         exit(1);
     }

@@ -90,6 +90,18 @@ test_expect_success 'mpirun -np 2 af-pretrain: the model of one process (loss ov
 	close m1/model.safetensors m2/model.safetensors && test "$(ls)" = "m1
 m2"
 '
+# RoBERTa with byte-level BPE (t1020's base): positions counted per row, <s> </s> framing. Its
+# config's dropout (0.1, which --dropout does not override for a base) set to 0: each rank drops
+# out by its own stream, so only without dropout do N ranks equal one process.
+mkdir -p "$DATA/rb" && cp "$FIXTURES"/pretrain-roberta/base/* "$DATA/rb" &&
+	sed -i "s/\"\(hidden\|attention_probs\)_dropout_prob\": 0.1/\"\1_dropout_prob\": 0.0/" "$DATA/rb/config.json"
+PR="--base $DATA/rb --max-len 16 --batch-size 8 --accumulate 2 --threads 1 -q --steps 10"
+test_expect_success 'mpirun -np 2 af-pretrain on a RoBERTa with BPE: the model of one process' '
+	af-pretrain $PR -o r1 "$DATA/c.txt" &&
+	$MPIRUN -np 2 af-pretrain $PR -o r2 "$DATA/c.txt" &&
+	grep -q "\"hidden_dropout_prob\": 0.0" "$DATA/rb/config.json" &&
+	close r1/model.safetensors r2/model.safetensors && cmp r1/merges.txt r2/merges.txt
+'
 test_expect_success 'under mpirun standard input is refused: pass the file' '
 	test_exit 2 $MPIRUN -np 2 af-train-adapter $TA -o x.st <"$DATA/train.jsonl" 2>err &&
 	test_grep "standard input reaches rank 0 only" err && ! test -e x.st

@@ -1,6 +1,6 @@
 /* train.c: three training steps through the library against PyTorch (scripts/gen-train-fixtures.py,
- * tests/fixtures/train/): the promise of lib/README.md ("The model") that with dropout 0 and one batch per epoch a run
- * equals the same steps in PyTorch.
+ * tests/fixtures/train/): the promise of lib/README.md ("The model") that with dropout 0 and one
+ * batch per epoch a run equals the same steps in PyTorch.
  *
  * Per case the model is built the way af-train-adapter and af-fuse build it (model_new_adapter,
  * or model_load_adapters over the fixture's adapter files and model_new_fusion; train_add_heads;
@@ -20,7 +20,12 @@
  * becomes a step of lr·g/(|g| + eps), up to lr: here they move by up to a few 1e-3 while
  * PyTorch's float64 noise (1e-17) leaves them in place, and PyTorch in float32 would move them by
  * its own noise. Their final values are therefore not compared; the report shows how far they
- * moved.  */
+ * moved.
+ *
+ * The RoBERTa and DistilBERT fixtures (gen-arch-fixtures.py) are seeded so that every other
+ * non-zero first gradient is at least 1e-7 in size (WELL_COND; step 2 checks it): there every entry
+ * is compared, within 2e-5 (ARCH_FINAL_TOL, as issue 17 asks). BERT's fixtures predate that choice;
+ * there an entry whose first gradient is below 1e-7 is counted, not compared (see check_output). */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +39,8 @@
 #include "train.h"
 
 #define FINAL_TOL 1e-4
+#define ARCH_FINAL_TOL 2e-5
+#define WELL_COND 1e-7
 #define GRAD_TOL 1e-3
 #define GRAD_FLOOR 1e-2
 #define LOSS_TOL 1e-5
@@ -45,6 +52,11 @@ static const char *top(void) {
 
 /* The fixture directory: BERT's, then each other architecture's (gen-arch-fixtures.py). */
 static const char *FXDIR = "train";
+
+/* The architecture fixtures: well-conditioned, every entry compared (see the top). */
+static int arch_fixture(void) {
+    return strncmp(FXDIR, "arch/", 5) == 0;
+}
 
 static char *path_of(const char *fmt, const char *arg) {
     static char buf[8][1024];
@@ -160,8 +172,9 @@ static void check_output(const char *cs, af_model *m, const char *out, int group
         diag("%s", e.msg);
         return;
     }
-    int n = 0, bad = 0, zeros = 0, tiny = 0;
-    double worst = 0, zmoved = 0;
+    int n = 0, bad = 0, zeros = 0, tiny = 0, illcond = 0;
+    double worst = 0, zmoved = 0, tol = arch_fixture() ? ARCH_FINAL_TOL : FINAL_TOL;
+    double gmin = INFINITY;
     const char *wname = "";
     for (int i = 0; i < m->nparams; i++) {
         model_param *p = &m->params[i];
@@ -182,18 +195,24 @@ static void check_output(const char *cs, af_model *m, const char *out, int group
             double d = 0, moved = 0;
             for (size_t k = 0; k < p->n; k++) {
                 double x = fabs((double)got[k] - ref[k]);
-                if (structurally_zero(p, m) && k >= z0 && k < z1)
+                if (structurally_zero(p, m) && k >= z0 && k < z1) {
                     moved = fmax(moved, fabs((double)got[k] - init[k]));
+                    continue;
+                }
+                /* an exact 0 (a ReLU unit dead on the whole batch) is 0 on both sides */
+                if (g0 && g0[k] != 0)
+                    gmin = fmin(gmin, fabs(g0[k])), illcond += fabs(g0[k]) < WELL_COND;
                 /* AdamW's first step moves an entry by lr·g/(|g| + 1e-8): when the true g is
                  * below float32's rounding of the sums that make it (~1e-7 here), its sign and
-                 * size, so the step, are noise; such entries are counted, not compared */
-                else if (g0 && g0[k] != 0 && fabs(g0[k]) < 1e-7)
+                 * size, so the step, are noise; in BERT's fixtures such entries are counted, not
+                 * compared */
+                if (!arch_fixture() && g0 && g0[k] != 0 && fabs(g0[k]) < 1e-7)
                     tiny++;
                 else if (!(x <= d))
                     d = x;
             }
             if (structurally_zero(p, m)) zeros++, zmoved = fmax(zmoved, moved);
-            if (!(d <= FINAL_TOL)) {
+            if (!(d <= tol)) {
                 diag("%s: %s: max abs diff %.2e", cs, p->name, d);
                 bad++;
             }
@@ -202,9 +221,14 @@ static void check_output(const char *cs, af_model *m, const char *out, int group
         free(ref), free(got), free(init), free(g0);
     }
     if (tiny) diag("%s: %d entries with a first gradient in (0, 1e-7) not compared", cs, tiny);
+    if (arch_fixture())
+        ok(illcond == 0,
+           "%s: the fixture is well conditioned: every non-zero first gradient (but the "
+           "structural zeros') is at least %g (smallest %.2e)",
+           cs, WELL_COND, gmin);
     ok(!bad && n == f.ntensors,
-       "%s: %d tensors after 3 steps (file holds %d; worst max abs diff %.2e, %s)", cs, n,
-       f.ntensors, worst, wname);
+       "%s: %d tensors after 3 steps within %g (file holds %d; worst max abs diff %.2e, %s)", cs, n,
+       tol, f.ntensors, worst, wname);
     if (zeros)
         diag("%s: entries of %d tensors with a zero true gradient moved by up to %.2e (not "
              "compared)",

@@ -141,7 +141,7 @@ static void test_mask_stats(void) {
     mlm_masker m;
     af_err e;
     int special[] = {PAD, UNK, CLS, SEP, MASK};
-    ok(mlm_masker_init(&m, toks, MV, special, 5, MASK, 0.15f, 0, &e) == 0, "masker init");
+    ok(mlm_masker_init(&m, toks, MV, special, 5, MASK, 0.15f, 0, 0, &e) == 0, "masker init");
     enum { L = 128, R = 400 };
     int ids[L], orig[L], pos[L], labels[L];
     af_rng rng;
@@ -185,7 +185,7 @@ static void test_whole_word(void) {
     mlm_masker m;
     af_err e;
     int special[] = {PAD, UNK, CLS, SEP, MASK};
-    ok(mlm_masker_init(&m, toks, MV, special, 5, MASK, 0.15f, 1, &e) == 0, "wwm masker init");
+    ok(mlm_masker_init(&m, toks, MV, special, 5, MASK, 0.15f, 1, 0, &e) == 0, "wwm masker init");
     enum { L = 64 };
     int ids[L], orig[L], pos[L], labels[L];
     af_rng rng;
@@ -216,6 +216,71 @@ static void test_whole_word(void) {
     mlm_masker_free(&m);
 }
 
+/* Byte-level BPE: 0 <s>, 1 <pad>, 2 </s>, 3 <unk>, 4 <mask>, 5..49 "Ġw" (a word's first token),
+ * 50..99 pieces that continue a word (50 is "[x]": ordinary text in BPE, unlike WordPiece). */
+static char bpebuf[MV][16];
+static const char *bpetoks[MV];
+
+static void test_whole_word_bpe(void) {
+    const char *sp[] = {"<s>", "<pad>", "</s>", "<unk>", "<mask>"};
+    for (int i = 0; i < MV; i++) {
+        if (i < 5)
+            snprintf(bpebuf[i], 16, "%s", sp[i]);
+        else if (i == 50)
+            snprintf(bpebuf[i], 16, "[x]");
+        else
+            snprintf(bpebuf[i], 16, i < 50 ? "\xc4\xa0w%d" : "p%d", i);
+        bpetoks[i] = bpebuf[i];
+    }
+    enum { BOS = 0, BPAD = 1, EOS = 2, BUNK = 3, BMASK = 4 };
+    mlm_masker m, wp;
+    af_err e;
+    int special[] = {BOS, EOS, BPAD, BMASK, BUNK};
+    ok(mlm_masker_init(&m, bpetoks, MV, special, 5, BMASK, 0.15f, 1, 1, &e) == 0 &&
+           mlm_masker_init(&wp, bpetoks, MV, special, 5, BMASK, 0.15f, 1, 0, &e) == 0,
+       "byte-level wwm masker init");
+    ok(!m.special[50] && wp.special[50] && m.nnormal == MV - 5,
+       "byte-level: a bracketed entry is ordinary text (WordPiece: reserved)");
+    ok(!m.cont[5] && m.cont[50] && m.cont[99], "byte-level: a word starts at a \"\\u0120\" token");
+    enum { L = 64, MID = 30 };
+    int ids[L], orig[L], pos[L], labels[L];
+    af_rng rng;
+    af_rng_seed(&rng, 7);
+    long split = 0, over = 0, total = 0, want_total = 0, after_special = 0, bad = 0;
+    for (int r = 0; r < 300; r++) {
+        int ntok = 0;
+        for (int j = 0; j < L; j++) {
+            /* <s> text </s> text </s>: pieces follow words, and right after a special */
+            orig[j] = j == 0                        ? BOS
+                      : j == L - 1 || j == MID      ? EOS
+                      : af_rng_uniform(&rng) < 0.4f ? 50 + (int)af_rng_below(&rng, 50)
+                                                    : 5 + (int)af_rng_below(&rng, 45);
+            ntok += j > 0 && j < L - 1 && j != MID;
+        }
+        orig[1] = orig[MID + 1] = 60; /* a word with no space before it, after <s> and </s> */
+        memcpy(ids, orig, sizeof ids);
+        int n = 0, c = mlm_mask(&m, ids, L, 0, pos, labels, &n, &rng);
+        int want = (int)lroundf(ntok * 0.15f);
+        over += c > want;
+        total += c, want_total += want;
+        char in[L] = {0};
+        for (int i = 0; i < n; i++) in[pos[i]] = 1, bad += m.special[orig[pos[i]]];
+        for (int j = 2; j < L - 1; j++)
+            if (orig[j] >= 50 && j != MID + 1) split += in[j] != in[j - 1];
+        /* the piece after </s> starts its own word: chosen apart from the word before </s> */
+        after_special += in[MID + 1] != in[MID - 1];
+    }
+    ok(split == 0 && bad == 0,
+       "byte-level whole words: no word partly chosen (%ld), no special (%ld)", split, bad);
+    ok(over == 0 && total > 0.9 * want_total,
+       "byte-level whole words: round(15%%) of tokens, never more (%ld of %ld)", total, want_total);
+    ok(after_special > 0,
+       "a piece after a special starts a word (%ld times apart from the one before)",
+       after_special);
+    mlm_masker_free(&m);
+    mlm_masker_free(&wp);
+}
+
 /* ---- packing ------------------------------------------------------------------------------ */
 
 static void test_pack(void) {
@@ -238,13 +303,30 @@ static void test_pack(void) {
     mlm_packer_free(&p);
 }
 
+/* RobertaLMHead applies GELU whatever hidden_act says; BERT's and DistilBERT's head the config's.
+ */
+static void test_arch_act(void) {
+    mlm_head h;
+    int want[ARCH_COUNT] = {
+        [ARCH_BERT] = AF_ACT_RELU, [ARCH_ROBERTA] = AF_ACT_GELU, [ARCH_DISTILBERT] = AF_ACT_RELU};
+    for (int a = 0; a < ARCH_COUNT; a++) {
+        bert_config cfg = {.arch = a, .vocab_size = V, .hidden = H, .act = AF_ACT_RELU};
+        mlm_init(&h, &cfg, 1);
+        ok(h.act == want[a], "%s head with hidden_act relu: %s", arch_get(a)->display,
+           act_name(h.act));
+        mlm_free(&h);
+    }
+}
+
 int main(void) {
     vocab();
+    test_arch_act();
     test_head(AF_ACT_GELU);
     test_head(AF_ACT_GELU_TANH);
     test_uniform();
     test_mask_stats();
     test_whole_word();
+    test_whole_word_bpe();
     test_pack();
     return done_testing();
 }
