@@ -18,7 +18,7 @@ enum {
     O_BASE = 1000, O_NAME, O_DEV, O_EPOCHS, O_MAX_STEPS, O_LR, O_WD, O_BETA1, O_BETA2, O_EPS,
     O_WARMUP, O_CLIP, O_BATCH, O_EVAL_BATCH, O_MICRO, O_MAXLEN, O_DROPOUT, O_SEED, O_THREADS,
     O_EVAL_EVERY, O_METRIC, O_PATIENCE, O_RESUME, O_CHECKPOINT, O_LOG, O_LABELS, O_TASK,
-    O_REGRESSION, O_VERSION, O_HELP
+    O_REGRESSION, O_MULTILABEL, O_VERSION, O_HELP
 };
 
 const struct option train_long_options[] = {
@@ -51,6 +51,7 @@ const struct option train_long_options[] = {
     {"labels", required_argument, 0, O_LABELS},
     {"task", required_argument, 0, O_TASK},
     {"regression", no_argument, 0, O_REGRESSION},
+    {"multilabel", no_argument, 0, O_MULTILABEL},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'},
@@ -60,8 +61,11 @@ const char train_options_help[] =
     "Data and heads:\n"
     "  --dev FILE             dev set (tokenized JSONL), scored every epoch\n"
     "  --labels a,b,...       label names of the task (default: those in the data, sorted)\n"
-    "  --task NAME:a,b,...    labels of one task in multi-task data (NAME:regression)\n"
+    "  --task NAME:a,b,...    labels of one task in multi-task data (NAME:regression,\n"
+    "                         NAME:multilabel, NAME:multilabel:a,b,...)\n"
     "  --regression           one output, mean squared error\n"
+    "  --multilabel           any set of the labels per example (a list), sigmoid outputs,\n"
+    "                         binary cross-entropy\n"
     "  --max-len N            truncate longer inputs (default 128)\n"
     "Training:\n"
     "  --epochs N             (default 10)      --max-steps N   stop after N steps\n"
@@ -127,8 +131,12 @@ int common_opts_handle(common_opts *c, int opt, const char *arg) {
     case O_THREADS: c->threads = (int)opt_long("--threads", arg, 1, 1024); break;
     case O_EVAL_EVERY: t->eval_every = opt_long("--eval-every", arg, 1, 1L << 40); break;
     case O_METRIC:
-        if (metrics_check(arg, 0, NULL) && metrics_check(arg, 1, NULL))
-            usage_error("--metric: '%s' is not accuracy, f1, mcc, pearson, spearman or mse", arg);
+        if (metrics_check(arg, METRICS_CLASSIFICATION, NULL) &&
+            metrics_check(arg, METRICS_REGRESSION, NULL) &&
+            metrics_check(arg, METRICS_MULTILABEL, NULL))
+            usage_error("--metric: '%s' is not accuracy, f1, mcc, pearson, spearman, mse, "
+                        "micro_f1 or exact_match",
+                        arg);
         t->metric = arg;
         break;
     case O_PATIENCE: t->patience = (int)opt_long("--patience", arg, 0, 1 << 30); break;
@@ -138,11 +146,20 @@ int common_opts_handle(common_opts *c, int opt, const char *arg) {
     case O_LABELS: c->labels = arg; break;
     case O_TASK:
         if (!strchr(arg, ':') || strchr(arg, ':') == arg)
-            usage_error("--task: NAME:label,label,... or NAME:regression expected, '%s' given", arg);
+            usage_error("--task: NAME:label,label,..., NAME:regression or NAME:multilabel[:label,...] "
+                        "expected, '%s' given",
+                        arg);
         c->tasks = af_realloc(c->tasks, (c->ntasks + 1) * sizeof(char *));
         c->tasks[c->ntasks++] = (char *)arg;
         break;
-    case O_REGRESSION: c->regression = 1; break;
+    case O_REGRESSION:
+    case O_MULTILABEL: {
+        int k = opt == O_REGRESSION ? HEAD_REGRESSION : HEAD_MULTILABEL;
+        if (c->head_kind != HEAD_CLASSIFICATION && c->head_kind != k)
+            usage_error("--regression and --multilabel exclude each other");
+        c->head_kind = k;
+        break;
+    }
     case 'q': t->quiet = 1; break;
     default: return 0;
     }
@@ -271,7 +288,7 @@ int common_train(common_opts *c, af_model *m, jl_set *train, jl_set *dev) {
               tr.truncated, tr.n, limit, c->t.max_len);
     if (c->t.metric)
         for (int h = 0; h < m->nheads; h++)
-            if (metrics_check(c->t.metric, m->heads[h].regression, &e))
+            if (metrics_check(c->t.metric, m->heads[h].kind, &e))
                 usage_error("--metric: %s", e.msg);
     int rc = train_run(m, &tr, c->dev ? &dv : NULL, &c->t, &e);
     if (rc < 0) die_err(&e);

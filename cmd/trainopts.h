@@ -14,7 +14,7 @@ typedef struct {
     const char *labels;
     char **tasks;
     int ntasks;
-    int regression;
+    int head_kind; /* every task's head_kind unless --task says: --regression, --multilabel */
     int threads;
     int eval_batch;
     char *owned_ckpt, *owned_args; /* freed by common_opts_free */

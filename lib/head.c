@@ -1,10 +1,22 @@
-/* head.c: the classification/regression head and its losses; see head.h. */
+/* head.c: the task head (classification, regression, multi-label) and its losses; see head.h. */
 #include "head.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "ops.h"
+
+const char *head_kind_name(int kind) {
+    return kind == HEAD_REGRESSION ? "regression"
+           : kind == HEAD_MULTILABEL ? "multilabel"
+                                     : "classification";
+}
+
+int head_kind_parse(const char *name) {
+    for (int k = HEAD_CLASSIFICATION; k <= HEAD_MULTILABEL; k++)
+        if (!strcmp(name, head_kind_name(k))) return k;
+    return -1;
+}
 
 size_t head_nparams(int H, int L) {
     return (size_t)H * H + H + (size_t)L * H + L;
@@ -122,4 +134,34 @@ double head_mse_forward(const float *pred, const float *target, int B) {
 
 void head_mse_backward(float *dpred, const float *pred, const float *target, int B) {
     for (int b = 0; b < B; b++) dpred[b] += 2.0f * (pred[b] - target[b]) / B;
+}
+
+void head_sigmoid_forward(float *probs, const float *logits, int B, int L) {
+    for (size_t i = 0; i < (size_t)B * L; i++) {
+        /* e^−|z| never overflows */
+        double z = logits[i], t = exp(-fabs(z));
+        probs[i] = (float)(z >= 0 ? 1 / (1 + t) : t / (1 + t));
+    }
+}
+
+void head_multilabel_predict(float *pred, const float *probs, int L) {
+    for (int j = 0; j < L; j++) pred[j] = probs[j] > 0.5f ? 1.0f : 0.0f;
+}
+
+double head_bce_forward(float *probs, const float *logits, const float *targets, int B, int L) {
+    double loss = 0;
+    size_t n = (size_t)B * L;
+    head_sigmoid_forward(probs, logits, B, L);
+    /* max(z, 0) − z·y + log(1 + e^−|z|): PyTorch's stable form, finite for any z */
+    for (size_t i = 0; i < n; i++) {
+        double z = logits[i];
+        loss += (z > 0 ? z : 0) - z * targets[i] + log1p(exp(-fabs(z)));
+    }
+    return n ? loss / (double)n : 0;
+}
+
+void head_bce_backward(float *dlogits, const float *probs, const float *targets, int B, int L) {
+    size_t n = (size_t)B * L;
+    float inv = 1.0f / (float)n;
+    for (size_t i = 0; i < n; i++) dlogits[i] += (probs[i] - targets[i]) * inv;
 }

@@ -5,7 +5,9 @@
  * AdapterHub builds it as nn.Sequential(Dropout, Linear(H,H), Tanh, Dropout, Linear(H,L)), hence
  * the tensor names under "heads.NAME.": 1.weight (H,H), 1.bias (H), 4.weight (L,H), 4.bias (L).
  * Classification: mean cross-entropy over the batch. Regression (L = 1): mean squared error of
- * logits[:,0] (Hugging Face's MSELoss on the squeezed logits). */
+ * logits[:,0] (Hugging Face's MSELoss on the squeezed logits). Multi-label (AdapterHub's
+ * MultiLabelClassificationHead: the same layers): each of the L logits is an independent yes/no,
+ * BCEWithLogitsLoss (the mean over all B·L entries), predicted by sigmoid > 0.5. */
 #ifndef AF_HEAD_H
 #define AF_HEAD_H
 
@@ -13,6 +15,13 @@
 #include "param.h"
 
 #define HEAD_NPARAMS 4
+
+/* What a head's outputs mean: one field, so that a fourth kind is one more value. */
+typedef enum { HEAD_CLASSIFICATION, HEAD_REGRESSION, HEAD_MULTILABEL } head_kind;
+
+/* "classification", "regression", "multilabel"; and back (-1 for another name). */
+const char *head_kind_name(int kind);
+int head_kind_parse(const char *name);
 
 /* A view of a head's weights (or of their gradients: same struct, same layout). */
 typedef struct {
@@ -64,5 +73,17 @@ void head_ce_backward(float *dlogits, const float *probs, const int *labels, int
 double head_mse_forward(const float *pred, const float *target, int B);
 /* dpred += 2·(pred − target) / B */
 void head_mse_backward(float *dpred, const float *pred, const float *target, int B);
+
+/* probs[B,L] = sigmoid(logits): the multi-label head's per-label probabilities. */
+void head_sigmoid_forward(float *probs, const float *logits, int B, int L);
+/* pred[L] = 1 where probs[j] > 0.5 (AdapterHub's and scikit-learn's multi-label decision), else
+ * 0. */
+void head_multilabel_predict(float *pred, const float *probs, int L);
+/* Mean binary cross-entropy with logits over B rows of L labels (PyTorch's BCEWithLogitsLoss,
+ * reduction "mean": the mean over all B·L entries); targets[B,L] are 0 or 1. probs[B,L] receives
+ * the sigmoids (kept for backward). */
+double head_bce_forward(float *probs, const float *logits, const float *targets, int B, int L);
+/* dlogits += (probs − targets) / (B·L) */
+void head_bce_backward(float *dlogits, const float *probs, const float *targets, int B, int L);
 
 #endif

@@ -173,16 +173,34 @@ static const cJSON *pick_head(const af_file *a, const char *want, af_err *e, int
     return n ? cJSON_GetArrayItem(a->heads, 0) : NULL;
 }
 
+/* An af file's "heads" entry (model.c writes them): its kind and label list (NULL: regression). */
+static int head_kind_of(const cJSON *h, const cJSON **labels) {
+    *labels = cJSON_IsArray(h) ? h : NULL;
+    if (cJSON_IsString(h)) return HEAD_REGRESSION;
+    if (!cJSON_IsObject(h)) return HEAD_CLASSIFICATION;
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(h, "kind");
+    int kind = cJSON_IsString(k) ? head_kind_parse(k->valuestring) : -1;
+    *labels = kind == HEAD_REGRESSION ? NULL : cJSON_GetObjectItemCaseSensitive(h, "labels");
+    return kind;
+}
+
 static int export_head(const af_file *a, const cJSON *h, const char *dir, int st, af_err *e) {
-    int regression = cJSON_IsString(h), L = regression ? 1 : cJSON_GetArraySize(h), H = a->H;
+    const cJSON *names;
+    int kind = head_kind_of(h, &names), H = a->H;
+    int L = kind == HEAD_REGRESSION ? 1 : cJSON_GetArraySize(names);
     const char *task = h->string;
+    if (kind < 0 || (kind != HEAD_REGRESSION && !cJSON_IsArray(names)))
+        return af_errf(e, "%s: metadata heads.%s: not a head af knows", a->f.path, task);
     cJSON *c = cJSON_CreateObject(), *l2i;
     cJSON_AddStringToObject(c, "activation_function", "tanh");
     cJSON_AddTrueToObject(c, "bias");
-    cJSON_AddStringToObject(c, "head_type", "classification");
+    /* the adapters library adds the head's dropout (null: the base's, as af's) */
+    if (st) cJSON_AddNullToObject(c, "dropout_prob");
+    cJSON_AddStringToObject(c, "head_type",
+                            kind == HEAD_MULTILABEL ? "multilabel_classification" : "classification");
     l2i = cJSON_AddObjectToObject(c, "label2id");
     for (int i = 0; i < L; i++) {
-        const cJSON *s = regression ? NULL : cJSON_GetArrayItem(h, i);
+        const cJSON *s = names ? cJSON_GetArrayItem(names, i) : NULL;
         char b[32];
         snprintf(b, sizeof b, "LABEL_%d", i);
         cJSON_AddNumberToObject(l2i, cJSON_IsString(s) ? s->valuestring : b, i);

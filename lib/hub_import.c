@@ -301,16 +301,19 @@ static int import_head(af_model *m, const char *dir, const hub_import_opts *o,
     int rc = check_header(j, file, m->base, e);
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "config"), *it;
     const char *name = jstr(j, "name");
-    int L = 0, regression = 0;
+    int L = 0, kind = HEAD_CLASSIFICATION;
     char **labels = NULL;
     const cJSON *fields = rc ? NULL : c;
     cJSON_ArrayForEach(it, fields) {
         const char *k = it->string;
         if (!strcmp(k, "head_type")) {
-            if (!cJSON_IsString(it) || strcmp(it->valuestring, "classification"))
+            /* MultiLabelClassificationHead: the same layers, sigmoid outputs (BCE) */
+            if (cJSON_IsString(it) && !strcmp(it->valuestring, "multilabel_classification"))
+                kind = HEAD_MULTILABEL;
+            else if (!cJSON_IsString(it) || strcmp(it->valuestring, "classification"))
                 rc = refuse(e, file, it,
                             "af's heads are classification heads (one output: "
-                            "regression)");
+                            "regression) and multi-label classification heads");
         } else if (!strcmp(k, "num_labels")) {
             if (!cJSON_IsNumber(it) || it->valueint < 1)
                 rc = refuse(e, file, it, "a count expected");
@@ -329,14 +332,19 @@ static int import_head(af_model *m, const char *dir, const hub_import_opts *o,
             if (!cJSON_IsTrue(it)) rc = refuse(e, file, it, "af's head has biases");
         } else if (!strcmp(k, "label2id") || !strcmp(k, "id2label")) {
             /* read below, once num_labels is known */
+        } else if (!strcmp(k, "dropout_prob")) {
+            /* the `adapters` library's head dropout (null: the base's): training only */
+            if (!cJSON_IsNull(it) && !(cJSON_IsNumber(it) && it->valuedouble >= 0 &&
+                                       it->valuedouble < 1))
+                rc = refuse(e, file, it, "null or a dropout probability expected");
         } else {
             rc = refuse(e, file, it, "a field af does not know");
         }
         if (rc) break;
     }
     if (!rc && L < 1) rc = af_errf(e, "%s: no num_labels", file);
-    regression = L == 1;
-    if (!rc && !regression) {
+    if (kind == HEAD_CLASSIFICATION && L == 1) kind = HEAD_REGRESSION; /* AdapterHub's MSE */
+    if (!rc && kind != HEAD_REGRESSION) {
         /* label names by id; AdapterHub's default names are LABEL_i */
         labels = af_calloc(L, sizeof *labels);
         const cJSON *l2i = cJSON_GetObjectItemCaseSensitive(c, "label2id");
@@ -364,7 +372,7 @@ static int import_head(af_model *m, const char *dir, const hub_import_opts *o,
     if (!rc && model_name_check("head", task, file, e)) rc = -1;
     if (!rc && o->head && strcmp(o->head, name)) {
         /* not the head asked for */
-    } else if (!rc && !model_add_head(m, task, L, labels, regression, 0, e)) {
+    } else if (!rc && !model_add_head(m, task, kind, L, labels, 0, e)) {
         st_file f;
         if (!(rc = hub_open_weights(&f, dir, "pytorch_model_head.bin", "model_head.safetensors",
                                     e))) {

@@ -11,6 +11,7 @@
 #include "jsonl.h"
 #include "jsonlex.h"
 #include "outbuf.h"
+#include "train.h"
 
 /* ---- choosing the adapters ------------------------------------------------------------------- */
 
@@ -180,13 +181,15 @@ typedef struct {
     infer_stats *st;
     const char *name; /* the input, for messages */
     int B, S, Lmax;
+    int G;          /* gold's row width (train_data.ldg) */
     int W;          /* lines in a window: they are run in batches of similar lengths */
     jl_example *ex; /* [W] */
     char **raw;     /* [W] each line's text, for passing its keys through verbatim */
     size_t *rawlen, *rawcap;
     int *head_of; /* [W] */
     int *gold_ok; /* [W] the line has a gold label the head knows (with metrics) */
-    float *gold;  /* [W] */
+    float *gold;  /* [W, G] */
+    float *pred;  /* [Lmax] a multi-label line's predicted set */
     float *out;   /* [W, Lmax] */
     int *order;   /* [W] the window's lines by length */
     int *bhead;   /* [B] head_of of a batch's rows */
@@ -206,8 +209,8 @@ typedef struct {
 /* Keys af-infer writes itself; an input key of the same name would be ambiguous, so it is not
  * passed through ("label" is, renamed "gold"). */
 static int reserved(const char *k) {
-    static const char *r[] = {"input_ids", "token_type_ids", "attention_mask", "gold",
-                              "label_id",  "probs",          "score",          "fusion_weights"};
+    static const char *r[] = {"input_ids", "token_type_ids", "attention_mask", "gold",  "label_id",
+                              "labels",    "probs",          "score",          "fusion_weights"};
     for (size_t i = 0; i < sizeof r / sizeof *r; i++)
         if (!strcmp(k, r[i])) return 1;
     return 0;
@@ -245,27 +248,7 @@ static int resolve(run *R, int k, af_err *e) {
             return af_errf(e, "%s:%ld: token_type_ids[%d]: %d is outside [0, %d)", R->name, x->line,
                            i, x->token_type_ids[i], m->base->cfg.type_vocab);
     if (!R->o->metrics || x->label_kind == JL_LABEL_NONE) return 0;
-    const model_head *hd = &m->heads[h];
-    if (hd->regression) {
-        if (x->label_kind == JL_LABEL_STRING)
-            return af_errf(e, "%s:%ld: label \"%s\": task %s is a regression, a number is expected",
-                           R->name, x->line, x->label_str, hd->name);
-        R->gold[k] = (float)x->label_num;
-    } else {
-        if (x->label_kind == JL_LABEL_NUMBER)
-            return af_errf(e, "%s:%ld: label %g: task %s has classes, not numbers", R->name,
-                           x->line, x->label_num, hd->name);
-        int id = model_label_id(hd, x->label_kind == JL_LABEL_INT, x->label_int, x->label_str);
-        if (id < 0) {
-            char buf[32];
-            snprintf(buf, sizeof buf, "%ld", x->label_int);
-            const char *q = x->label_kind == JL_LABEL_STRING ? "\"" : "";
-            return af_errf(e, "%s:%ld: label %s%s%s is not one of task %s's %d labels", R->name,
-                           x->line, q, x->label_kind == JL_LABEL_STRING ? x->label_str : buf, q,
-                           hd->name, hd->L);
-        }
-        R->gold[k] = (float)id;
-    }
+    if (train_gold(R->gold + (size_t)k * R->G, x, &m->heads[h], R->name, e)) return -1;
     R->gold_ok[k] = 1;
     return 0;
 }
@@ -383,9 +366,20 @@ static void put_line(run *R, int k, int row) {
         first = 0;
     }
     if (!first) ob_char(w, ',');
-    if (h->regression) {
+    if (h->kind == HEAD_REGRESSION) {
         ob_str(w, "\"score\":");
         put_float(w, o[0]);
+    } else if (h->kind == HEAD_MULTILABEL) {
+        /* the predicted set, in the head's label order, and every label's probability */
+        head_multilabel_predict(R->pred, o, h->L);
+        ob_str(w, "\"labels\":[");
+        for (int j = 0, any = 0; j < h->L; j++)
+            if (R->pred[j]) {
+                if (any++) ob_char(w, ',');
+                ob_json_string(w, h->labels[j], strlen(h->labels[j]));
+            }
+        ob_str(w, "],\"probs\":");
+        put_floats(w, o, h->L);
     } else {
         int j = 0;
         for (int i = 1; i < h->L; i++)
@@ -405,17 +399,28 @@ static void score(run *R, int k) {
     int hi = R->head_of[k];
     const model_head *h = &R->m->heads[hi];
     const float *o = R->out + (size_t)k * R->Lmax;
+    const float *g = R->gold + (size_t)k * R->G;
     if (!R->gold_ok[k]) return;
-    if (h->regression) {
-        double d = (double)o[0] - R->gold[k];
-        metrics_add_value(&R->st->mt[hi], R->gold[k], o[0]);
+    if (h->kind == HEAD_REGRESSION) {
+        double d = (double)o[0] - g[0];
+        metrics_add_value(&R->st->mt[hi], g[0], o[0]);
         R->st->loss_sum[hi] += d * d;
+    } else if (h->kind == HEAD_MULTILABEL) {
+        head_multilabel_predict(R->pred, o, h->L);
+        metrics_add_set(&R->st->mt[hi], g, R->pred);
+        /* the line's binary cross-entropy, the mean over its labels (as training's) */
+        double l = 0;
+        for (int j = 0; j < h->L; j++) {
+            double p = g[j] ? o[j] : 1.0 - o[j];
+            l -= log(p > 1e-30 ? p : 1e-30);
+        }
+        R->st->loss_sum[hi] += l / h->L;
     } else {
-        int g = (int)R->gold[k], j = 0;
+        int gi = (int)g[0], j = 0;
         for (int i = 1; i < h->L; i++)
             if (o[i] > o[j]) j = i;
-        metrics_add_class(&R->st->mt[hi], g, j);
-        R->st->loss_sum[hi] += -log(o[g] > 1e-30f ? (double)o[g] : 1e-30);
+        metrics_add_class(&R->st->mt[hi], gi, j);
+        R->st->loss_sum[hi] += -log(o[gi] > 1e-30f ? (double)o[gi] : 1e-30);
     }
 }
 
@@ -432,7 +437,7 @@ static const char *not_finite(const run *R, int k) {
     const model_head *h = &R->m->heads[R->head_of[k]];
     const float *o = R->out + (size_t)k * R->Lmax;
     const char *what = NULL;
-    for (int i = 0; i < (h->regression ? 1 : h->L); i++)
+    for (int i = 0; i < (h->kind == HEAD_REGRESSION ? 1 : h->L); i++)
         if (!isfinite(o[i])) what = isnan(o[i]) ? "NaN" : what ? what : "infinite";
     return what;
 }
@@ -462,7 +467,7 @@ static int run_window(run *R, int n, FILE *out, af_err *e) {
             return af_err_prefix(e, "%s:%ld-%ld", R->name, lo, hi);
         }
         for (int r = 0; r < nb; r++) R->bhead[r] = R->head_of[idx[r]];
-        model_run(m, &bb, R->bhead, NULL, 0, R->bout, R->Lmax);
+        model_run(m, &bb, R->bhead, NULL, 1, 0, R->bout, R->Lmax);
         for (int r = 0; r < nb; r++) {
             int k = idx[r];
             float *o = R->out + (size_t)k * R->Lmax;
@@ -499,7 +504,7 @@ static void run_free(run *R) {
         free(R->raw[k]);
     }
     free(R->ex), free(R->raw), free(R->rawlen), free(R->rawcap);
-    free(R->head_of), free(R->gold_ok), free(R->gold), free(R->out);
+    free(R->head_of), free(R->gold_ok), free(R->gold), free(R->pred), free(R->out);
     free(R->order), free(R->bhead), free(R->bout), free(R->at), free(R->len);
     if (R->mem) fclose(R->mem);
     free(R->membuf);
@@ -521,7 +526,11 @@ int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out,
     R.B = o->batch_size > 0 ? o->batch_size : 32;
     R.S = bert_max_len(&m->base->cfg);
     if (o->max_len > 0 && o->max_len < R.S) R.S = o->max_len;
-    for (int h = 0; h < m->nheads; h++) R.Lmax = m->heads[h].L > R.Lmax ? m->heads[h].L : R.Lmax;
+    R.G = 1;
+    for (int h = 0; h < m->nheads; h++) {
+        R.Lmax = m->heads[h].L > R.Lmax ? m->heads[h].L : R.Lmax;
+        if (m->heads[h].kind == HEAD_MULTILABEL && m->heads[h].L > R.G) R.G = m->heads[h].L;
+    }
     af_lines *lines;
     if (af_lines_open(&lines, input, e)) return -1;
     af_lines_max(lines, JL_MAX_LINE);
@@ -535,8 +544,13 @@ int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out,
         st->nheads = m->nheads;
         st->mt = af_calloc(m->nheads, sizeof *st->mt);
         st->loss_sum = af_calloc(m->nheads, sizeof *st->loss_sum);
-        for (int h = 0; h < m->nheads; h++)
-            metrics_init(&st->mt[h], m->heads[h].regression ? 0 : m->heads[h].L);
+        for (int h = 0; h < m->nheads; h++) {
+            const model_head *hd = &m->heads[h];
+            if (hd->kind == HEAD_MULTILABEL)
+                metrics_init_multilabel(&st->mt[h], hd->L);
+            else
+                metrics_init(&st->mt[h], hd->kind == HEAD_REGRESSION ? 0 : hd->L);
+        }
     }
     model_prepare(m, R.B, R.S, 0);
     R.W = R.B * INFER_WINDOW_BATCHES;
@@ -546,7 +560,8 @@ int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out,
     R.rawcap = af_calloc(R.W, sizeof *R.rawcap);
     R.head_of = af_calloc(R.W, sizeof *R.head_of);
     R.gold_ok = af_calloc(R.W, sizeof *R.gold_ok);
-    R.gold = af_calloc(R.W, sizeof *R.gold);
+    R.gold = af_calloc((size_t)R.W * R.G, sizeof *R.gold);
+    R.pred = af_calloc(R.Lmax ? R.Lmax : 1, sizeof *R.pred);
     R.out = af_calloc((size_t)R.W * R.Lmax, sizeof *R.out);
     R.order = af_calloc(R.W, sizeof *R.order);
     R.bhead = af_calloc(R.B, sizeof *R.bhead);
@@ -624,12 +639,14 @@ void infer_metrics_print(FILE *f, const char *prefix, const af_model *m, const i
             continue;
         }
         fprintf(f, "loss %.4f  ", st->loss_sum[hi] / r.n);
-        if (h->regression)
+        if (h->kind == HEAD_REGRESSION)
             fprintf(f, "pearson %.4f  spearman %.4f  mse %.4f", r.pearson, r.spearman, r.mse);
+        else if (h->kind == HEAD_MULTILABEL)
+            fprintf(f, "micro_f1 %.4f  exact_match %.4f", r.micro_f1, r.exact_match);
         else
             fprintf(f, "accuracy %.4f  f1 %.4f  mcc %.4f", r.accuracy, r.f1, r.mcc);
         fprintf(f, "  (%ld examples)\n", r.n);
-        if (!confusion || h->regression) continue;
+        if (!confusion || h->kind != HEAD_CLASSIFICATION) continue;
         /* rows gold, columns predicted, as sklearn's confusion_matrix */
         int w = 1, L = h->L;
         char num[32];
@@ -669,10 +686,18 @@ cJSON *infer_metrics_json(const af_model *m, const infer_stats *st) {
         cJSON *t = cJSON_AddObjectToObject(tasks, h->name);
         cJSON_AddNumberToObject(t, "examples", (double)r.n);
         add_num(t, "loss", r.n ? st->loss_sum[hi] / r.n : NAN);
-        if (h->regression) {
+        if (h->kind == HEAD_REGRESSION) {
             add_num(t, "pearson", r.pearson);
             add_num(t, "spearman", r.spearman);
             add_num(t, "mse", r.mse);
+            continue;
+        }
+        if (h->kind == HEAD_MULTILABEL) {
+            add_num(t, "micro_f1", r.micro_f1);
+            add_num(t, "exact_match", r.exact_match);
+            cJSON *labels = cJSON_AddArrayToObject(t, "labels");
+            for (int i = 0; i < h->L; i++)
+                cJSON_AddItemToArray(labels, cJSON_CreateString(h->labels[i]));
             continue;
         }
         add_num(t, "accuracy", r.accuracy);

@@ -7,6 +7,7 @@
  * renamed "gold", then the prediction:
  *     {"id":"x17", "gold":"positive", "label":"positive", "label_id":1, "probs":[0.03,0.97]}
  *     {"id":"x18", "score":3.25}                                        (regression)
+ *     {"id":"x19", "labels":["toxic"], "probs":[0.91,0.08,0.32]}        (multi-label)
  * and, when asked, "fusion_weights" (see infer_fw).
  *
  * A bad line (not JSON, a token outside the vocabulary, an unknown task, with metrics a label
@@ -66,7 +67,8 @@ void infer_stats_free(infer_stats *st);
 /* The metrics of a run: a human summary per head (af-fuse's dev line format, then a confusion
  * matrix with `confusion`), and the --metrics-json document:
  *   {"lines": N, "tasks": {"NAME": {"examples": n, "loss": x, "accuracy": x, "f1": x, "mcc": x,
- *    "labels": [..], "confusion": [[..]..]}}}   (regression: pearson, spearman, mse) */
+ *    "labels": [..], "confusion": [[..]..]}}}   (regression: pearson, spearman, mse;
+ *    multi-label: micro_f1, exact_match, labels) */
 void infer_metrics_print(FILE *f, const char *prefix, const af_model *m, const infer_stats *st,
                          int confusion);
 cJSON *infer_metrics_json(const af_model *m, const infer_stats *st);

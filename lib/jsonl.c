@@ -157,7 +157,33 @@ static int parse_label(const where *w, const cJSON *root, jl_example *ex) {
         }
         return 0;
     }
-    return bad(w, "label must be an integer, a string or a number, found %s", jsonlex_type_name(l));
+    if (cJSON_IsArray(l)) { /* a multi-label set: distinct names */
+        size_t len = 1;
+        int n = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, l) {
+            if (!cJSON_IsString(it))
+                return bad(w, "label[%d] must be a string (a label name), found %s", n,
+                           jsonlex_type_name(it));
+            for (const cJSON *p = l->child; p != it; p = p->next)
+                if (!strcmp(p->valuestring, it->valuestring))
+                    return bad(w, "label[%d]: \"%s\" is in the list twice", n, it->valuestring);
+            len += strlen(it->valuestring) + 1;
+            n++;
+        }
+        char *buf = af_malloc(len), *at = buf;
+        cJSON_ArrayForEach(it, l) {
+            size_t k = strlen(it->valuestring) + 1;
+            memcpy(at, it->valuestring, k);
+            at += k;
+        }
+        ex->label_kind = JL_LABEL_LIST;
+        ex->label_str = buf;
+        ex->label_n = n;
+        return 0;
+    }
+    return bad(w, "label must be an integer, a string, a number or a list of names, found %s",
+               jsonlex_type_name(l));
 }
 
 static int parse_id(const where *w, const char *line, size_t n, const cJSON *root, jl_example *ex) {
@@ -193,6 +219,7 @@ int jl_parse_line(const char *line, size_t n, jl_example *ex, int vocab_size, co
     ex->label_kind = JL_LABEL_NONE;
     ex->label_int = 0;
     ex->label_num = 0;
+    ex->label_n = 0;
     ex->len = 0;
     ex->line = lineno;
 

@@ -12,7 +12,13 @@
 
 typedef struct cJSON cJSON;
 
-typedef enum { JL_LABEL_NONE, JL_LABEL_INT, JL_LABEL_STRING, JL_LABEL_NUMBER } jl_label_kind;
+typedef enum {
+    JL_LABEL_NONE,
+    JL_LABEL_INT,
+    JL_LABEL_STRING,
+    JL_LABEL_NUMBER,
+    JL_LABEL_LIST /* an array of label names: a multi-label example's set (possibly empty) */
+} jl_label_kind;
 
 typedef struct {
     int *input_ids;       /* [len] */
@@ -22,7 +28,9 @@ typedef struct {
     jl_label_kind label_kind; /* NONE when absent or null */
     long label_int;       /* JL_LABEL_INT: a number with an integral value (1 and 1.0 alike) */
     double label_num;     /* JL_LABEL_NUMBER (a non-integer number) and also set for INT */
-    char *label_str;      /* JL_LABEL_STRING */
+    char *label_str;      /* JL_LABEL_STRING; JL_LABEL_LIST: the names one after another, each
+                             ended by its NUL (label_n of them, distinct) */
+    int label_n;          /* JL_LABEL_LIST: how many names */
     char *task;           /* NULL when absent */
     char *id;             /* NULL when absent; a numeric id is kept as its JSON text */
     cJSON *json;          /* the whole parsed line (for passing unknown keys through) */

@@ -1,4 +1,4 @@
-/* metrics.c: classification and regression metrics (see metrics.h). Sums run in double and
+/* metrics.c: classification, regression and multi-label metrics (see metrics.h). Sums run in double and
  * counts in long; products of counts, which overflow 64 bits around 10^6 examples in the MCC
  * formula, are formed in double. */
 #include "metrics.h"
@@ -10,7 +10,14 @@
 void metrics_init(metrics *m, int nclass) {
     memset(m, 0, sizeof *m);
     m->nclass = nclass >= 2 ? nclass : 0;
+    m->kind = m->nclass ? METRICS_CLASSIFICATION : METRICS_REGRESSION;
     if (m->nclass) m->confusion = af_calloc((size_t)nclass * nclass, sizeof(long));
+}
+
+void metrics_init_multilabel(metrics *m, int nlabels) {
+    memset(m, 0, sizeof *m);
+    m->kind = METRICS_MULTILABEL;
+    m->nclass = nlabels;
 }
 
 void metrics_free(metrics *m) {
@@ -21,12 +28,13 @@ void metrics_free(metrics *m) {
 }
 
 void metrics_reset(metrics *m) {
-    if (m->nclass) memset(m->confusion, 0, (size_t)m->nclass * m->nclass * sizeof(long));
+    m->tp = m->fp = m->fn = m->exact = 0;
+    if (m->kind == METRICS_CLASSIFICATION) memset(m->confusion, 0, (size_t)m->nclass * m->nclass * sizeof(long));
     m->n = 0;
 }
 
 void metrics_add_class(metrics *m, int gold, int pred) {
-    if (!m->nclass || gold < 0 || gold >= m->nclass || pred < 0 || pred >= m->nclass) {
+    if (m->kind != METRICS_CLASSIFICATION || gold < 0 || gold >= m->nclass || pred < 0 || pred >= m->nclass) {
         fprintf(stderr, "metrics_add_class: labels %d, %d outside [0, %d)\n", gold, pred,
                 m->nclass);
         abort();
@@ -36,8 +44,8 @@ void metrics_add_class(metrics *m, int gold, int pred) {
 }
 
 void metrics_add_value(metrics *m, double gold, double pred) {
-    if (m->nclass) {
-        fprintf(stderr, "metrics_add_value: accumulator is for classification\n");
+    if (m->kind != METRICS_REGRESSION) {
+        fprintf(stderr, "metrics_add_value: accumulator is not for regression\n");
         abort();
     }
     if (m->n == m->cap) {
@@ -47,6 +55,21 @@ void metrics_add_value(metrics *m, double gold, double pred) {
     }
     m->gold[m->n] = gold;
     m->pred[m->n] = pred;
+    m->n++;
+}
+
+void metrics_add_set(metrics *m, const float *gold, const float *pred) {
+    if (m->kind != METRICS_MULTILABEL) {
+        fprintf(stderr, "metrics_add_set: accumulator is not for multi-label\n");
+        abort();
+    }
+    int same = 1;
+    for (int j = 0; j < m->nclass; j++) {
+        int g = gold[j] != 0, p = pred[j] != 0;
+        m->tp += g && p, m->fp += !g && p, m->fn += g && !p;
+        same &= g == p;
+    }
+    m->exact += same;
     m->n++;
 }
 
@@ -170,9 +193,15 @@ double metrics_spearman(const double *x, const double *y, long n) {
 }
 
 void metrics_compute(const metrics *m, metrics_result *r) {
-    *r = (metrics_result){m->n, !m->nclass, NAN, NAN, NAN, NAN, NAN, NAN};
+    *r = (metrics_result){m->n, m->kind, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
     if (m->n == 0) return;
-    if (m->nclass) {
+    if (m->kind == METRICS_MULTILABEL) {
+        double d = 2.0 * m->tp + m->fp + m->fn;
+        r->micro_f1 = d > 0 ? 2.0 * m->tp / d : 0; /* sklearn's zero_division = 0 */
+        r->exact_match = (double)m->exact / m->n;
+        return;
+    }
+    if (m->kind == METRICS_CLASSIFICATION) {
         r->accuracy = metrics_accuracy(m->confusion, m->nclass);
         r->f1 = metrics_f1_macro(m->confusion, m->nclass);
         r->mcc = metrics_mcc(m->confusion, m->nclass);
@@ -189,38 +218,50 @@ void metrics_compute(const metrics *m, metrics_result *r) {
 
 static const struct {
     const char *name;
-    int regression;
+    int kind;
     size_t off;
 } NAMES[] = {
-    {"accuracy", 0, offsetof(metrics_result, accuracy)},
-    {"acc", 0, offsetof(metrics_result, accuracy)},
-    {"f1", 0, offsetof(metrics_result, f1)},
-    {"mcc", 0, offsetof(metrics_result, mcc)},
-    {"pearson", 1, offsetof(metrics_result, pearson)},
-    {"spearman", 1, offsetof(metrics_result, spearman)},
-    {"mse", 1, offsetof(metrics_result, mse)},
+    {"accuracy", METRICS_CLASSIFICATION, offsetof(metrics_result, accuracy)},
+    {"acc", METRICS_CLASSIFICATION, offsetof(metrics_result, accuracy)},
+    {"f1", METRICS_CLASSIFICATION, offsetof(metrics_result, f1)},
+    {"mcc", METRICS_CLASSIFICATION, offsetof(metrics_result, mcc)},
+    {"pearson", METRICS_REGRESSION, offsetof(metrics_result, pearson)},
+    {"spearman", METRICS_REGRESSION, offsetof(metrics_result, spearman)},
+    {"mse", METRICS_REGRESSION, offsetof(metrics_result, mse)},
+    {"micro_f1", METRICS_MULTILABEL, offsetof(metrics_result, micro_f1)},
+    {"exact_match", METRICS_MULTILABEL, offsetof(metrics_result, exact_match)},
 };
 
-static int lookup(const char *name, int regression, af_err *e) {
+static const char *const KIND_NAME[] = {"classification", "regression", "multi-label"};
+static const char *const KIND_METRICS[] = {"accuracy, f1, mcc", "pearson, spearman, mse",
+                                           "micro_f1, exact_match"};
+
+static int lookup(const char *name, int kind, af_err *e) {
     for (size_t i = 0; i < sizeof NAMES / sizeof *NAMES; i++) {
         if (strcmp(NAMES[i].name, name) != 0) continue;
-        if (NAMES[i].regression != regression)
+        if (NAMES[i].kind != kind)
             return af_errf(e, "metric '%s' is for %s; a %s task has %s", name,
-                           regression ? "classification" : "regression",
-                           regression ? "regression" : "classification",
-                           regression ? "pearson, spearman, mse" : "accuracy, f1, mcc");
+                           KIND_NAME[NAMES[i].kind], KIND_NAME[kind], KIND_METRICS[kind]);
         return (int)i;
     }
-    return af_errf(e, "unknown metric '%s' (expected accuracy, f1, mcc, pearson, spearman or mse)",
+    return af_errf(e,
+                   "unknown metric '%s' (expected accuracy, f1, mcc, pearson, spearman, mse, "
+                   "micro_f1 or exact_match)",
                    name);
 }
 
-int metrics_check(const char *name, int regression, af_err *e) {
-    return lookup(name, regression, e) < 0 ? -1 : 0;
+int metrics_check(const char *name, int kind, af_err *e) {
+    return lookup(name, kind, e) < 0 ? -1 : 0;
+}
+
+const char *metrics_default(int kind) {
+    return kind == METRICS_REGRESSION ? "pearson"
+           : kind == METRICS_MULTILABEL ? "micro_f1"
+                                        : "accuracy";
 }
 
 int metrics_get(const metrics_result *r, const char *name, double *value, af_err *e) {
-    int i = lookup(name, r->regression, e);
+    int i = lookup(name, r->kind, e);
     if (i < 0) return -1;
     memcpy(value, (const char *)r + NAMES[i].off, sizeof *value);
     return 0;

@@ -486,23 +486,25 @@ int model_head_index(const af_model *m, const char *task) {
     return -1;
 }
 
-int model_add_head(af_model *m, const char *task, int L, char **labels, int regression,
-                   uint64_t seed, af_err *e) {
+int model_add_head(af_model *m, const char *task, int kind, int L, char **labels, uint64_t seed,
+                   af_err *e) {
     if (model_head_index(m, task) >= 0 && m->nheads)
         if (!strcmp(m->heads[model_head_index(m, task)].name, task))
             return af_errf(e, "a head for task '%s' already exists", task);
     if (model_name_check("task", task, NULL, e)) return -1;
-    if (regression) L = 1;
-    if (L < 1 || (!regression && L < 2))
+    if (kind == HEAD_REGRESSION) L = 1;
+    if (kind == HEAD_CLASSIFICATION && L < 2)
         return af_errf(e, "task '%s': %d labels; a classification head needs at least 2", task, L);
-    if (!regression && check_labels(task, labels, L, e)) return -1;
+    if (kind == HEAD_MULTILABEL && L < 1)
+        return af_errf(e, "task '%s': a multi-label head needs at least 1 label", task);
+    if (kind != HEAD_REGRESSION && check_labels(task, labels, L, e)) return -1;
     m->heads = af_realloc(m->heads, (m->nheads + 1) * sizeof *m->heads);
     model_head *h = &m->heads[m->nheads++];
     memset(h, 0, sizeof *h);
     h->name = af_strdup(task);
     h->L = L;
-    h->regression = regression;
-    if (!regression) {
+    h->kind = kind;
+    if (kind != HEAD_REGRESSION) {
         h->labels = af_calloc(L, sizeof(char *));
         for (int j = 0; j < L; j++) h->labels[j] = af_strdup(labels[j]);
     }
@@ -514,6 +516,24 @@ int model_add_head(af_model *m, const char *task, int L, char **labels, int regr
     return 0;
 }
 
+/* A head's entry in the "heads" metadata: a list of labels (classification), "regression" (the
+ * forms of files written before heads had kinds), or {"kind": KIND, "labels": [...]}. */
+static int head_entry(const cJSON *it, int *kind, const cJSON **list) {
+    *list = it;
+    *kind = HEAD_CLASSIFICATION;
+    if (cJSON_IsString(it)) {
+        *kind = HEAD_REGRESSION;
+        return strcmp(it->valuestring, "regression") ? -1 : 0;
+    }
+    if (cJSON_IsObject(it)) {
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(it, "kind");
+        *list = cJSON_GetObjectItemCaseSensitive(it, "labels");
+        if (!cJSON_IsString(k) || (*kind = head_kind_parse(k->valuestring)) < 0) return -1;
+        if (*kind == HEAD_REGRESSION) return 0;
+    }
+    return cJSON_IsArray(*list) ? 0 : -1;
+}
+
 int model_load_heads(af_model *m, const st_file *f, af_err *e) {
     cJSON *hs = meta_json(f, "heads", e);
     if (!hs) return -1;
@@ -522,22 +542,26 @@ int model_load_heads(af_model *m, const st_file *f, af_err *e) {
     const cJSON *it;
     cJSON_ArrayForEach(it, hs) {
         if (rc) break;
-        int regression = cJSON_IsString(it) && !strcmp(it->valuestring, "regression");
-        int L = regression ? 1 : cJSON_GetArraySize(it);
+        int kind;
+        const cJSON *list;
+        if (head_entry(it, &kind, &list)) {
+            rc = af_errf(e,
+                         "%s: heads.%s: a list of label names, \"regression\" or {\"kind\": "
+                         "classification|regression|multilabel, \"labels\": [...]} expected",
+                         f->path, it->string);
+            break;
+        }
+        int L = kind == HEAD_REGRESSION ? 1 : cJSON_GetArraySize(list);
         char **labels = NULL;
-        if (!regression) {
-            if (!cJSON_IsArray(it) || L < 2) {
-                rc = af_errf(e, "%s: heads.%s: a list of at least 2 label names expected",
-                             f->path, it->string);
-                break;
-            }
-            labels = af_calloc(L, sizeof(char *));
+        if (kind != HEAD_REGRESSION) {
+            labels = af_calloc(L ? L : 1, sizeof(char *));
             for (int j = 0; j < L; j++) {
-                const cJSON *s = cJSON_GetArrayItem(it, j);
+                const cJSON *s = cJSON_GetArrayItem(list, j);
                 labels[j] = cJSON_IsString(s) ? s->valuestring : "";
             }
         }
-        if (model_add_head(m, it->string, L, labels, regression, 0, e)) rc = af_err_prefix(e, "%s", f->path);
+        if (model_add_head(m, it->string, kind, L, labels, 0, e))
+            rc = af_err_prefix(e, "%s", f->path);
         free(labels);
         if (rc) break;
         model_head *h = &m->heads[m->nheads - 1];
@@ -554,7 +578,7 @@ int model_load_heads(af_model *m, const st_file *f, af_err *e) {
 }
 
 int model_label_id(const model_head *h, int is_int, long ival, const char *sval) {
-    if (h->regression) return -1;
+    if (h->kind == HEAD_REGRESSION) return -1;
     char buf[32];
     if (is_int) snprintf(buf, sizeof buf, "%ld", ival), sval = buf;
     for (int j = 0; j < h->L; j++)
@@ -810,7 +834,7 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
     m->logits = af_arena_floats(&m->arena, (size_t)maxB * Lmax);
     m->probs = af_arena_floats(&m->arena, (size_t)maxB * Lmax);
     m->dlogits = af_arena_floats(&m->arena, (size_t)maxB * Lmax);
-    m->gold = af_arena_floats(&m->arena, maxB);
+    m->gold = af_arena_floats(&m->arena, (size_t)maxB * Lmax);
     m->ilabels = af_arena_alloc(&m->arena, maxB * sizeof(int));
     m->rows = af_arena_alloc(&m->arena, maxB * sizeof(int));
     head_cache_carve(&m->hc, af_arena_floats(&m->arena, head_cache_floats(H, maxB)), H, maxB);
@@ -820,7 +844,7 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
  * the mean over all Btot rows (so this pass's rows weigh 1/Btot each); `last`: the batch's last
  * pass, which adds the fusion regulariser and advances the annealing clock. */
 static double model_pass(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
-                         int train, float *out, int ldo, int Btot, int last) {
+                         int ldg, int train, float *out, int ldo, int Btot, int last) {
     /* Pfeiffer sites read h and r only as h + r (site.h) */
     bert_hooks hooks = {m, hook_active, hook_forward, hook_backward, m->arch == SITE_PFEIFFER};
     int B = b->B, S = b->S, H = m->H;
@@ -847,15 +871,23 @@ static double model_pass(af_model *m, const bert_batch *b, const int *head_of, c
         h->w.dropout = h->g.dropout = m->dropout;
         head_forward(m->logits, &m->hc, m->cls, H, &h->w, n, train ? &m->rng : NULL);
         double part = NAN;
-        if (h->regression) {
+        if (h->kind == HEAD_REGRESSION) {
             for (int k = 0; k < n; k++) m->probs[k] = m->logits[k];
             if (gold) {
-                for (int k = 0; k < n; k++) m->gold[k] = gold[m->rows[k]];
+                for (int k = 0; k < n; k++) m->gold[k] = gold[(size_t)m->rows[k] * ldg];
                 part = head_mse_forward(m->logits, m->gold, n);
             }
+        } else if (h->kind == HEAD_MULTILABEL) {
+            /* a row's gold is its L yes/no targets */
+            for (int k = 0; gold && k < n; k++)
+                memcpy(m->gold + (size_t)k * L, gold + (size_t)m->rows[k] * ldg, L * sizeof(float));
+            if (gold)
+                part = head_bce_forward(m->probs, m->logits, m->gold, n, L);
+            else
+                head_sigmoid_forward(m->probs, m->logits, n, L);
         } else {
             if (gold) {
-                for (int k = 0; k < n; k++) m->ilabels[k] = (int)gold[m->rows[k]];
+                for (int k = 0; k < n; k++) m->ilabels[k] = (int)gold[(size_t)m->rows[k] * ldg];
                 part = head_ce_forward(m->probs, m->logits, m->ilabels, n, L);
             } else
                 softmax_forward(m->probs, m->logits, n, L);
@@ -867,8 +899,12 @@ static double model_pass(af_model *m, const bert_batch *b, const int *head_of, c
         if (train && gold) {
             /* the batch loss is the mean over all rows: this head's mean weighs n/Btot */
             memset(m->dlogits, 0, (size_t)n * L * sizeof(float));
-            if (h->regression) head_mse_backward(m->dlogits, m->logits, m->gold, n);
-            else head_ce_backward(m->dlogits, m->probs, m->ilabels, n, L);
+            if (h->kind == HEAD_REGRESSION)
+                head_mse_backward(m->dlogits, m->logits, m->gold, n);
+            else if (h->kind == HEAD_MULTILABEL)
+                head_bce_backward(m->dlogits, m->probs, m->gold, n, L);
+            else
+                head_ce_backward(m->dlogits, m->probs, m->ilabels, n, L);
             float scale = (float)n / Btot;
             for (int k = 0; k < n * L; k++) m->dlogits[k] *= scale;
             memset(m->dcls, 0, (size_t)n * H * sizeof(float));
@@ -890,10 +926,10 @@ static double model_pass(af_model *m, const bert_batch *b, const int *head_of, c
     return loss;
 }
 
-double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
+double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold, int ldg,
                  int train, float *out, int ldo) {
     train = train && m->train;
-    if (b->B <= m->maxB) return model_pass(m, b, head_of, gold, train, out, ldo, b->B, 1);
+    if (b->B <= m->maxB) return model_pass(m, b, head_of, gold, ldg, train, out, ldo, b->B, 1);
     /* More rows than the activations were prepared for: passes of maxB rows, whose gradients
      * add up to the batch's (the loss is a mean over rows, each pass weighs its share). */
     double loss = 0;
@@ -902,7 +938,7 @@ double model_run(af_model *m, const bert_batch *b, const int *head_of, const flo
         int n = b->B - r < m->maxB ? b->B - r : m->maxB;
         bert_batch part = {n, b->S, b->ids + r * S, b->type_ids ? b->type_ids + r * S : NULL,
                            b->mask ? b->mask + r * S : NULL};
-        loss += model_pass(m, &part, head_of + r, gold ? gold + r : NULL, train,
+        loss += model_pass(m, &part, head_of + r, gold ? gold + (size_t)r * ldg : NULL, ldg, train,
                            out ? out + (size_t)r * ldo : NULL, ldo, b->B, r + n == b->B);
     }
     return loss;
@@ -975,10 +1011,19 @@ void model_writer(af_model *m, st_writer *w, const char *format, int group_mask,
     cJSON *heads = cJSON_CreateObject();
     for (int i = 0; i < m->nheads; i++) {
         model_head *h = &m->heads[i];
-        if (h->regression) cJSON_AddStringToObject(heads, h->name, "regression");
-        else {
-            cJSON *a = cJSON_AddArrayToObject(heads, h->name);
-            for (int j = 0; j < h->L; j++) cJSON_AddItemToArray(a, cJSON_CreateString(h->labels[j]));
+        /* the two kinds files had before kinds keep their forms, which older readers know */
+        if (h->kind == HEAD_REGRESSION) {
+            cJSON_AddStringToObject(heads, h->name, "regression");
+            continue;
+        }
+        cJSON *a = cJSON_CreateArray();
+        for (int j = 0; j < h->L; j++) cJSON_AddItemToArray(a, cJSON_CreateString(h->labels[j]));
+        if (h->kind == HEAD_CLASSIFICATION) {
+            cJSON_AddItemToObject(heads, h->name, a);
+        } else {
+            cJSON *o = cJSON_AddObjectToObject(heads, h->name);
+            cJSON_AddStringToObject(o, "kind", head_kind_name(h->kind));
+            cJSON_AddItemToObject(o, "labels", a);
         }
     }
     meta_owned(w, "heads", json_print(heads));

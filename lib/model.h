@@ -39,7 +39,7 @@ typedef struct {
 typedef struct {
     char *name;     /* the task */
     int L;          /* outputs: labels, or 1 for regression */
-    int regression;
+    int kind;       /* head_kind */
     char **labels;  /* [L] names (NULL for regression) */
     head w, g;      /* weights and gradient views (g.w1 NULL when frozen) */
     float *mem, *grad;
@@ -125,9 +125,10 @@ int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t
  * record, loads the fusion weights, its heads, and updated adapter weights if it carries them. */
 int model_load_fusion(af_model *m, const char *path, af_err *e);
 
-/* A new head for a task. labels: L names, or NULL with regression = 1 (L = 1). */
-int model_add_head(af_model *m, const char *task, int L, char **labels, int regression,
-                   uint64_t seed, af_err *e);
+/* A new head for a task, of a head_kind. labels: L names (classification: L >= 2;
+ * multi-label: L >= 1), or NULL for a regression (L = 1). */
+int model_add_head(af_model *m, const char *task, int kind, int L, char **labels, uint64_t seed,
+                   af_err *e);
 /* Adds the heads recorded in a file (its "heads" metadata and heads.* tensors). */
 int model_load_heads(af_model *m, const st_file *f, af_err *e);
 int model_head_index(const af_model *m, const char *task);
@@ -149,13 +150,14 @@ size_t model_arena_bytes(af_model *m, int maxB, int maxS, int train);
 int model_pass_rows(af_model *m, int rows, int maxS, size_t budget);
 
 /* One batch: forward, and with train also backward (gradients accumulate; zero them first).
- * head_of[b] is the head of row b; gold[b] its label id (classification) or target value
- * (regression), or gold == NULL (no loss). out[b·ldo + j] receives the probabilities (or the
- * score for regression). Returns the mean loss over the rows (NaN when gold == NULL), including
+ * head_of[b] is the head of row b; gold[b·ldg] its label id (classification) or target value
+ * (regression), gold[b·ldg + j] for j < L its 0/1 targets (multi-label; ldg >= the largest such
+ * L), or gold == NULL (no loss). out[b·ldo + j] receives the probabilities (softmax; per-label
+ * sigmoids for multi-label) or the score for regression. Returns the mean loss over the rows (NaN when gold == NULL), including
  * the fusion regulariser when training fusion. A batch of more rows than model_prepare's maxB
  * runs in passes of maxB rows (micro-batches): the same loss and gradients up to rounding, for
  * the activations of maxB rows; the fusion's annealing clock still counts one per batch. */
-double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
+double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold, int ldg,
                  int train, float *out, int ldo);
 /* Weights over adapters of the last forward (its last pass) at site p = 2l + s: (B·S, N), or
  * NULL. */

@@ -160,9 +160,12 @@ void progress_eval_format(const progress_eval_info *ev, char *buf, size_t size) 
     if (ev->task) add(buf, size, &at, " [%s]", ev->task);
     add(buf, size, &at, ":");
     if (!isnan(ev->dev_loss)) add(buf, size, &at, "  loss %.4f", ev->dev_loss);
-    if (ev->m.regression)
+    if (ev->m.kind == METRICS_REGRESSION)
         add(buf, size, &at, "  pearson %.4f  spearman %.4f  mse %.4f", ev->m.pearson,
             ev->m.spearman, ev->m.mse);
+    else if (ev->m.kind == METRICS_MULTILABEL)
+        add(buf, size, &at, "  micro_f1 %.4f  exact_match %.4f", ev->m.micro_f1,
+            ev->m.exact_match);
     else
         add(buf, size, &at, "  accuracy %.4f  f1 %.4f  mcc %.4f", ev->m.accuracy, ev->m.f1,
             ev->m.mcc);
@@ -276,10 +279,13 @@ void progress_eval_json(const progress_eval_info *ev, char *buf, size_t size) {
     if (ev->task) add_str(buf, size, &at, "task", ev->task);
     add(buf, size, &at, ",\"n\":%ld", ev->m.n);
     add_num(buf, size, &at, "dev_loss", ev->dev_loss);
-    if (ev->m.regression) {
+    if (ev->m.kind == METRICS_REGRESSION) {
         add_num(buf, size, &at, "pearson", ev->m.pearson);
         add_num(buf, size, &at, "spearman", ev->m.spearman);
         add_num(buf, size, &at, "mse", ev->m.mse);
+    } else if (ev->m.kind == METRICS_MULTILABEL) {
+        add_num(buf, size, &at, "micro_f1", ev->m.micro_f1);
+        add_num(buf, size, &at, "exact_match", ev->m.exact_match);
     } else {
         add_num(buf, size, &at, "accuracy", ev->m.accuracy);
         add_num(buf, size, &at, "f1", ev->m.f1);

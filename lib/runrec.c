@@ -20,7 +20,13 @@ void runrec_examples_digest(const jl_example *ex, int n, char out[65]) {
         sha256_update(&c, x->attention_mask, (size_t)x->len * sizeof(int));
         if (x->label_kind == JL_LABEL_STRING)
             sha256_update(&c, x->label_str, strlen(x->label_str) + 1);
-        else if (x->label_kind != JL_LABEL_NONE)
+        else if (x->label_kind == JL_LABEL_LIST) { /* the count, then each name with its NUL */
+            int32_t k = x->label_n;
+            size_t len = 0;
+            for (int j = 0; j < k; j++) len += strlen(x->label_str + len) + 1;
+            sha256_update(&c, &k, sizeof k);
+            sha256_update(&c, x->label_str, len);
+        } else if (x->label_kind != JL_LABEL_NONE)
             sha256_update(&c, &x->label_num, sizeof x->label_num);
         const char *t = x->task ? x->task : "";
         uint8_t has = x->task != NULL;

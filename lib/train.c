@@ -37,17 +37,76 @@ static const char *task_of(const jl_example *x, const af_model *m) {
     return x->task ? x->task : (m->nheads == 1 ? m->heads[0].name : NULL);
 }
 
+/* The gold row width: 1, or the most labels of a multi-label head (model_run's ldg). */
+static int gold_width(const af_model *m) {
+    int G = 1;
+    for (int h = 0; h < m->nheads; h++)
+        if (m->heads[h].kind == HEAD_MULTILABEL && m->heads[h].L > G) G = m->heads[h].L;
+    return G;
+}
+
+/* A multi-label line's names as 0/1 targets over the head's labels. */
+static int gold_set(float *g, const jl_example *x, const model_head *hd, const char *name,
+                    af_err *e) {
+    memset(g, 0, hd->L * sizeof(float));
+    const char *s = x->label_str;
+    for (int k = 0; k < x->label_n; k++, s += strlen(s) + 1) {
+        int id = model_label_id(hd, 0, 0, s);
+        if (id < 0)
+            return af_errf(e, "%s:%ld: label[%d] \"%s\" is not one of task %s's %d labels", name,
+                           x->line, k, s, hd->name, hd->L);
+        g[id] = 1;
+    }
+    return 0;
+}
+
+int train_gold(float *g, const jl_example *x, const model_head *hd, const char *name, af_err *e) {
+    if (hd->kind == HEAD_MULTILABEL) {
+        if (x->label_kind != JL_LABEL_LIST)
+            return af_errf(e, "%s:%ld: task %s is multi-label: the label must be a list of names",
+                           name, x->line, hd->name);
+        return gold_set(g, x, hd, name, e);
+    }
+    if (x->label_kind == JL_LABEL_LIST)
+        return af_errf(e, "%s:%ld: the label is a list, but task %s is not multi-label", name,
+                       x->line, hd->name);
+    if (hd->kind == HEAD_REGRESSION) {
+        if (x->label_kind == JL_LABEL_STRING)
+            return af_errf(e, "%s:%ld: label \"%s\": task %s is a regression, a number is "
+                              "expected",
+                           name, x->line, x->label_str, hd->name);
+        *g = (float)x->label_num;
+        return 0;
+    }
+    if (x->label_kind == JL_LABEL_NUMBER)
+        return af_errf(e, "%s:%ld: label %g: task %s has classes, not numbers", name, x->line,
+                       x->label_num, hd->name);
+    int id = model_label_id(hd, x->label_kind == JL_LABEL_INT, x->label_int, x->label_str);
+    if (id < 0) {
+        char buf[64];
+        if (x->label_kind == JL_LABEL_INT) snprintf(buf, sizeof buf, "%ld", x->label_int);
+        return af_errf(e, "%s:%ld: label %s%s%s is not one of task %s's %d labels", name, x->line,
+                       x->label_kind == JL_LABEL_STRING ? "\"" : "",
+                       x->label_kind == JL_LABEL_STRING ? x->label_str : buf,
+                       x->label_kind == JL_LABEL_STRING ? "\"" : "", hd->name, hd->L);
+    }
+    *g = (float)id;
+    return 0;
+}
+
 int train_data_build(train_data *d, const af_model *m, jl_set *s, const char *name, int max_len,
                      int need_labels, af_err *e) {
     memset(d, 0, sizeof *d);
     d->name = name;
     d->ex = s->ex;
     d->n = s->n;
+    d->ldg = gold_width(m);
     d->head_of = af_malloc((s->n ? s->n : 1) * sizeof(int));
     d->len = af_malloc((s->n ? s->n : 1) * sizeof(int));
     int labelled = 0;
     for (int i = 0; i < s->n; i++) labelled |= s->ex[i].label_kind != JL_LABEL_NONE;
-    if (need_labels || labelled) d->gold = af_malloc((s->n ? s->n : 1) * sizeof(float));
+    if (need_labels || labelled)
+        d->gold = af_calloc((size_t)(s->n ? s->n : 1) * d->ldg, sizeof(float));
     for (int i = 0; i < s->n; i++) {
         const jl_example *x = &s->ex[i];
         const char *task = task_of(x, m);
@@ -61,34 +120,13 @@ int train_data_build(train_data *d, const af_model *m, jl_set *s, const char *na
                            m->nheads > 1 ? ", ..." : "");
         }
         d->head_of[i] = h;
-        const model_head *hd = &m->heads[h];
         if (!d->gold) continue;
         if (x->label_kind == JL_LABEL_NONE) {
             if (need_labels || labelled)
                 return af_errf(e, "%s:%ld: label missing", name, x->line);
             continue;
         }
-        if (hd->regression) {
-            if (x->label_kind == JL_LABEL_STRING)
-                return af_errf(e, "%s:%ld: label \"%s\": task %s is a regression, a number is "
-                                  "expected",
-                               name, x->line, x->label_str, hd->name);
-            d->gold[i] = (float)x->label_num;
-        } else {
-            if (x->label_kind == JL_LABEL_NUMBER)
-                return af_errf(e, "%s:%ld: label %g: task %s has classes, not numbers", name,
-                               x->line, x->label_num, hd->name);
-            int id = model_label_id(hd, x->label_kind == JL_LABEL_INT, x->label_int, x->label_str);
-            if (id < 0) {
-                char buf[64];
-                if (x->label_kind == JL_LABEL_INT) snprintf(buf, sizeof buf, "%ld", x->label_int);
-                return af_errf(e, "%s:%ld: label %s%s%s is not one of task %s's %d labels", name,
-                               x->line, x->label_kind == JL_LABEL_STRING ? "\"" : "",
-                               x->label_kind == JL_LABEL_STRING ? x->label_str : buf,
-                               x->label_kind == JL_LABEL_STRING ? "\"" : "", hd->name, hd->L);
-            }
-            d->gold[i] = (float)id;
-        }
+        if (train_gold(d->gold + (size_t)i * d->ldg, x, &m->heads[h], name, e)) return -1;
     }
     d->truncated = batch_lengths(d->len, s->ex, s->n, max_len);
     return 0;
@@ -107,7 +145,7 @@ typedef struct {
     char *task;
     char **labels;
     int n, cap;
-    int all_int, any_number, any_label;
+    int all_int, any_number, any_label, any_list;
 } task_labels;
 
 static int cmp_str(const void *a, const void *b) {
@@ -141,8 +179,18 @@ static void free_strs(char **v, int n) {
     free(v);
 }
 
+static void add_name(task_labels *tl, const char *lab) {
+    int j = 0;
+    while (j < tl->n && strcmp(tl->labels[j], lab)) j++;
+    if (j == tl->n) {
+        if (tl->n == tl->cap)
+            tl->labels = af_realloc(tl->labels, (tl->cap = tl->cap * 2 + 4) * sizeof(char *));
+        tl->labels[tl->n++] = af_strdup(lab);
+    }
+}
+
 int train_add_heads(af_model *m, const jl_set *train, const char *default_task,
-                    const char *labels_opt, char **task_opts, int ntask_opts, int regression,
+                    const char *labels_opt, char **task_opts, int ntask_opts, int kind,
                     uint64_t seed, af_err *e) {
     task_labels *t = NULL;
     int nt = 0, rc = 0;
@@ -153,31 +201,31 @@ int train_add_heads(af_model *m, const jl_set *train, const char *default_task,
         while (k < nt && strcmp(t[k].task, task)) k++;
         if (k == nt) {
             t = af_realloc(t, (nt + 1) * sizeof *t);
-            t[nt++] = (task_labels){af_strdup(task), NULL, 0, 0, 1, 0, 0};
+            t[nt++] = (task_labels){af_strdup(task), NULL, 0, 0, 1, 0, 0, 0};
         }
         task_labels *tl = &t[k];
+        if (x->label_kind == JL_LABEL_LIST) { /* a multi-label set: its names are labels */
+            tl->any_list = tl->any_label = 1, tl->all_int = 0;
+            const char *s = x->label_str;
+            for (int j = 0; j < x->label_n; j++, s += strlen(s) + 1) add_name(tl, s);
+            continue;
+        }
         char buf[64];
         const char *lab = NULL;
         if (x->label_kind == JL_LABEL_INT) snprintf(buf, sizeof buf, "%ld", x->label_int), lab = buf;
         else if (x->label_kind == JL_LABEL_STRING) lab = x->label_str, tl->all_int = 0;
         else if (x->label_kind == JL_LABEL_NUMBER) tl->any_number = 1;
         if (x->label_kind != JL_LABEL_NONE) tl->any_label = 1;
-        if (!lab) continue;
-        int j = 0;
-        while (j < tl->n && strcmp(tl->labels[j], lab)) j++;
-        if (j == tl->n) {
-            if (tl->n == tl->cap) tl->labels = af_realloc(tl->labels, (tl->cap = tl->cap * 2 + 4) * sizeof(char *));
-            tl->labels[tl->n++] = af_strdup(lab);
-        }
+        if (lab) add_name(tl, lab);
     }
     if (nt == 0) {
         t = af_calloc(1, sizeof *t);
-        t[nt++] = (task_labels){af_strdup(default_task), NULL, 0, 0, 1, 0, 0};
+        t[nt++] = (task_labels){af_strdup(default_task), NULL, 0, 0, 1, 0, 0, 0};
     }
     for (int k = 0; k < nt && !rc; k++) {
         task_labels *tl = &t[k];
         const char *given = NULL;
-        int reg = regression;
+        int hk = kind;
         for (int j = 0; j < ntask_opts; j++) {
             const char *colon = strchr(task_opts[j], ':');
             if (colon && (size_t)(colon - task_opts[j]) == strlen(tl->task) &&
@@ -185,24 +233,31 @@ int train_add_heads(af_model *m, const jl_set *train, const char *default_task,
                 given = colon + 1;
         }
         if (!given && labels_opt && (nt == 1 || !strcmp(tl->task, default_task))) given = labels_opt;
-        if (given && !strcmp(given, "regression")) reg = 1, given = NULL;
-        /* numbers in the data make a regression only when no labels were given: given labels
-         * win, and train_data_build then names the line whose label is not one of them */
-        else if (!given && tl->any_number) reg = 1;
-        if (reg) {
-            rc = model_add_head(m, tl->task, 1, NULL, 1, seed, e);
-        } else if (given) {
+        /* NAME:regression, NAME:multilabel, NAME:multilabel:a,b,c */
+        if (given && !strcmp(given, "regression"))
+            hk = HEAD_REGRESSION, given = NULL;
+        else if (given && !strncmp(given, "multilabel", 10) && (given[10] == 0 || given[10] == ':'))
+            hk = HEAD_MULTILABEL, given = given[10] ? given + 11 : NULL;
+        /* lists in the data make a multi-label head and numbers a regression, unless told: given
+         * labels win, and train_data_build then names the line whose label does not fit */
+        if (hk == HEAD_CLASSIFICATION && tl->any_list)
+            hk = HEAD_MULTILABEL;
+        else if (hk == HEAD_CLASSIFICATION && !given && tl->any_number)
+            hk = HEAD_REGRESSION;
+        if (hk == HEAD_REGRESSION) {
+            rc = model_add_head(m, tl->task, HEAD_REGRESSION, 1, NULL, seed, e);
+        } else if (given && *given) {
             int n;
             char **v = split_commas(given, &n);
-            rc = model_add_head(m, tl->task, n, v, 0, seed, e);
+            rc = model_add_head(m, tl->task, hk, n, v, seed, e);
             free_strs(v, n);
         } else {
-            if (!tl->any_label) {
+            if (!tl->any_label || (hk == HEAD_MULTILABEL && !tl->n)) {
                 rc = af_errf(e, "task %s: no labels in the training data; give --labels", tl->task);
                 break;
             }
             qsort(tl->labels, tl->n, sizeof(char *), tl->all_int ? cmp_intstr : cmp_str);
-            rc = model_add_head(m, tl->task, tl->n, tl->labels, 0, seed, e);
+            rc = model_add_head(m, tl->task, hk, tl->n, tl->labels, seed, e);
         }
     }
     for (int k = 0; k < nt; k++) free(t[k].task), free_strs(t[k].labels, t[k].n);
@@ -221,18 +276,24 @@ static int argmax(const float *p, int n) {
 
 int train_evaluate(af_model *m, const train_data *d, int batch_size, metrics_result *res,
                    double *loss, float *probs, int ldo) {
-    int Lmax = 1;
+    int Lmax = 1, G = d->ldg > 0 ? d->ldg : 1;
     for (int h = 0; h < m->nheads; h++) Lmax = m->heads[h].L > Lmax ? m->heads[h].L : Lmax;
     metrics *mt = af_calloc(m->nheads, sizeof *mt);
-    for (int h = 0; h < m->nheads; h++)
-        metrics_init(&mt[h], m->heads[h].regression ? 0 : m->heads[h].L);
+    for (int h = 0; h < m->nheads; h++) {
+        const model_head *hd = &m->heads[h];
+        if (hd->kind == HEAD_MULTILABEL)
+            metrics_init_multilabel(&mt[h], hd->L);
+        else
+            metrics_init(&mt[h], hd->kind == HEAD_REGRESSION ? 0 : hd->L);
+    }
     batch_plan plan = {0};
     batch_plan_sequential(&plan, d->n, batch_size);
     batch_tokens bt;
     batch_tokens_init(&bt, batch_size, m->maxS);
     float *out = af_malloc((size_t)batch_size * Lmax * sizeof(float));
+    float *pred = af_malloc((size_t)Lmax * sizeof(float));
     int *hof = af_malloc(batch_size * sizeof(int));
-    float *gold = af_malloc(batch_size * sizeof(float));
+    float *gold = af_malloc((size_t)batch_size * G * sizeof(float));
     double lsum = 0;
     long ln = 0;
     for (int b = 0; b < plan.nbatches; b++) {
@@ -241,32 +302,39 @@ int train_evaluate(af_model *m, const train_data *d, int batch_size, metrics_res
         batch_tokens_fill(&bt, d->ex, idx, n, m->base->cfg.pad_id);
         for (int k = 0; k < n; k++) {
             hof[k] = d->head_of[idx[k]];
-            if (d->gold) gold[k] = d->gold[idx[k]];
+            if (d->gold)
+                memcpy(gold + (size_t)k * G, d->gold + (size_t)idx[k] * G, G * sizeof(float));
         }
         bert_batch bb = {bt.B, bt.S, bt.input_ids, bt.token_type_ids, bt.attention_mask};
-        double l = model_run(m, &bb, hof, d->gold ? gold : NULL, 0, out, Lmax);
+        double l = model_run(m, &bb, hof, d->gold ? gold : NULL, G, 0, out, Lmax);
         if (d->gold) lsum += l * n, ln += n;
         for (int k = 0; k < n; k++) {
             const model_head *h = &m->heads[hof[k]];
-            const float *o = out + (size_t)k * Lmax;
+            const float *o = out + (size_t)k * Lmax, *g = gold + (size_t)k * G;
             if (probs) memcpy(probs + (size_t)idx[k] * ldo, o, h->L * sizeof(float));
             if (!d->gold) continue;
-            if (h->regression) metrics_add_value(&mt[hof[k]], gold[k], o[0]);
-            else metrics_add_class(&mt[hof[k]], (int)gold[k], argmax(o, h->L));
+            if (h->kind == HEAD_REGRESSION) {
+                metrics_add_value(&mt[hof[k]], g[0], o[0]);
+            } else if (h->kind == HEAD_MULTILABEL) {
+                head_multilabel_predict(pred, o, h->L);
+                metrics_add_set(&mt[hof[k]], g, pred);
+            } else {
+                metrics_add_class(&mt[hof[k]], (int)g[0], argmax(o, h->L));
+            }
         }
     }
     if (res)
         for (int h = 0; h < m->nheads; h++) metrics_compute(&mt[h], &res[h]);
     if (loss) *loss = ln ? lsum / ln : NAN;
     for (int h = 0; h < m->nheads; h++) metrics_free(&mt[h]);
-    free(mt), free(out), free(hof), free(gold);
+    free(mt), free(out), free(pred), free(hof), free(gold);
     batch_plan_free(&plan);
     batch_tokens_free(&bt);
     return 0;
 }
 
 static const char *default_metric(const af_model *m) {
-    return m->nheads && m->heads[0].regression ? "pearson" : "accuracy";
+    return metrics_default(m->nheads ? m->heads[0].kind : HEAD_CLASSIFICATION);
 }
 
 double train_score(const af_model *m, const metrics_result *res, const char *metric) {
@@ -603,7 +671,7 @@ typedef struct {
     int plan_epoch;
     batch_tokens bt;
     int *hof;    /* [batch_size] */
-    float *gold; /* [batch_size] */
+    float *gold; /* [batch_size, tr->ldg] */
     eval_ctx ev;
 } train_ctx;
 
@@ -640,9 +708,13 @@ static int train_step(void *ctx, long k, double *loss, double *weight, long *uni
         return 0;
     }
     batch_tokens_fill(&c->bt, tr->ex, idx, nr, c->m->base->cfg.pad_id);
-    for (int i = 0; i < nr; i++) c->hof[i] = tr->head_of[idx[i]], c->gold[i] = tr->gold[idx[i]];
+    size_t G = (size_t)tr->ldg;
+    for (int i = 0; i < nr; i++) {
+        c->hof[i] = tr->head_of[idx[i]];
+        memcpy(c->gold + i * G, tr->gold + idx[i] * G, G * sizeof(float));
+    }
     bert_batch bb = {c->bt.B, c->bt.S, c->bt.input_ids, c->bt.token_type_ids, c->bt.attention_mask};
-    *loss = model_run(c->m, &bb, c->hof, c->gold, 1, NULL, 0);
+    *loss = model_run(c->m, &bb, c->hof, c->gold, (int)G, 1, NULL, 0);
     if (dist_size() > 1) c->m->rng = common;
     return 0;
 }
@@ -754,7 +826,7 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
     train_ctx c = {m, tr, opt, &o, &s, &best, run, per_epoch, plan, -1, {0}, NULL, NULL, {0}};
     batch_tokens_init(&c.bt, opt->batch_size, maxS);
     c.hof = af_malloc(opt->batch_size * sizeof(int));
-    c.gold = af_malloc(opt->batch_size * sizeof(float));
+    c.gold = af_malloc((size_t)opt->batch_size * tr->ldg * sizeof(float));
     metrics_result *res = af_calloc(m->nheads, sizeof *res);
     c.ev = (eval_ctx){m, dev, opt, eb, res, &pr, log, &s, &best, groups, NAN};
     loop_opts lo = {.total_steps = total,

@@ -18,10 +18,16 @@ typedef struct {
     jl_example *ex;
     int n;
     int *head_of;      /* [n] */
-    float *gold;       /* [n] label id or regression target; NULL when unlabelled */
+    float *gold;       /* [n, ldg]: label id or regression target (column 0), or a multi-label
+                          line's 0/1 targets; NULL when unlabelled */
+    int ldg;           /* gold's row width: 1, or the most labels of a multi-label head */
     int *len;          /* [n] lengths after truncation to max_len */
     int truncated;     /* examples longer than max_len */
 } train_data;
+
+/* A line's gold for head hd into g (1 value, or hd->L targets for a multi-label head), or -1
+ * with a message naming input `name` and the line when the label does not fit the head. */
+int train_gold(float *g, const jl_example *x, const model_head *hd, const char *name, af_err *e);
 
 /* Resolves every example's task and label. need_labels: a missing label is an error. */
 int train_data_build(train_data *d, const af_model *m, jl_set *s, const char *name, int max_len,
@@ -30,10 +36,12 @@ void train_data_free(train_data *d);
 
 /* Head discovery, before training: one head per task seen in the data (examples without "task"
  * use default_task), labels from the data (sorted; numerically when all are integers) unless
- * given. labels_opt: "a,b,c" for the default task; task_opts: "NAME:a,b,c" or "NAME:regression".
- * A non-integer numeric label makes a task a regression. */
+ * given. labels_opt: "a,b,c" for the default task; task_opts: "NAME:a,b,c", "NAME:regression",
+ * "NAME:multilabel" or "NAME:multilabel:a,b,c". kind (head_kind) is every task's unless its
+ * option says otherwise; with HEAD_CLASSIFICATION, a task whose labels in the data are lists is
+ * multi-label, and one with a non-integer numeric label (and no labels given) a regression. */
 int train_add_heads(af_model *m, const jl_set *train, const char *default_task,
-                    const char *labels_opt, char **task_opts, int ntask_opts, int regression,
+                    const char *labels_opt, char **task_opts, int ntask_opts, int kind,
                     uint64_t seed, af_err *e);
 
 /* The default pass size (train_opts.micro_batch): whole batches while their activations fit in

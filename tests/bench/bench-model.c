@@ -110,7 +110,7 @@ static void load_random_adapters(af_model *m, bert *base, const char *tmp) {
         adapter_spec spec = {SITE_PFEIFFER, REDUCTION, 0, AF_ACT_RELU};
         if (model_new_adapter(&a, name, &spec, 100 + i, &e)) die("adapter", &e);
         char *labels[] = {"0", "1"};
-        if (model_add_head(&a, "h", 2, labels, 0, 7, &e)) die("head", &e);
+        if (model_add_head(&a, "h", HEAD_CLASSIFICATION, 2, labels, 7, &e)) die("head", &e);
         model_finalize(&a);
         st_writer w;
         st_writer_init(&w);
@@ -235,7 +235,7 @@ int main(int argc, char **argv) {
     }
     if (!with_fusion || m.nheads == 0) {
         char *labels[] = {"0", "1"};
-        if (model_add_head(&m, "h", 2, labels, 0, 9, &e)) die("head", &e);
+        if (model_add_head(&m, "h", HEAD_CLASSIFICATION, 2, labels, 9, &e)) die("head", &e);
     }
     m.train_adapters = mode == MODE_ADAPTER;
     m.train_fusion = mode == MODE_FUSION;
@@ -269,11 +269,11 @@ int main(int argc, char **argv) {
         double t0 = now(), loss;
         if (train) {
             optim_zero_grad(&o);
-            loss = model_run(&m, &bb, hof, gold, 1, NULL, 0);
+            loss = model_run(&m, &bb, hof, gold, 1, 1, NULL, 0);
             optim_clip_grad_norm(&o, 1.0);
             optim_step(&o);
         } else {
-            loss = model_run(&m, &bb, hof, NULL, 0, out, 2);
+            loss = model_run(&m, &bb, hof, NULL, 1, 0, out, 2);
         }
         times[it] = now() - t0;
         if (it == 0) first = loss;

@@ -347,7 +347,7 @@ static void run_case(const char *cs, const char *tmp) {
     bert_batch bb = {bt.B, bt.S, bt.input_ids, bt.token_type_ids, bt.attention_mask};
     for (int i = 0; i < m.nparams; i++)
         if (m.params[i].grad) memset(m.params[i].grad, 0, m.params[i].n * sizeof(float));
-    double loss = model_run(&m, &bb, tr.head_of, tr.gold, 1, NULL, 0);
+    double loss = model_run(&m, &bb, tr.head_of, tr.gold, tr.ldg, 1, NULL, 0);
     batch_tokens_free(&bt);
     float *losses = tensor(FX, "loss", 3);
     double want = losses ? losses[0] : NAN;
@@ -371,7 +371,7 @@ static void run_case(const char *cs, const char *tmp) {
     for (int i = 0; i < m.nparams; i++)
         if (m.params[i].grad) memset(m.params[i].grad, 0, m.params[i].n * sizeof(float));
     ok(tr.n > 2, "%s: %d rows make passes of 2", cs, tr.n);
-    loss = model_run(&m, &bb, tr.head_of, tr.gold, 1, NULL, 0);
+    loss = model_run(&m, &bb, tr.head_of, tr.gold, tr.ldg, 1, NULL, 0);
     batch_tokens_free(&bt);
     ok(fabs(loss - want) <= LOSS_TOL * fmax(1, fabs(want)), "%s: in passes of 2: loss %.7f", cs,
        loss);

@@ -57,6 +57,13 @@ static void test_fields(void) {
     ok(parse("{\"input_ids\":[5],\"label\":3.25}", &ex, 0, &e) == 0 &&
            ex.label_kind == JL_LABEL_NUMBER && ex.label_num == 3.25,
        "number label (regression)");
+    ok(parse("{\"input_ids\":[5],\"label\":[\"toxic\",\"rude\"]}", &ex, 0, &e) == 0 &&
+           ex.label_kind == JL_LABEL_LIST && ex.label_n == 2 && !strcmp(ex.label_str, "toxic") &&
+           !strcmp(ex.label_str + 6, "rude"),
+       "a list of names (multi-label)");
+    ok(parse("{\"input_ids\":[5],\"label\":[]}", &ex, 0, &e) == 0 &&
+           ex.label_kind == JL_LABEL_LIST && ex.label_n == 0,
+       "an empty list: the empty set, not no label");
     ok(parse("{\"input_ids\":[5],\"label\":2.0}", &ex, 0, &e) == 0 &&
            ex.label_kind == JL_LABEL_INT && ex.label_int == 2,
        "2.0 is the integer label 2");
@@ -139,8 +146,11 @@ static void test_errors(void) {
     rejects("attention_mask not an array", "{\"input_ids\":[1],\"attention_mask\":1}", 0,
             "attention_mask must be", NULL);
     rejects("a boolean label", "{\"input_ids\":[1],\"label\":true}", 0,
-            "label must be an integer, a string or a number", "a boolean");
-    rejects("an array label", "{\"input_ids\":[1],\"label\":[1]}", 0, "label must be", "an array");
+            "label must be an integer, a string, a number or a list of names", "a boolean");
+    rejects("a list label of numbers", "{\"input_ids\":[1],\"label\":[\"a\",1]}", 0,
+            "label[1] must be a string (a label name)", "a number");
+    rejects("a list label naming one twice", "{\"input_ids\":[1],\"label\":[\"a\",\"b\",\"a\"]}",
+            0, "label[2]: \"a\" is in the list twice", NULL);
     rejects("an object label", "{\"input_ids\":[1],\"label\":{}}", 0, "label must be", "an object");
     rejects("a numeric task", "{\"input_ids\":[1],\"task\":3}", 0, "task must be a string", NULL);
     rejects("a boolean id", "{\"input_ids\":[1],\"id\":false}", 0,

@@ -73,12 +73,12 @@ static void test_hand(void) {
     metrics_add_value(&m, 2, 2);
     metrics_add_value(&m, 3, 5);
     metrics_compute(&m, &r);
-    ok(r.regression && near(r.mse, 5.0 / 3, 1e-15) && isnan(r.accuracy), "regression: MSE 5/3");
+    ok(r.kind == METRICS_REGRESSION && near(r.mse, 5.0 / 3, 1e-15) && isnan(r.accuracy), "regression: MSE 5/3");
     metrics_free(&m);
 }
 
 static void test_names(void) {
-    metrics_result r = {.regression = 0, .accuracy = 0.5, .f1 = 0.25, .mcc = 0.125};
+    metrics_result r = {.kind = METRICS_CLASSIFICATION, .accuracy = 0.5, .f1 = 0.25, .mcc = 0.125};
     double v = 0;
     af_err e;
     ok(metrics_get(&r, "f1", &v, &e) == 0 && v == 0.25, "metrics_get f1");

@@ -197,7 +197,7 @@ static void test_eval_json(void) {
                              .dev_loss = NAN,
                              .best = 1};
     ev.m = (metrics_result){.n = 10,
-                            .regression = 1,
+                            .kind = METRICS_REGRESSION,
                             .pearson = 0.875,
                             .spearman = 1.0 / 3,
                             .mse = INFINITY,
