@@ -236,14 +236,20 @@ def case_fusion(name, method, T=1.0, heads=4, gate_softmax=False):
     return save("fusion_" + name, meta, t)
 
 
-def case_head(name, L):
+def case_head(name, L, multilabel=False):
     B = 6
     hd = head_module(L)
     hd.eval()
     cls = rnd(B, H).requires_grad_()
     logits = hd(cls)
     t = {"cls": cls}
-    if L == 1:
+    if multilabel:
+        # AdapterHub's MultiLabelClassificationHead: BCEWithLogitsLoss on float 0/1 targets
+        targets = torch.randint(0, 2, (B, L)).float()
+        loss = nn.BCEWithLogitsLoss()(logits, targets)
+        t["targets"] = targets
+        t["probs"] = torch.sigmoid(logits)
+    elif L == 1:
         targets = rnd(B)
         loss = F.mse_loss(logits.squeeze(-1), targets)
         t["targets"] = targets
@@ -255,7 +261,10 @@ def case_head(name, L):
     t.update({"param." + n: p for n, p in hd.named_parameters()})
     t.update({"logits": logits, "loss": loss.reshape(1), "grad.cls": cls.grad})
     t.update({"grad.param." + n: p.grad for n, p in hd.named_parameters()})
-    return save("head_" + name, dict(kind="head", H=H, L=L, B=B), t)
+    meta = dict(kind="head", H=H, L=L, B=B)
+    if multilabel:
+        meta["head_kind"] = "multilabel"  # absent: cross-entropy, or MSE for L = 1
+    return save("head_" + name, meta, t)
 
 
 def case_site(name, arch, n_adapters, act, method=None, T=1.0):
@@ -323,6 +332,8 @@ def main():
     total += case_site("pfeiffer_fusion_t", "pfeiffer", 3, "relu", "attention", T=1.7)
     total += case_site("houlsby", "houlsby", 1, "swish")
     total += case_site("houlsby_fusion", "houlsby", 3, "swish", "attention")
+    # last, so the cases above draw the same numbers as before it was added
+    total += case_head("multilabel", 4, multilabel=True)
     print("wrote %d bytes to %s" % (total, os.path.normpath(OUT)))
 
 

@@ -14,7 +14,11 @@ Gorodkin defines R_K; ranks by counting; np.corrcoef):
 
 Format, one case per block:
   cls K N / gold ... / pred ... / want accuracy f1 mcc
-  reg N   / gold ... / pred ... / want pearson spearman mse"""
+  reg N   / gold ... / pred ... / want pearson spearman mse
+  ml L N  / gold (N rows of L 0/1, flattened) / pred ... / want micro_f1 exact_match
+Multi-label: sklearn.metrics.f1_score(average="micro") on indicator matrices (precision and recall
+of the pooled decisions, F1 of those; 0 when nothing is to be found or found) and
+accuracy_score (subset accuracy: the whole row right)."""
 import os
 
 import numpy as np
@@ -68,6 +72,19 @@ def reg_case(out, g, p):
                                            np.mean((g - p) ** 2)))
 
 
+def ml_case(out, g, p):
+    g, p = np.asarray(g, int), np.asarray(p, int)
+    n, k = g.shape
+    out.append(f"ml {k} {n}")
+    out.append("gold " + " ".join(map(str, g.ravel())))
+    out.append("pred " + " ".join(map(str, p.ravel())))
+    tp, fp, fn = np.sum(g & p), np.sum((1 - g) & p), np.sum(g & (1 - p))
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    out.append("want %.17g %.17g" % (f1, np.mean(np.all(g == p, axis=1))))
+
+
 def main():
     rng = np.random.default_rng(20240521)
     out = []
@@ -97,6 +114,13 @@ def main():
     reg_case(out, x, -0.5 * x + rng.normal(0, 1, 80))
     # constant prediction: Pearson and Spearman undefined
     reg_case(out, rng.normal(0, 1, 10), np.full(10, 2.5))
+    # multi-label, drawn from their own generator so the cases above keep their numbers
+    rng = np.random.default_rng(20261203)
+    g = (rng.random((60, 4)) < 0.3).astype(int)
+    ml_case(out, g, np.where(rng.random((60, 4)) < 0.85, g, 1 - g))
+    g = (rng.random((40, 6)) < 0.15).astype(int)  # sparse, rows with the empty set
+    ml_case(out, g, np.where(rng.random((40, 6)) < 0.9, g, 0))
+    ml_case(out, np.zeros((5, 3), int), np.zeros((5, 3), int))  # nothing anywhere: F1 0, exact 1
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     d = os.path.join(top, "tests", "fixtures", "metrics")
     os.makedirs(d, exist_ok=True)

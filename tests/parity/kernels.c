@@ -215,7 +215,14 @@ static void head_case(const char *name) {
     head_cache_carve(&c, mem, H, B);
     head_forward(logits, &c, cls, H, &hd, B, NULL); /* dropout 0.1 configured, off in eval */
     cmp_out("logits", logits, (size_t)B * L);
-    if (L == 1) {
+    const char *hk = st_meta_get(&F, "head_kind");
+    if (hk && !strcmp(hk, "multilabel")) { /* BCEWithLogitsLoss */
+        float *t = fetch((size_t)B * L, "targets");
+        loss = (float)head_bce_forward(probs, logits, t, B, L);
+        cmp_out("probs", probs, (size_t)B * L);
+        head_bce_backward(dlogits, probs, t, B, L);
+        free(t);
+    } else if (L == 1) {
         float *t = fetch(B, "targets");
         loss = (float)head_mse_forward(logits, t, B);
         head_mse_backward(dlogits, logits, t, B);
@@ -304,7 +311,7 @@ int main(void) {
     const char *fusions[] = {"fusion_attention", "fusion_attention_t",   "fusion_static",
                              "fusion_multihead", "fusion_multihead_t",   "fusion_weighted",
                              "fusion_gating",    "fusion_gating_softmax"};
-    const char *heads[] = {"head_classification", "head_regression"};
+    const char *heads[] = {"head_classification", "head_regression", "head_multilabel"};
     const char *sites[] = {"site_pfeiffer", "site_pfeiffer_fusion", "site_pfeiffer_fusion_t",
                            "site_houlsby", "site_houlsby_fusion"};
     for (size_t i = 0; i < sizeof adapters / sizeof *adapters; i++) adapter_case(adapters[i]);

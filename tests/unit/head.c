@@ -1,5 +1,6 @@
-/* head.c: the task head: forward against the literal definition, backward through the losses by
- * finite differences (with dropout masks fixed), the losses against hand computations. */
+/* head.c: the task head: forward against the literal definition, backward through the losses
+ * (cross-entropy, MSE, binary cross-entropy) by finite differences (with dropout masks fixed),
+ * the losses against hand computations. */
 #include "head.h"
 
 #include <stdlib.h>
@@ -16,8 +17,8 @@ typedef struct {
     const float *hidden; /* (B·S, H): the head reads row 0 of each sequence */
     float *logits, *probs;
     const int *labels;
-    const float *targets;
-    int train;
+    const float *targets; /* regression: [B]; multi-label: [B, L] of 0/1 */
+    int kind, train;
 } fixture;
 
 static double loss(void *ctx) {
@@ -25,11 +26,13 @@ static double loss(void *ctx) {
     af_rng r;
     af_rng_seed(&r, 99);
     head_forward(f->logits, &f->c, f->hidden, S * H, f->hd, B, f->train ? &r : NULL);
-    if (f->hd->L == 1) return head_mse_forward(f->logits, f->targets, B);
+    if (f->kind == HEAD_REGRESSION) return head_mse_forward(f->logits, f->targets, B);
+    if (f->kind == HEAD_MULTILABEL)
+        return head_bce_forward(f->probs, f->logits, f->targets, B, f->hd->L);
     return head_ce_forward(f->probs, f->logits, f->labels, B, f->hd->L);
 }
 
-static void check(const char *name, int L, int train, af_rng *rng) {
+static void check(const char *name, int kind, int L, int train, af_rng *rng) {
     char what[128];
     size_t np = head_nparams(H, L);
     float *buf = malloc(sizeof(float) * np), *gbuf = calloc(np, sizeof(float));
@@ -37,13 +40,15 @@ static void check(const char *name, int L, int train, af_rng *rng) {
     head_carve(&hd, buf, H, L, train ? 0.3f : 0.0f);
     head_carve(&g, gbuf, H, L, hd.dropout);
     kg_fill(buf, np, rng, 0.3f);
-    float hidden[B * S * H], logits[B * 8], probs[B * 8], targets[B];
+    float hidden[B * S * H], logits[B * 8], probs[B * 8], targets[B * 8];
     int labels[B];
     kg_fill(hidden, B * S * H, rng, 1.0f);
     kg_fill(targets, B, rng, 1.0f);
+    if (kind == HEAD_MULTILABEL)
+        for (int i = 0; i < B * L; i++) targets[i] = (float)af_rng_below(rng, 2);
     for (int b = 0; b < B; b++) labels[b] = (int)af_rng_below(rng, L);
     float *mem = malloc(sizeof(float) * head_cache_floats(H, B));
-    fixture f = {&hd, {0}, hidden, logits, probs, labels, targets, train};
+    fixture f = {&hd, {0}, hidden, logits, probs, labels, targets, kind, train};
     head_cache_carve(&f.c, mem, H, B);
     loss(&f);
 
@@ -70,8 +75,10 @@ static void check(const char *name, int L, int train, af_rng *rng) {
     ok(worst < 1e-5, "%s: logits equal the literal definition (max diff %.1e)", name, worst);
 
     float dlogits[B * 8] = {0}, dhidden[B * S * H] = {0};
-    if (L == 1)
+    if (kind == HEAD_REGRESSION)
         head_mse_backward(dlogits, logits, targets, B);
+    else if (kind == HEAD_MULTILABEL)
+        head_bce_backward(dlogits, probs, targets, B, L);
     else
         head_ce_backward(dlogits, probs, labels, B, L);
     head_backward(dhidden, S * H, &g, &f.c, dlogits, &hd, B);
@@ -119,6 +126,36 @@ int main(void) {
         ok(fabs(d[0] - 0.5) < 1e-7 && fabs(d[1] + 2) < 1e-7, "mse: gradient 2·(pred − target)/B");
     }
 
+    /* binary cross-entropy by hand: −[y log σ(z) + (1 − y) log(1 − σ(z))], mean over B·L */
+    {
+        float z[4] = {0.5f, -2, 3, 0}, y[4] = {1, 0, 0, 1}, p[4], d[4] = {0};
+        double want = 0;
+        for (int i = 0; i < 4; i++) {
+            double s = 1 / (1 + exp(-z[i]));
+            want -= y[i] ? log(s) : log(1 - s);
+        }
+        want /= 4;
+        double l = head_bce_forward(p, z, y, 2, 2);
+        ok(fabs(l - want) < 1e-7 && fabs(p[0] - 1 / (1 + exp(-0.5))) < 1e-7 && p[3] == 0.5f,
+           "binary cross-entropy: the mean over all B·L entries (%.7f, %.7f); probs σ(z)", l,
+           want);
+        head_bce_backward(d, p, y, 2, 2);
+        ok(fabs(d[1] - p[1] / 4) < 1e-8 && fabs(d[0] - (p[0] - 1) / 4) < 1e-8,
+           "binary cross-entropy: gradient (σ(z) − y)/(B·L)");
+        float big[2] = {200, -200}, t2[2] = {0, 1}, p2[2];
+        l = head_bce_forward(p2, big, t2, 1, 2);
+        ok(isfinite(l) && fabs(l - 200) < 1e-3 && p2[0] == 1 && p2[1] == 0,
+           "binary cross-entropy: finite when saturated (%g)", l);
+        float pr[3] = {0.5f, 0.51f, 0.9f}, pred[3];
+        head_multilabel_predict(pred, pr, 3);
+        ok(pred[0] == 0 && pred[1] == 1 && pred[2] == 1, "multi-label decision: σ(z) > 0.5");
+        ok(head_kind_parse("multilabel") == HEAD_MULTILABEL &&
+               head_kind_parse("regression") == HEAD_REGRESSION &&
+               head_kind_parse("classification") == HEAD_CLASSIFICATION &&
+               head_kind_parse("multi") == -1 && !strcmp(head_kind_name(HEAD_MULTILABEL), "multilabel"),
+           "head kinds by name and back");
+    }
+
     /* init */
     {
         float *buf = malloc(sizeof(float) * head_nparams(768, 2));
@@ -133,9 +170,12 @@ int main(void) {
         free(buf);
     }
 
-    check("classification", 3, 0, &rng);
-    check("classification dropout", 4, 1, &rng);
-    check("regression", 1, 0, &rng);
-    check("regression dropout", 1, 1, &rng);
+    check("classification", HEAD_CLASSIFICATION, 3, 0, &rng);
+    check("classification dropout", HEAD_CLASSIFICATION, 4, 1, &rng);
+    check("regression", HEAD_REGRESSION, 1, 0, &rng);
+    check("regression dropout", HEAD_REGRESSION, 1, 1, &rng);
+    check("multi-label", HEAD_MULTILABEL, 4, 0, &rng);
+    check("multi-label dropout", HEAD_MULTILABEL, 3, 1, &rng);
+    check("multi-label, one label", HEAD_MULTILABEL, 1, 0, &rng);
     return done_testing();
 }

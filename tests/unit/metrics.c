@@ -75,6 +75,17 @@ static void test_hand(void) {
     metrics_compute(&m, &r);
     ok(r.kind == METRICS_REGRESSION && near(r.mse, 5.0 / 3, 1e-15) && isnan(r.accuracy), "regression: MSE 5/3");
     metrics_free(&m);
+
+    /* multi-label by hand: rows {a}, {a,b}, {} against {a}, {b}, {c}: TP 2, FP 1, FN 1 */
+    metrics_init_multilabel(&m, 3);
+    metrics_add_set(&m, (float[]){1, 0, 0}, (float[]){1, 0, 0});
+    metrics_add_set(&m, (float[]){1, 1, 0}, (float[]){0, 1, 0});
+    metrics_add_set(&m, (float[]){0, 0, 0}, (float[]){0, 0, 1});
+    metrics_compute(&m, &r);
+    ok(r.kind == METRICS_MULTILABEL && near(r.micro_f1, 4.0 / 6, 1e-15) &&
+           near(r.exact_match, 1.0 / 3, 1e-15) && isnan(r.accuracy),
+       "multi-label: micro-F1 2·2/(2·2 + 1 + 1), exact match 1/3");
+    metrics_free(&m);
 }
 
 static void test_names(void) {
@@ -90,6 +101,16 @@ static void test_names(void) {
        e.msg);
     ok(metrics_check("spearman", 1, &e) == 0, "spearman valid for regression");
     ok(metrics_higher_is_better("mcc") && !metrics_higher_is_better("mse"), "direction");
+    ok(metrics_check("micro_f1", METRICS_MULTILABEL, &e) == 0 &&
+           metrics_check("exact_match", METRICS_MULTILABEL, &e) == 0,
+       "micro_f1 and exact_match valid for multi-label");
+    ok(metrics_check("accuracy", METRICS_MULTILABEL, &e) == -1 &&
+           strstr(e.msg, "a multi-label task has micro_f1, exact_match"),
+       "accuracy on a multi-label task refused: %s", e.msg);
+    ok(!strcmp(metrics_default(METRICS_MULTILABEL), "micro_f1") &&
+           !strcmp(metrics_default(METRICS_REGRESSION), "pearson") &&
+           !strcmp(metrics_default(METRICS_CLASSIFICATION), "accuracy"),
+       "default metrics per kind");
 }
 
 /* Reads "word v v v ..." into a[], returning the count. */
@@ -119,16 +140,34 @@ static void test_fixture(void) {
     int ncases = 0;
     while (fscanf(f, "%7s", kind) == 1) {
         int k = 0, n = 0;
-        if (strcmp(kind, "cls") == 0 ? fscanf(f, "%d %d", &k, &n) != 2 : fscanf(f, "%d", &n) != 1)
+        int ml = strcmp(kind, "ml") == 0, per = 1;
+        if (strcmp(kind, "cls") == 0 || ml ? fscanf(f, "%d %d", &k, &n) != 2
+                                           : fscanf(f, "%d", &n) != 1)
             break;
-        if (read_row(f, "gold", g, MAX) != n || read_row(f, "pred", p, MAX) != n ||
-            read_row(f, "want", want, 3) != 3) {
+        if (ml) per = k; /* n rows of k decisions */
+        if (read_row(f, "gold", g, MAX) != n * per || read_row(f, "pred", p, MAX) != n * per ||
+            read_row(f, "want", want, 3) != (ml ? 2 : 3)) {
             ok(0, "case %d malformed", ncases + 1);
             break;
         }
         ncases++;
         metrics m;
         metrics_result r;
+        if (ml) {
+            float gf[64], pf[64];
+            metrics_init_multilabel(&m, k);
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < k; j++) gf[j] = (float)g[i * k + j], pf[j] = (float)p[i * k + j];
+                metrics_add_set(&m, gf, pf);
+            }
+            metrics_compute(&m, &r);
+            ok(near(r.micro_f1, want[0], 1e-12) && near(r.exact_match, want[1], 1e-12) &&
+                   isnan(r.accuracy) && isnan(r.pearson),
+               "case %d (multi-label, %d labels, %d): micro_f1 %.6f exact %.6f vs %.6f %.6f",
+               ncases, k, n, r.micro_f1, r.exact_match, want[0], want[1]);
+            metrics_free(&m);
+            continue;
+        }
         metrics_init(&m, strcmp(kind, "cls") == 0 ? k : 0);
         for (int i = 0; i < n; i++) {
             if (m.nclass)
@@ -149,7 +188,7 @@ static void test_fixture(void) {
                ncases, n, r.pearson, r.spearman, r.mse, want[0], want[1], want[2]);
         metrics_free(&m);
     }
-    ok(ncases == 9, "all %d fixture cases read", ncases);
+    ok(ncases == 12, "all %d fixture cases read", ncases);
     fclose(f);
 }
 
