@@ -14,13 +14,16 @@ AdapterHub's init, so that a wrong mapping shows), saved with save_adapter /
 save_adapter_fusion, then loaded into a fresh model with load_adapter / load_adapter_fusion
 (AdapterHub's own loader, head included), and that model's outputs on in.jsonl (one input at a
 time, attention mask honoured) are written as CASE.expected: one line per input, the
-probabilities (softmax of the logits) or, for a one-output head, the score.
+probabilities (softmax of the logits; a multi-label head's per-label sigmoids) or, for a
+one-output head, the score.
 
   pfeiffer/   Pfeiffer adapter "pf" (reduction 8: bottleneck 4, relu), head: 2 labels neg, pos
   houlsby/    Houlsby adapter "ho" (reduction 4, swish), head: 3 labels
   leaveout/   Pfeiffer "lo", leave_out [0] (no adapter in layer 0), head: regression
   perlayer/   Pfeiffer "pl", reduction_factor {"0": 16, "1": 4, "default": 8}, gelu, scaling
               0.5, head: 2 labels
+  multilabel/ Pfeiffer "mlh" (reduction 8) with a multi-label head (MultiLabelClassificationHead,
+              3 labels toxic, rude, spam)
   oldgelu/    Pfeiffer "og" whose adapter_config.json has no "version" and says "gelu": as a
               pre-v2 hub adapter, which AdapterHub reads as gelu_new (the tanh form; on this
               small model the two differ by only ~1e-5 in the probabilities, so the test
@@ -28,7 +31,7 @@ probabilities (softmax of the logits) or, for a one-output head, the score.
   fa/, fb/    Pfeiffer adapters "fa" (reduction 8) and "fb" (reduction 16), no heads
   fusion/     dynamic (attention) fusion "fa,fb" with its head "fa,fb" (2 labels)
   ha/, hb/, hfusion/   the same over Houlsby adapters (reductions 8 and 4): fusion at both sites
-  CASE.expected for pfeiffer houlsby leaveout perlayer oldgelu fusion hfusion
+  CASE.expected for pfeiffer houlsby leaveout perlayer oldgelu multilabel fusion hfusion
   evil/, legacy/   pfeiffer's config with a hostile pickle, and with the pre-1.6 format
   deflated/   pfeiffer with its checkpoint re-zipped with deflate
 
@@ -37,7 +40,9 @@ probabilities (softmax of the logits) or, for a one-output head, the score.
 (load_adapter, load_adapter_fusion, their heads), and its outputs are compared with bin/af-infer's
 on the same inputs; then AdapterHub's own fixtures (leaveout, perlayer, oldgelu, houlsby) go
 (and the fusion with its adapters) go through af-convert and back out with --to-hub, and
-AdapterHub's outputs on the result are compared with CASE.expected. Prints the largest difference per case and exits 1 above 1e-4.
+AdapterHub's outputs on the result are compared with CASE.expected; and a multi-label adapter
+af-train-adapter trains here goes out to AdapterHub, whose per-label probabilities are compared
+with af-infer's. Prints the largest difference per case and exits 1 above 1e-4.
 """
 import json
 import os
@@ -103,13 +108,17 @@ def randomize(m, substr, gen, scale=1.0):
 
 def predict(m):
     out = []
+    multilabel = m.heads[m.active_head].config["head_type"] == "multilabel_classification"
     with torch.no_grad():
         for x in INPUTS:
             ids = torch.tensor([x["input_ids"]])
             tt = torch.tensor([x.get("token_type_ids", [0] * len(x["input_ids"]))])
             am = torch.tensor([x.get("attention_mask", [1] * len(x["input_ids"]))])
             logits = m(input_ids=ids, token_type_ids=tt, attention_mask=am).logits[0].double()
-            out.append(logits.tolist() if logits.numel() == 1 else torch.softmax(logits, -1).tolist())
+            if multilabel:  # independent yes/no per label: MultiLabelClassificationHead's BCE
+                out.append(torch.sigmoid(logits).tolist())
+            else:
+                out.append(logits.tolist() if logits.numel() == 1 else torch.softmax(logits, -1).tolist())
     return out
 
 
@@ -189,6 +198,10 @@ def generate():
                  two_labels(["x", "y"]), 4)
     adapter_case("oldgelu", "og", PfeifferConfig(reduction_factor=8, non_linearity="gelu_new"),
                  two_labels(["u", "v"]), 6, edit=make_old)
+    adapter_case("multilabel", "mlh", PfeifferConfig(reduction_factor=8),
+                 lambda m, n: m.add_classification_head(
+                     n, num_labels=3, multilabel=True,
+                     id2label={0: "toxic", 1: "rude", 2: "spam"}), 8)
     fusion_case("fusion", "fa", "fb", PfeifferConfig(reduction_factor=8),
                 PfeifferConfig(reduction_factor=16), 5)
     fusion_case("hfusion", "ha", "hb", HoulsbyConfig(reduction_factor=8),
@@ -276,7 +289,7 @@ def check_export():
     worst["ab"] = max(abs(p - q) for r1, r2 in zip(got, want) for p, q in zip(r1, r2))
     # hub -> af -> hub: AdapterHub's own fixtures, imported and exported again, still give
     # AdapterHub's probabilities (leave_out and per-layer factors written back as they were)
-    for case in ("leaveout", "perlayer", "oldgelu", "houlsby"):
+    for case in ("leaveout", "perlayer", "oldgelu", "houlsby", "multilabel"):
         f = os.path.join(tmp, case + ".safetensors")
         subprocess.run([os.path.join(TOP, "bin", "af-convert"), "--base", BASE, "-o", f,
                         os.path.join(OUT, case)], check=True)
@@ -305,6 +318,27 @@ def check_export():
         want = [list(map(float, line.split())) for line in open(os.path.join(OUT, case + ".expected"))]
         worst["hub->af->hub " + case] = max(abs(p - q) for r1, r2 in zip(predict(m), want)
                                             for p, q in zip(r1, r2))
+    # af's own multi-label head: trained by af-train-adapter, exported, loaded by AdapterHub
+    data = os.path.join(tmp, "ml.jsonl")
+    gen = torch.Generator().manual_seed(11)
+    with open(data, "w") as f:
+        for i in range(64):
+            ids = [2] + torch.randint(5, 60, (int(torch.randint(3, 9, (1,), generator=gen)),),
+                                      generator=gen).tolist() + [3]
+            names = [n for n, lo in (("x", 5), ("y", 25), ("z", 45)) if any(lo <= t < lo + 20 for t in ids[1:3])]
+            f.write(json.dumps({"input_ids": ids, "label": names}) + "\n")
+    f = os.path.join(tmp, "ml.st")
+    subprocess.run([os.path.join(TOP, "bin", "af-train-adapter"), "--base", BASE, "--name", "ml",
+                    "--multilabel", "--epochs", "5", "--lr", "1e-2", "--bottleneck", "4",
+                    "--quiet", "-o", f, data], check=True)
+    d = os.path.join(tmp, "ml.hub")
+    to_hub(d, [f])
+    m = new_model()
+    m.set_active_adapters(m.load_adapter(d))
+    m.active_head = list(m.heads)[0]
+    assert m.heads[m.active_head].config["head_type"] == "multilabel_classification"
+    worst["af multilabel"] = max(abs(p - q) for r1, r2 in zip(predict(m), af_probs(["--adapter", f], inp))
+                                 for p, q in zip(r1, r2))
     for k, v in worst.items():
         print("%-22s AdapterHub vs reference: max |diff| %.3g" % (k, v))
         bad |= v > 1e-4
