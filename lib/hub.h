@@ -27,6 +27,9 @@
 #include "safetensors.h"
 
 #define HUB_VERSION "3.2.1" /* the adapter-transformers whose layout export writes */
+/* The `adapters` library whose layout --format safetensors writes, read from its source (commit
+ * 88f18eb; scripts/gen-adapters-fixtures.py builds directories in it) */
+#define HUB_ADAPTERS_VERSION "1.2.0"
 
 /* The architecture's prefix of base tensor names in AdapterHub's files and af's ("bert",
  * "roberta", "distilbert"), and AdapterHub's model class for it ("BertAdapterModel"), from the
@@ -57,7 +60,8 @@ int hub_import_fusion(bert *base, const char **adapters, int n, const char *dir,
                       const hub_import_opts *o, const char *out, af_err *e);
 
 typedef struct {
-    int safetensors;  /* write the `adapters` library's .safetensors names instead of .bin */
+    int safetensors;  /* write the `adapters` library's layout (its .safetensors names, config
+                         fields and version) instead of adapter-transformers 3.2.1's .bin */
     const char *head; /* export only this head (an adapter file with several) */
 } hub_export_opts;
 

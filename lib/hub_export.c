@@ -1,7 +1,10 @@
 /* hub_export.c: af adapter and fusion files -> AdapterHub directories; see hub.h. What is
  * written is what AdapterHub 3.2.1's save_* write and its load_* need, nothing af-specific:
  * every field of the config (its loader compares configs), model_class (its head loader refuses
- * a head without one), the weight file's zip entries under the file's stem. */
+ * a head without one), the weight file's zip entries under the file's stem. With safetensors, the
+ * layout of the `adapters` library 1.2.0 (HUB_ADAPTERS_VERSION) instead: its config fields and
+ * version, weights as its safetensors.torch.save_file writes them (no metadata, tensors by
+ * name). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -117,6 +120,10 @@ static char *path_in(const char *dir, const char *file) {
     return p;
 }
 
+static int by_name(const void *x, const void *y) {
+    return strcmp(((const struct st_wtensor *)x)->name, ((const struct st_wtensor *)y)->name);
+}
+
 /* The weights as DIR/STEM.bin (entries under STEM/) or DIR/ST_NAME. */
 static int write_weights(st_writer *w, const char *dir, const char *stem, const char *st_name,
                          int safetensors, af_err *e) {
@@ -125,7 +132,9 @@ static int write_weights(st_writer *w, const char *dir, const char *stem, const 
     char *p = path_in(dir, safetensors ? st_name : bin);
     int rc;
     if (safetensors) {
-        st_writer_meta(w, "format", "pt"); /* what safetensors' torch helpers write */
+        /* save_file(state_dict, path): no metadata; its header lists tensors by dtype, then
+         * name (safetensors' prepare), and all of these are F32 */
+        qsort(w->t, (size_t)w->n, sizeof *w->t, by_name);
         rc = st_writer_write(w, p, e);
     } else {
         rc = pt_write(w, p, stem, e);
@@ -134,7 +143,8 @@ static int write_weights(st_writer *w, const char *dir, const char *stem, const 
     return rc;
 }
 
-static cJSON *header(const af_file *a, const char *name, cJSON *config) {
+/* build_full_config's fields (both libraries; st: the `adapters` library's version string). */
+static cJSON *header(const af_file *a, const char *name, cJSON *config, int st) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddItemToObject(j, "config", config);
     cJSON_AddNumberToObject(j, "hidden_size", a->H);
@@ -142,7 +152,7 @@ static cJSON *header(const af_file *a, const char *name, cJSON *config) {
     cJSON_AddNullToObject(j, "model_name");
     cJSON_AddStringToObject(j, "model_type", a->model_type);
     cJSON_AddStringToObject(j, "name", name);
-    cJSON_AddStringToObject(j, "version", HUB_VERSION);
+    cJSON_AddStringToObject(j, "version", st ? "adapters." HUB_ADAPTERS_VERSION : HUB_VERSION);
     return j;
 }
 
@@ -227,22 +237,26 @@ static int export_head(const af_file *a, const cJSON *h, const char *dir, int st
     if (!rc) rc = write_weights(&w, dir, "pytorch_model_head", "model_head.safetensors", st, e);
     st_writer_free(&w);
     pool_free(&p);
-    if (!rc) return write_json_in(dir, "head_config.json", header(a, task, c), e);
+    if (!rc) return write_json_in(dir, "head_config.json", header(a, task, c, st), e);
     cJSON_Delete(c);
     return rc;
 }
 
-/* AdapterHub 3.2.1's complete AdapterConfig for an af adapter, in the order it writes. */
+/* AdapterHub 3.2.1's complete AdapterConfig for an af adapter, in the order it writes (sorted);
+ * st: the `adapters` library 1.2.0's BnConfig, which adds dropout, init_weights_seed and
+ * stochastic_depth. */
 static cJSON *adapter_config(const af_file *a, int act_ok, const char *act, cJSON *rf,
-                             cJSON *leave_out) {
+                             cJSON *leave_out, int st) {
     int ho = a->arch == SITE_HOULSBY;
     cJSON *c = cJSON_CreateObject();
     cJSON_AddFalseToObject(c, "adapter_residual_before_ln");
     cJSON_AddFalseToObject(c, "cross_adapter");
+    if (st) cJSON_AddRawToObject(c, "dropout", "0.0");
     cJSON_AddTrueToObject(c, "factorized_phm_W");
     cJSON_AddFalseToObject(c, "factorized_phm_rule");
     cJSON_AddStringToObject(c, "hypercomplex_nonlinearity", "glorot-uniform");
     cJSON_AddStringToObject(c, "init_weights", "bert");
+    if (st) cJSON_AddNullToObject(c, "init_weights_seed");
     cJSON_AddNullToObject(c, "inv_adapter");
     cJSON_AddNullToObject(c, "inv_adapter_reduction_factor");
     cJSON_AddFalseToObject(c, "is_parallel");
@@ -267,6 +281,7 @@ static cJSON *adapter_config(const af_file *a, int act_ok, const char *act, cJSO
     cJSON_AddRawToObject(c, "scaling", "1.0");
     cJSON_AddFalseToObject(c, "shared_W_phm");
     cJSON_AddTrueToObject(c, "shared_phm_rule");
+    if (st) cJSON_AddRawToObject(c, "stochastic_depth", "0.0");
     cJSON_AddFalseToObject(c, "use_gating");
     return c;
 }
@@ -343,9 +358,9 @@ static int export_adapter(const char *file, const char *dir, const hub_export_op
     st_writer_free(&w);
     pool_free(&p);
     if (!rc) {
-        cJSON *c = adapter_config(&a, 1, act->valuestring, rf, lo);
+        cJSON *c = adapter_config(&a, 1, act->valuestring, rf, lo, o->safetensors);
         rf = lo = NULL;
-        rc = write_json_in(dir, "adapter_config.json", header(&a, a.name, c), e);
+        rc = write_json_in(dir, "adapter_config.json", header(&a, a.name, c, o->safetensors), e);
     }
     cJSON_Delete(rf);
     cJSON_Delete(lo);
@@ -421,6 +436,7 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
     pool_free(&p);
     if (!rc) {
         cJSON *c = cJSON_CreateObject();
+        if (o->safetensors) cJSON_AddNullToObject(c, "dropout_prob"); /* the adapters library's */
         cJSON_AddTrueToObject(c, "key");
         cJSON_AddTrueToObject(c, "query");
         cJSON_AddFalseToObject(c, "query_before_ln");
@@ -430,7 +446,18 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
         cJSON_AddBoolToObject(c, "value", attention);
         cJSON_AddBoolToObject(c, "value_before_softmax", 1);
         cJSON_AddBoolToObject(c, "value_initialized", attention);
-        rc = write_json_in(fdir, "adapter_fusion_config.json", header(&a, a.name, c), e);
+        cJSON *hj = header(&a, a.name, c, o->safetensors);
+        if (o->safetensors) { /* build_full_config(..., adapter_names=...) */
+            cJSON *an = cJSON_CreateArray();
+            for (int i = 0; i < cJSON_GetArraySize(ads); i++) {
+                const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ads, i), "name");
+                cJSON_AddItemToArray(an, cJSON_CreateString(cJSON_IsString(x) ? x->valuestring : ""));
+            }
+            /* first: the library's json.dump sorts the keys */
+            cJSON_AddItemToObject(hj, "adapter_names", an);
+            cJSON_InsertItemInArray(hj, 0, cJSON_DetachItemViaPointer(hj, an));
+        }
+        rc = write_json_in(fdir, "adapter_fusion_config.json", hj, e);
     }
     const cJSON *h = NULL;
     if (!rc && (h = pick_head(&a, o->head, e, &rc)) && !rc)

@@ -1,11 +1,16 @@
 /* hub_import.c: AdapterHub adapter, head and fusion directories -> af files; see hub.h.
  * Field semantics from adapter-transformers 3.2.1 (configuration.py AdapterConfig,
- * AdapterFusionConfig; modeling.py Adapter, BertFusion; heads/base.py ClassificationHead). */
+ * AdapterFusionConfig; modeling.py Adapter, BertFusion; heads/base.py ClassificationHead,
+ * MultiLabelClassificationHead), and the fields the `adapters` library 1.2.0 adds
+ * (configuration/adapter_config.py BnConfig: dropout, init_weights_seed, stochastic_depth;
+ * adapter_fusion_config.py: dropout_prob; heads/base.py: dropout_prob; a state dict saved from a
+ * model without heads has no architecture prefix). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch.h"
 #include "hub.h"
 #include "model.h"
 #include "ops.h"
@@ -96,6 +101,11 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
             if (want_bool(e, file, it, 1, "af's adapter sites always end in the layer's LayerNorm"))
                 return -1;
         } else if (!strcmp(k, "residual_before_ln")) {
+            /* the adapters library also takes "post_add": the residual after the sublayer's */
+            if (cJSON_IsString(it))
+                return refuse(e, file, it,
+                              "af adds the residual taken before the LayerNorm (true), not "
+                              "after the previous residual connection");
             if (want_bool(e, file, it, 1, "af adds the residual taken before the LayerNorm"))
                 return -1;
         } else if (!strcmp(k, "adapter_residual_before_ln")) {
@@ -147,6 +157,10 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
                               "a fixed number expected (a learned scaling is not "
                               "supported)");
             h->scaling = it->valuedouble;
+        } else if (!strcmp(k, "init_weights_seed")) {
+            /* the `adapters` library's seed of the initial weights: the trained ones are here */
+            if (!cJSON_IsNull(it) && !(cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble)))
+                return refuse(e, file, it, "null or an integer expected");
         } else if (!strcmp(k, "dropout") || !strcmp(k, "stochastic_depth")) {
             if (!cJSON_IsNumber(it)) return refuse(e, file, it, "a number expected");
             /* the `adapters` library's adapter dropout and drop-path: training only */
@@ -220,10 +234,25 @@ static int check_header(const cJSON *j, const char *file, const bert *base, af_e
     return 0;
 }
 
+/* A tensor by its name in a model with heads ("bert.encoder..."), or in the state dict of a bare
+ * base model that the `adapters` library's adapters.init() equipped, which lacks the
+ * architecture's prefix ("encoder...."); heads.* names have no prefix either way. */
+static const st_tensor *find(const st_file *f, const char *name) {
+    const st_tensor *t = st_find(f, name);
+    const char *dot = strchr(name, '.');
+    if (t || !dot || !strncmp(name, "heads.", 6)) return t;
+    for (int i = 0; i < ARCH_COUNT; i++) {
+        const char *p = arch_get(i)->prefix;
+        if (strlen(p) == (size_t)(dot - name) && !strncmp(name, p, dot - name))
+            return st_find(f, dot + 1);
+    }
+    return NULL;
+}
+
 /* Copies a hub tensor of the given shape (as float32) into dst, marking it used. */
 static int take(const st_file *f, char *used, const char *name, int64_t d0, int64_t d1, float *dst,
                 af_err *e) {
-    const st_tensor *t = st_find(f, name);
+    const st_tensor *t = find(f, name);
     if (!t) return af_errf(e, "%s: tensor %s missing", f->path, name);
     int ndim = d1 ? 2 : 1;
     if (t->ndim != ndim || t->shape[0] != d0 || (d1 && t->shape[1] != d1)) {
@@ -543,6 +572,18 @@ int hub_import_fusion(bert *base, const char **adapters, int n, const char *dir,
                          "%s: fuses '%s', but the adapter files given hold '%s' (give "
                          "--adapter in the fusion's order)",
                          file, fname, want);
+        /* the adapters library also lists them (build_full_config's adapter_names) */
+        const cJSON *an = cJSON_GetObjectItemCaseSensitive(j, "adapter_names");
+        int same = cJSON_IsArray(an) && cJSON_GetArraySize(an) == m.N;
+        for (int i = 0; same && i < m.N; i++) {
+            const cJSON *x = cJSON_GetArrayItem(an, i);
+            same = cJSON_IsString(x) && !strcmp(x->valuestring, m.ad[i].name);
+        }
+        if (!rc && an && !same) {
+            char *v = cJSON_PrintUnformatted(an);
+            rc = af_errf(e, "%s: adapter_names = %s, but the fusion is '%s'", file, v, fname);
+            free(v);
+        }
         free(want);
     }
     fusion_config fc = {method, base->cfg.hidden, n, 1, 0, 0, base->cfg.attn_dropout};

@@ -164,6 +164,65 @@ test_expect_success '--format safetensors writes the adapters library names, and
 	test_grep " 0 different," diff
 '
 
+# The `adapters` library's layout (1.2.0, from its source: scripts/gen-adapters-fixtures.py)
+AL=$HUB/adapters
+# same_json FIXTURE OURS: json.dump writes no final newline, af does
+same_json() { { cat "$1" && echo; } | cmp - "$2"; }
+
+for c in pfeiffer houlsby; do
+	test_expect_success "the adapters library's $c directory imports; af-infer gives the outputs; export writes it back byte for byte" "
+		af-convert --base \"\$BASE\" -o $c.st \"\$AL/$c\" &&
+		af-infer --base \"\$BASE\" --adapter $c.st \"\$HUB/in.jsonl\" >out &&
+		numbers out >got && numbers_close \"\$AL/$c.expected\" got &&
+		af-convert --to-hub ex --format safetensors $c.st &&
+		same_json \"\$AL/$c/adapter_config.json\" ex/adapter_config.json &&
+		same_json \"\$AL/$c/head_config.json\" ex/head_config.json &&
+		cmp \"\$AL/$c/adapter.safetensors\" ex/adapter.safetensors &&
+		cmp \"\$AL/$c/model_head.safetensors\" ex/model_head.safetensors
+	"
+done
+
+test_expect_success "the adapters library's fusion (adapter_names, dropout_prob): its outputs, and back" '
+	af-convert --base "$BASE" -o fa.st "$AL/fa" && af-convert --base "$BASE" -o fb.st "$AL/fb" &&
+	af-convert --base "$BASE" --adapter fa.st --adapter fb.st -o f.st "$AL/fusion" &&
+	af-infer --base "$BASE" --adapter fa.st --adapter fb.st --fusion f.st "$HUB/in.jsonl" >out &&
+	numbers out >got && numbers_close "$AL/fusion.expected" got &&
+	af-convert --to-hub ex --format safetensors f.st --adapter fa.st --adapter fb.st &&
+	same_json "$AL/fusion/adapter_fusion_config.json" ex/fusion/adapter_fusion_config.json &&
+	cmp "$AL/fusion/model_adapter_fusion.safetensors" ex/fusion/model_adapter_fusion.safetensors &&
+	same_json "$AL/fa/adapter_config.json" ex/fa/adapter_config.json &&
+	cmp "$AL/fb/adapter.safetensors" ex/fb/adapter.safetensors &&
+	mkdir r && cp "$AL/fusion"/* r/ &&
+	sed "s/\"fb\"$/\"fc\"/" "$AL/fusion/adapter_fusion_config.json" >r/adapter_fusion_config.json &&
+	test_exit 1 af-convert --base "$BASE" --adapter fa.st --adapter fb.st -o x.st r 2>err &&
+	test_grep "adapter_names = \[\"fa\",\"fc\"\], but the fusion is .fa,fb." err && test ! -e x.st
+'
+
+test_expect_success "a bare model's state dict (names without bert.) reads as the prefixed one" '
+	af-convert --base "$BASE" -o bare.st "$AL/bare" && af-convert --base "$BASE" -o p.st "$AL/pfeiffer" &&
+	af-inspect --diff p.st bare.st >diff &&
+	test_grep "tensors: 8 equal, 0 different, 0 of another shape, 4 only in A, 0 only in B" diff
+'
+
+test_expect_success "the adapters library's fields: training-only ones pass, the others are refused by name" '
+	mkdir a && cp "$AL/pfeiffer"/* a/ &&
+	sed "s/\"init_weights_seed\": null/\"init_weights_seed\": 42/; s/\"dropout\": 0.0/\"dropout\": 0.1/" \
+		"$AL/pfeiffer/adapter_config.json" >a/adapter_config.json &&
+	sed "s/\"dropout_prob\": null/\"dropout_prob\": 0.2/" "$AL/pfeiffer/head_config.json" >a/head_config.json &&
+	af-convert --base "$BASE" -o a.st a && af-convert --base "$BASE" -o p.st "$AL/pfeiffer" &&
+	af-inspect --diff p.st a.st >diff && test_grep " 0 different, 0 of another shape, 0 only in A, 0 only in B" diff &&
+	cp "$AL/pfeiffer/head_config.json" a/ &&
+	sed "s/\"residual_before_ln\": true/\"residual_before_ln\": \"post_add\"/" "$AL/pfeiffer/adapter_config.json" >a/adapter_config.json &&
+	test_exit 1 af-convert --base "$BASE" -o x.st a 2>err &&
+	test_grep "config.residual_before_ln = \"post_add\": af adds the residual taken before the LayerNorm" err &&
+	sed "s/\"init_weights_seed\": null/\"init_weights_seed\": \"x\"/" "$AL/pfeiffer/adapter_config.json" >a/adapter_config.json &&
+	test_exit 1 af-convert --base "$BASE" -o x.st a 2>err && test_grep "config.init_weights_seed = \"x\": null or an integer expected" err &&
+	cp "$AL/pfeiffer/adapter_config.json" a/ &&
+	sed "s/\"dropout_prob\": null/\"dropout_prob\": 2/" "$AL/pfeiffer/head_config.json" >a/head_config.json &&
+	test_exit 1 af-convert --base "$BASE" -o x.st a 2>err && test_grep "config.dropout_prob = 2: null or a dropout probability expected" err &&
+	test ! -e x.st
+'
+
 test_expect_success 'a checkpoint re-zipped with deflate reads the same' '
 	af-convert --base "$BASE" -o d.st "$HUB/deflated" && af-convert --base "$BASE" -o p.st "$HUB/pfeiffer" &&
 	af-inspect --diff p.st d.st >diff && test_grep " 0 different, 0 of another shape, 0 only in A, 0 only in B" diff
