@@ -487,14 +487,18 @@ int main(int argc, char **argv) {
     for (int i = optind; i < argc; i++) {
         st_file f;
         af_err e;
-        /* an AdapterHub directory (af-convert's input): what it holds, as text */
+        /* an AdapterHub directory (af-convert's input): what it holds */
         if (hub_is_dir(argv[i])) {
-            if (o.json || o.ntensors) usage_error("%s: an AdapterHub directory is shown as text only", argv[i]);
-            if (hub_describe(argv[i], stdout, &e)) {
+            if (o.ntensors) usage_error("%s: --tensor reads af's files, not AdapterHub directories", argv[i]);
+            cJSON *hj = files ? hub_describe_json(argv[i], &e) : NULL;
+            if (hj) {
+                cJSON_AddItemToArray(files, hj);
+            } else if (files || hub_describe(argv[i], stdout, &e)) {
                 fflush(stdout);
                 warnx("%s", e.msg);
                 status = 1;
             }
+            shown++;
             continue;
         }
         if (st_open(&f, argv[i], &e)) {

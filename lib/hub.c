@@ -53,6 +53,12 @@ void hub_tensor_name(char *buf, size_t n, const char *model_type, int fusion, in
         arch_adapter_name(buf, n, a, l, s, name, param);
 }
 
+/* A string member of a JSON object the code built itself. */
+static const char *str_of(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
 static char *join(const char *dir, const char *file) {
     size_t n = strlen(dir) + strlen(file) + 2;
     char *p = af_malloc(n);
@@ -169,57 +175,118 @@ int hub_is_dir(const char *path) {
     return 0;
 }
 
-static void print_config(FILE *out, const cJSON *c) {
-    const cJSON *it;
-    cJSON_ArrayForEach(it, c) {
-        char *v = cJSON_PrintUnformatted(it);
-        fprintf(out, "    %-28s %s\n", it->string, v);
-        free(v);
-    }
-}
-
-static int describe_one(const char *dir, const char *file, const char *what, const char *bin,
-                        const char *st, FILE *out, af_err *e) {
-    int missing;
-    cJSON *j = hub_read_json(dir, file, &missing, e);
-    if (!j) return missing ? 0 : -1;
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name"),
-                *ver = cJSON_GetObjectItemCaseSensitive(j, "version"),
-                *cls = cJSON_GetObjectItemCaseSensitive(j, "model_class"),
-                *hs = cJSON_GetObjectItemCaseSensitive(j, "hidden_size");
-    fprintf(out, "%s %s (%s, AdapterHub %s, %s, hidden %d)\n", what,
-            cJSON_IsString(name) ? name->valuestring : "?", file,
-            cJSON_IsString(ver) ? ver->valuestring : "before 2.0: no version",
-            cJSON_IsString(cls) ? cls->valuestring : "no model_class",
-            cJSON_IsNumber(hs) ? hs->valueint : 0);
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "config");
-    if (cJSON_IsObject(c)) print_config(out, c);
-    cJSON_Delete(j);
+/* One module of a directory (adapter, fusion or head) as JSON: its config file's header fields,
+ * its config verbatim, and the tensors of its weights file. NULL when the config file is absent
+ * (*missing set) or on error. */
+static cJSON *module_json(const char *dir, const char *file, const char *what, const char *bin,
+                          const char *st, int *missing, af_err *e) {
+    cJSON *j = hub_read_json(dir, file, missing, e);
+    if (!j) return NULL;
     st_file f;
-    if (hub_open_weights(&f, dir, bin, st, e)) return -1;
-    size_t n = 0;
-    for (int i = 0; i < f.ntensors; i++) n += f.tensors[i].numel;
-    fprintf(out, "  %d tensors, %zu parameters:\n", f.ntensors, n);
+    if (hub_open_weights(&f, dir, bin, st, e)) {
+        *missing = 0;
+        cJSON_Delete(j);
+        return NULL;
+    }
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "module", what);
+    cJSON_AddStringToObject(m, "config_file", file);
+    static const char *const keys[] = {"name", "version", "model_class", "model_type",
+                                       "hidden_size", "adapter_names"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+        /* before AdapterHub 2.0 there was no version: null says so */
+        if (v || k < 5) cJSON_AddItemToObject(m, keys[k], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+    }
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "config");
+    cJSON_AddItemToObject(m, "config", c ? cJSON_Duplicate(c, 1) : cJSON_CreateNull());
+    const char *slash = strrchr(f.path, '/');
+    cJSON_AddStringToObject(m, "weights_file", slash ? slash + 1 : f.path);
+    cJSON *ts = cJSON_AddArrayToObject(m, "tensors");
+    double n = 0;
     for (int i = 0; i < f.ntensors; i++) {
         const st_tensor *t = &f.tensors[i];
-        fprintf(out, "    %-72s %s [", t->name, st_dtype_name(t->dtype));
-        for (int d = 0; d < t->ndim; d++)
-            fprintf(out, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-        fprintf(out, "]\n");
+        cJSON *x = cJSON_CreateObject(), *sh = cJSON_CreateArray();
+        cJSON_AddStringToObject(x, "name", t->name);
+        cJSON_AddStringToObject(x, "dtype", st_dtype_name(t->dtype));
+        for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
+        cJSON_AddItemToObject(x, "shape", sh);
+        cJSON_AddNumberToObject(x, "params", (double)t->numel);
+        cJSON_AddItemToArray(ts, x);
+        n += (double)t->numel;
     }
+    cJSON *to = cJSON_AddObjectToObject(m, "totals");
+    cJSON_AddNumberToObject(to, "tensors", f.ntensors);
+    cJSON_AddNumberToObject(to, "params", n);
     st_close(&f);
-    return 0;
+    cJSON_Delete(j);
+    return m;
 }
 
+static const struct {
+    const char *what, *file, *bin, *st;
+} MODULES[] = {
+    {"adapter", "adapter_config.json", "pytorch_adapter.bin", "adapter.safetensors"},
+    {"fusion", "adapter_fusion_config.json", "pytorch_model_adapter_fusion.bin",
+     "model_adapter_fusion.safetensors"},
+    {"head", "head_config.json", "pytorch_model_head.bin", "model_head.safetensors"},
+};
+
+cJSON *hub_describe_json(const char *dir, af_err *e) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "path", dir);
+    cJSON_AddStringToObject(o, "kind", "adapterhub");
+    cJSON *mods = cJSON_AddArrayToObject(o, "modules");
+    for (size_t i = 0; i < sizeof MODULES / sizeof *MODULES; i++) {
+        int missing = 0;
+        cJSON *m = module_json(dir, MODULES[i].file, MODULES[i].what, MODULES[i].bin,
+                               MODULES[i].st, &missing, e);
+        if (!m && !missing) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        if (m) cJSON_AddItemToArray(mods, m);
+    }
+    return o;
+}
+
+/* The text for people, from the same description. */
 int hub_describe(const char *dir, FILE *out, af_err *e) {
+    cJSON *o = hub_describe_json(dir, e);
+    if (!o) return -1;
     fprintf(out, "%s: an AdapterHub directory\n", dir);
-    if (describe_one(dir, "adapter_config.json", "adapter", "pytorch_adapter.bin",
-                     "adapter.safetensors", out, e) ||
-        describe_one(dir, "adapter_fusion_config.json", "fusion",
-                     "pytorch_model_adapter_fusion.bin", "model_adapter_fusion.safetensors", out,
-                     e) ||
-        describe_one(dir, "head_config.json", "head", "pytorch_model_head.bin",
-                     "model_head.safetensors", out, e))
-        return -1;
+    const cJSON *m, *it;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(o, "modules")) {
+#define STR(k, dflt)                                                                               \
+    (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, k))                                         \
+         ? cJSON_GetObjectItemCaseSensitive(m, k)->valuestring                                      \
+         : (dflt))
+        const cJSON *hs = cJSON_GetObjectItemCaseSensitive(m, "hidden_size");
+        fprintf(out, "%s %s (%s, AdapterHub %s, %s, hidden %d)\n", STR("module", "?"),
+                STR("name", "?"), STR("config_file", "?"),
+                STR("version", "before 2.0: no version"), STR("model_class", "no model_class"),
+                cJSON_IsNumber(hs) ? hs->valueint : 0);
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(m, "config")) {
+            char *v = cJSON_PrintUnformatted(it);
+            fprintf(out, "    %-28s %s\n", it->string, v);
+            free(v);
+        }
+        const cJSON *to = cJSON_GetObjectItemCaseSensitive(m, "totals");
+        fprintf(out, "  %d tensors, %.0f parameters:\n",
+                cJSON_GetObjectItemCaseSensitive(to, "tensors")->valueint,
+                cJSON_GetObjectItemCaseSensitive(to, "params")->valuedouble);
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(m, "tensors")) {
+            fprintf(out, "    %-72s %s [", str_of(it, "name"), str_of(it, "dtype"));
+            const cJSON *d;
+            int first = 1;
+            cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(it, "shape")) {
+                fprintf(out, "%s%.0f", first ? "" : ", ", d->valuedouble);
+                first = 0;
+            }
+            fprintf(out, "]\n");
+        }
+#undef STR
+    }
+    cJSON_Delete(o);
     return 0;
 }

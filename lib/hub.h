@@ -72,12 +72,18 @@ int hub_export(const char *file, const char **adapters, int n, const char *outdi
 
 /* Whether path is a directory holding an AdapterHub config file. */
 int hub_is_dir(const char *path);
-/* What an AdapterHub directory holds, as text for people (af-inspect HUBDIR). */
+/* What an AdapterHub directory holds, as text for people (af-inspect HUBDIR), and as JSON
+ * (af-inspect --json HUBDIR): {"path", "kind": "adapterhub", "modules": [{"module": "adapter" |
+ * "fusion" | "head", "config_file", "name", "version", "model_class", "model_type",
+ * "hidden_size" (each null when the file lacks it), "adapter_names" (when given), "config",
+ * "weights_file", "tensors": [{"name", "dtype", "shape", "params"}], "totals": {"tensors",
+ * "params"}}]}; NULL with e set on error. */
 int hub_describe(const char *dir, FILE *out, af_err *e);
+typedef struct cJSON cJSON;
+cJSON *hub_describe_json(const char *dir, af_err *e);
 
 /* ---- shared by hub_*.c ---- */
 /* Reads DIR/FILE as JSON (NULL and e set when missing or invalid; *missing set if absent). */
-typedef struct cJSON cJSON;
 cJSON *hub_read_json(const char *dir, const char *file, int *missing, af_err *e);
 /* Opens a directory's weights: DIR/BIN (a PyTorch checkpoint) or DIR/ST (safetensors). */
 int hub_open_weights(st_file *f, const char *dir, const char *bin, const char *st, af_err *e);

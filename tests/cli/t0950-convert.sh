@@ -285,6 +285,31 @@ test_expect_success 'af-inspect HUBDIR shows what the directory holds' '
 	test_grep "adapter_fusion_layer.fa,fb.value.weight .*F32 \[32, 32\]" out && test_grep "^head fa,fb" out
 '
 
+test_expect_success 'af-inspect --json HUBDIR: the modules, their configs and tensors, as JSON' '
+	af-inspect --json "$HUB/fusion" "$HUB/adapters/houlsby" "$INF/a.safetensors" >out &&
+	python3 -c "
+import json, sys
+d = json.load(open(\"out\"))
+f, h, a = d[\"files\"]
+assert f[\"kind\"] == \"adapterhub\" and f[\"path\"].endswith(\"hub/fusion\"), f[\"path\"]
+fu, hd = f[\"modules\"]
+assert (fu[\"module\"], fu[\"name\"], fu[\"version\"], fu[\"config_file\"]) == (\"fusion\", \"fa,fb\", \"3.2.1\", \"adapter_fusion_config.json\")
+assert fu[\"weights_file\"] == \"pytorch_model_adapter_fusion.bin\" and fu[\"config\"][\"value\"] is True
+assert fu[\"totals\"] == {\"tensors\": 10, \"params\": 6272}, fu[\"totals\"]
+assert sum(t[\"params\"] for t in fu[\"tensors\"]) == 6272 and fu[\"tensors\"][0][\"shape\"] == [32, 32]
+assert hd[\"module\"] == \"head\" and hd[\"config\"][\"label2id\"] == {\"no\": 0, \"yes\": 1}
+ad, mh = h[\"modules\"]
+assert ad[\"version\"] == \"adapters.1.2.0\" and ad[\"weights_file\"] == \"adapter.safetensors\"
+assert mh[\"config\"][\"head_type\"] == \"multilabel_classification\" and mh[\"config\"][\"dropout_prob\"] is None
+assert a[\"kind\"] == \"adapter\"
+" &&
+	mkdir old && cp "$HUB/oldgelu"/* old/ && af-inspect --json old >out &&
+	python3 -c "import json; m = json.load(open(\"out\"))[\"files\"][0][\"modules\"][0]; assert m[\"version\"] is None, m" &&
+	rm old/pytorch_adapter.bin && test_exit 1 af-inspect --json old >out 2>err &&
+	test_grep "old: neither pytorch_adapter.bin nor adapter.safetensors" err &&
+	test_exit 2 af-inspect --tensor x "$HUB/fusion" 2>err && test_grep "\-\-tensor reads af.s files" err
+'
+
 for arch in roberta distilbert; do
 	test_expect_success "$arch: af -> hub -> af, the same tensors and predictions; AdapterHub's names and class" '
 		A=$FIXTURES/arch/'$arch' &&
