@@ -116,8 +116,8 @@ int main(int argc, char **argv) {
     af_err e;
     if (model_load_adapters(&m, adapters, nadapters, &e) ||
         model_new_fusion(&m, &fc, anneal, c.t.seed, &e) ||
-        train_add_heads(&m, &train, c.name, c.labels, c.tasks, c.ntasks, c.head_kind,
-                        c.t.seed + 1, &e))
+        train_add_heads(&m, &train, c.name, c.labels, c.tasks, c.ntasks, c.head_kind, c.t.seed + 1,
+                        &e))
         die_err(&e);
     m.train_adapters = unfreeze, m.train_fusion = 1, m.train_heads = 1;
     model_finalize(&m);

@@ -489,7 +489,8 @@ int main(int argc, char **argv) {
         af_err e;
         /* an AdapterHub directory (af-convert's input): what it holds */
         if (hub_is_dir(argv[i])) {
-            if (o.ntensors) usage_error("%s: --tensor reads af's files, not AdapterHub directories", argv[i]);
+            if (o.ntensors)
+                usage_error("%s: --tensor reads af's files, not AdapterHub directories", argv[i]);
             cJSON *hj = files ? hub_describe_json(argv[i], &e) : NULL;
             if (hj) {
                 cJSON_AddItemToArray(files, hj);

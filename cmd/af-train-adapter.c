@@ -88,8 +88,8 @@ int main(int argc, char **argv) {
     model_init(&m, &base);
     af_err e;
     if (model_new_adapter(&m, c.name, &spec, c.t.seed, &e) ||
-        train_add_heads(&m, &train, c.name, c.labels, c.tasks, c.ntasks, c.head_kind,
-                        c.t.seed + 1, &e))
+        train_add_heads(&m, &train, c.name, c.labels, c.tasks, c.ntasks, c.head_kind, c.t.seed + 1,
+                        &e))
         die_err(&e);
     m.train_adapters = 1, m.train_heads = 1;
     model_finalize(&m);

@@ -7,7 +7,7 @@
 #include "ops.h"
 
 const char *head_kind_name(int kind) {
-    return kind == HEAD_REGRESSION ? "regression"
+    return kind == HEAD_REGRESSION   ? "regression"
            : kind == HEAD_MULTILABEL ? "multilabel"
                                      : "classification";
 }

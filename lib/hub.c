@@ -191,12 +191,13 @@ static cJSON *module_json(const char *dir, const char *file, const char *what, c
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "module", what);
     cJSON_AddStringToObject(m, "config_file", file);
-    static const char *const keys[] = {"name", "version", "model_class", "model_type",
-                                       "hidden_size", "adapter_names"};
+    static const char *const keys[] = {"name",       "version",     "model_class",
+                                       "model_type", "hidden_size", "adapter_names"};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
         /* before AdapterHub 2.0 there was no version: null says so */
-        if (v || k < 5) cJSON_AddItemToObject(m, keys[k], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+        if (v || k < 5)
+            cJSON_AddItemToObject(m, keys[k], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
     }
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "config");
     cJSON_AddItemToObject(m, "config", c ? cJSON_Duplicate(c, 1) : cJSON_CreateNull());
@@ -209,7 +210,8 @@ static cJSON *module_json(const char *dir, const char *file, const char *what, c
         cJSON *x = cJSON_CreateObject(), *sh = cJSON_CreateArray();
         cJSON_AddStringToObject(x, "name", t->name);
         cJSON_AddStringToObject(x, "dtype", st_dtype_name(t->dtype));
-        for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
+        for (int d = 0; d < t->ndim; d++)
+            cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
         cJSON_AddItemToObject(x, "shape", sh);
         cJSON_AddNumberToObject(x, "params", (double)t->numel);
         cJSON_AddItemToArray(ts, x);
@@ -239,8 +241,8 @@ cJSON *hub_describe_json(const char *dir, af_err *e) {
     cJSON *mods = cJSON_AddArrayToObject(o, "modules");
     for (size_t i = 0; i < sizeof MODULES / sizeof *MODULES; i++) {
         int missing = 0;
-        cJSON *m = module_json(dir, MODULES[i].file, MODULES[i].what, MODULES[i].bin,
-                               MODULES[i].st, &missing, e);
+        cJSON *m = module_json(dir, MODULES[i].file, MODULES[i].what, MODULES[i].bin, MODULES[i].st,
+                               &missing, e);
         if (!m && !missing) {
             cJSON_Delete(o);
             return NULL;
@@ -258,14 +260,13 @@ int hub_describe(const char *dir, FILE *out, af_err *e) {
     const cJSON *m, *it;
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(o, "modules")) {
 #define STR(k, dflt)                                                                               \
-    (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, k))                                         \
-         ? cJSON_GetObjectItemCaseSensitive(m, k)->valuestring                                      \
+    (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, k))                                        \
+         ? cJSON_GetObjectItemCaseSensitive(m, k)->valuestring                                     \
          : (dflt))
         const cJSON *hs = cJSON_GetObjectItemCaseSensitive(m, "hidden_size");
         fprintf(out, "%s %s (%s, AdapterHub %s, %s, hidden %d)\n", STR("module", "?"),
-                STR("name", "?"), STR("config_file", "?"),
-                STR("version", "before 2.0: no version"), STR("model_class", "no model_class"),
-                cJSON_IsNumber(hs) ? hs->valueint : 0);
+                STR("name", "?"), STR("config_file", "?"), STR("version", "before 2.0: no version"),
+                STR("model_class", "no model_class"), cJSON_IsNumber(hs) ? hs->valueint : 0);
         cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(m, "config")) {
             char *v = cJSON_PrintUnformatted(it);
             fprintf(out, "    %-28s %s\n", it->string, v);

@@ -206,8 +206,8 @@ static int export_head(const af_file *a, const cJSON *h, const char *dir, int st
     cJSON_AddTrueToObject(c, "bias");
     /* the adapters library adds the head's dropout (null: the base's, as af's) */
     if (st) cJSON_AddNullToObject(c, "dropout_prob");
-    cJSON_AddStringToObject(c, "head_type",
-                            kind == HEAD_MULTILABEL ? "multilabel_classification" : "classification");
+    cJSON_AddStringToObject(
+        c, "head_type", kind == HEAD_MULTILABEL ? "multilabel_classification" : "classification");
     l2i = cJSON_AddObjectToObject(c, "label2id");
     for (int i = 0; i < L; i++) {
         const cJSON *s = names ? cJSON_GetArrayItem(names, i) : NULL;
@@ -450,8 +450,10 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
         if (o->safetensors) { /* build_full_config(..., adapter_names=...) */
             cJSON *an = cJSON_CreateArray();
             for (int i = 0; i < cJSON_GetArraySize(ads); i++) {
-                const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ads, i), "name");
-                cJSON_AddItemToArray(an, cJSON_CreateString(cJSON_IsString(x) ? x->valuestring : ""));
+                const cJSON *x =
+                    cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ads, i), "name");
+                cJSON_AddItemToArray(an,
+                                     cJSON_CreateString(cJSON_IsString(x) ? x->valuestring : ""));
             }
             /* first: the library's json.dump sorts the keys */
             cJSON_AddItemToObject(hj, "adapter_names", an);

@@ -159,7 +159,8 @@ static int parse_adapter_config(hub_adapter *h, const cJSON *c, int versioned, i
             h->scaling = it->valuedouble;
         } else if (!strcmp(k, "init_weights_seed")) {
             /* the `adapters` library's seed of the initial weights: the trained ones are here */
-            if (!cJSON_IsNull(it) && !(cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble)))
+            if (!cJSON_IsNull(it) &&
+                !(cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble)))
                 return refuse(e, file, it, "null or an integer expected");
         } else if (!strcmp(k, "dropout") || !strcmp(k, "stochastic_depth")) {
             if (!cJSON_IsNumber(it)) return refuse(e, file, it, "a number expected");
@@ -363,8 +364,8 @@ static int import_head(af_model *m, const char *dir, const hub_import_opts *o,
             /* read below, once num_labels is known */
         } else if (!strcmp(k, "dropout_prob")) {
             /* the `adapters` library's head dropout (null: the base's): training only */
-            if (!cJSON_IsNull(it) && !(cJSON_IsNumber(it) && it->valuedouble >= 0 &&
-                                       it->valuedouble < 1))
+            if (!cJSON_IsNull(it) &&
+                !(cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble < 1))
                 rc = refuse(e, file, it, "null or a dropout probability expected");
         } else {
             rc = refuse(e, file, it, "a field af does not know");

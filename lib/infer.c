@@ -209,8 +209,9 @@ typedef struct {
 /* Keys af-infer writes itself; an input key of the same name would be ambiguous, so it is not
  * passed through ("label" is, renamed "gold"). */
 static int reserved(const char *k) {
-    static const char *r[] = {"input_ids", "token_type_ids", "attention_mask", "gold",  "label_id",
-                              "labels",    "probs",          "score",          "fusion_weights"};
+    static const char *r[] = {"input_ids", "token_type_ids", "attention_mask",
+                              "gold",      "label_id",       "labels",
+                              "probs",     "score",          "fusion_weights"};
     for (size_t i = 0; i < sizeof r / sizeof *r; i++)
         if (!strcmp(k, r[i])) return 1;
     return 0;

@@ -2,9 +2,9 @@
  *
  * A window of lines is read, run through the model in batches of similar lengths and written
  * out, one JSON line per input line in input order, before the next window is read: memory is
- * bounded by the window, and a pipeline sees each line's result as soon as its line can run. An output line (af-files(5),
- * af-files(5)) carries the input's own keys verbatim except the token arrays, with its "label"
- * renamed "gold", then the prediction:
+ * bounded by the window, and a pipeline sees each line's result as soon as its line can run. An
+ * output line (af-files(5), af-files(5)) carries the input's own keys verbatim except the token
+ * arrays, with its "label" renamed "gold", then the prediction:
  *     {"id":"x17", "gold":"positive", "label":"positive", "label_id":1, "probs":[0.03,0.97]}
  *     {"id":"x18", "score":3.25}                                        (regression)
  *     {"id":"x19", "labels":["toxic"], "probs":[0.91,0.08,0.32]}        (multi-label)

@@ -1,5 +1,5 @@
-/* metrics.c: classification, regression and multi-label metrics (see metrics.h). Sums run in double and
- * counts in long; products of counts, which overflow 64 bits around 10^6 examples in the MCC
+/* metrics.c: classification, regression and multi-label metrics (see metrics.h). Sums run in double
+ * and counts in long; products of counts, which overflow 64 bits around 10^6 examples in the MCC
  * formula, are formed in double. */
 #include "metrics.h"
 
@@ -29,12 +29,14 @@ void metrics_free(metrics *m) {
 
 void metrics_reset(metrics *m) {
     m->tp = m->fp = m->fn = m->exact = 0;
-    if (m->kind == METRICS_CLASSIFICATION) memset(m->confusion, 0, (size_t)m->nclass * m->nclass * sizeof(long));
+    if (m->kind == METRICS_CLASSIFICATION)
+        memset(m->confusion, 0, (size_t)m->nclass * m->nclass * sizeof(long));
     m->n = 0;
 }
 
 void metrics_add_class(metrics *m, int gold, int pred) {
-    if (m->kind != METRICS_CLASSIFICATION || gold < 0 || gold >= m->nclass || pred < 0 || pred >= m->nclass) {
+    if (m->kind != METRICS_CLASSIFICATION || gold < 0 || gold >= m->nclass || pred < 0 ||
+        pred >= m->nclass) {
         fprintf(stderr, "metrics_add_class: labels %d, %d outside [0, %d)\n", gold, pred,
                 m->nclass);
         abort();
@@ -255,7 +257,7 @@ int metrics_check(const char *name, int kind, af_err *e) {
 }
 
 const char *metrics_default(int kind) {
-    return kind == METRICS_REGRESSION ? "pearson"
+    return kind == METRICS_REGRESSION   ? "pearson"
            : kind == METRICS_MULTILABEL ? "micro_f1"
                                         : "accuracy";
 }

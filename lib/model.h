@@ -153,10 +153,11 @@ int model_pass_rows(af_model *m, int rows, int maxS, size_t budget);
  * head_of[b] is the head of row b; gold[b·ldg] its label id (classification) or target value
  * (regression), gold[b·ldg + j] for j < L its 0/1 targets (multi-label; ldg >= the largest such
  * L), or gold == NULL (no loss). out[b·ldo + j] receives the probabilities (softmax; per-label
- * sigmoids for multi-label) or the score for regression. Returns the mean loss over the rows (NaN when gold == NULL), including
- * the fusion regulariser when training fusion. A batch of more rows than model_prepare's maxB
- * runs in passes of maxB rows (micro-batches): the same loss and gradients up to rounding, for
- * the activations of maxB rows; the fusion's annealing clock still counts one per batch. */
+ * sigmoids for multi-label) or the score for regression. Returns the mean loss over the rows (NaN
+ * when gold == NULL), including the fusion regulariser when training fusion. A batch of more rows
+ * than model_prepare's maxB runs in passes of maxB rows (micro-batches): the same loss and
+ * gradients up to rounding, for the activations of maxB rows; the fusion's annealing clock still
+ * counts one per batch. */
 double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold, int ldg,
                  int train, float *out, int ldo);
 /* Weights over adapters of the last forward (its last pass) at site p = 2l + s: (B·S, N), or

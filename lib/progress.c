@@ -164,8 +164,7 @@ void progress_eval_format(const progress_eval_info *ev, char *buf, size_t size) 
         add(buf, size, &at, "  pearson %.4f  spearman %.4f  mse %.4f", ev->m.pearson,
             ev->m.spearman, ev->m.mse);
     else if (ev->m.kind == METRICS_MULTILABEL)
-        add(buf, size, &at, "  micro_f1 %.4f  exact_match %.4f", ev->m.micro_f1,
-            ev->m.exact_match);
+        add(buf, size, &at, "  micro_f1 %.4f  exact_match %.4f", ev->m.micro_f1, ev->m.exact_match);
     else
         add(buf, size, &at, "  accuracy %.4f  f1 %.4f  mcc %.4f", ev->m.accuracy, ev->m.f1,
             ev->m.mcc);

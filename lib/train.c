@@ -72,8 +72,9 @@ int train_gold(float *g, const jl_example *x, const model_head *hd, const char *
                        x->line, hd->name);
     if (hd->kind == HEAD_REGRESSION) {
         if (x->label_kind == JL_LABEL_STRING)
-            return af_errf(e, "%s:%ld: label \"%s\": task %s is a regression, a number is "
-                              "expected",
+            return af_errf(e,
+                           "%s:%ld: label \"%s\": task %s is a regression, a number is "
+                           "expected",
                            name, x->line, x->label_str, hd->name);
         *g = (float)x->label_num;
         return 0;

@@ -137,8 +137,7 @@ int main(void) {
         want /= 4;
         double l = head_bce_forward(p, z, y, 2, 2);
         ok(fabs(l - want) < 1e-7 && fabs(p[0] - 1 / (1 + exp(-0.5))) < 1e-7 && p[3] == 0.5f,
-           "binary cross-entropy: the mean over all B·L entries (%.7f, %.7f); probs σ(z)", l,
-           want);
+           "binary cross-entropy: the mean over all B·L entries (%.7f, %.7f); probs σ(z)", l, want);
         head_bce_backward(d, p, y, 2, 2);
         ok(fabs(d[1] - p[1] / 4) < 1e-8 && fabs(d[0] - (p[0] - 1) / 4) < 1e-8,
            "binary cross-entropy: gradient (σ(z) − y)/(B·L)");
@@ -152,7 +151,8 @@ int main(void) {
         ok(head_kind_parse("multilabel") == HEAD_MULTILABEL &&
                head_kind_parse("regression") == HEAD_REGRESSION &&
                head_kind_parse("classification") == HEAD_CLASSIFICATION &&
-               head_kind_parse("multi") == -1 && !strcmp(head_kind_name(HEAD_MULTILABEL), "multilabel"),
+               head_kind_parse("multi") == -1 &&
+               !strcmp(head_kind_name(HEAD_MULTILABEL), "multilabel"),
            "head kinds by name and back");
     }
 

@@ -149,8 +149,8 @@ static void test_errors(void) {
             "label must be an integer, a string, a number or a list of names", "a boolean");
     rejects("a list label of numbers", "{\"input_ids\":[1],\"label\":[\"a\",1]}", 0,
             "label[1] must be a string (a label name)", "a number");
-    rejects("a list label naming one twice", "{\"input_ids\":[1],\"label\":[\"a\",\"b\",\"a\"]}",
-            0, "label[2]: \"a\" is in the list twice", NULL);
+    rejects("a list label naming one twice", "{\"input_ids\":[1],\"label\":[\"a\",\"b\",\"a\"]}", 0,
+            "label[2]: \"a\" is in the list twice", NULL);
     rejects("an object label", "{\"input_ids\":[1],\"label\":{}}", 0, "label must be", "an object");
     rejects("a numeric task", "{\"input_ids\":[1],\"task\":3}", 0, "task must be a string", NULL);
     rejects("a boolean id", "{\"input_ids\":[1],\"id\":false}", 0,

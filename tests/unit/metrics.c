@@ -73,7 +73,8 @@ static void test_hand(void) {
     metrics_add_value(&m, 2, 2);
     metrics_add_value(&m, 3, 5);
     metrics_compute(&m, &r);
-    ok(r.kind == METRICS_REGRESSION && near(r.mse, 5.0 / 3, 1e-15) && isnan(r.accuracy), "regression: MSE 5/3");
+    ok(r.kind == METRICS_REGRESSION && near(r.mse, 5.0 / 3, 1e-15) && isnan(r.accuracy),
+       "regression: MSE 5/3");
     metrics_free(&m);
 
     /* multi-label by hand: rows {a}, {a,b}, {} against {a}, {b}, {c}: TP 2, FP 1, FN 1 */
@@ -157,7 +158,8 @@ static void test_fixture(void) {
             float gf[64], pf[64];
             metrics_init_multilabel(&m, k);
             for (int i = 0; i < n; i++) {
-                for (int j = 0; j < k; j++) gf[j] = (float)g[i * k + j], pf[j] = (float)p[i * k + j];
+                for (int j = 0; j < k; j++)
+                    gf[j] = (float)g[i * k + j], pf[j] = (float)p[i * k + j];
                 metrics_add_set(&m, gf, pf);
             }
             metrics_compute(&m, &r);
