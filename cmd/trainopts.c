@@ -146,8 +146,8 @@ int common_opts_handle(common_opts *c, int opt, const char *arg) {
     case O_LABELS: c->labels = arg; break;
     case O_TASK:
         if (!strchr(arg, ':') || strchr(arg, ':') == arg)
-            usage_error("--task: NAME:label,label,..., NAME:regression or NAME:multilabel[:label,...] "
-                        "expected, '%s' given",
+            usage_error("--task: NAME:label,label,..., NAME:regression or "
+                        "NAME:multilabel[:label,...] expected, '%s' given",
                         arg);
         c->tasks = af_realloc(c->tasks, (c->ntasks + 1) * sizeof(char *));
         c->tasks[c->ntasks++] = (char *)arg;
