@@ -107,6 +107,18 @@ test_expect_success 'labels that do not fit the head are named with the line' '
 	! test -e x.st
 '
 
+test_expect_success 'af-fuse trains a multi-label head over two adapters; af-infer reads the fusion' '
+	I=$FIXTURES/infer && E=$FIXTURES/encoder/f32 &&
+	af-fuse --base "$E" --threads 1 --adapter "$I/a.safetensors" --adapter "$I/b.safetensors" \
+		--name t --epochs 2 --lr 1e-3 --dev "$D/dev.jsonl" -o f.st "$D/train.jsonl" 2>err &&
+	test_grep "micro_f1 .* exact_match" err &&
+	af-inspect --json f.st | tr -d " \n" >flat &&
+	test_grep "\"t\":{\"kind\":\"multilabel\",\"labels\":\[\"a\",\"b\"\]}" flat &&
+	af-infer --base "$E" --adapter "$I/a.safetensors" --adapter "$I/b.safetensors" --fusion f.st \
+		--metrics "$D/dev.jsonl" >out 2>err &&
+	test "$(grep -c "\"labels\":\[" out)" -eq 128 && test_grep "t: loss .* micro_f1" err
+'
+
 test_expect_success 'usage: --regression with --multilabel; a metric of another kind' '
 	test_exit 2 train -o x.st --regression --multilabel "$D/train.jsonl" 2>err &&
 	test_grep "\-\-regression and \-\-multilabel exclude each other" err &&
