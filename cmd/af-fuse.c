@@ -114,8 +114,9 @@ int main(int argc, char **argv) {
     model_init(&m, &base);
     m.temperature = temperature;
     af_err e;
-    if (model_load_adapters(&m, adapters, nadapters, &e) ||
-        model_new_fusion(&m, &fc, anneal, c.t.seed, &e) ||
+    if (model_load_adapters(&m, adapters, nadapters, &e)) die_err(&e);
+    common_drop_layers(&c, &m);
+    if (model_new_fusion(&m, &fc, anneal, c.t.seed, &e) ||
         train_add_heads(&m, &train, c.name, c.labels, c.tasks, c.ntasks, c.head_kind, c.t.seed + 1,
                         &e))
         die_err(&e);

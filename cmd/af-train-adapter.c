@@ -84,8 +84,11 @@ int main(int argc, char **argv) {
     if (spec.arch != SITE_NONE && spec.bottleneck > base.cfg.hidden)
         usage_error("--bottleneck %d exceeds the base's hidden size %d", spec.bottleneck,
                     base.cfg.hidden);
+    if (spec.arch == SITE_NONE && c.drop_layers)
+        usage_error("--drop-layers: --head-only trains no adapter to leave out");
     af_model m;
     model_init(&m, &base);
+    common_drop_layers(&c, &m);
     af_err e;
     if (model_new_adapter(&m, c.name, &spec, c.t.seed, &e) ||
         train_add_heads(&m, &train, c.name, c.labels, c.tasks, c.ntasks, c.head_kind, c.t.seed + 1,

@@ -18,7 +18,7 @@ enum {
     O_BASE = 1000, O_NAME, O_DEV, O_EPOCHS, O_MAX_STEPS, O_LR, O_WD, O_BETA1, O_BETA2, O_EPS,
     O_WARMUP, O_CLIP, O_BATCH, O_EVAL_BATCH, O_MICRO, O_MAXLEN, O_DROPOUT, O_SEED, O_THREADS,
     O_EVAL_EVERY, O_METRIC, O_PATIENCE, O_RESUME, O_CHECKPOINT, O_LOG, O_LABELS, O_TASK,
-    O_REGRESSION, O_MULTILABEL, O_VERSION, O_HELP
+    O_REGRESSION, O_MULTILABEL, O_VERSION, O_HELP, O_DROP, O_CACHE_MEMORY, O_CACHE_DIR, O_NO_CACHE
 };
 
 const struct option train_long_options[] = {
@@ -52,6 +52,10 @@ const struct option train_long_options[] = {
     {"task", required_argument, 0, O_TASK},
     {"regression", no_argument, 0, O_REGRESSION},
     {"multilabel", no_argument, 0, O_MULTILABEL},
+    {"drop-layers", required_argument, 0, O_DROP},
+    {"cache-memory", required_argument, 0, O_CACHE_MEMORY},
+    {"cache-dir", required_argument, 0, O_CACHE_DIR},
+    {"no-cache", no_argument, 0, O_NO_CACHE},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'},
@@ -86,6 +90,12 @@ const char train_options_help[] =
     "  --checkpoint FILE      where Ctrl-C/SIGTERM saves a resumable state (default OUT.ckpt)\n"
     "  --resume FILE          continue from such a checkpoint\n"
     "  --threads N            (default: all cores)\n"
+    "AdapterDrop:\n"
+    "  --drop-layers K        no adapters (and no fusion) in layers 0..K-1; their output is\n"
+    "                         computed once, in the first epoch, and kept (dropout off there)\n"
+    "  --cache-memory MIB     keep it in memory up to MIB (default 2048), else in a file\n"
+    "  --cache-dir DIR        where that file goes (default $TMPDIR, else /tmp; removed)\n"
+    "  --no-cache             compute the lower layers every epoch instead\n"
     "  -q, --quiet            no progress on stderr\n"
     "  -h, --help             -V, --version\n";
 
@@ -160,6 +170,12 @@ int common_opts_handle(common_opts *c, int opt, const char *arg) {
         c->head_kind = k;
         break;
     }
+    case O_DROP: c->drop_layers = (int)opt_long("--drop-layers", arg, 0, 63); break;
+    case O_CACHE_MEMORY:
+        t->cache_memory = (uint64_t)opt_long("--cache-memory", arg, 0, 1L << 40) << 20;
+        break;
+    case O_CACHE_DIR: t->cache_dir = arg; break;
+    case O_NO_CACHE: t->no_cache = 1; break;
     case 'q': t->quiet = 1; break;
     default: return 0;
     }
@@ -204,6 +220,15 @@ void common_opts_finish(common_opts *c, int argc, char **argv) {
         usage_error("--checkpoint %s is the output file", c->t.ckpt_path);
     c->t.out_path = c->out;
     check_paths(c);
+}
+
+void common_drop_layers(const common_opts *c, af_model *m) {
+    if (!c->drop_layers) return;
+    if (c->drop_layers >= m->L)
+        usage_error("--drop-layers %d: the base has %d layers, so at most %d", c->drop_layers, m->L,
+                    m->L - 1);
+    af_err e;
+    if (model_leave_out(m, (1ull << c->drop_layers) - 1, &e)) die_err(&e);
 }
 
 void common_opts_free(common_opts *c) {

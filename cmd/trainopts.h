@@ -17,6 +17,7 @@ typedef struct {
     int head_kind; /* every task's head_kind unless --task says: --regression, --multilabel */
     int threads;
     int eval_batch;
+    int drop_layers;               /* --drop-layers K */
     char *owned_ckpt, *owned_args; /* freed by common_opts_free */
     pathguard guard;               /* every file read and written; a program adds its own inputs */
 } common_opts;
@@ -41,6 +42,9 @@ extern const char train_options_help[];
 /* The command line as JSON (for the training record), without --resume. */
 char *common_args_json(const common_opts *c, int argc, char **argv);
 
+/* --drop-layers: leaves layers 0 .. K - 1 of m without adapters (before a new adapter, or after
+ * loading the adapters to fuse); exits 2 when the base has no more than K layers. */
+void common_drop_layers(const common_opts *c, af_model *m);
 /* Loads the base, reads train (and dev) data, applies --threads; exits 1 with a message on error. */
 void common_load(common_opts *c, bert *base, jl_set *train, jl_set *dev);
 /* Builds data, trains, reports; returns the exit status. */

@@ -882,6 +882,7 @@ struct bert_acts {
     int u_deriv;                /* the last forward (frozen, training) left act'(u) in the kept
                                    layers' u: the backward multiplies instead of evaluating it */
     int frozen, lowest;         /* bert_acts_new_frozen: the plan the buffers were cut for */
+    int begun;                  /* K after bert_forward_begin, until bert_forward_end */
     int compact;                /* its last layer holds [CLS] rows only */
     int lean;                   /* bert_acts_new_lean: only the last hidden states are kept */
     int ffn_rows;               /* lean: the feed-forward runs in blocks of this many rows (its
@@ -1231,6 +1232,12 @@ int bert_batch_check(const bert *m, const bert_batch *b, af_err *e) {
                            tok, b->mask[i]);
     }
     return 0;
+}
+
+/* The dropout a forward applies: the config's in training, else none. */
+static void forward_rates(bert_acts *A, const bert_config *c, int train) {
+    A->ph = train ? c->hidden_dropout : 0, A->pa = train ? c->attn_dropout : 0;
+    A->ph1 = arch_get(c->arch)->attn_out_dropout ? A->ph : 0;
 }
 
 static int hooked(const bert_hooks *hk, int l, int site) {
@@ -1591,18 +1598,18 @@ void bert_acts_cls_only(bert_acts *acts, int on) {
     acts->cls_only = on;
 }
 
-const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
-                          const bert_hooks *hooks, int train, af_rng *rng) {
-    bert_acts *A = acts;
+/* The batch into the acts (ids, types, mask, positions) and the dropout rates of a forward
+ * (train: the config's, else 0). 0, or -1 when the acts cannot take it (bert_forward's NULL). */
+static int forward_setup(const bert *m, bert_acts *A, const bert_batch *b, int train,
+                         af_rng *rng) {
     const bert_config *c = &m->cfg;
     if (!b || b->B > A->maxB || b->S > A->maxS || (train && !A->train) || A->L != c->layers ||
         A->H != c->hidden || A->F != c->ffn || A->NH != c->heads)
-        return NULL;
-    if (train && !rng && (c->hidden_dropout > 0 || c->attn_dropout > 0)) return NULL;
-    if (!b->ids || bert_batch_check(m, b, NULL)) return NULL;
+        return -1;
+    if (train && !rng && (c->hidden_dropout > 0 || c->attn_dropout > 0)) return -1;
+    if (!b->ids || bert_batch_check(m, b, NULL)) return -1;
     A->B = b->B, A->S = b->S;
-    A->ph = train ? c->hidden_dropout : 0, A->pa = train ? c->attn_dropout : 0;
-    A->ph1 = arch_get(c->arch)->attn_out_dropout ? A->ph : 0;
+    forward_rates(A, c, train);
     int M = b->B * b->S;
     memcpy(A->ids, b->ids, M * sizeof(int));
     for (int i = 0; i < M; i++) {
@@ -1610,12 +1617,22 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
         A->mask[i] = b->mask ? b->mask[i] : 1;
     }
     positions(A, c);
+    return 0;
+}
+
+/* Which hooks are active, checked against the plan the acts were cut for; then layers
+ * from .. L - 1. from > 0: hidk(A, from) holds their input, and no hook may be active below. */
+static const float *forward_layers(const bert *m, bert_acts *A, int from, const bert_hooks *hooks,
+                                   int train, af_rng *rng) {
+    const bert_config *c = &m->cfg;
     for (int l = 0; l < c->layers; l++)
         for (int s = 0; s < BERT_NSITES; s++)
             A->active[2 * l + s] = (unsigned char)hooked(hooks, l, s);
     /* acts cut for a frozen plan hold too little for anything else */
     if (A->compact && !A->cls_only) return NULL;
     for (int p = 0; A->frozen && train && p < A->lowest && p < 2 * c->layers; p++)
+        if (A->active[p]) return NULL;
+    for (int p = 0; p < 2 * from; p++)
         if (A->active[p]) return NULL;
     for (int l = 0; A->rot && train && l < c->layers; l++)
         if (A->active[2 * l + BERT_SITE_ATTN]) return NULL;
@@ -1624,8 +1641,8 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
             if (A->active[p]) return NULL;
     A->dvalid = c->layers + 1;
     A->u_deriv = A->frozen && train;
-    embed_forward(m, A, hidk(A, 0), rng);
-    for (int l = 0; l < c->layers; l++) {
+    if (from == 0) embed_forward(m, A, hidk(A, 0), rng);
+    for (int l = from; l < c->layers; l++) {
         if (A->group_rows)
             layer_forward_grouped(m, A, l, hooks);
         else if (A->cls_only && l == c->layers - 1)
@@ -1634,6 +1651,39 @@ const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
     }
     A->fwd_cls_only = A->cls_only;
     return hidk(A, c->layers);
+}
+
+const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
+                          const bert_hooks *hooks, int train, af_rng *rng) {
+    if (forward_setup(m, acts, b, train, rng)) return NULL;
+    return forward_layers(m, acts, 0, hooks, train, rng);
+}
+
+float *bert_forward_begin(const bert *m, bert_acts *acts, const bert_batch *b, int K, int lower) {
+    bert_acts *A = acts;
+    if (K < 1 || K >= m->cfg.layers || forward_setup(m, A, b, 0, NULL)) return NULL;
+    A->begun = K;
+    if (!lower) return hidk(A, K);
+    /* no hook below K, no dropout, nothing the backward reads (it stops at K): as inference */
+    memset(A->active, 0, 2 * (size_t)K);
+    A->u_deriv = 0;
+    embed_forward(m, A, hidk(A, 0), NULL);
+    for (int l = 0; l < K; l++) {
+        if (A->group_rows) layer_forward_grouped(m, A, l, NULL);
+        else layer_forward(m, A, l, NULL, NULL);
+    }
+    return hidk(A, K);
+}
+
+const float *bert_forward_end(const bert *m, bert_acts *acts, const bert_hooks *hooks, int train,
+                              af_rng *rng) {
+    bert_acts *A = acts;
+    int K = A->begun;
+    A->begun = 0;
+    if (K < 1 || (train && !A->train)) return NULL;
+    if (train && !rng && (m->cfg.hidden_dropout > 0 || m->cfg.attn_dropout > 0)) return NULL;
+    forward_rates(A, &m->cfg, train);
+    return forward_layers(m, A, K, hooks, train, rng);
 }
 
 /* ---- backward ----------------------------------------------------------------------------- */

@@ -191,6 +191,18 @@ int bert_batch_check(const bert *m, const bert_batch *b, af_err *e);
  * bert_batch_check, exceeds the B×S the acts were made for, or asks train of inference-only acts. */
 const float *bert_forward(const bert *m, bert_acts *acts, const bert_batch *b,
                           const bert_hooks *hooks, int train, af_rng *rng);
+/* A forward in two calls, for a model whose layers below K hold no hook (AdapterDrop: their
+ * output is the same in every epoch and may be kept, layercache.h). bert_forward_begin takes
+ * the batch and returns the buffer of layer K's input, [B*S, H]: with lower, computed (the
+ * embeddings and layers 0 .. K - 1 without dropout, whatever train comes next, so that the
+ * output is the same every time it is computed); without, for the caller to fill (rows at
+ * padding positions are read by nothing that reaches a real token, but must be finite).
+ * bert_forward_end then runs layers K .. L - 1 as bert_forward would (hooks, train, rng) and
+ * returns what bert_forward returns; the backward stops at K (nothing below is hooked). 1 <= K <
+ * layers; NULL where bert_forward would give NULL, or when a hook is active below K. */
+float *bert_forward_begin(const bert *m, bert_acts *acts, const bert_batch *b, int K, int lower);
+const float *bert_forward_end(const bert *m, bert_acts *acts, const bert_hooks *hooks, int train,
+                              af_rng *rng);
 /* Hidden states after layer l (l = -1: embeddings), valid after a forward. */
 const float *bert_hidden(const bert_acts *acts, int l);
 /* dLoss/d(hidden states after layer l), valid after a backward for the layers it went through

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "layercache.h"
 #include "ops.h"
 
 /* Tensor names are AdapterHub's for the base's architecture (arch.h). */
@@ -24,11 +25,26 @@ static int site_has(const af_model *m, int s) {
     return m->N > 0 && (model_site_mask(m->arch) >> s & 1);
 }
 
+int model_left_out(const af_model *m, int l) {
+    return l >= 0 && l < 64 && (m->leave_out >> l & 1);
+}
+
+/* Site p = 2l + s holds adapters (and fusion): its kind, in a layer not left out. */
+static int site_on(const af_model *m, int p) {
+    return site_has(m, p % 2) && !model_left_out(m, p / 2);
+}
+
 /* Sites holding adapters are laid out one after the other: how many come before site p. */
 static int site_rank(const af_model *m, int p) {
     int k = 0;
-    for (int q = 0; q < p; q++) k += site_has(m, q % 2);
+    for (int q = 0; q < p; q++) k += site_on(m, q);
     return k;
+}
+
+int model_frozen_layers(const af_model *m) {
+    int p = 0;
+    while (p < 2 * m->L && !site_on(m, p)) p++;
+    return p / 2;
 }
 
 void model_init(af_model *m, bert *base) {
@@ -72,19 +88,16 @@ static void alloc_adapters(af_model *m) {
         r[i] = m->ad[i].r, act[i] = m->ad[i].act;
         per += adapter_nparams(m->H, r[i]);
     }
-    int nsites = 0;
-    for (int s = 0; s < BERT_NSITES; s++) nsites += site_has(m, s);
-    m->an = per * nsites * m->L;
-    m->amem = af_calloc(m->an, sizeof(float));
+    m->an = per * site_rank(m, 2 * m->L);
+    m->amem = af_calloc(m->an ? m->an : 1, sizeof(float));
     m->aw = af_calloc((size_t)2 * m->L * N, sizeof(adapter));
     m->ag = af_calloc((size_t)2 * m->L * N, sizeof(adapter));
     float *p = m->amem;
-    for (int l = 0; l < m->L; l++)
-        for (int s = 0; s < BERT_NSITES; s++)
-            if (site_has(m, s)) {
-                adapter_stack_carve(&m->aw[(size_t)(2 * l + s) * N], N, p, m->H, r, act);
-                p += per;
-            }
+    for (int q = 0; q < 2 * m->L; q++)
+        if (site_on(m, q)) {
+            adapter_stack_carve(&m->aw[(size_t)q * N], N, p, m->H, r, act);
+            p += per;
+        }
     free(r), free(act);
 }
 
@@ -136,7 +149,7 @@ int model_new_adapter(af_model *m, const char *name, const adapter_spec *spec, u
     af_rng rng;
     af_rng_seed(&rng, seed);
     for (int p = 0; p < 2 * m->L; p++)
-        if (site_has(m, p % 2)) adapter_init(&m->aw[p], &rng);
+        if (site_on(m, p)) adapter_init(&m->aw[p], &rng);
     return 0;
 }
 
@@ -188,6 +201,32 @@ static const char *json_str(const cJSON *o, const char *k) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* The layers a file's config leaves without adapters ("leave_out", AdapterHub's key and meaning:
+ * layer numbers from 0), into *mask. An adapter imported from AdapterHub records its left-out
+ * layers as bottleneck 0 in its "hub" metadata (hub_import.c) and holds zeros there: those are
+ * left out too, which computes the same and skips the work. */
+static int leave_out_meta(const st_file *f, const cJSON *cfg, int L, uint64_t *mask, af_err *e) {
+    const cJSON *lo = cJSON_GetObjectItemCaseSensitive(cfg, "leave_out"), *it;
+    if (lo && !cJSON_IsArray(lo))
+        return af_errf(e, "%s: config.leave_out: a list of layers expected", f->path);
+    cJSON_ArrayForEach(it, lo) {
+        double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
+        if (!(d >= 0 && d < L && d < 64 && d == (int)d))
+            return af_errf(e, "%s: config.leave_out: layers 0 to %d expected, %s found", f->path,
+                           L - 1, cJSON_IsNumber(it) ? "another number" : "something else");
+        *mask |= 1ull << (int)d;
+    }
+    const char *hub = st_meta_get(f, "hub");
+    cJSON *h = hub ? cJSON_Parse(hub) : NULL;
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(h, "bottlenecks");
+    for (int l = 0; l < L && l < 64 && cJSON_IsArray(b); l++) {
+        const cJSON *r = cJSON_GetArrayItem(b, l);
+        if (cJSON_IsNumber(r) && r->valueint == 0) *mask |= 1ull << l;
+    }
+    cJSON_Delete(h);
+    return 0;
+}
+
 /* A fusion file's config values, checked as af-fuse checks its options: a file edited by hand
  * must not run with a value the command line would have refused (a temperature of 0 or "abc"
  * was once read as 1, and 1e-40 made every probability NaN). Absent keys take the defaults of
@@ -226,7 +265,8 @@ static int fusion_meta_check(const cJSON *cfg, const char *path, af_err *e) {
 }
 
 /* Reads an adapter's name and shape from a file's metadata. */
-static int adapter_meta(const st_file *f, model_adapter *a, int *arch, af_err *e) {
+static int adapter_meta(const st_file *f, model_adapter *a, int *arch, uint64_t *leave_out, int L,
+                        af_err *e) {
     const char *fmt = st_meta_get(f, "format");
     /* A fusion file has no adapter config: say what it is rather than what it lacks. */
     if (fmt && !strcmp(fmt, MODEL_FORMAT_FUSION))
@@ -249,6 +289,8 @@ static int adapter_meta(const st_file *f, model_adapter *a, int *arch, af_err *e
         rc = af_errf(e, "%s: config.non_linearity missing or unknown", f->path);
     else if (r < 1 && site_arch_parse(archs) != SITE_NONE)
         rc = af_errf(e, "%s: config.bottleneck missing", f->path);
+    else
+        rc = leave_out_meta(f, c, L, leave_out, e);
     if (!rc) {
         a->name = af_strdup(name);
         a->r = r;
@@ -286,7 +328,7 @@ static int copy_tensor(const st_file *f, const char *name, float *dst, int ndim,
 static int load_adapter_tensors(af_model *m, const st_file *f, int i, af_err *e) {
     for (int l = 0; l < m->L; l++)
         for (int s = 0; s < BERT_NSITES; s++) {
-            if (!site_has(m, s)) continue;
+            if (!site_on(m, 2 * l + s)) continue;
             adapter *a = &m->aw[(size_t)(2 * l + s) * m->N + i];
             float *dst[ADAPTER_NPARAMS] = {a->down_w, a->down_b, a->up_w, a->up_b};
             param_desc pd[ADAPTER_NPARAMS];
@@ -309,7 +351,10 @@ int model_load_adapters(af_model *m, const char **paths, int N, af_err *e) {
     int rc = 0, arch0 = -1;
     for (int i = 0; i < N && !rc; i++) {
         int arch = -1;
-        if (st_open(&f[i], paths[i], e) || adapter_meta(&f[i], &m->ad[i], &arch, e) ||
+        /* fused adapters left out of different layers: the fusion exists only where all of
+         * them are (af-fuse(1)) */
+        if (st_open(&f[i], paths[i], e) ||
+            adapter_meta(&f[i], &m->ad[i], &arch, &m->leave_out, m->L, e) ||
             check_base(m, &f[i], e) || af_sha256_file(paths[i], m->ad[i].sha256, e)) {
             rc = -1;
             break;
@@ -326,6 +371,10 @@ int model_load_adapters(af_model *m, const char **paths, int N, af_err *e) {
                 rc = af_errf(e, "%s and %s both hold an adapter named '%s'", paths[j], paths[i],
                              m->ad[i].name);
     }
+    if (!rc) m->arch = arch0;
+    if (!rc && arch0 != SITE_NONE && model_frozen_layers(m) == m->L)
+        rc = af_errf(e, "%s: leave_out leaves no layer with adapters%s", paths[N - 1],
+                     N > 1 ? " that all the adapters share" : "");
     if (!rc) {
         m->arch = arch0;
         alloc_adapters(m);
@@ -336,6 +385,48 @@ int model_load_adapters(af_model *m, const char **paths, int N, af_err *e) {
     for (int i = 0; i < N; i++) st_close(&f[i]);
     free(f);
     return rc;
+}
+
+int model_leave_out(af_model *m, uint64_t mask, af_err *e) {
+    uint64_t old = m->leave_out;
+    if (m->fused || m->params) return af_errf(e, "model: layers are left out before fusion");
+    m->leave_out |= mask;
+    if (m->N && m->arch != SITE_NONE && model_frozen_layers(m) == m->L) {
+        m->leave_out = old;
+        return af_errf(e, "leaving out layers %s leaves no layer with adapters",
+                       model_leave_out_str(mask | old, m->L));
+    }
+    if (!m->N || m->leave_out == old) return 0;
+    /* the adapters already read: their stacks laid out again without the sites left out */
+    float *amem = m->amem;
+    adapter *aw = m->aw, *ag = m->ag;
+    size_t per = 0;
+    for (int i = 0; i < m->N; i++) per += adapter_nparams(m->H, m->ad[i].r);
+    alloc_adapters(m);
+    for (int p = 0; p < 2 * m->L; p++)
+        if (site_on(m, p))
+            memcpy(m->aw[(size_t)p * m->N].down_w, aw[(size_t)p * m->N].down_w,
+                   per * sizeof(float));
+    free(amem), free(aw), free(ag);
+    return 0;
+}
+
+const char *model_leave_out_str(uint64_t mask, int L) {
+    static _Thread_local char buf[64 * 4];
+    int n = 0, l = 0;
+    buf[0] = 0;
+    while (l < L && l < 64) {
+        if (!(mask >> l & 1)) {
+            l++;
+            continue;
+        }
+        int k = l;
+        while (k + 1 < L && k + 1 < 64 && (mask >> (k + 1) & 1)) k++;
+        n += snprintf(buf + n, sizeof buf - n, n ? ",%d" : "%d", l);
+        if (k > l) n += snprintf(buf + n, sizeof buf - n, "-%d", k);
+        l = k + 1;
+    }
+    return buf;
 }
 
 static char *join_names(const af_model *m) {
@@ -357,19 +448,16 @@ static void alloc_fusion(af_model *m, const fusion_config *cfg) {
     m->fused = 1;
     m->fusion_name = join_names(m);
     size_t per = fusion_nparams(&m->fcfg);
-    int nsites = 0;
-    for (int s = 0; s < BERT_NSITES; s++) nsites += site_has(m, s);
-    m->fn = per * nsites * m->L;
+    m->fn = per * site_rank(m, 2 * m->L);
     m->fmem = af_calloc(m->fn ? m->fn : 1, sizeof(float));
     m->fw = af_calloc(2 * m->L, sizeof(fusion));
     m->fg = af_calloc(2 * m->L, sizeof(fusion));
     float *p = m->fmem;
-    for (int l = 0; l < m->L; l++)
-        for (int s = 0; s < BERT_NSITES; s++)
-            if (site_has(m, s)) {
-                fusion_carve(&m->fw[2 * l + s], &m->fcfg, p);
-                p += per;
-            }
+    for (int q = 0; q < 2 * m->L; q++)
+        if (site_on(m, q)) {
+            fusion_carve(&m->fw[q], &m->fcfg, p);
+            p += per;
+        }
 }
 
 int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t seed, af_err *e) {
@@ -384,7 +472,7 @@ int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t
     af_rng rng;
     af_rng_seed(&rng, seed);
     for (int p = 0; p < 2 * m->L; p++)
-        if (site_has(m, p % 2)) fusion_init(&m->fw[p], &rng);
+        if (site_on(m, p)) fusion_init(&m->fw[p], &rng);
     return 0;
 }
 
@@ -431,7 +519,9 @@ int model_load_fusion(af_model *m, const char *path, af_err *e) {
             goto out;
         }
     }
-    if (fusion_meta_check(cfg, path, e)) {
+    uint64_t lo = 0;
+    if (fusion_meta_check(cfg, path, e) || leave_out_meta(&f, cfg, m->L, &lo, e) ||
+        model_leave_out(m, lo, e)) {
         rc = -1;
         goto out;
     }
@@ -458,7 +548,7 @@ int model_load_fusion(af_model *m, const char *path, af_err *e) {
     int np = fusion_params(pd, &m->fcfg);
     for (int l = 0; l < m->L && !rc; l++)
         for (int s = 0; s < BERT_NSITES && !rc; s++) {
-            if (!site_has(m, s)) continue;
+            if (!site_on(m, 2 * l + s)) continue;
             float *base = m->fmem + fusion_nparams(&m->fcfg) * site_rank(m, 2 * l + s);
             for (int j = 0; j < np && !rc; j++) {
                 char name[512];
@@ -618,7 +708,7 @@ void model_finalize(af_model *m) {
         int *r = af_malloc(m->N * sizeof(int)), *act = af_malloc(m->N * sizeof(int));
         for (int i = 0; i < m->N; i++) r[i] = m->ad[i].r, act[i] = m->ad[i].act;
         for (int p = 0; p < 2 * m->L; p++)
-            if (site_has(m, p % 2))
+            if (site_on(m, p))
                 adapter_stack_carve(&m->ag[(size_t)p * m->N], m->N,
                                     m->agrad + (m->aw[(size_t)p * m->N].down_w - m->amem), m->H, r,
                                     act);
@@ -628,7 +718,7 @@ void model_finalize(af_model *m) {
         free(m->fgrad);
         m->fgrad = af_calloc(m->fn ? m->fn : 1, sizeof(float));
         for (int p = 0; p < 2 * m->L; p++)
-            if (site_has(m, p % 2)) {
+            if (site_on(m, p)) {
                 fusion_carve(&m->fg[p], &m->fcfg,
                              m->fgrad + fusion_nparams(&m->fcfg) * site_rank(m, p));
             }
@@ -643,7 +733,7 @@ void model_finalize(af_model *m) {
     for (int i = 0; i < m->N; i++)
         for (int l = 0; l < m->L; l++)
             for (int s = 0; s < BERT_NSITES; s++) {
-                if (!site_has(m, s)) continue;
+                if (!site_on(m, 2 * l + s)) continue;
                 size_t k = (size_t)(2 * l + s) * m->N + i;
                 adapter *a = &m->aw[k], *g = m->agrad ? &m->ag[k] : NULL;
                 param_desc pd[ADAPTER_NPARAMS];
@@ -664,7 +754,7 @@ void model_finalize(af_model *m) {
         int k = 0;
         for (int l = 0; l < m->L; l++)
             for (int s = 0; s < BERT_NSITES; s++) {
-                if (!site_has(m, s)) continue;
+                if (!site_on(m, 2 * l + s)) continue;
                 for (int j = 0; j < np; j++) {
                     arch_fusion_name(name, sizeof name, model_arch(m), l, s, m->fusion_name,
                                      pd[j].name);
@@ -767,10 +857,10 @@ static size_t arena_bytes(af_model *m, int maxB, int maxS, int train, int *lowes
      * lowest site that holds adapters (none: nothing is kept) */
     int lowest = 2 * m->L;
     for (int p = 2 * m->L - 1; p >= 0; p--)
-        if (site_has(m, p % 2)) lowest = p;
+        if (site_on(m, p)) lowest = p;
     size_t bytes = 64 * 64;
     for (int p = 0; p < 2 * m->L; p++) {
-        if (!site_has(m, p % 2)) continue;
+        if (!site_on(m, p)) continue;
         site *s = &m->sites[p];
         s->arch = m->arch;
         s->N = m->N;
@@ -840,11 +930,40 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
     head_cache_carve(&m->hc, af_arena_floats(&m->arena, head_cache_floats(H, maxB)), H, maxB);
 }
 
+/* The encoder's training forward. With K > 0 lowest layers free of adapters it starts at layer
+ * K (AdapterDrop): their output, computed without dropout, comes from the layer cache when every
+ * row of the pass is in it, and otherwise is computed and the rows not yet in are put in. ex:
+ * the rows' examples (NULL: no cache). NULL on failure (m->cache->failed says when it was the
+ * cache's). */
+static const float *encode(af_model *m, const bert_batch *b, const bert_hooks *hooks, int train,
+                           const int *ex) {
+    int K = model_frozen_layers(m);
+    if (!train || K == 0 || K >= m->L) return bert_forward(m->base, m->acts, b, hooks, train, &m->rng);
+    layercache *c = ex ? m->cache : NULL;
+    int all = c != NULL;
+    for (int r = 0; all && r < b->B; r++) all = layercache_has(c, ex[r]);
+    float *x = bert_forward_begin(m->base, m->acts, b, K, !all);
+    if (!x) return NULL;
+    size_t SH = (size_t)b->S * m->H;
+    for (int r = 0; c && r < b->B; r++) {
+        float *row = x + r * SH;
+        if (all) {
+            /* padding rows: zeros, finite, and read by nothing that reaches a real token */
+            size_t n = (size_t)(c->off[ex[r] + 1] - c->off[ex[r]]);
+            memset(row + n, 0, (SH - n) * sizeof(float));
+            if (layercache_get(c, ex[r], row)) return NULL;
+        } else if (!layercache_has(c, ex[r]) && layercache_put(c, ex[r], row))
+            return NULL;
+    }
+    return bert_forward_end(m->base, m->acts, hooks, train, &m->rng);
+}
+
 /* One pass over rows that fit the prepared activations: rows of a batch of Btot, whose loss is
  * the mean over all Btot rows (so this pass's rows weigh 1/Btot each); `last`: the batch's last
  * pass, which adds the fusion regulariser and advances the annealing clock. */
 static double model_pass(af_model *m, const bert_batch *b, const int *head_of, const float *gold,
-                         int ldg, int train, float *out, int ldo, int Btot, int last) {
+                         int ldg, int train, float *out, int ldo, int Btot, int last,
+                         const int *ex) {
     /* Pfeiffer sites read h and r only as h + r (site.h) */
     bert_hooks hooks = {m, hook_active, hook_forward, hook_backward, m->arch == SITE_PFEIFFER};
     int B = b->B, S = b->S, H = m->H;
@@ -852,7 +971,7 @@ static double model_pass(af_model *m, const bert_batch *b, const int *head_of, c
      * model prepared for inference has fusion weights someone may read for every token
      * (af-infer --fusion-weights). */
     bert_acts_cls_only(m->acts, m->train || !m->fused);
-    const float *hid = bert_forward(m->base, m->acts, b, &hooks, train, &m->rng);
+    const float *hid = encode(m, b, &hooks, train, ex);
     if (!hid) return NAN;
     /* training runs [CLS]-only: the encoder's backward reads the first tokens' rows alone */
     for (int r = 0; train && r < B; r++)
@@ -928,8 +1047,14 @@ static double model_pass(af_model *m, const bert_batch *b, const int *head_of, c
 
 double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold, int ldg,
                  int train, float *out, int ldo) {
+    return model_run_cached(m, b, NULL, head_of, gold, ldg, train, out, ldo);
+}
+
+double model_run_cached(af_model *m, const bert_batch *b, const int *ex, const int *head_of,
+                        const float *gold, int ldg, int train, float *out, int ldo) {
     train = train && m->train;
-    if (b->B <= m->maxB) return model_pass(m, b, head_of, gold, ldg, train, out, ldo, b->B, 1);
+    if (b->B <= m->maxB)
+        return model_pass(m, b, head_of, gold, ldg, train, out, ldo, b->B, 1, ex);
     /* More rows than the activations were prepared for: passes of maxB rows, whose gradients
      * add up to the batch's (the loss is a mean over rows, each pass weighs its share). */
     double loss = 0;
@@ -939,7 +1064,8 @@ double model_run(af_model *m, const bert_batch *b, const int *head_of, const flo
         bert_batch part = {n, b->S, b->ids + r * S, b->type_ids ? b->type_ids + r * S : NULL,
                            b->mask ? b->mask + r * S : NULL};
         loss += model_pass(m, &part, head_of + r, gold ? gold + (size_t)r * ldg : NULL, ldg, train,
-                           out ? out + (size_t)r * ldo : NULL, ldo, b->B, r + n == b->B);
+                           out ? out + (size_t)r * ldo : NULL, ldo, b->B, r + n == b->B,
+                           ex ? ex + r : NULL);
     }
     return loss;
 }
@@ -948,7 +1074,7 @@ double model_fusion_reg(const af_model *m) {
     double r = 0;
     if (!m->fused) return 0;
     for (int p = 0; p < 2 * m->L; p++)
-        if (site_has(m, p % 2)) r += fusion_reg_forward(&m->fw[p]);
+        if (site_on(m, p)) r += fusion_reg_forward(&m->fw[p]);
     return r;
 }
 
@@ -984,6 +1110,15 @@ static cJSON *base_json(const af_model *m) {
     return b;
 }
 
+/* config.leave_out: the layers without adapters or fusion, when there are any (AdapterHub's
+ * key; files without it have adapters in every layer) */
+static void add_leave_out(cJSON *cfg, const af_model *m) {
+    if (!m->leave_out) return;
+    cJSON *a = cJSON_AddArrayToObject(cfg, "leave_out");
+    for (int l = 0; l < m->L; l++)
+        if (model_left_out(m, l)) cJSON_AddItemToArray(a, cJSON_CreateNumber(l));
+}
+
 void model_writer(af_model *m, st_writer *w, const char *format, int group_mask,
                   const char *training) {
     int fusionf = !strcmp(format, MODEL_FORMAT_FUSION);
@@ -1000,12 +1135,14 @@ void model_writer(af_model *m, st_writer *w, const char *format, int group_mask,
         cJSON_AddNumberToObject(cfg, "adapters_updated", (group_mask >> PG_ADAPTER) & 1);
         cJSON *names = cJSON_AddArrayToObject(cfg, "adapter_names");
         for (int i = 0; i < m->N; i++) cJSON_AddItemToArray(names, cJSON_CreateString(m->ad[i].name));
+        add_leave_out(cfg, m);
     } else {
         cJSON_AddNumberToObject(cfg, "reduction_factor", m->ad[0].r ? (double)m->H / m->ad[0].r : 0);
         cJSON_AddNumberToObject(cfg, "bottleneck", m->ad[0].r);
         cJSON_AddStringToObject(cfg, "non_linearity", act_name(m->ad[0].act));
         cJSON_AddNumberToObject(cfg, "hidden_size", m->H);
         cJSON_AddNumberToObject(cfg, "num_layers", m->L);
+        add_leave_out(cfg, m);
     }
     meta_owned(w, "config", json_print(cfg));
     cJSON *heads = cJSON_CreateObject();

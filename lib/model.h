@@ -65,6 +65,8 @@ typedef struct af_model {
     int L, H;              /* base layers and hidden size */
     int arch;              /* site_arch shared by all adapters */
     int N;                 /* adapters */
+    uint64_t leave_out;    /* bit l: layer l holds no adapter and no fusion (AdapterHub's
+                              leave_out; --drop-layers K leaves out 0 .. K - 1) */
     model_adapter *ad;     /* [N] */
     float *amem, *agrad;   /* every adapter weight, per site a stack (adapter_stack_carve) */
     size_t an;
@@ -103,6 +105,8 @@ typedef struct af_model {
     head_cache hc;
     af_rng rng;            /* dropout */
     float dropout;         /* hidden dropout used by heads (the base's unless overridden) */
+    struct layercache *cache; /* the lower layers' output per example (model_run_cached), or
+                                 NULL; the caller's */
 } af_model;
 
 /* A model on a base with no adapters yet. */
@@ -119,6 +123,17 @@ int model_new_adapter(af_model *m, const char *name, const adapter_spec *spec, u
 /* Reads N adapter files (each checked against the base's fingerprint; all must share the
  * architecture). Their heads come along (model_load_heads_from picks them up). */
 int model_load_adapters(af_model *m, const char **paths, int N, af_err *e);
+/* Leaves layers (bits of mask) without adapters and fusion, as AdapterHub's leave_out: before
+ * a new adapter, or after loading adapters and before their fusion (the adapters' weights
+ * there are dropped). -1 when no layer would keep adapters. model_load_adapters takes each
+ * file's own (config.leave_out): fused adapters left out of different layers are fused only
+ * where they all are. */
+int model_leave_out(af_model *m, uint64_t mask, af_err *e);
+/* Whether layer l is left out; how many of the lowest layers hold no adapter (AdapterDrop's
+ * K: nothing below it trains); a mask as "0-3,7" (a static buffer). */
+int model_left_out(const af_model *m, int l);
+int model_frozen_layers(const af_model *m);
+const char *model_leave_out_str(uint64_t mask, int L);
 /* A new fusion layer over the loaded adapters. */
 int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t seed, af_err *e);
 /* Reads a fusion file made for the loaded adapters: checks their names and sha256 against its
@@ -160,6 +175,13 @@ int model_pass_rows(af_model *m, int rows, int maxS, size_t budget);
  * counts one per batch. */
 double model_run(af_model *m, const bert_batch *b, const int *head_of, const float *gold, int ldg,
                  int train, float *out, int ldo);
+/* model_run for rows that are examples ex[b] of a training set: with K = model_frozen_layers
+ * > 0 and m->cache set, a training forward takes layer K's input from the cache where every row
+ * is in it, and puts in the rows it computes (layercache.h). A training forward with K > 0
+ * runs the layers below K without dropout, cache or not, so that it computes the same either
+ * way. NaN when the cache fails (m->cache->failed, ->err say how). */
+double model_run_cached(af_model *m, const bert_batch *b, const int *ex, const int *head_of,
+                        const float *gold, int ldg, int train, float *out, int ldo);
 /* Weights over adapters of the last forward (its last pass) at site p = 2l + s: (B·S, N), or
  * NULL. */
 const float *model_fusion_weights(const af_model *m, int p);

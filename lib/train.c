@@ -9,6 +9,7 @@
 
 #include "batch.h"
 #include "dist.h"
+#include "layercache.h"
 #include "loop.h"
 #include "optim.h"
 #include "progress.h"
@@ -29,6 +30,7 @@ void train_opts_defaults(train_opts *o) {
     o->dropout = -1;
     o->seed = 42;
     o->micro_batch = TRAIN_PASS_AUTO;
+    o->cache_memory = TRAIN_CACHE_MEMORY;
 }
 
 /* ---- data ---- */
@@ -524,8 +526,8 @@ static char *training_json(const af_model *m, const train_opts *o, const train_d
 /* What may differ between a checkpoint and the run resuming it: how the work is carried out,
  * not what it computes (--micro-batch and --eval-batch-size change sums only to rounding). */
 #define TRAIN_MAY_CHANGE                                                                           \
-    "--threads, --log, --quiet, --checkpoint, -o, --micro-batch, --eval-batch-size and the "       \
-    "number of MPI ranks"
+    "--threads, --log, --quiet, --checkpoint, -o, --micro-batch, --eval-batch-size, "              \
+    "--cache-memory, --cache-dir, --no-cache and the number of MPI ranks"
 
 static void add_meta(cJSON *o, const st_writer *w, const char *key) {
     for (int i = 0; i < w->nmeta; i++)
@@ -715,8 +717,12 @@ static int train_step(void *ctx, long k, double *loss, double *weight, long *uni
         memcpy(c->gold + i * G, tr->gold + idx[i] * G, G * sizeof(float));
     }
     bert_batch bb = {c->bt.B, c->bt.S, c->bt.input_ids, c->bt.token_type_ids, c->bt.attention_mask};
-    *loss = model_run(c->m, &bb, c->hof, c->gold, (int)G, 1, NULL, 0);
+    *loss = model_run_cached(c->m, &bb, idx, c->hof, c->gold, (int)G, 1, NULL, 0);
     if (dist_size() > 1) c->m->rng = common;
+    if (c->m->cache && c->m->cache->failed) {
+        *e = c->m->cache->err;
+        return -1;
+    }
     return 0;
 }
 
@@ -803,6 +809,19 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
         m->fusion_steps = s.fusion_steps;
     }
     m->rng = s.rng;
+    /* AdapterDrop: nothing trains below layer K, so what enters it is kept per example */
+    int K = model_frozen_layers(m);
+    layercache lc;
+    int cached = K > 0 && K < m->L && !opt->no_cache;
+    if (cached && layercache_open(&lc, tr->n, tr->len, m->H, opt->cache_memory, opt->cache_dir, e))
+        rc = -1;
+    if (rc) {
+        free(run), free(best.mem);
+        optim_free(&o);
+        batch_plan_free(&plan);
+        return -1;
+    }
+    if (cached) m->cache = &lc;
 
     progress pr;
     /* rank 0 alone speaks and writes (dist.h) */
@@ -813,6 +832,17 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
                       "passes of %d examples: the activations of %d would take more than %zu MiB "
                       "(--micro-batch sets the size, 0: whole batches)",
                       rows, whole, TRAIN_PASS_BUDGET >> 20);
+    if (K > 0 && K < m->L) {
+        double mib = (double)layercache_bytes(tr->n, tr->len, m->H) / (1 << 20);
+        if (!cached)
+            progress_note(&pr, "layers 0-%d hold no adapter: they run without dropout, every "
+                               "epoch (--no-cache)", K - 1);
+        else
+            progress_note(&pr, "layers 0-%d hold no adapter: their output (%.0f MiB) is kept %s%s "
+                               "after the first epoch, and they run without dropout",
+                          K - 1, mib, lc.where == LAYERCACHE_MEMORY ? "in memory" : "in a file under ",
+                          lc.where == LAYERCACHE_MEMORY ? "" : (opt->cache_dir ? opt->cache_dir : "the temporary directory"));
+    }
     progress_log *log = NULL;
     if ((lead && opt->log_path &&
          progress_log_open(&log, opt->log_path, opt->resume_path != NULL, e)) ||
@@ -821,6 +851,7 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
         free(run), free(best.mem);
         optim_free(&o);
         batch_plan_free(&plan);
+        if (cached) layercache_close(&lc), m->cache = NULL;
         return -1;
     }
 
@@ -859,5 +890,6 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
     batch_plan_free(&c.plan);
     batch_tokens_free(&c.bt);
     optim_free(&o);
+    if (cached) layercache_close(&lc), m->cache = NULL;
     return rc;
 }

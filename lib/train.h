@@ -66,8 +66,16 @@ typedef struct {
     const char *format;    /* MODEL_FORMAT_ADAPTER or MODEL_FORMAT_FUSION */
     int save_groups;       /* bit mask of param_group written to the output */
     const char *args_json; /* the command line, recorded in the output's training metadata */
+    /* AdapterDrop (model_frozen_layers K > 0): layer K's input per example, kept in memory up to
+     * cache_memory bytes, else in a file under cache_dir (NULL: $TMPDIR or /tmp); no_cache:
+     * the lower layers run every epoch (the same results, for comparison) */
+    uint64_t cache_memory;
+    const char *cache_dir;
+    int no_cache;
     int quiet;
 } train_opts;
+
+#define TRAIN_CACHE_MEMORY ((uint64_t)2048 << 20)
 
 void train_opts_defaults(train_opts *o);
 
