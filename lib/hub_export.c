@@ -22,6 +22,7 @@ typedef struct {
     const char *name;
     char model_type[32]; /* the base's, as recorded (default: hub_base_model_type) */
     int H, L, arch;
+    uint64_t leave_out; /* config.leave_out: bit l, layer l holds no adapter and no fusion */
 } af_file;
 
 static void af_file_close(af_file *a) {
@@ -78,6 +79,12 @@ static int af_file_open(af_file *a, const char *path, const char *format, af_err
                        "%s: config.arch is not pfeiffer or houlsby: AdapterHub has nothing "
                        "to load",
                        path);
+    const cJSON *lo = cJSON_GetObjectItemCaseSensitive(a->cfg, "leave_out"), *it;
+    cJSON_ArrayForEach(it, lo) {
+        if (!cJSON_IsNumber(it) || it->valueint < 0 || it->valueint >= a->L)
+            return af_errf(e, "%s: config.leave_out: layers 0 to %d expected", path, a->L - 1);
+        a->leave_out |= 1ull << it->valueint;
+    }
     return 0;
 }
 
@@ -292,8 +299,9 @@ static int reduction_factor(int H, int r, double *rf) {
     return floor(H / *rf) == r;
 }
 
+/* leave_out: layers to leave out besides the adapter's own (a fusion's, which has none there) */
 static int export_adapter(const char *file, const char *dir, const hub_export_opts *o,
-                          int with_head, af_err *e) {
+                          int with_head, uint64_t leave_out, af_err *e) {
     af_file a;
     int rc = af_file_open(&a, file, MODEL_FORMAT_ADAPTER, e);
     const cJSON *act = rc ? NULL : cJSON_GetObjectItemCaseSensitive(a.cfg, "non_linearity");
@@ -306,6 +314,7 @@ static int export_adapter(const char *file, const char *dir, const hub_export_op
         const cJSON *b = cJSON_GetArrayItem(rec, l);
         r[l] = cJSON_IsNumber(b) ? b->valueint : R;
         if (r[l] < 0 || r[l] > R) rc = af_errf(e, "%s: metadata 'hub': bad bottlenecks", file);
+        if ((a.leave_out | leave_out) >> l & 1) r[l] = 0; /* AdapterHub's leave_out */
     }
     cJSON *rf = NULL, *lo = cJSON_CreateArray();
     if (!rc) {
@@ -413,7 +422,8 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
                                          "value.weight"};
     for (int l = 0; l < a.L && !rc; l++)
         for (int s = 0; s < BERT_NSITES && !rc; s++) {
-            if (!(model_site_mask(a.arch) >> s & 1)) continue;
+            /* no fusion where it left its adapters out (AdapterHub's then goes unused) */
+            if (!(model_site_mask(a.arch) >> s & 1) || (a.leave_out >> l & 1)) continue;
             for (int k = 0; k < (attention ? 5 : 4) && !rc; k++) {
                 char nm[600];
                 hub_tensor_name(nm, sizeof nm, a.model_type, 1, l, s, a.name, parts[k]);
@@ -472,7 +482,7 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
             rc = af_errf(e, "%s: an adapter named 'fusion' would overwrite the fusion", file);
         /* the adapters' own heads are theirs, not the fusion's: left out */
         else
-            rc = export_adapter(adapters[i], d, &ao, 0, e);
+            rc = export_adapter(adapters[i], d, &ao, 0, a.leave_out, e);
         free(d);
     }
     free(fdir);
@@ -490,5 +500,5 @@ int hub_export(const char *file, const char **adapters, int n, const char *outdi
     st_close(&f);
     if (fusion) return export_fusion(file, adapters, n, outdir, o, e);
     if (n) return af_errf(e, "%s: an adapter file: --adapter belongs to fusion exports", file);
-    return export_adapter(file, outdir, o, 1, e);
+    return export_adapter(file, outdir, o, 1, 0, e);
 }

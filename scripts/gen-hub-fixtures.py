@@ -256,6 +256,48 @@ def to_hub(out, args):
     subprocess.run([os.path.join(TOP, "bin", "af-convert"), "--to-hub", out] + args, check=True)
 
 
+def check_drop(tmp, inp):
+    """AdapterDrop: an adapter trained with --drop-layers 1, and a fusion (--drop-layers 0) of
+    it with one trained in every layer, which therefore exists in layer 1 only; exported, their
+    leave_out keeps AdapterHub's model from running anything in layer 0."""
+    import random
+    rnd = random.Random(5)
+    data = os.path.join(tmp, "drop.jsonl")
+    with open(data, "w") as f:
+        for _ in range(64):
+            y = rnd.randrange(2)
+            ids = [2] + [rnd.randrange(5 + 29 * y, 34 + 29 * y) for _ in range(rnd.randrange(3, 8))] + [3]
+            f.write(json.dumps({"input_ids": ids, "label": "pos" if y else "neg"}) + "\n")
+    train = [os.path.join(TOP, "bin", "af-train-adapter"), "--base", BASE, "--threads", "1",
+             "--epochs", "2", "--batch-size", "8", "--lr", "1e-2", "--bottleneck", "4", "-q"]
+    x, y, fus = (os.path.join(tmp, n) for n in ("x.af", "y.af", "xy.af"))
+    subprocess.run(train + ["--name", "x", "--drop-layers", "1", "-o", x, data], check=True)
+    subprocess.run(train + ["--name", "y", "--seed", "3", "-o", y, data], check=True)
+    subprocess.run([os.path.join(TOP, "bin", "af-fuse"), "--base", BASE, "--threads", "1",
+                    "--epochs", "2", "--batch-size", "8", "--lr", "1e-2", "-q", "--adapter", x,
+                    "--adapter", y, "--name", "t", "-o", fus, data], check=True)
+    worst = {}
+    d = os.path.join(tmp, "x.hub")
+    to_hub(d, [x])
+    if json.load(open(os.path.join(d, "adapter_config.json")))["config"]["leave_out"] != [0]:
+        sys.exit("drop: the exported adapter's leave_out is not [0]")
+    m = new_model()
+    m.set_active_adapters(m.load_adapter(d))
+    m.active_head = list(m.heads)[0]
+    worst["drop: adapter K=1"] = max(abs(p - q) for r1, r2 in zip(predict(m), af_probs(["--adapter", x], inp))
+                                     for p, q in zip(r1, r2))
+    d = os.path.join(tmp, "xy.hub")
+    to_hub(d, [fus, "--adapter", x, "--adapter", y])
+    m = new_model()
+    for n in ("x", "y"):
+        m.load_adapter(os.path.join(d, n))
+    m.load_adapter_fusion(os.path.join(d, "fusion"), set_active=True)
+    m.active_head = list(m.heads)[0]
+    want = af_probs(["--adapter", x, "--adapter", y, "--fusion", fus], inp)
+    worst["drop: fusion K=0,1"] = max(abs(p - q) for r1, r2 in zip(predict(m), want) for p, q in zip(r1, r2))
+    return worst
+
+
 def check_export():
     infer = os.path.join(TOP, "tests", "fixtures", "infer")
     tmp = tempfile.mkdtemp(prefix="af-hub-export.")
@@ -339,6 +381,7 @@ def check_export():
     assert m.heads[m.active_head].config["head_type"] == "multilabel_classification"
     worst["af multilabel"] = max(abs(p - q) for r1, r2 in zip(predict(m), af_probs(["--adapter", f], inp))
                                  for p, q in zip(r1, r2))
+    worst.update(check_drop(tmp, inp))
     for k, v in worst.items():
         print("%-22s AdapterHub vs reference: max |diff| %.3g" % (k, v))
         bad |= v > 1e-4
