@@ -350,12 +350,100 @@ static void test_backward_arch(const char *dir, const char *what) {
     bert_free(&m), bert_free(&gm);
 }
 
+/* AdapterDrop (bert_forward_begin/end): layer 1's input computed for each sequence alone, at
+ * its own length (as the layer cache keeps it), then given to a forward of the padded batch
+ * from layer 1 on: PyTorch's hidden states at every real token; and the forward and backward
+ * from those states equal the ones from the embeddings (dropout 0, a hook at layer 1). */
+static void test_cached_forward(void) {
+    bert m;
+    expected x;
+    if (load(&m, fixture("encoder/f32"))) return;
+    if (open_expected(&x, fixture("encoder/f32/expected.safetensors"))) return;
+    m.cfg.hidden_dropout = m.cfg.attn_dropout = 0;
+    int L = m.cfg.layers, B = x.b.B, S = x.b.S, M = B * S, H = m.cfg.hidden, K = 1;
+    size_t n;
+    float *want = get(&x.f, "hidden.2", &n), *R = get(&x.f, "loss_weight", NULL);
+    if (!want || !R) return;
+    /* the loss reads real tokens only: padding rows, which the cache leaves at 0, then carry
+     * no gradient into them in either forward */
+    for (int i = 0; i < M; i++)
+        if (!x.mask[i]) memset(R + (size_t)i * H, 0, H * sizeof(float));
+    af_arena a;
+    size_t bytes = bert_acts_bytes_frozen(&m.cfg, B, S, 2 * K, 0, 0, BERT_PLAN_ATTN_HOOKS);
+    af_arena_init(&a, bytes);
+    bert_acts *A = bert_acts_new_frozen(&a, &m.cfg, B, S, 2 * K, 0, 0, BERT_PLAN_ATTN_HOOKS);
+    testhook th;
+    th_init(&th, L, H, M, 0.0f);
+    th.on[K][BERT_SITE_ATTN] = 1;
+    bert_hooks hk = th_hooks(&th);
+    af_rng rng;
+    af_rng_seed(&rng, 1);
+
+    /* every sequence alone, its own length: layer K's input, as the cache keeps it */
+    float *kept = calloc((size_t)M * H, sizeof(float));
+    for (int b = 0; b < B; b++) {
+        int len = 0;
+        while (len < S && x.mask[b * S + len]) len++;
+        bert_batch one = {1, len, x.ids + b * S, x.types + b * S, x.mask + b * S};
+        const float *in = bert_forward_begin(&m, A, &one, K, 1);
+        if (in) memcpy(kept + (size_t)b * S * H, in, (size_t)len * H * sizeof(float));
+        ok(in != NULL, "sequence %d alone (%d tokens): layer %d's input", b, len, K);
+    }
+    /* the padded batch from the kept states */
+    float *in = bert_forward_begin(&m, A, &x.b, K, 0);
+    if (!ok(in != NULL, "begin without the lower layers")) return;
+    memcpy(in, kept, (size_t)M * H * sizeof(float));
+    const float *out = bert_forward_end(&m, A, &hk, 1, &rng);
+    if (!ok(out != NULL, "end: layers %d..%d", K, L - 1)) return;
+    double d = 0;
+    for (int i = 0; i < M; i++)
+        if (x.mask[i]) d = fmax(d, tap_maxdiff(out + (size_t)i * H, want + (size_t)i * H, H));
+    ok(d <= HIDDEN_TOL, "from the kept states: PyTorch's last hidden states at real tokens, max "
+                        "abs error %.2g", d);
+    float *y1 = malloc((size_t)M * H * sizeof(float)), *g1 = malloc((size_t)M * H * sizeof(float));
+    memcpy(y1, out, (size_t)M * H * sizeof(float));
+    th.calls_bwd = 0;
+    bert_backward(&m, A, R, &hk, NULL);
+    ok(th.calls_bwd == 1 && bert_dhidden(A, K - 1) == NULL,
+       "the backward stops at layer %d's hooked site", K);
+    memcpy(g1, th.dh[K][BERT_SITE_ATTN], (size_t)M * H * sizeof(float));
+
+    /* the same batch from the embeddings */
+    out = bert_forward(&m, A, &x.b, &hk, 1, &rng);
+    bert_backward(&m, A, R, &hk, NULL);
+    double dy = 0, dg = 0;
+    for (int i = 0; out && i < M; i++)
+        if (x.mask[i]) {
+            dy = fmax(dy, tap_maxdiff(out + (size_t)i * H, y1 + (size_t)i * H, H));
+            dg = fmax(dg, tap_maxdiff(th.dh[K][BERT_SITE_ATTN] + (size_t)i * H, g1 + (size_t)i * H,
+                                      H));
+        }
+    /* to rounding: the sequences' lower layers ran at other lengths */
+    ok(out && dy <= 1e-5, "cached vs full forward: max abs difference %.2g at real tokens", dy);
+    ok(dg <= 1e-5, "cached vs full backward: the hook's dh at layer %d, max abs difference %.2g", K,
+       dg);
+
+    /* what the two calls refuse */
+    ok(bert_forward_begin(&m, A, &x.b, 0, 1) == NULL && bert_forward_begin(&m, A, &x.b, L, 1) == NULL,
+       "begin refuses K = 0 and K = layers");
+    th.on[0][BERT_SITE_OUT] = 1;
+    ok(bert_forward_begin(&m, A, &x.b, K, 1) && !bert_forward_end(&m, A, &hk, 1, &rng),
+       "end refuses a hook below K");
+    ok(!bert_forward_end(&m, A, NULL, 0, NULL), "end without a begin: NULL");
+    th_free(&th);
+    free(kept), free(y1), free(g1), free(want), free(R);
+    af_arena_free(&a);
+    close_expected(&x);
+    bert_free(&m);
+}
+
 int main(void) {
     test_forward("encoder/f32", "f32 (bert. prefix, gamma/beta, gelu)", 0);
     test_forward("encoder/f16", "f16 (no prefix, weight/bias, gelu_new, eps 1e-5)", 1);
     test_forward("encoder/bf16", "bf16 (relu)", 0);
     test_backward();
     test_hooked();
+    test_cached_forward();
     /* the other architectures (RoBERTa's fixture holds its pad id mid-sequence) */
     test_forward("arch/roberta/f32", "roberta f32 (roberta. prefix, pad id mid-sequence)", 0);
     test_forward("arch/roberta/f16", "roberta f16 (no prefix, gelu_new)", 0);
