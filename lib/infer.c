@@ -277,6 +277,10 @@ static void put_site_weights(run *R, int k, int row, int p) {
     const af_model *m = R->m;
     const float *W = model_fusion_weights(m, p);
     const jl_example *x = &R->ex[k];
+    if (!W) { /* a layer left out (--drop-layers): no fusion there */
+        ob_str(&R->w, "null");
+        return;
+    }
     int N = m->N, len = R->bt.lengths[row], S = R->bt.S, real = 0;
     for (int t = 0; t < len; t++) real += x->attention_mask[t] != 0;
     if (R->o->fusion_weights == INFER_FW_TOKENS) {

@@ -158,8 +158,13 @@ static fw_group *group(insp_fw *a, const char *label) {
 
 /* One site's array: [w_1..w_N] (a mean) or [[w_1..w_N] per token] (averaged here). A weight is
  * a number in [0, 1] (every method's weights are probabilities or gates) or null (af-infer's
- * "not finite"); nulls are left out of the mean, and a weight with none is NaN. */
+ * "not finite"); nulls are left out of the mean, and a weight with none is NaN. The whole
+ * array null: a layer without fusion. */
 static int site_weights(double *out, const cJSON *v, int N, const char *where, af_err *e) {
+    if (cJSON_IsNull(v)) { /* a layer the fusion leaves out (leave_out): no weights at all */
+        for (int i = 0; i < N; i++) out[i] = NAN;
+        return 0;
+    }
     const cJSON *first = cJSON_IsArray(v) ? v->child : NULL;
     if (!first)
         return af_errf(e, "%s: an array of %d weights (or of tokens' weights) expected", where, N);
