@@ -6,6 +6,10 @@
  *               [--threads T] [--steps N] [--warmup N] [--peak GFLOPS] [--base DIR]
  *               [--micro-batch N|auto]   (training passes, as af-fuse --micro-batch: auto, the
  *                                         default, as the tools; 0: whole batches)
+ *               [--drop-layers K]        (adapter, fusion: no adapters in layers 0..K-1, as
+ *                                         --drop-layers; the batch's examples go through the
+ *                                         layer cache, which the warmup steps fill, so the
+ *                                         timed steps are those of a second epoch)
  *   bench-model --model mini|base --make-base DIR     (writes the random base, F32)
  *   bench-model --measure-peak     (best sgemm GFLOP/s of BERT's FFN shape, and OpenBLAS's core)
  *
@@ -22,6 +26,7 @@
  *
  * Prints one line of key=value pairs; GFLOP/s use the peer's flops_per_step accounting (matrix
  * products of the *unoptimised* computation), so the figures of both compare directly. */
+#include "layercache.h"
 #include "model.h"
 #include "ops.h"
 #include "optim.h"
@@ -127,7 +132,7 @@ static void load_random_adapters(af_model *m, bert *base, const char *tmp) {
 
 int main(int argc, char **argv) {
     const char *model = "mini", *mode_s = "adapter";
-    int B = 32, S = 64, threads = 2, steps = 10, warmup = 3, micro = TRAIN_PASS_AUTO;
+    int B = 32, S = 64, threads = 2, steps = 10, warmup = 3, micro = TRAIN_PASS_AUTO, drop = 0;
     double peak = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"mode", required_argument, 0, 'o'},
@@ -136,7 +141,8 @@ int main(int argc, char **argv) {
         {"warmup", required_argument, 0, 'w'}, {"peak", required_argument, 0, 'p'},
         {"measure-peak", no_argument, 0, 'P'}, {"help", no_argument, 0, 'h'},
         {"base", required_argument, 0, 'B'}, {"make-base", required_argument, 0, 'M'},
-        {"micro-batch", required_argument, 0, 'u'}, {0, 0, 0, 0}};
+        {"micro-batch", required_argument, 0, 'u'}, {"drop-layers", required_argument, 0, 'D'},
+        {0, 0, 0, 0}};
     int peak_only = 0;
     const char *base_dir = NULL, *make_base = NULL;
     int ch;
@@ -154,12 +160,13 @@ int main(int argc, char **argv) {
         case 'B': base_dir = optarg; break;
         case 'M': make_base = optarg; break;
         case 'u': micro = !strcmp(optarg, "auto") ? TRAIN_PASS_AUTO : atoi(optarg); break;
+        case 'D': drop = atoi(optarg); break;
         case 'h':
             puts("usage: bench-model [--model mini|base|roberta-base|distilbert-base]\n"
                  "                   [--mode infer|infer_adapter|infer_fusion|\n"
                  "                   adapter|fusion] [--batch B]\n"
                  "                   [--seq S] [--threads T] [--steps N] [--warmup N] [--peak GF]\n"
-                 "                   [--base DIR] [--micro-batch N|auto]\n"
+                 "                   [--base DIR] [--micro-batch N|auto] [--drop-layers K]\n"
                  "       bench-model [--model mini|base] --make-base DIR\n"
                  "       bench-model --measure-peak [--threads T]");
             return 0;
@@ -187,7 +194,9 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++)
         if (!strcmp(model, arch_models[i][0])) arch_json = arch_models[i][1];
     int big = !strcmp(model, "base") || arch_json;
-    if (mode < 0 || (!big && strcmp(model, "mini")) || B < 1 || S < 1 || S > 512 || steps < 1) {
+    int training = mode == MODE_ADAPTER || mode == MODE_FUSION;
+    if (mode < 0 || (!big && strcmp(model, "mini")) || B < 1 || S < 1 || S > 512 || steps < 1 ||
+        drop < 0 || drop >= (big ? 12 : 4) || (drop && (!training || warmup < 1))) {
         fprintf(stderr, "bench-model: bad arguments (see --help)\n");
         return 2;
     }
@@ -219,6 +228,7 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/bench-model.XXXXXX", tmp);
     int with_adapter = mode == MODE_ADAPTER || mode == MODE_INFER_ADAPTER;
     int with_fusion = mode == MODE_FUSION || mode == MODE_INFER_FUSION;
+    if (drop && model_leave_out(&m, (1ull << drop) - 1, &e)) die("--drop-layers", &e);
     if (with_adapter) {
         adapter_spec spec = {SITE_PFEIFFER, REDUCTION, 0, AF_ACT_RELU};
         if (model_new_adapter(&m, "a0", &spec, 3, &e)) die("adapter", &e);
@@ -227,8 +237,11 @@ int main(int argc, char **argv) {
             perror(dir);
             return 1;
         }
+        uint64_t lo = m.leave_out;
+        m.leave_out = 0; /* the adapters of every layer, then left out as af-fuse leaves them */
         load_random_adapters(&m, &base, dir);
         rmdir(dir);
+        if (model_leave_out(&m, lo, &e)) die("--drop-layers", &e);
         fusion_config fc = {FUSION_ATTENTION, 0, 0, 4, 0, 0, c.attn_dropout};
         if (model_new_fusion(&m, &fc, 0, 5, &e)) die("fusion", &e);
         m.temperature = 1;
@@ -264,12 +277,20 @@ int main(int argc, char **argv) {
     for (int i = 0; i < B * S; i++) ids[i] = (int)(af_rng_u64(&rng) % (uint64_t)c.vocab_size);
     for (int b = 0; b < B; b++) gold[b] = (float)(af_rng_u64(&rng) & 1);
     bert_batch bb = {B, S, ids, NULL, NULL};
+    /* --drop-layers: the batch's rows are examples 0..B-1 of a training set, cached */
+    int *ex = malloc(B * sizeof(int)), *lens = malloc(B * sizeof(int));
+    for (int b = 0; b < B; b++) ex[b] = b, lens[b] = S;
+    layercache lc;
+    if (drop) {
+        if (layercache_open(&lc, B, lens, c.hidden, TRAIN_CACHE_MEMORY, NULL, &e)) die("cache", &e);
+        m.cache = &lc;
+    }
     double *times = malloc((warmup + steps) * sizeof(double)), first = NAN, last = NAN;
     for (int it = 0; it < warmup + steps; it++) {
         double t0 = now(), loss;
         if (train) {
             optim_zero_grad(&o);
-            loss = model_run(&m, &bb, hof, gold, 1, 1, NULL, 0);
+            loss = model_run_cached(&m, &bb, drop ? ex : NULL, hof, gold, 1, 1, NULL, 0);
             optim_clip_grad_norm(&o, 1.0);
             optim_step(&o);
         } else {
@@ -285,16 +306,17 @@ int main(int argc, char **argv) {
     double fl = flops_per_step(&c, mode, B, S), gf = fl / med * 1e-9;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("impl=af model=%s mode=%s batch=%d seq=%d micro_batch=%d threads=%d "
+    printf("impl=af model=%s mode=%s batch=%d seq=%d micro_batch=%d drop_layers=%d threads=%d "
            "median_step_s=%.5f min_step_s=%.5f ex_per_s=%.3f gflop_per_step=%.3f gflops=%.2f "
            "pct_sgemm_peak=%.1f loss_first=%.4f loss_last=%.4f maxrss_mib=%.1f "
            "arena_mib=%.1f\n",
-           model, mode_s, B, S, rows, threads, med, times[warmup], B / med, fl * 1e-9, gf,
+           model, mode_s, B, S, rows, drop, threads, med, times[warmup], B / med, fl * 1e-9, gf,
            peak > 0 ? 100 * gf / peak : NAN, first, last, ru.ru_maxrss / 1024.0,
            m.arena.size / 1048576.0);
     optim_free(&o);
     model_free(&m);
     bert_free(&base);
-    free(ids), free(hof), free(gold), free(out), free(times);
+    if (drop) layercache_close(&lc);
+    free(ids), free(hof), free(gold), free(out), free(times), free(ex), free(lens);
     return 0;
 }
