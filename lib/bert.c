@@ -1600,8 +1600,7 @@ void bert_acts_cls_only(bert_acts *acts, int on) {
 
 /* The batch into the acts (ids, types, mask, positions) and the dropout rates of a forward
  * (train: the config's, else 0). 0, or -1 when the acts cannot take it (bert_forward's NULL). */
-static int forward_setup(const bert *m, bert_acts *A, const bert_batch *b, int train,
-                         af_rng *rng) {
+static int forward_setup(const bert *m, bert_acts *A, const bert_batch *b, int train, af_rng *rng) {
     const bert_config *c = &m->cfg;
     if (!b || b->B > A->maxB || b->S > A->maxS || (train && !A->train) || A->L != c->layers ||
         A->H != c->hidden || A->F != c->ffn || A->NH != c->heads)

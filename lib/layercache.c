@@ -70,7 +70,8 @@ static int file_io(layercache *c, int i, float *buf, int write) {
 int layercache_put(layercache *c, int i, const float *x) {
     if (i < 0 || i >= c->n) return -1;
     size_t n = (size_t)(c->off[i + 1] - c->off[i]);
-    if (c->where == LAYERCACHE_MEMORY) memcpy(c->mem + c->off[i], x, n * sizeof(float));
+    if (c->where == LAYERCACHE_MEMORY)
+        memcpy(c->mem + c->off[i], x, n * sizeof(float));
     else if (file_io(c, i, (float *)x, 1))
         return -1;
     c->has[i] = 1;

@@ -20,7 +20,7 @@
 typedef enum { LAYERCACHE_MEMORY, LAYERCACHE_FILE } layercache_where;
 
 typedef struct layercache {
-    int where;          /* layercache_where */
+    int where; /* layercache_where */
     int n, H;
     uint64_t *off;      /* [n + 1] offsets in floats: example i is [off[i], off[i + 1]) */
     unsigned char *has; /* [n] example i is in */

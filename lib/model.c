@@ -938,7 +938,8 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
 static const float *encode(af_model *m, const bert_batch *b, const bert_hooks *hooks, int train,
                            const int *ex) {
     int K = model_frozen_layers(m);
-    if (!train || K == 0 || K >= m->L) return bert_forward(m->base, m->acts, b, hooks, train, &m->rng);
+    if (!train || K == 0 || K >= m->L)
+        return bert_forward(m->base, m->acts, b, hooks, train, &m->rng);
     layercache *c = ex ? m->cache : NULL;
     int all = c != NULL;
     for (int r = 0; all && r < b->B; r++) all = layercache_has(c, ex[r]);

@@ -835,13 +835,19 @@ int train_run(af_model *m, const train_data *tr, const train_data *dev, const tr
     if (K > 0 && K < m->L) {
         double mib = (double)layercache_bytes(tr->n, tr->len, m->H) / (1 << 20);
         if (!cached)
-            progress_note(&pr, "layers 0-%d hold no adapter: they run without dropout, every "
-                               "epoch (--no-cache)", K - 1);
+            progress_note(&pr,
+                          "layers 0-%d hold no adapter: they run without dropout, every "
+                          "epoch (--no-cache)",
+                          K - 1);
         else
-            progress_note(&pr, "layers 0-%d hold no adapter: their output (%.0f MiB) is kept %s%s "
-                               "after the first epoch, and they run without dropout",
-                          K - 1, mib, lc.where == LAYERCACHE_MEMORY ? "in memory" : "in a file under ",
-                          lc.where == LAYERCACHE_MEMORY ? "" : (opt->cache_dir ? opt->cache_dir : "the temporary directory"));
+            progress_note(&pr,
+                          "layers 0-%d hold no adapter: their output (%.0f MiB) is kept %s%s "
+                          "after the first epoch, and they run without dropout",
+                          K - 1, mib,
+                          lc.where == LAYERCACHE_MEMORY ? "in memory" : "in a file under ",
+                          lc.where == LAYERCACHE_MEMORY
+                              ? ""
+                              : (opt->cache_dir ? opt->cache_dir : "the temporary directory"));
     }
     progress_log *log = NULL;
     if ((lead && opt->log_path &&

@@ -134,15 +134,21 @@ int main(int argc, char **argv) {
     const char *model = "mini", *mode_s = "adapter";
     int B = 32, S = 64, threads = 2, steps = 10, warmup = 3, micro = TRAIN_PASS_AUTO, drop = 0;
     double peak = 0;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"mode", required_argument, 0, 'o'},
-        {"batch", required_argument, 0, 'b'}, {"seq", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 't'}, {"steps", required_argument, 0, 'n'},
-        {"warmup", required_argument, 0, 'w'}, {"peak", required_argument, 0, 'p'},
-        {"measure-peak", no_argument, 0, 'P'}, {"help", no_argument, 0, 'h'},
-        {"base", required_argument, 0, 'B'}, {"make-base", required_argument, 0, 'M'},
-        {"micro-batch", required_argument, 0, 'u'}, {"drop-layers", required_argument, 0, 'D'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"mode", required_argument, 0, 'o'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"seq", required_argument, 0, 's'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"steps", required_argument, 0, 'n'},
+                                         {"warmup", required_argument, 0, 'w'},
+                                         {"peak", required_argument, 0, 'p'},
+                                         {"measure-peak", no_argument, 0, 'P'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"base", required_argument, 0, 'B'},
+                                         {"make-base", required_argument, 0, 'M'},
+                                         {"micro-batch", required_argument, 0, 'u'},
+                                         {"drop-layers", required_argument, 0, 'D'},
+                                         {0, 0, 0, 0}};
     int peak_only = 0;
     const char *base_dir = NULL, *make_base = NULL;
     int ch;
@@ -160,7 +166,9 @@ int main(int argc, char **argv) {
         case 'B': base_dir = optarg; break;
         case 'M': make_base = optarg; break;
         case 'u': micro = !strcmp(optarg, "auto") ? TRAIN_PASS_AUTO : atoi(optarg); break;
-        case 'D': drop = atoi(optarg); break;
+        case 'D':
+            drop = atoi(optarg);
+            break;
         case 'h':
             puts("usage: bench-model [--model mini|base|roberta-base|distilbert-base]\n"
                  "                   [--mode infer|infer_adapter|infer_fusion|\n"

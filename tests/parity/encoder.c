@@ -398,8 +398,10 @@ static void test_cached_forward(void) {
     double d = 0;
     for (int i = 0; i < M; i++)
         if (x.mask[i]) d = fmax(d, tap_maxdiff(out + (size_t)i * H, want + (size_t)i * H, H));
-    ok(d <= HIDDEN_TOL, "from the kept states: PyTorch's last hidden states at real tokens, max "
-                        "abs error %.2g", d);
+    ok(d <= HIDDEN_TOL,
+       "from the kept states: PyTorch's last hidden states at real tokens, max "
+       "abs error %.2g",
+       d);
     float *y1 = malloc((size_t)M * H * sizeof(float)), *g1 = malloc((size_t)M * H * sizeof(float));
     memcpy(y1, out, (size_t)M * H * sizeof(float));
     th.calls_bwd = 0;
@@ -415,8 +417,8 @@ static void test_cached_forward(void) {
     for (int i = 0; out && i < M; i++)
         if (x.mask[i]) {
             dy = fmax(dy, tap_maxdiff(out + (size_t)i * H, y1 + (size_t)i * H, H));
-            dg = fmax(dg, tap_maxdiff(th.dh[K][BERT_SITE_ATTN] + (size_t)i * H, g1 + (size_t)i * H,
-                                      H));
+            dg = fmax(dg,
+                      tap_maxdiff(th.dh[K][BERT_SITE_ATTN] + (size_t)i * H, g1 + (size_t)i * H, H));
         }
     /* to rounding: the sequences' lower layers ran at other lengths */
     ok(out && dy <= 1e-5, "cached vs full forward: max abs difference %.2g at real tokens", dy);
@@ -424,7 +426,8 @@ static void test_cached_forward(void) {
        dg);
 
     /* what the two calls refuse */
-    ok(bert_forward_begin(&m, A, &x.b, 0, 1) == NULL && bert_forward_begin(&m, A, &x.b, L, 1) == NULL,
+    ok(bert_forward_begin(&m, A, &x.b, 0, 1) == NULL &&
+           bert_forward_begin(&m, A, &x.b, L, 1) == NULL,
        "begin refuses K = 0 and K = layers");
     th.on[0][BERT_SITE_OUT] = 1;
     ok(bert_forward_begin(&m, A, &x.b, K, 1) && !bert_forward_end(&m, A, &hk, 1, &rng),
