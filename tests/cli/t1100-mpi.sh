@@ -84,6 +84,14 @@ awk 'BEGIN { srand(3); for (i = 0; i < 300; i++) print "the cat sat on the mat a
 af-tokenize --build-vocab 60 -q -o "$DATA/vocab.txt" "$DATA/c.txt"
 PT="--layers 1 --hidden 16 --heads 2 --ffn 32 --vocab $DATA/vocab.txt --max-len 16 --batch-size 8 --accumulate 2 --threads 1 -q --steps 20 --dropout 0"
 
+test_expect_success 'mpirun -np 2 --drop-layers 1: each rank caches its rows; one process'"'"'s adapter' '
+	af-train-adapter $TA --drop-layers 1 -o one.st "$DATA/train.jsonl" &&
+	$MPIRUN -np 2 af-train-adapter $TA --drop-layers 1 -o two.st "$DATA/train.jsonl" &&
+	$MPIRUN -np 2 af-train-adapter $TA --drop-layers 1 --no-cache -o none.st \
+		"$DATA/train.jsonl" &&
+	close one.st two.st && close none.st two.st
+'
+
 test_expect_success 'mpirun -np 2 af-pretrain: the model of one process (loss over the global masked count)' '
 	af-pretrain $PT -o m1 "$DATA/c.txt" &&
 	$MPIRUN -np 2 af-pretrain $PT -o m2 "$DATA/c.txt" &&
