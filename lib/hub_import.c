@@ -587,6 +587,19 @@ int hub_import_fusion(bert *base, const char **adapters, int n, const char *dir,
         }
         free(want);
     }
+    /* AdapterHub fuses, in each layer, the adapters present there (and fails when the last
+     * is not); af fuses only where all are (af-fuse(1)): the same only when every adapter
+     * leaves out the same layers */
+    for (int i = 1; i < m.N && !rc; i++)
+        if (m.ad[i].leave_out != m.ad[0].leave_out) {
+            char a[256], b[256];
+            snprintf(a, sizeof a, "%s", model_leave_out_str(m.ad[0].leave_out, m.L));
+            snprintf(b, sizeof b, "%s", model_leave_out_str(m.ad[i].leave_out, m.L));
+            rc = af_errf(e,
+                         "%s: adapters '%s' and '%s' leave out different layers (%s; %s): "
+                         "AdapterHub fuses the adapters a layer has, af only where all are",
+                         file, m.ad[0].name, m.ad[i].name, *a ? a : "none", *b ? b : "none");
+        }
     fusion_config fc = {method, base->cfg.hidden, n, 1, 0, 0, base->cfg.attn_dropout};
     if (!rc) rc = model_new_fusion(&m, &fc, 0, 0, e);
     if (!rc) {
@@ -599,6 +612,18 @@ int hub_import_fusion(bert *base, const char **adapters, int n, const char *dir,
             for (int l = 0; l < m.L && !rc; l++)
                 for (int s = 0; s < BERT_NSITES && !rc; s++) {
                     if (!(model_site_mask(m.arch) >> s & 1)) continue;
+                    if (model_left_out(&m, l)) { /* built there, never run: not imported */
+                        static const char *const parts[] = {"query.weight", "query.bias",
+                                                            "key.weight", "key.bias",
+                                                            "value.weight"};
+                        for (int k = 0; k < 5; k++) {
+                            hub_tensor_name(nm, sizeof nm, hub_base_model_type(base), 1, l, s,
+                                            fname, parts[k]);
+                            const st_tensor *t = st_find(&f, nm);
+                            if (t) used[t - f.tensors] = 1;
+                        }
+                        continue;
+                    }
                     fusion *fu = &m.fw[2 * l + s];
                     struct {
                         const char *p;

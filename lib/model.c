@@ -144,7 +144,7 @@ int model_new_adapter(af_model *m, const char *name, const adapter_spec *spec, u
     m->arch = spec->arch;
     m->N = 1;
     m->ad = af_calloc(1, sizeof *m->ad);
-    m->ad[0] = (model_adapter){af_strdup(name), NULL, "", r, spec->act};
+    m->ad[0] = (model_adapter){af_strdup(name), NULL, "", r, spec->act, m->leave_out};
     alloc_adapters(m);
     af_rng rng;
     af_rng_seed(&rng, seed);
@@ -354,12 +354,13 @@ int model_load_adapters(af_model *m, const char **paths, int N, af_err *e) {
         /* fused adapters left out of different layers: the fusion exists only where all of
          * them are (af-fuse(1)) */
         if (st_open(&f[i], paths[i], e) ||
-            adapter_meta(&f[i], &m->ad[i], &arch, &m->leave_out, m->L, e) ||
+            adapter_meta(&f[i], &m->ad[i], &arch, &m->ad[i].leave_out, m->L, e) ||
             check_base(m, &f[i], e) || af_sha256_file(paths[i], m->ad[i].sha256, e)) {
             rc = -1;
             break;
         }
         m->ad[i].path = af_strdup(paths[i]);
+        m->leave_out |= m->ad[i].leave_out;
         m->N = i + 1;
         if (i == 0) arch0 = arch;
         else if (arch != arch0)

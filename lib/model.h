@@ -50,6 +50,7 @@ typedef struct {
     char *path;        /* the file it was read from (NULL: created here) */
     char sha256[65];   /* of that file */
     int r, act;
+    uint64_t leave_out; /* the layers its file leaves out (the model leaves out their union) */
 } model_adapter;
 
 /* How a new adapter is shaped. */

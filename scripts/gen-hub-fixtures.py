@@ -32,8 +32,15 @@ one-output head, the score.
   fusion/     dynamic (attention) fusion "fa,fb" with its head "fa,fb" (2 labels)
   ha/, hb/, hfusion/   the same over Houlsby adapters (reductions 8 and 4): fusion at both sites
   CASE.expected for pfeiffer houlsby leaveout perlayer oldgelu multilabel fusion hfusion
+  da/, db/, dfusion/   --drop-fixtures only: Pfeiffer adapters "da" and "db" that both leave out
+              layer 0, and their attention fusion with its head; dfusion.expected
+  ma/, mb/, mfusion/   --drop-fixtures only: "ma" leaves out layer 0 and "mb" nothing, and their
+              fusion, which AdapterHub computes in layer 0 over "mb" alone (af refuses it)
   evil/, legacy/   pfeiffer's config with a hostile pickle, and with the pre-1.6 format
   deflated/   pfeiffer with its checkpoint re-zipped with deflate
+
+--drop-fixtures: writes only the da/db/dfusion and ma/mb/mfusion cases (AdapterDrop), leaving
+the others as they are.
 
 --check-export: the other direction. bin/af-convert --to-hub exports af's own fixture files
 (tests/fixtures/infer: a, b, c and the fusion ab), AdapterHub loads the directories
@@ -159,7 +166,7 @@ def make_old(d):
     json.dump(c, open(p, "w"), indent=2, sort_keys=True)
 
 
-def fusion_case(case, a, b, config_a, config_b, seed):
+def fusion_case(case, a, b, config_a, config_b, seed, expected=True):
     gen = torch.Generator().manual_seed(seed)
     m = new_model()
     m.add_adapter(a, config=config_a)
@@ -179,7 +186,8 @@ def fusion_case(case, a, b, config_a, config_b, seed):
     m2.load_adapter(os.path.join(OUT, b))
     m2.load_adapter_fusion(os.path.join(OUT, case), set_active=True)
     assert a + "," + b in m2.heads, "the fusion's head was not loaded"
-    write_expected(case, predict(m2))
+    if expected:
+        write_expected(case, predict(m2))
 
 
 def generate():
@@ -344,7 +352,7 @@ def check_export():
                                             for p, q in zip(r1, r2))
     # and the fusions: their adapters and themselves into af, out again, AdapterHub's outputs
     conv = os.path.join(TOP, "bin", "af-convert")
-    for case, a, b in (("fusion", "fa", "fb"), ("hfusion", "ha", "hb")):
+    for case, a, b in (("fusion", "fa", "fb"), ("hfusion", "ha", "hb"), ("dfusion", "da", "db")):
         fa, fb, fus = (os.path.join(tmp, n + ".af") for n in (a, b, case))
         for n, f in ((a, fa), (b, fb)):
             subprocess.run([conv, "--base", BASE, "-o", f, os.path.join(OUT, n)], check=True)
@@ -393,5 +401,11 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     if "--check-export" in sys.argv[1:]:
         check_export()
+    elif "--drop-fixtures" in sys.argv[1:]:
+        fusion_case("dfusion", "da", "db", PfeifferConfig(reduction_factor=8, leave_out=[0]),
+                    PfeifferConfig(reduction_factor=16, leave_out=[0]), 8)
+        fusion_case("mfusion", "ma", "mb", PfeifferConfig(reduction_factor=8, leave_out=[0]),
+                    PfeifferConfig(reduction_factor=16), 9, expected=False)
+        print("wrote the AdapterDrop cases in", OUT)
     else:
         generate()

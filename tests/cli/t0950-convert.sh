@@ -83,6 +83,24 @@ test_expect_success "AdapterHub's fusion over Houlsby adapters (both sites): Ada
 	numbers out >got && numbers_close "$HUB/hfusion.expected" got
 '
 
+test_expect_success "AdapterHub's fusion over adapters that leave out layer 0: AdapterHub's outputs" '
+	af-convert --base "$BASE" -o da.st "$HUB/da" && af-convert --base "$BASE" -o db.st "$HUB/db" &&
+	af-convert --base "$BASE" --adapter da.st --adapter db.st -o d.st "$HUB/dfusion" &&
+	af-inspect --json d.st >j && ! grep -q "layer\.0\." j &&
+	test_grep "layer.1.output.adapter_fusion_layer.da,db.value.weight" j &&
+	test_grep "\"leave_out\": \[0\]" j &&
+	af-infer --base "$BASE" --adapter da.st --adapter db.st --fusion d.st "$HUB/in.jsonl" >out &&
+	numbers out >got && numbers_close "$HUB/dfusion.expected" got
+'
+
+test_expect_success "a fusion of adapters that leave out different layers is refused, saying why" '
+	af-convert --base "$BASE" -o ma.st "$HUB/ma" && af-convert --base "$BASE" -o mb.st "$HUB/mb" &&
+	test_exit 1 af-convert --base "$BASE" --adapter ma.st --adapter mb.st -o m.st \
+		"$HUB/mfusion" 2>err &&
+	test_grep "adapters .ma. and .mb. leave out different layers (0; none): AdapterHub fuses" err &&
+	! test -e m.st
+'
+
 test_expect_success 'a fusion needs its adapters, in its order' '
 	af-convert --base "$BASE" -o fa.st "$HUB/fa" && af-convert --base "$BASE" -o fb.st "$HUB/fb" &&
 	test_exit 1 af-convert --base "$BASE" --adapter fb.st --adapter fa.st -o x.st "$HUB/fusion" 2>err &&
