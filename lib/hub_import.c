@@ -613,9 +613,8 @@ int hub_import_fusion(bert *base, const char **adapters, int n, const char *dir,
                 for (int s = 0; s < BERT_NSITES && !rc; s++) {
                     if (!(model_site_mask(m.arch) >> s & 1)) continue;
                     if (model_left_out(&m, l)) { /* built there, never run: not imported */
-                        static const char *const parts[] = {"query.weight", "query.bias",
-                                                            "key.weight", "key.bias",
-                                                            "value.weight"};
+                        static const char *const parts[] = {
+                            "query.weight", "query.bias", "key.weight", "key.bias", "value.weight"};
                         for (int k = 0; k < 5; k++) {
                             hub_tensor_name(nm, sizeof nm, hub_base_model_type(base), 1, l, s,
                                             fname, parts[k]);
