@@ -9,18 +9,29 @@
 #include "trainopts.h"
 
 enum {
-    O_ADAPTER = 2000, O_METHOD, O_HEADS, O_TEMPERATURE, O_ANNEAL, O_FIXED, O_GATE, O_UNFREEZE,
+    O_ADAPTER = 2000,
+    O_FUSION_INPUT,
+    O_METHOD,
+    O_HEADS,
+    O_TEMPERATURE,
+    O_ANNEAL,
+    O_FIXED,
+    O_GATE,
+    O_UNFREEZE,
     O_ADAPTER_LR
 };
 
 static void usage(void) {
     printf("Usage: %s --base DIR --adapter A --adapter B [...] --name NAME -o OUT [options]\n"
            "          [FILE|-]\n"
+           "       %s --base DIR --fusion-input F --adapter A [...] --name NAME -o OUT ...\n"
            "Train an AdapterFusion layer over frozen adapters, and a head for the target task,\n"
            "from tokenized JSONL (FILE or stdin), and write it to OUT (safetensors).\n"
            "\n"
            "  --base DIR             the base the adapters were trained on\n"
            "  --adapter FILE         an adapter file from af-train-adapter (at least two)\n"
+           "  --fusion-input FILE    a trained fusion file, one more input (hierarchical\n"
+           "                         fusion; give the adapters and fusions under it too)\n"
            "  --name NAME            the target task (the head's name)\n"
            "  -o, --output OUT       the fusion file to write\n"
            "Fusion:\n"
@@ -30,11 +41,12 @@ static void usage(void) {
            "  --temperature-anneal   T from 50 down by 0.05 per step to 1 (AdapterHub)\n"
            "  --fixed-weights        weighted: a fixed uniform average (nothing learned)\n"
            "  --gate sigmoid|softmax gating: how gates are normalised (default sigmoid)\n"
-           "  --unfreeze-adapters    train the adapters too (written into OUT)\n"
+           "  --unfreeze-adapters    train the adapters too, those under fusion inputs\n"
+           "                         included (written into OUT; fusion inputs stay frozen)\n"
            "  --adapter-lr X         their learning rate (default 1e-4)\n"
            "%s"
            "The default --lr here is 5e-5.\n",
-           af_prog, train_options_help);
+           af_prog, af_prog, train_options_help);
 }
 
 int main(int argc, char **argv) {
@@ -44,20 +56,21 @@ int main(int argc, char **argv) {
     common_opts_init(&c);
     c.t.lr = 5e-5;
     fusion_config fc = {FUSION_ATTENTION, 0, 0, 4, 0, 0, 0};
-    int anneal = 0, unfreeze = 0, nadapters = 0, heads_given = 0;
+    int anneal = 0, unfreeze = 0, nadapters = 0, nfins = 0, heads_given = 0, pos = 0;
     float temperature = 1;
-    const char **adapters = NULL;
-    static const struct option own[] = {
-        {"adapter", required_argument, 0, O_ADAPTER},
-        {"method", required_argument, 0, O_METHOD},
-        {"heads", required_argument, 0, O_HEADS},
-        {"temperature", required_argument, 0, O_TEMPERATURE},
-        {"temperature-anneal", no_argument, 0, O_ANNEAL},
-        {"fixed-weights", no_argument, 0, O_FIXED},
-        {"gate", required_argument, 0, O_GATE},
-        {"unfreeze-adapters", no_argument, 0, O_UNFREEZE},
-        {"adapter-lr", required_argument, 0, O_ADAPTER_LR},
-        {0, 0, 0, 0}};
+    const char **adapters = NULL, **fins = NULL;
+    int *apos = NULL, *fpos = NULL; /* places on the command line: the new fusion's input order */
+    static const struct option own[] = {{"adapter", required_argument, 0, O_ADAPTER},
+                                        {"fusion-input", required_argument, 0, O_FUSION_INPUT},
+                                        {"method", required_argument, 0, O_METHOD},
+                                        {"heads", required_argument, 0, O_HEADS},
+                                        {"temperature", required_argument, 0, O_TEMPERATURE},
+                                        {"temperature-anneal", no_argument, 0, O_ANNEAL},
+                                        {"fixed-weights", no_argument, 0, O_FIXED},
+                                        {"gate", required_argument, 0, O_GATE},
+                                        {"unfreeze-adapters", no_argument, 0, O_UNFREEZE},
+                                        {"adapter-lr", required_argument, 0, O_ADAPTER_LR},
+                                        {0, 0, 0, 0}};
     struct option opts[TRAIN_MAX_OPTIONS];
     train_options_merge(opts, own);
     int o;
@@ -66,8 +79,17 @@ int main(int argc, char **argv) {
         switch (o) {
         case O_ADAPTER:
             adapters = af_realloc(adapters, (nadapters + 1) * sizeof(char *));
+            apos = af_realloc(apos, (nadapters + 1) * sizeof(int));
+            apos[nadapters] = pos++;
             adapters[nadapters++] = optarg;
             pathguard_input(&c.guard, "--adapter", optarg);
+            break;
+        case O_FUSION_INPUT:
+            fins = af_realloc(fins, (nfins + 1) * sizeof(char *));
+            fpos = af_realloc(fpos, (nfins + 1) * sizeof(int));
+            fpos[nfins] = pos++;
+            fins[nfins++] = optarg;
+            pathguard_input(&c.guard, "--fusion-input", optarg);
             break;
         case O_METHOD:
             if ((fc.method = fusion_method_parse(optarg)) < 0)
@@ -96,9 +118,21 @@ int main(int argc, char **argv) {
         }
     }
     common_opts_finish(&c, argc, argv);
-    if (nadapters < 2) usage_error("at least two --adapter files are needed, %d given", nadapters);
-    if (fc.fixed && fc.method != FUSION_WEIGHTED) usage_error("--fixed-weights is for --method weighted");
-    if (heads_given && fc.method != FUSION_MULTIHEAD) usage_error("--heads is for --method multihead");
+    if (nadapters < 2 && !nfins)
+        usage_error("at least two --adapter files are needed, %d given", nadapters);
+    if (nfins && nadapters < 1)
+        usage_error(
+            "--fusion-input needs the adapters under it (and beside it): no --adapter given");
+    /* each method says which options are its own (fusion_method.h) */
+    char which[128];
+    if (fc.fixed && !fusion_method_takes(fc.method, "fixed_weights")) {
+        fusion_methods_taking(which, sizeof which, "fixed_weights");
+        usage_error("--fixed-weights is for --method %s", which);
+    }
+    if (heads_given && !fusion_method_takes(fc.method, "heads")) {
+        fusion_methods_taking(which, sizeof which, "heads");
+        usage_error("--heads is for --method %s", which);
+    }
     c.t.format = MODEL_FORMAT_FUSION;
     c.t.save_groups = 1 << PG_FUSION | 1 << PG_HEAD | (unfreeze ? 1 << PG_ADAPTER : 0);
     c.t.args_json = c.owned_args = common_args_json(&c, argc, argv);
@@ -108,13 +142,15 @@ int main(int argc, char **argv) {
     common_load(&c, &base, &train, &dev);
     fc.dropout = base.cfg.attn_dropout;
     /* known only once the base is read, but still the command line's mistake */
-    if (fc.method == FUSION_MULTIHEAD && base.cfg.hidden % fc.heads)
+    if (fusion_method_takes(fc.method, "heads") && base.cfg.hidden % fc.heads)
         usage_error("--heads %d does not divide the base's hidden size %d", fc.heads, base.cfg.hidden);
     af_model m;
     model_init(&m, &base);
     m.temperature = temperature;
     af_err e;
-    if (model_load_adapters(&m, adapters, nadapters, &e)) die_err(&e);
+    if (model_load_adapters(&m, adapters, nadapters, &e) ||
+        model_load_fusion_inputs(&m, fins, nfins, apos, fpos, &e))
+        die_err(&e);
     common_drop_layers(&c, &m);
     if (model_new_fusion(&m, &fc, anneal, c.t.seed, &e) ||
         train_add_heads(&m, &train, c.name, c.labels, c.tasks, c.ntasks, c.head_kind, c.t.seed + 1,
@@ -127,7 +163,7 @@ int main(int argc, char **argv) {
     jl_set_free(&train);
     jl_set_free(&dev);
     bert_free(&base);
-    free(adapters);
+    free(adapters), free(fins), free(apos), free(fpos);
     common_opts_free(&c);
     return finish(rc);
 }

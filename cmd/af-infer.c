@@ -13,6 +13,7 @@ enum {
     O_BASE = 1000,
     O_ADAPTER,
     O_FUSION,
+    O_FUSION_INPUT,
     O_ADAPTERS,
     O_TASK,
     O_BATCH,
@@ -33,6 +34,8 @@ static void usage(void) {
            "  --base DIR             the base the adapters were trained on\n"
            "  --adapter FILE         an adapter file (repeat for a fusion)\n"
            "  --fusion FILE          a fusion file from af-fuse over those adapters\n"
+           "  --fusion-input FILE    a fusion file under FILE (hierarchical fusion; repeat:\n"
+           "                         every fusion under it, each once)\n"
            "  --adapters a,b,...     use only the adapters of these names\n"
            "  --task NAME            the head every line uses (default: the line's \"task\",\n"
            "                         or the only head)\n"
@@ -70,6 +73,7 @@ int main(int argc, char **argv) {
     static const struct option longopts[] = {{"base", required_argument, 0, O_BASE},
                                              {"adapter", required_argument, 0, O_ADAPTER},
                                              {"fusion", required_argument, 0, O_FUSION},
+                                             {"fusion-input", required_argument, 0, O_FUSION_INPUT},
                                              {"adapters", required_argument, 0, O_ADAPTERS},
                                              {"task", required_argument, 0, O_TASK},
                                              {"batch-size", required_argument, 0, O_BATCH},
@@ -85,13 +89,14 @@ int main(int argc, char **argv) {
                                              {"version", no_argument, 0, 'V'},
                                              {0, 0, 0, 0}};
     /* static: still reachable when usage_error exits (LeakSanitizer) */
-    static const char **adapters;
+    static const char **adapters, **fins;
     const char *base_dir = NULL, *fusion = NULL, *select = NULL, *task = NULL, *mjson = NULL;
     const char *input = "-";
     int threads = 0, metrics = 0, confusion = 0, quiet = 0, weights = 0;
     infer_opts io = {32, 128, -1, INFER_FW_NONE, 0};
-    int nadapters = 0, o;
+    int nadapters = 0, nfins = 0, o;
     adapters = af_calloc((size_t)argc, sizeof *adapters);
+    fins = af_calloc((size_t)argc, sizeof *fins);
     while ((o = getopt_long(argc, argv, "qhV", longopts, NULL)) != -1) {
         switch (o) {
         case O_BASE:
@@ -102,6 +107,9 @@ int main(int argc, char **argv) {
             break;
         case O_FUSION:
             fusion = optarg;
+            break;
+        case O_FUSION_INPUT:
+            fins[nfins++] = optarg;
             break;
         case O_ADAPTERS:
             select = optarg;
@@ -162,6 +170,8 @@ int main(int argc, char **argv) {
     if (!nadapters) usage_error("at least one --adapter FILE is required");
     if (optind < argc) input = argv[optind++];
     if (optind < argc) usage_error("one input file at most ('%s' is extra)", argv[optind]);
+    if (nfins && !fusion)
+        usage_error("--fusion-input %s: a fusion under which --fusion? (none given)", fins[0]);
     if (io.fusion_weights && !fusion)
         usage_error("--fusion-weights needs a --fusion file: a single adapter has no weights");
     io.metrics = metrics || mjson;
@@ -171,6 +181,7 @@ int main(int argc, char **argv) {
         pathguard_input_dir(&g, "--base", base_dir);
         for (int i = 0; i < nadapters; i++) pathguard_input(&g, "--adapter", adapters[i]);
         pathguard_input(&g, "--fusion", fusion);
+        for (int i = 0; i < nfins; i++) pathguard_input(&g, "--fusion-input", fins[i]);
         pathguard_input(&g, "the input", input);
         pathguard_output(&g, "--metrics-json", mjson);
         pathguard_done(&g);
@@ -184,7 +195,7 @@ int main(int argc, char **argv) {
     if (bert_load_as(&base, base_dir, weights, &e)) die_err(&e);
     af_model m;
     model_init(&m, &base);
-    if (infer_load(&m, adapters, nadapters, fusion, select, &e)) die_err(&e);
+    if (infer_load(&m, adapters, nadapters, fusion, fins, nfins, select, &e)) die_err(&e);
     if (task && (io.head = model_head_index(&m, task)) < 0) {
         char list[512];
         size_t n = 0;
@@ -220,5 +231,6 @@ int main(int argc, char **argv) {
     model_free(&m);
     bert_free(&base);
     free(adapters);
+    free(fins);
     return finish(0);
 }

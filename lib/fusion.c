@@ -4,6 +4,7 @@
  * fusion_weighted.c and fusion_gating.c; the definitions and AdapterHub references in fusion.h. */
 #include "fusion.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "fusion_method.h"
@@ -52,6 +53,22 @@ int fusion_config_from_json(fusion_config *cfg, const cJSON *j, af_err *e) {
     return m && m->from_json ? m->from_json(cfg, j, e) : 0;
 }
 
+int fusion_method_takes(int method, const char *option) {
+    const fusion_method_ops *m = ops(method);
+    for (int i = 0; m && m->options && m->options[i]; i++)
+        if (!strcmp(m->options[i], option)) return 1;
+    return 0;
+}
+
+void fusion_methods_taking(char *buf, size_t cap, const char *option) {
+    size_t n = 0;
+    int k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < NMETHODS; i++)
+        if (fusion_method_takes(i, option) && n < cap)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", k++ ? " or " : "", methods[i]->name);
+}
+
 int fusion_uses_input(const fusion_config *cfg) {
     return ops(cfg->method)->uses_x;
 }
@@ -73,7 +90,11 @@ static int64_t dim(fusion_dim d, const fusion_config *cfg) {
     }
 }
 
-int fusion_params(param_desc out[FUSION_MAX_PARAMS], const fusion_config *cfg) {
+int fusion_param_count(const fusion_config *cfg) {
+    return ops(cfg->method)->nparams;
+}
+
+int fusion_params(param_desc *out, const fusion_config *cfg) {
     const fusion_method_ops *m = ops(cfg->method);
     size_t off = 0;
     for (int i = 0; i < m->nparams; i++) {
@@ -88,13 +109,13 @@ int fusion_params(param_desc out[FUSION_MAX_PARAMS], const fusion_config *cfg) {
 }
 
 size_t fusion_nparams(const fusion_config *cfg) {
-    param_desc p[FUSION_MAX_PARAMS];
+    param_desc p[fusion_param_count(cfg)];
     int n = fusion_params(p, cfg);
     return n ? p[n - 1].offset + p[n - 1].numel : 0;
 }
 
 void fusion_carve(fusion *f, const fusion_config *cfg, float *buf) {
-    param_desc p[FUSION_MAX_PARAMS];
+    param_desc p[fusion_param_count(cfg)];
     const fusion_method_ops *m = ops(cfg->method);
     int n = fusion_params(p, cfg);
     memset(f, 0, sizeof *f);
@@ -227,6 +248,17 @@ void fusion_forward(float *o, fusion_cache *c, const float *x, const float *ups,
 void fusion_backward(float *dx, float *dups, fusion *g, fusion_cache *c, const float *dout,
                      const float *x, const float *ups, const fusion *f, int M) {
     ops(f->cfg.method)->backward(dx, dups, g, c, dout, x, ups, f, M);
+}
+
+int fusion_has_static_weights(const fusion_config *cfg) {
+    return ops(cfg->method)->static_weights != NULL;
+}
+
+int fusion_static_weights(float *w, const fusion *f) {
+    const fusion_method_ops *m = ops(f->cfg.method);
+    if (!m->static_weights) return -1;
+    m->static_weights(w, f);
+    return 0;
 }
 
 double fusion_reg_forward(const fusion *f) {

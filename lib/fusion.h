@@ -59,7 +59,6 @@ typedef enum {
     FUSION_GATING,
 } fusion_method;
 
-#define FUSION_MAX_PARAMS 5
 #define FUSION_REG_COEF 0.01 /* AdapterHub get_fusion_regularization_loss */
 
 typedef struct {
@@ -83,6 +82,10 @@ int fusion_config_check(const fusion_config *cfg, af_err *e);
 struct cJSON;
 void fusion_config_to_json(struct cJSON *j, const fusion_config *cfg);
 int fusion_config_from_json(fusion_config *cfg, const struct cJSON *j, af_err *e);
+/* Whether a method takes an option of its own ("heads", "fixed_weights", "gate"), and the
+ * methods that do ("weighted"; "a or b" for two), for messages. */
+int fusion_method_takes(int method, const char *option);
+void fusion_methods_taking(char *buf, size_t cap, const char *option);
 /* 1 when the method reads the query input x (its backward then computes dx). */
 int fusion_uses_input(const fusion_config *cfg);
 
@@ -100,9 +103,11 @@ typedef struct {
     float *gate3_w, *gate3_b; /* (N,H/2), (N)   gating */
 } fusion;
 
-/* Floats of the parameter buffer, and its table (returns the number of entries). */
+/* Floats of the parameter buffer; the number of its tensors (the method's row says, no cap); the
+ * table itself into out[fusion_param_count(cfg)] (returns that count). */
 size_t fusion_nparams(const fusion_config *cfg);
-int fusion_params(param_desc out[FUSION_MAX_PARAMS], const fusion_config *cfg);
+int fusion_param_count(const fusion_config *cfg);
+int fusion_params(param_desc *out, const fusion_config *cfg);
 /* Points f's tensors into buf (fusion_nparams floats) per fusion_params. */
 void fusion_carve(fusion *f, const fusion_config *cfg, float *buf);
 /* The method's init (see above); rng draws only for the N(0, 0.02) weights. */
@@ -153,6 +158,12 @@ void fusion_forward(float *o, fusion_cache *c, const float *x, const float *ups,
  * (NULL: fusion frozen) from dout[M,H], for the x, ups of the last forward. */
 void fusion_backward(float *dx, float *dups, fusion *g, fusion_cache *c, const float *dout,
                      const float *x, const float *ups, const fusion *f, int M);
+
+/* The weights over the inputs when they do not depend on the input (weighted fusion: the softmax
+ * of its weights, as its forward computes them, bit for bit): fills w[cfg.N] and returns 0, or
+ * returns -1 for a method whose weights come from each token. */
+int fusion_static_weights(float *w, const fusion *f);
+int fusion_has_static_weights(const fusion_config *cfg);
 
 /* The value regulariser: returns 0.01·‖I − Wv‖²_F (0 for methods without a value matrix);
  * backward accumulates its gradient 0.02·(Wv − I), scaled by `scale`, into g->value_w. */

@@ -13,6 +13,8 @@ static const fusion_param_spec params[] = {
     {"gate.3.bias", FD_N, FD_NONE, 0, FP_TRAIN, offsetof(fusion, gate3_b)},
 };
 
+static const char *const options[] = {"gate", NULL};
+
 static void init(fusion *f, af_rng *rng) {
     size_t H = f->cfg.H, N = f->cfg.N, H2 = f->cfg.H / 2;
     fusion_normal(f->gate0_w, H2 * H, rng), memset(f->gate0_b, 0, H2 * sizeof(float));
@@ -79,6 +81,7 @@ static int from_json(fusion_config *cfg, const cJSON *j, af_err *e) {
 const fusion_method_ops fusion_gating_ops = {
     .name = "gating",
     .params = params,
+    .options = options,
     .nparams = 4,
     .uses_x = 1,
     .dropout = 1,

@@ -42,6 +42,8 @@ typedef struct {
     const char *name;
     const fusion_param_spec *params; /* in the file's order */
     int nparams;
+    const char *const *options; /* the options of its own (af-fuse --NAME with '_' as '-'; keys
+                                   of the file's config), NULL-terminated; NULL: none */
     int uses_x;  /* the query input x reaches the output (dx is computed) */
     int dropout; /* cfg.dropout applies in training */
     /* Checks of the method's own options beyond fusion_config_check's (NULL: none). */
@@ -53,6 +55,9 @@ typedef struct {
                     int M, float T, af_rng *rng);
     void (*backward)(float *dx, float *dups, fusion *g, fusion_cache *c, const float *dout,
                      const float *x, const float *ups, const fusion *f, int M);
+    /* The weights over the inputs when they are the same for every token (NULL: they are not),
+     * computed as the forward computes them. */
+    void (*static_weights)(float *w, const fusion *f);
     /* A term of the loss on the parameters (NULL: none): its value, and its gradient times scale
      * accumulated into g (attention's value regulariser). */
     double (*reg_forward)(const fusion *f);

@@ -21,6 +21,8 @@ static int check(const fusion_config *cfg, af_err *e) {
     return 0;
 }
 
+static const char *const options[] = {"heads", NULL};
+
 static void init(fusion *f, af_rng *rng) {
     size_t H = f->cfg.H;
     fusion_normal(f->in_w, 3 * H * H, rng), memset(f->in_b, 0, 3 * H * sizeof(float));
@@ -136,6 +138,7 @@ static int from_json(fusion_config *cfg, const cJSON *j, af_err *e) {
 const fusion_method_ops fusion_multihead_ops = {
     .name = "multihead",
     .params = params,
+    .options = options,
     .nparams = 4,
     .uses_x = 0,
     .dropout = 1,

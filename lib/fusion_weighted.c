@@ -10,6 +10,8 @@ static const fusion_param_spec params[] = {
     {"weights", FD_N, FD_NONE, 1, FP_TRAIN_UNLESS_FIXED, offsetof(fusion, weights)},
 };
 
+static const char *const options[] = {"fixed_weights", NULL};
+
 static void init(fusion *f, af_rng *rng) {
     memset(f->weights, 0, f->cfg.N * sizeof(float)); /* softmax(0) = uniform */
 }
@@ -19,10 +21,14 @@ static void layout(fusion_layout *L, const fusion_config *cfg, int M) {
     L->c->scratch = fusion_take_scratch(L, cfg->N);
 }
 
+static void static_weights(float *w, const fusion *f) {
+    softmax_forward(w, f->weights, 1, f->cfg.N);
+}
+
 static void forward(float *o, fusion_cache *c, const float *x, const float *ups, const fusion *f,
                     int M, float T, af_rng *rng) {
     int N = f->cfg.N;
-    softmax_forward(c->sw, f->weights, 1, N);
+    static_weights(c->sw, f);
     for (int m = 0; m < M; m++) memcpy(c->p + (size_t)m * N, c->sw, N * sizeof(float));
     fusion_mix_forward(o, c->p, ups, M, N, f->cfg.H);
 }
@@ -54,6 +60,7 @@ static int from_json(fusion_config *cfg, const cJSON *j, af_err *e) {
 const fusion_method_ops fusion_weighted_ops = {
     .name = "weighted",
     .params = params,
+    .options = options,
     .nparams = 1,
     .uses_x = 0,
     .dropout = 0,
@@ -61,6 +68,7 @@ const fusion_method_ops fusion_weighted_ops = {
     .layout = layout,
     .forward = forward,
     .backward = backward,
+    .static_weights = static_weights,
     .to_json = to_json,
     .from_json = from_json,
 };

@@ -21,7 +21,7 @@ void heatmap_free(heatmap *h) {
     for (int i = 0; i < h->rows; i++) free(h->row_labels[i]);
     for (int j = 0; j < h->cols; j++) free(h->col_labels[j]);
     free(h->row_labels), free(h->col_labels), free(h->v);
-    free(h->title), free(h->group);
+    free(h->title), free(h->group), free(h->level);
     memset(h, 0, sizeof *h);
 }
 
@@ -176,11 +176,17 @@ static void csv_field(FILE *f, const char *s) {
 }
 
 void heatmap_csv(FILE *f, const heatmap *maps, int n, const char *row_axis, const char *col_axis) {
-    fprintf(f, "group,%s,%s,value\n", row_axis, col_axis);
+    int levels = 0;
+    for (int m = 0; m < n; m++) levels |= maps[m].level != NULL;
+    fprintf(f, "%sgroup,%s,%s,value\n", levels ? "level," : "", row_axis, col_axis);
     for (int m = 0; m < n; m++) {
         const heatmap *h = &maps[m];
         for (int i = 0; i < h->rows; i++)
             for (int j = 0; j < h->cols; j++) {
+                if (levels) {
+                    csv_field(f, h->level ? h->level : "");
+                    fputc(',', f);
+                }
                 csv_field(f, h->group ? h->group : "");
                 fputc(',', f);
                 csv_field(f, h->row_labels[i]);
@@ -214,6 +220,12 @@ cJSON *heatmap_json(const heatmap *maps, int n) {
             cJSON_AddStringToObject(o, "group", h->group);
         else
             cJSON_AddNullToObject(o, "group");
+        if (h->level) {
+            cJSON_AddStringToObject(o, "level", h->level);
+            cJSON *c = cJSON_AddArrayToObject(o, "columns");
+            for (int k = 0; k < h->cols; k++)
+                cJSON_AddItemToArray(c, cJSON_CreateString(h->col_labels[k]));
+        }
         cJSON_AddNumberToObject(o, "n", (double)h->n);
         cJSON *vs = cJSON_AddArrayToObject(o, "values");
         for (int i = 0; i < h->rows; i++) {

@@ -17,6 +17,7 @@ typedef struct cJSON cJSON;
 typedef struct {
     char *title; /* shown above the map, or NULL */
     char *group; /* what the map is of (e.g. a gold label), or NULL for everything */
+    char *level; /* which fusion of a hierarchical fusion (its name), or NULL: the top one */
     long n;      /* examples averaged (0: not an average) */
     int rows, cols;
     char **row_labels; /* [rows] */
@@ -41,9 +42,11 @@ typedef enum { HM_PLAIN, HM_256, HM_TRUECOLOR } hm_colour;
  * col_axis name the axes ("layer", "adapter"). */
 void heatmap_print(FILE *f, const heatmap *maps, int n, const char *row_axis, const char *col_axis,
                    int colour);
-/* For programs: "group,ROW_AXIS,COL_AXIS,value" with one line per cell of every map. */
+/* For programs: "group,ROW_AXIS,COL_AXIS,value" with one line per cell of every map; when a map
+ * has a level, "level," comes first. */
 void heatmap_csv(FILE *f, const heatmap *maps, int n, const char *row_axis, const char *col_axis);
-/* {"rows": [..], "columns": [..], "maps": [{"title", "group", "n", "values": [[..]..]}]} */
+/* {"rows": [..], "columns": [..], "maps": [{"title", "group", "n", "values": [[..]..]}]}; a map
+ * with a level adds "level" and its own "columns". */
 cJSON *heatmap_json(const heatmap *maps, int n);
 /* The maps stacked top to bottom in one image: title, axis names, row and column labels, each
  * cell in its colour with its value written in it, and a colour legend from 0 to 1. */

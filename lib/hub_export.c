@@ -387,6 +387,13 @@ static int export_fusion(const char *file, const char **adapters, int n, const c
     const cJSON *m = rc ? NULL : cJSON_GetObjectItemCaseSensitive(a.cfg, "method"),
                 *T = rc ? NULL : cJSON_GetObjectItemCaseSensitive(a.cfg, "temperature");
     int attention = cJSON_IsString(m) && !strcmp(m->valuestring, "attention");
+    /* AdapterHub's Fuse composes adapters only: no fusion sits under another */
+    if (!rc && st_meta_get(&a.f, "tree"))
+        rc = af_errf(e,
+                     "%s: a hierarchical fusion (a fusion over fusions, %s): AdapterHub fuses "
+                     "adapters only and has no such thing; export its fusions over adapters "
+                     "one by one",
+                     file, a.name);
     if (!rc && !attention && !(cJSON_IsString(m) && !strcmp(m->valuestring, "static")))
         rc = af_errf(e, "%s: a %s fusion: AdapterHub computes attention and static fusion only",
                      file, cJSON_IsString(m) ? m->valuestring : "?");

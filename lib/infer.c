@@ -85,8 +85,8 @@ static void given_list(char *buf, size_t cap, const char **paths, const strs *na
         k += (size_t)snprintf(buf + k, cap - k, "%s%s (%s)", i ? ", " : "", paths[i], names->v[i]);
 }
 
-int infer_load(af_model *m, const char **paths, int n, const char *fusion, const char *select,
-               af_err *e) {
+int infer_load(af_model *m, const char **paths, int n, const char *fusion, const char **fins,
+               int nfin, const char *select, af_err *e) {
     strs names = {0}, want = {0}, rec = {0};
     const char **chosen = NULL;
     char given[512];
@@ -156,7 +156,11 @@ int infer_load(af_model *m, const char **paths, int n, const char *fusion, const
         }
         chosen[k] = paths[found];
     }
-    if (model_load_adapters(m, chosen, want.n, e) || (fusion && model_load_fusion(m, fusion, e)))
+    /* a hierarchical fusion's record lists every adapter under it: the fusion inputs find
+     * theirs among them */
+    if (model_load_adapters(m, chosen, want.n, e) ||
+        (fusion && model_load_fusion_inputs(m, fins, nfin, NULL, NULL, e)) ||
+        (fusion && model_load_fusion(m, fusion, e)))
         goto fail;
     if (!m->nheads) {
         rc = af_errf(e, "%s: no task head in the file", fusion ? fusion : chosen[0]);
@@ -202,7 +206,7 @@ typedef struct {
     ob_writer w; /* into mem */
     int nsites;  /* fused sites */
     int *sitep;  /* [nsites] site p = 2l + s of each, in layer order */
-    double *acc; /* [N] */
+    double *acc; /* [N] the most inputs of any fusion level */
     float *mean; /* [N] */
 } run;
 
@@ -272,16 +276,18 @@ static void put_floats(ob_writer *w, const float *v, int n) {
     ob_char(w, ']');
 }
 
-/* A line's weights at one site: the mean over its real tokens, or each of them. */
-static void put_site_weights(run *R, int k, int row, int p) {
+/* A line's weights at one site, at fusion level lv (model_fusion_weights_level): the mean over
+ * its real tokens, or each of them. */
+static void put_site_weights(run *R, int k, int row, int p, int lv) {
     const af_model *m = R->m;
-    const float *W = model_fusion_weights(m, p);
+    const float *W = model_fusion_weights_level(m, p, lv);
     const jl_example *x = &R->ex[k];
     if (!W) { /* a layer left out (--drop-layers): no fusion there */
         ob_str(&R->w, "null");
         return;
     }
-    int N = m->N, len = R->bt.lengths[row], S = R->bt.S, real = 0;
+    int N = lv < m->nfin ? m->fin[lv].fcfg.N : m->fcfg.N;
+    int len = R->bt.lengths[row], S = R->bt.S, real = 0;
     for (int t = 0; t < len; t++) real += x->attention_mask[t] != 0;
     if (R->o->fusion_weights == INFER_FW_TOKENS) {
         ob_char(&R->w, '[');
@@ -306,13 +312,17 @@ static void put_site_weights(run *R, int k, int row, int p) {
     put_floats(&R->w, R->mean, N);
 }
 
-static void put_fusion_weights(run *R, int k, int row) {
+/* One level's object members: its inputs' names ("adapters"), "layers" and, for Houlsby,
+ * "attention_layers". */
+static void put_level(run *R, int k, int row, int lv) {
     const af_model *m = R->m;
     ob_writer *w = &R->w;
-    ob_str(w, ",\"fusion_weights\":{\"adapters\":[");
-    for (int i = 0; i < m->N; i++) {
+    int n = lv < m->nfin ? m->fin[lv].fcfg.N : m->fcfg.N;
+    ob_str(w, "\"adapters\":[");
+    for (int i = 0; i < n; i++) {
         if (i) ob_char(w, ',');
-        ob_json_string(w, m->ad[i].name, strlen(m->ad[i].name));
+        const char *name = lv < m->nfin ? model_fin_input_name(m, lv, i) : model_input_name(m, i);
+        ob_json_string(w, name, strlen(name));
     }
     ob_char(w, ']');
     /* the FFN-output site of every layer is "layers"; Houlsby's attention-output site is
@@ -324,10 +334,30 @@ static void put_fusion_weights(run *R, int k, int row) {
             ob_str(w,
                    any ? "," : (s == BERT_SITE_OUT ? ",\"layers\":[" : ",\"attention_layers\":["));
             any = 1;
-            put_site_weights(R, k, row, R->sitep[j]);
+            put_site_weights(R, k, row, R->sitep[j], lv);
         }
         if (any) ob_char(w, ']');
         if (s == BERT_SITE_ATTN) break;
+    }
+}
+
+/* The model's fusion's weights; a hierarchical one's inner fusions follow in "levels", each
+ * after the fusions under it. */
+static void put_fusion_weights(run *R, int k, int row) {
+    const af_model *m = R->m;
+    ob_writer *w = &R->w;
+    ob_str(w, ",\"fusion_weights\":{");
+    put_level(R, k, row, m->nfin);
+    if (m->nfin) {
+        ob_str(w, ",\"levels\":[");
+        for (int lv = 0; lv < m->nfin; lv++) {
+            ob_str(w, lv ? ",{\"fusion\":" : "{\"fusion\":");
+            ob_json_string(w, m->fin[lv].name, strlen(m->fin[lv].name));
+            ob_char(w, ',');
+            put_level(R, k, row, lv);
+            ob_char(w, '}');
+        }
+        ob_char(w, ']');
     }
     ob_char(w, '}');
 }
@@ -541,8 +571,10 @@ int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out,
     af_lines_max(lines, JL_MAX_LINE);
     R.name = af_lines_name(lines);
     R.sitep = af_calloc(2 * m->L, sizeof *R.sitep);
-    R.acc = af_calloc(m->N ? m->N : 1, sizeof *R.acc);
-    R.mean = af_calloc(m->N ? m->N : 1, sizeof *R.mean);
+    int maxn = m->N > m->fcfg.N ? m->N : m->fcfg.N;
+    for (int k = 0; k < m->nfin; k++) maxn = m->fin[k].fcfg.N > maxn ? m->fin[k].fcfg.N : maxn;
+    R.acc = af_calloc(maxn ? maxn : 1, sizeof *R.acc);
+    R.mean = af_calloc(maxn ? maxn : 1, sizeof *R.mean);
     for (int p = 0; p < 2 * m->L; p++)
         if (m->fused && (model_site_mask(m->arch) >> (p % 2) & 1)) R.sitep[R.nsites++] = p;
     if (!st->mt) {

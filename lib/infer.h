@@ -27,8 +27,10 @@
  * one, exactly one adapter must be chosen and its own heads serve. select ("a,b" or NULL) picks
  * adapters by name among the files; with a fusion it must name exactly the fused adapters. The
  * model is finalized for inference (nothing trains). */
-int infer_load(af_model *m, const char **paths, int n, const char *fusion, const char *select,
-               af_err *e);
+/* fins[nfin]: fusion files under a hierarchical fusion (af-infer --fusion-input), every one it
+ * needs and no other (model_load_fusion_inputs). */
+int infer_load(af_model *m, const char **paths, int n, const char *fusion, const char **fins,
+               int nfin, const char *select, af_err *e);
 
 typedef enum {
     INFER_FW_NONE,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "layercache.h"
+#include "model_int.h"
 #include "ops.h"
 
 /* Tensor names are AdapterHub's for the base's architecture (arch.h). */
@@ -71,6 +72,7 @@ void model_free(af_model *m) {
     free(m->amem), free(m->agrad), free(m->aw), free(m->ag);
     free(m->fusion_name);
     free(m->fmem), free(m->fgrad), free(m->fw), free(m->fg);
+    model_tree_free(m);
     for (int i = 0; i < m->nheads; i++) free_head(&m->heads[i]);
     free(m->heads);
     for (int i = 0; i < m->nparams; i++) free(m->params[i].name);
@@ -430,21 +432,35 @@ const char *model_leave_out_str(uint64_t mask, int L) {
     return buf;
 }
 
+/* AdapterHub's key: the inputs' names joined with commas ("(A,B),C" over a fusion). */
 static char *join_names(const af_model *m) {
-    size_t n = 1;
-    for (int i = 0; i < m->N; i++) n += strlen(m->ad[i].name) + 1;
-    char *s = af_malloc(n);
+    int n = m->nfin ? m->nroot : m->N;
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(model_input_name(m, i)) + 1;
+    char *s = af_malloc(len);
     s[0] = 0;
-    for (int i = 0; i < m->N; i++) {
+    for (int i = 0; i < n; i++) {
         if (i) strcat(s, ",");
-        strcat(s, m->ad[i].name);
+        strcat(s, model_input_name(m, i));
     }
     return s;
 }
 
+static const char *label(const af_model *m, int v) {
+    return v >= 0 ? m->ad[v].name : m->fin[-1 - v].label;
+}
+
+const char *model_input_name(const af_model *m, int j) {
+    return m->nfin ? label(m, m->root_in[j]) : m->ad[j].name;
+}
+
+const char *model_fin_input_name(const af_model *m, int k, int j) {
+    return label(m, m->fin[k].in[j]);
+}
+
 static void alloc_fusion(af_model *m, const fusion_config *cfg) {
     m->fcfg = *cfg;
-    m->fcfg.N = m->N;
+    m->fcfg.N = m->nfin ? m->nroot : m->N;
     m->fcfg.H = m->H;
     m->fused = 1;
     m->fusion_name = join_names(m);
@@ -459,14 +475,20 @@ static void alloc_fusion(af_model *m, const fusion_config *cfg) {
             fusion_carve(&m->fw[q], &m->fcfg, p);
             p += per;
         }
+    if (m->nfin) model_tree_build(m);
 }
 
 int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t seed, af_err *e) {
-    if (m->N < 2) return af_errf(e, "fusion needs at least 2 adapters, %d given", m->N);
+    if (m->nfin && m->nroot < 2)
+        return af_errf(e,
+                       "fusion needs at least 2 inputs, %d found (%d adapters and %d fusions, "
+                       "the rest under them)",
+                       m->nroot, m->N, m->nfin);
+    if (m->N < 2 && !m->nfin) return af_errf(e, "fusion needs at least 2 adapters, %d given", m->N);
     if (m->arch == SITE_NONE)
         return af_errf(e, "%s holds no adapter (a head alone): nothing to fuse", m->ad[0].path);
     fusion_config c = *cfg;
-    c.N = m->N, c.H = m->H;
+    c.N = m->nfin ? m->nroot : m->N, c.H = m->H;
     if (fusion_config_check(&c, e)) return -1;
     alloc_fusion(m, &c);
     m->anneal = anneal;
@@ -477,92 +499,97 @@ int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t
     return 0;
 }
 
+/* A fusion file's method and options (config), checked for N inputs of size H; T: the
+ * temperature it records. */
+static int read_fusion_config(const cJSON *cfg, const char *path, int H, int N, fusion_config *fc,
+                              float *T, af_err *e) {
+    if (fusion_meta_check(cfg, path, e)) return -1;
+    memset(fc, 0, sizeof *fc);
+    const char *method = json_str(cfg, "method");
+    fc->method = method ? fusion_method_parse(method) : -1;
+    if (fc->method < 0) return af_errf(e, "%s: config.method missing or unknown", path);
+    if (fusion_config_from_json(fc, cfg, e)) return af_err_prefix(e, "%s", path);
+    const cJSON *temp = cJSON_GetObjectItemCaseSensitive(cfg, "temperature");
+    *T = cJSON_IsNumber(temp) ? (float)temp->valuedouble : 1.0f;
+    fc->N = N, fc->H = H;
+    if (fusion_config_check(fc, e)) return af_err_prefix(e, "%s", path);
+    return 0;
+}
+
+/* Copies the fusion tensors named `key` at every site into mem (fusion_nparams per site). */
+static int load_fusion_tensors(af_model *m, const st_file *f, const fusion_config *fc,
+                               const char *key, float *mem, af_err *e) {
+    param_desc pd[fusion_param_count(fc)];
+    int np = fusion_params(pd, fc), rc = 0;
+    for (int l = 0; l < m->L && !rc; l++)
+        for (int s = 0; s < BERT_NSITES && !rc; s++) {
+            if (!site_on(m, 2 * l + s)) continue;
+            float *base = mem + fusion_nparams(fc) * site_rank(m, 2 * l + s);
+            for (int j = 0; j < np && !rc; j++) {
+                char name[512];
+                arch_fusion_name(name, sizeof name, model_arch(m), l, s, key, pd[j].name);
+                rc = copy_tensor(f, name, base + pd[j].offset, pd[j].ndim, pd[j].shape, e);
+            }
+        }
+    return rc;
+}
+
+/* The record lists the adapters in fusion order, each with the sha256 of its file. */
+static int check_adapter_record(const af_model *m, const cJSON *ads, const char *path, af_err *e) {
+    if (!cJSON_IsArray(ads) || cJSON_GetArraySize(ads) != m->N)
+        return af_errf(e, "%s: fuses %d adapters, %d given", path,
+                       cJSON_IsArray(ads) ? cJSON_GetArraySize(ads) : 0, m->N);
+    for (int i = 0; i < m->N; i++) {
+        const cJSON *a = cJSON_GetArrayItem(ads, i);
+        const char *name = json_str(a, "name"), *sha = json_str(a, "sha256");
+        if (!name || !sha)
+            return af_errf(e, "%s: metadata 'adapters' entry %d lacks name or sha256", path, i);
+        if (strcmp(name, m->ad[i].name))
+            return af_errf(e, "%s: adapter %d must be '%s', but %s holds '%s'", path, i + 1, name,
+                           m->ad[i].path, m->ad[i].name);
+        if (strcmp(sha, m->ad[i].sha256))
+            return af_errf(e,
+                           "%s: adapter '%s': %s has sha256 %.12s…, but the fusion was trained "
+                           "with a file of sha256 %.12s…",
+                           path, name, m->ad[i].path, m->ad[i].sha256, sha);
+    }
+    return 0;
+}
+
 int model_load_fusion(af_model *m, const char *path, af_err *e) {
-    if (m->N < 2) return af_errf(e, "%s: a fusion needs its adapters (at least 2) given first", path);
+    if (m->N + m->nfin < 2)
+        return af_errf(e, "%s: a fusion needs its adapters (at least 2) given first", path);
     st_file f;
     if (st_open(&f, path, e)) return -1;
     int rc = 0;
     cJSON *cfg = NULL, *ads = NULL;
     const char *fmt = st_meta_get(&f, "format");
-    if (!fmt || strcmp(fmt, MODEL_FORMAT_FUSION)) {
+    fusion_config fc;
+    float T;
+    uint64_t lo = 0;
+    if (!fmt || strcmp(fmt, MODEL_FORMAT_FUSION))
         rc = af_errf(e, "%s: not an af fusion file (metadata format is %s, %s expected)", path,
                      fmt ? fmt : "missing", MODEL_FORMAT_FUSION);
-        goto out;
-    }
-    if (check_base(m, &f, e) || !(cfg = meta_json(&f, "config", e)) ||
-        !(ads = meta_json(&f, "adapters", e))) {
+    else if (check_base(m, &f, e) || !(cfg = meta_json(&f, "config", e)) ||
+             !(ads = meta_json(&f, "adapters", e)))
         rc = -1;
-        goto out;
-    }
-    /* The record lists the adapters in fusion order, each with the sha256 of its file. */
-    if (!cJSON_IsArray(ads) || cJSON_GetArraySize(ads) != m->N) {
-        rc = af_errf(e, "%s: fuses %d adapters, %d given", path,
-                     cJSON_IsArray(ads) ? cJSON_GetArraySize(ads) : 0, m->N);
-        goto out;
-    }
-    for (int i = 0; i < m->N; i++) {
-        const cJSON *a = cJSON_GetArrayItem(ads, i);
-        const char *name = json_str(a, "name"), *sha = json_str(a, "sha256");
-        if (!name || !sha) {
-            rc = af_errf(e, "%s: metadata 'adapters' entry %d lacks name or sha256", path, i);
-            goto out;
-        }
-        if (strcmp(name, m->ad[i].name)) {
-            rc = af_errf(e, "%s: adapter %d must be '%s', but %s holds '%s'", path, i + 1, name,
-                         m->ad[i].path, m->ad[i].name);
-            goto out;
-        }
-        if (strcmp(sha, m->ad[i].sha256)) {
-            rc = af_errf(e,
-                         "%s: adapter '%s': %s has sha256 %.12s…, but the fusion was trained "
-                         "with a file of sha256 %.12s…",
-                         path, name, m->ad[i].path, m->ad[i].sha256, sha);
-            goto out;
-        }
-    }
-    uint64_t lo = 0;
-    if (fusion_meta_check(cfg, path, e) || leave_out_meta(&f, cfg, m->L, &lo, e) ||
-        model_leave_out(m, lo, e)) {
+    else if (check_adapter_record(m, ads, path, e))
         rc = -1;
-        goto out;
+    /* a hierarchical file: its tree names its inputs among the adapters and fusion inputs */
+    else if (st_meta_get(&f, "tree") || m->nfin)
+        rc = model_tree_root(m, &f, e);
+    if (!rc && (read_fusion_config(cfg, path, m->H, m->nfin ? m->nroot : m->N, &fc, &T, e) ||
+                leave_out_meta(&f, cfg, m->L, &lo, e) || model_leave_out(m, lo, e)))
+        rc = -1;
+    if (!rc) {
+        m->temperature = T;
+        alloc_fusion(m, &fc);
+        rc = load_fusion_tensors(m, &f, &m->fcfg, m->fusion_name, m->fmem, e);
     }
-    fusion_config fc = {0};
-    const char *method = json_str(cfg, "method");
-    fc.method = method ? fusion_method_parse(method) : -1;
-    if (fc.method < 0) {
-        rc = af_errf(e, "%s: config.method missing or unknown", path);
-        goto out;
-    }
-    if (fusion_config_from_json(&fc, cfg, e)) {
-        rc = af_err_prefix(e, "%s", path);
-        goto out;
-    }
-    const cJSON *temp = cJSON_GetObjectItemCaseSensitive(cfg, "temperature");
-    m->temperature = cJSON_IsNumber(temp) ? (float)temp->valuedouble : 1.0f;
-    fc.N = m->N, fc.H = m->H;
-    if (fusion_config_check(&fc, e)) {
-        rc = af_err_prefix(e, "%s", path);
-        goto out;
-    }
-    alloc_fusion(m, &fc);
-    param_desc pd[FUSION_MAX_PARAMS];
-    int np = fusion_params(pd, &m->fcfg);
-    for (int l = 0; l < m->L && !rc; l++)
-        for (int s = 0; s < BERT_NSITES && !rc; s++) {
-            if (!site_on(m, 2 * l + s)) continue;
-            float *base = m->fmem + fusion_nparams(&m->fcfg) * site_rank(m, 2 * l + s);
-            for (int j = 0; j < np && !rc; j++) {
-                char name[512];
-                arch_fusion_name(name, sizeof name, model_arch(m), l, s, m->fusion_name,
-                                 pd[j].name);
-                rc = copy_tensor(&f, name, base + pd[j].offset, pd[j].ndim, pd[j].shape, e);
-            }
-        }
     /* Adapters trained along with the fusion (--unfreeze-adapters) travel in the fusion file. */
     if (!rc && json_int(cfg, "adapters_updated", 0))
         for (int i = 0; i < m->N && !rc; i++) rc = load_adapter_tensors(m, &f, i, e);
     if (!rc) rc = model_load_heads(m, &f, e);
-out:
     cJSON_Delete(cfg);
     cJSON_Delete(ads);
     st_close(&f);
@@ -749,7 +776,7 @@ void model_finalize(af_model *m) {
                 }
             }
     if (m->fused) {
-        param_desc pd[FUSION_MAX_PARAMS];
+        param_desc pd[fusion_param_count(&m->fcfg)];
         int np = fusion_params(pd, &m->fcfg);
         size_t per = fusion_nparams(&m->fcfg);
         int k = 0;
@@ -869,6 +896,7 @@ static size_t arena_bytes(af_model *m, int maxB, int maxS, int train, int *lowes
         s->adapter_grads = m->agrad ? &m->ag[(size_t)p * m->N] : NULL;
         s->fusion = m->fused ? &m->fw[p] : NULL;
         s->fusion_grad = m->fused && m->fgrad ? &m->fg[p] : NULL;
+        s->tree = m->fused && m->nfin ? &m->trees[p] : NULL;
         bytes += site_cache_floats_shared(s, site_rows(m, p, M)) * sizeof(float) + 64;
         size_t k = site_scratch_floats(s, site_rows(m, p, M));
         scratch = k > scratch ? k : scratch;
@@ -1085,6 +1113,42 @@ const float *model_fusion_weights(const af_model *m, int p) {
     return m->sc[p].fc.p;
 }
 
+const float *model_fusion_weights_level(const af_model *m, int p, int k) {
+    if (k == m->nfin) return model_fusion_weights(m, p);
+    if (!m->fused || !m->sites || !m->sites[p].N || k < 0 || k > m->nfin) return NULL;
+    return fusion_tree_weights(&m->sc[p].tc, k);
+}
+
+/* ---- for model_tree.c (model_int.h) ---- */
+
+int model_int_site_on(const af_model *m, int p) {
+    return site_on(m, p);
+}
+int model_int_site_rank(const af_model *m, int p) {
+    return site_rank(m, p);
+}
+int model_int_check_base(const af_model *m, const st_file *f, af_err *e) {
+    return check_base(m, f, e);
+}
+cJSON *model_int_meta_json(const st_file *f, const char *key, af_err *e) {
+    return meta_json(f, key, e);
+}
+int model_int_read_fusion_config(const cJSON *cfg, const char *path, int H, int N,
+                                 fusion_config *fc, float *T, af_err *e) {
+    return read_fusion_config(cfg, path, H, N, fc, T, e);
+}
+int model_int_leave_out_meta(const st_file *f, const cJSON *cfg, int L, uint64_t *mask,
+                             af_err *e) {
+    return leave_out_meta(f, cfg, L, mask, e);
+}
+int model_int_load_fusion_tensors(af_model *m, const st_file *f, const fusion_config *fc,
+                                  const char *key, float *mem, af_err *e) {
+    return load_fusion_tensors(m, f, fc, key, mem, e);
+}
+int model_int_load_adapter_tensors(af_model *m, const st_file *f, int i, af_err *e) {
+    return load_adapter_tensors(m, f, i, e);
+}
+
 /* ---- writing ---- */
 
 static char *json_print(cJSON *j) {
@@ -1135,8 +1199,10 @@ void model_writer(af_model *m, st_writer *w, const char *format, int group_mask,
         cJSON_AddNumberToObject(cfg, "temperature", fusion_T(m));
         cJSON_AddNumberToObject(cfg, "dropout", m->fcfg.dropout);
         cJSON_AddNumberToObject(cfg, "adapters_updated", (group_mask >> PG_ADAPTER) & 1);
+        /* the names of what the weights range over: adapters, and "(A,B)" for a fusion */
         cJSON *names = cJSON_AddArrayToObject(cfg, "adapter_names");
-        for (int i = 0; i < m->N; i++) cJSON_AddItemToArray(names, cJSON_CreateString(m->ad[i].name));
+        for (int i = 0; i < m->fcfg.N; i++)
+            cJSON_AddItemToArray(names, cJSON_CreateString(model_input_name(m, i)));
         add_leave_out(cfg, m);
     } else {
         cJSON_AddNumberToObject(cfg, "reduction_factor", m->ad[0].r ? (double)m->H / m->ad[0].r : 0);
@@ -1180,6 +1246,7 @@ void model_writer(af_model *m, st_writer *w, const char *format, int group_mask,
             cJSON_AddItemToArray(ads, a);
         }
         meta_owned(w, "adapters", json_print(ads));
+        if (m->nfin) meta_owned(w, "tree", model_tree_json(m));
     }
     if (training) st_writer_meta(w, "training", training);
     st_writer_meta(w, "created_by", "af " AF_VERSION);

@@ -53,6 +53,20 @@ typedef struct {
     uint64_t leave_out; /* the layers its file leaves out (the model leaves out their union) */
 } model_adapter;
 
+/* A frozen fusion read from a file (af-fuse --fusion-input): an input of the model's fusion, or
+ * of another such fusion (hierarchical fusion, fusion_tree.h). */
+typedef struct {
+    char *name;  /* its fusion's name, "A,B" ("(A,B),C" when itself hierarchical) */
+    char *label; /* "(A,B)": its name as an input */
+    char *path;
+    char sha256[65];    /* of its file */
+    fusion_config fcfg; /* fcfg.N: its inputs */
+    float temperature;  /* the one its file records */
+    int *in;            /* [fcfg.N] adapter i >= 0, or FUSION_TREE_NODE(k), k earlier */
+    float *fmem;        /* its parameters, site after site */
+    fusion *fw;         /* [2L] */
+} model_fin;
+
 /* How a new adapter is shaped. */
 typedef struct {
     int arch;          /* site_arch */
@@ -82,6 +96,14 @@ typedef struct af_model {
     int anneal;            /* temperature annealing 50 -> 1 */
     float temperature;     /* softmax temperature when not annealing (1) */
     long fusion_steps;     /* forwards in training so far (the annealing clock) */
+    /* Hierarchical fusion: the model's fusion (the root) reads frozen fusions beside adapters.
+     * nfin 0: a flat fusion over the N adapters in order. */
+    int nfin;
+    model_fin *fin;           /* [nfin], each after the fusions it reads */
+    int nroot;                /* the root's inputs */
+    int *root_in;             /* [nroot] as model_fin.in */
+    fusion_tree *trees;       /* [2L] the tree at each site that holds adapters */
+    fusion_tree_node *tnodes; /* [2L·nfin] */
 
     int nheads;
     model_head *heads;
@@ -140,6 +162,23 @@ int model_new_fusion(af_model *m, const fusion_config *cfg, int anneal, uint64_t
 /* Reads a fusion file made for the loaded adapters: checks their names and sha256 against its
  * record, loads the fusion weights, its heads, and updated adapter weights if it carries them. */
 int model_load_fusion(af_model *m, const char *path, af_err *e);
+
+/* Hierarchical fusion: reads n fusion files (--fusion-input) to be inputs of the fusion made next
+ * (model_new_fusion) or read next (model_load_fusion), after the adapters. Each file's inputs
+ * (the adapters and fusions its record names, with their sha256) must be among the loaded
+ * adapters and the other files, each reachable once (no adapter or fusion under two fusions, no
+ * cycle); a file trained with --unfreeze-adapters brings its adapters' weights. The new fusion's
+ * inputs are the adapters and fusions no other file reads, in the order of pos_adapter[i] and
+ * pos_fin[j] (their places on the command line; NULL: adapters first, then the fusions). */
+int model_load_fusion_inputs(af_model *m, const char **paths, int n, const int *pos_adapter,
+                             const int *pos_fin, af_err *e);
+/* The name of the model's fusion's input j, and of fusion input k's input j: an adapter's
+ * name, or "(A,B)" for a fusion. */
+const char *model_input_name(const af_model *m, int j);
+const char *model_fin_input_name(const af_model *m, int k, int j);
+/* Node weights of the last forward at site p for level k (0..nfin-1: the fusion inputs, nfin:
+ * the model's fusion): (B·S, that fusion's N), or NULL. */
+const float *model_fusion_weights_level(const af_model *m, int p, int k);
 
 /* A new head for a task, of a head_kind. labels: L names (classification: L >= 2;
  * multi-label: L >= 1), or NULL for a regression (L = 1). */

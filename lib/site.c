@@ -30,6 +30,12 @@ int site_check(const site *s, af_err *e) {
         if (s->adapters[i].H != H)
             return af_errf(e, "site: adapter %d: hidden size %d expected, %d found", i, H,
                            s->adapters[i].H);
+    if (s->tree) {
+        if (!s->fusion || s->tree->nleaves != s->N)
+            return af_errf(e, "site: a fusion tree over %d adapters expected, over %d found", s->N,
+                           s->tree->nleaves);
+        return fusion_tree_check(s->tree, &s->fusion->cfg, e);
+    }
     if (s->fusion && (s->fusion->cfg.H != H || s->fusion->cfg.N != s->N))
         return af_errf(e,
                        "site: fusion for %d adapters of size %d expected, for %d of size %d "
@@ -92,15 +98,32 @@ static size_t layout(site_cache *c, float *mem, float *scratch, int shared, cons
         k += adapter_cache_floats(s->adapters, s->N, M);
     }
     if (s->fusion) {
+        const fusion_config *fc = &s->fusion->cfg;
         if (!shared) {
-            if (mem) fusion_cache_carve(&c->fc, mem + n, &s->fusion->cfg, M);
-            n += fusion_cache_floats(&s->fusion->cfg, M);
+            if (mem) fusion_cache_carve(&c->fc, mem + n, fc, M);
+            n += fusion_cache_floats(fc, M);
         } else {
-            if (mem)
-                fusion_cache_carve_shared(&c->fc, mem + n, scratch ? scratch + k : NULL,
-                                          &s->fusion->cfg, M);
-            n += fusion_cache_floats_shared(&s->fusion->cfg, M);
-            k += fusion_scratch_floats(&s->fusion->cfg, M);
+            float *fs = scratch ? scratch + k : NULL;
+            if (mem) fusion_cache_carve_shared(&c->fc, mem + n, fs, fc, M);
+            n += fusion_cache_floats_shared(fc, M);
+            size_t kf = fusion_scratch_floats(fc, M);
+            /* a tree's inner nodes take the root's fusion scratch in turn */
+            if (s->tree && fusion_tree_fusion_scratch_floats(s->tree, M) > kf)
+                kf = fusion_tree_fusion_scratch_floats(s->tree, M);
+            k += kf;
+            if (s->tree) {
+                n += (n & 1); /* the tree's caches hold pointers: 8-byte aligned */
+                if (mem)
+                    fusion_tree_cache_carve(&c->tc, mem + n, scratch ? scratch + k : NULL, fs,
+                                            s->tree, fc, M);
+                n += fusion_tree_cache_floats(s->tree, fc, M);
+                k += fusion_tree_scratch_floats(s->tree, fc, M);
+            }
+        }
+        if (s->tree && !shared) {
+            n += (n & 1);
+            if (mem) fusion_tree_cache_carve(&c->tc, mem + n, NULL, NULL, s->tree, fc, M);
+            n += fusion_tree_cache_floats_own(s->tree, fc, M);
         }
     } else {
         memset(&c->fc, 0, sizeof c->fc);
@@ -173,7 +196,10 @@ void site_forward(float *out, site_cache *c, const site *s, const float *h, cons
     }
     if (s->fusion) {
         adapter_stack_forward(c->ups, &c->ac, x, s->adapters, s->N, M);
-        fusion_forward(c->y, &c->fc, x, c->ups, s->fusion, M, T, rng);
+        if (s->tree)
+            fusion_tree_forward(c->y, &c->tc, &c->fc, x, c->ups, s->tree, s->fusion, M, T, rng);
+        else
+            fusion_forward(c->y, &c->fc, x, c->ups, s->fusion, M, T, rng);
     } else {
         adapter_stack_forward(c->y, &c->ac, x, s->adapters, 1, M);
     }
@@ -201,7 +227,11 @@ void site_backward(float *dh, float *dr, site_cache *c, const site *s, const flo
     if (dx) memset(dx, 0, MH * sizeof(float));
     if (s->fusion) {
         memset(c->dups, 0, MH * s->N * sizeof(float));
-        fusion_backward(dx, c->dups, s->fusion_grad, &c->fc, c->dy, x, c->ups, s->fusion, M);
+        if (s->tree)
+            fusion_tree_backward(dx, c->dups, s->fusion_grad, &c->tc, &c->fc, c->dy, x, c->ups,
+                                 s->tree, s->fusion, M);
+        else
+            fusion_backward(dx, c->dups, s->fusion_grad, &c->fc, c->dy, x, c->ups, s->fusion, M);
         adapter_stack_backward(dx, s->adapter_grads, &c->ac, c->dups, x, s->adapters, s->N, M);
     } else {
         adapter_stack_backward(dx, s->adapter_grads, &c->ac, c->dy, x, s->adapters, 1, M);

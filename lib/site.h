@@ -17,6 +17,7 @@
 #include "adapter.h"
 #include "af.h"
 #include "fusion.h"
+#include "fusion_tree.h"
 
 /* SITE_NONE: no adapter at all, a head on the frozen base (the baseline of the paper's tables). */
 typedef enum { SITE_PFEIFFER, SITE_HOULSBY, SITE_NONE } site_arch;
@@ -33,6 +34,8 @@ typedef struct {
     adapter *adapter_grads;  /* [N] gradient views, or NULL: adapters frozen */
     const fusion *fusion;    /* NULL: a single adapter (N == 1) */
     fusion *fusion_grad;     /* NULL: fusion frozen (inference) */
+    const fusion_tree *tree; /* NULL: the fusion's inputs are the N adapters in order; else a
+                                hierarchical fusion whose leaves they are (fusion_tree.h) */
 } site;
 
 /* Checks that the adapters agree on H and that the fusion (if any) was made for N adapters of
@@ -52,6 +55,7 @@ typedef struct {
     float *dups;          /* (M, N, H) backward scratch (fusion) */
     adapter_cache ac;
     fusion_cache fc; /* fusion only: fc.p (M, N) holds the weights over adapters */
+    fusion_tree_cache tc; /* a tree only: its inner nodes (their caches: site_tree_caches) */
     int shared;      /* hr, x, ups (or y) live in the shared scratch: the backward recomputes them */
     const float *ln_w, *ln_b; /* the site's LayerNorm in the last forward (for that) */
     float eps;

@@ -155,14 +155,14 @@ static float *load_fusion(fusion *f, fusion *g, float **gbuf, const fusion_confi
     *gbuf = calloc(np, sizeof(float));
     fusion_carve(f, cfg, w);
     fusion_carve(g, cfg, *gbuf);
-    param_desc p[FUSION_MAX_PARAMS];
+    param_desc p[fusion_param_count(cfg)];
     int n = fusion_params(p, cfg);
     for (int i = 0; i < n; i++) load(w + p[i].offset, p[i].numel, "%s%s", pre, p[i].name);
     return w;
 }
 
 static void cmp_fusion_grads(const float *gbuf, const fusion_config *cfg, const char *pre) {
-    param_desc p[FUSION_MAX_PARAMS];
+    param_desc p[fusion_param_count(cfg)];
     int n = fusion_params(p, cfg);
     for (int i = 0; i < n; i++)
         cmp_grad(gbuf + p[i].offset, p[i].numel, "grad.%s%s", pre, p[i].name);
@@ -277,8 +277,8 @@ static void site_case(const char *name) {
         cfg = fixture_fusion_config(H, N);
         fw = load_fusion(&f, &g, &fg, &cfg, "param.fusion.");
     }
-    site s = {site_arch_parse(meta("arch")), N, a, ga, has_fusion ? &f : NULL,
-              has_fusion ? &g : NULL};
+    site s = {site_arch_parse(meta("arch")), N,   a, ga, has_fusion ? &f : NULL,
+              has_fusion ? &g : NULL,        NULL};
     af_err e;
     if (!ok(site_check(&s, &e) == 0, "%s: site", name)) diag("%s", e.msg);
     float *h = fetch((size_t)M * H, "h"), *rr = fetch((size_t)M * H, "r");

@@ -186,7 +186,7 @@ static void check(const char *name, fusion_config cfg, float T, int train, af_rn
     }
     snprintf(what, sizeof what, "%s: dups", name);
     kg_check(what, loss, &fx, ups, dups, M * N * H, eps, tol);
-    param_desc p[FUSION_MAX_PARAMS];
+    param_desc p[fusion_param_count(&cfg)];
     int n = fusion_params(p, &cfg);
     for (int i = 0; i < n; i++) {
         snprintf(what, sizeof what, "%s: %s", name, p[i].name);
@@ -237,7 +237,7 @@ int main(void) {
     /* parameter tables */
     {
         fusion_config c = config(FUSION_ATTENTION);
-        param_desc p[FUSION_MAX_PARAMS];
+        param_desc p[fusion_param_count(&c)];
         int n = fusion_params(p, &c);
         ok(n == 5 && !strcmp(p[0].name, "query.weight") && !strcmp(p[3].name, "key.bias") &&
                !strcmp(p[4].name, "value.weight") && p[4].offset + p[4].numel == fusion_nparams(&c),
@@ -303,6 +303,42 @@ int main(void) {
                 d = fmax(d, fabs(mean - o[m * H + j]));
             }
         ok(d < 1e-6, "weighted init: the plain mean of the adapters");
+        free(mem);
+    }
+
+    /* options of a method's own, from its row */
+    {
+        char buf[64];
+        fusion_methods_taking(buf, sizeof buf, "heads");
+        ok(fusion_method_takes(FUSION_MULTIHEAD, "heads") &&
+               !fusion_method_takes(FUSION_ATTENTION, "heads") &&
+               fusion_method_takes(FUSION_WEIGHTED, "fixed_weights") &&
+               fusion_method_takes(FUSION_GATING, "gate") && !strcmp(buf, "multihead"),
+           "options: each method's own, by its row (heads: %s)", buf);
+    }
+
+    /* static weights: the method row gives them, as the forward computes them */
+    {
+        fusion_config c = config(FUSION_WEIGHTED);
+        float w[N], sw[N], o[M * H], x[M * H] = {0}, ups[M * N * H] = {0};
+        fusion f;
+        fusion_carve(&f, &c, w);
+        for (int i = 0; i < N; i++) w[i] = 0.7f * af_rng_normal(&rng);
+        float *mem = malloc(sizeof(float) * fusion_cache_floats(&c, M));
+        fusion_cache fc;
+        fusion_cache_carve(&fc, mem, &c, M);
+        fusion_forward(o, &fc, x, ups, &f, M, 1.0f, NULL);
+        ok(fusion_has_static_weights(&c) && fusion_static_weights(sw, &f) == 0 &&
+               !memcmp(sw, fc.p + (M - 1) * N, sizeof sw) && sw[0] != sw[1],
+           "weighted: static weights equal the forward's, bit for bit");
+        int none = 1;
+        for (int m = FUSION_ATTENTION; m <= FUSION_GATING; m++) {
+            c = config(m);
+            none &= m == FUSION_WEIGHTED || !fusion_has_static_weights(&c);
+        }
+        fusion a = {.cfg = config(FUSION_GATING)};
+        ok(none && fusion_static_weights(sw, &a) == -1,
+           "every other method weighs per token: no static weights");
         free(mem);
     }
 

@@ -94,7 +94,7 @@ static void check(const char *name, int arch, int N, const int *act, const fusio
     kg_fill(ln_b, H, rng, 0.3f);
     kg_fill(G, M * H, rng, 1.0f);
 
-    fixture f = {{arch, N, a, ag, fc ? &fw : NULL, fc ? &fg : NULL},
+    fixture f = {{arch, N, a, ag, fc ? &fw : NULL, fc ? &fg : NULL, NULL},
                  {0},
                  h,
                  rr,
@@ -139,7 +139,7 @@ static void check(const char *name, int arch, int N, const int *act, const fusio
         }
     }
     if (fc) {
-        param_desc p[FUSION_MAX_PARAMS];
+        param_desc p[fusion_param_count(fc)];
         int n = fusion_params(p, fc);
         for (int k = 0; k < n; k++) {
             if (!strcmp(p[k].name, "key.bias") && !train) continue; /* zero: see unit/fusion */
@@ -167,7 +167,7 @@ int main(void) {
        "architecture names");
     {
         adapter a[2] = {{.H = H}, {.H = H}};
-        site s = {SITE_PFEIFFER, 2, a, NULL, NULL, NULL};
+        site s = {SITE_PFEIFFER, 2, a, NULL, NULL, NULL, NULL};
         af_err e;
         ok(site_check(&s, &e) == -1 && strstr(e.msg, "fusion"),
            "site_check: two adapters without fusion refused (%s)", e.msg);
