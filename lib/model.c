@@ -1137,8 +1137,7 @@ int model_int_read_fusion_config(const cJSON *cfg, const char *path, int H, int 
                                  fusion_config *fc, float *T, af_err *e) {
     return read_fusion_config(cfg, path, H, N, fc, T, e);
 }
-int model_int_leave_out_meta(const st_file *f, const cJSON *cfg, int L, uint64_t *mask,
-                             af_err *e) {
+int model_int_leave_out_meta(const st_file *f, const cJSON *cfg, int L, uint64_t *mask, af_err *e) {
     return leave_out_meta(f, cfg, L, mask, e);
 }
 int model_int_load_fusion_tensors(af_model *m, const st_file *f, const fusion_config *fc,

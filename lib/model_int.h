@@ -12,8 +12,7 @@ int model_int_check_base(const af_model *m, const st_file *f, af_err *e);
 cJSON *model_int_meta_json(const st_file *f, const char *key, af_err *e);
 int model_int_read_fusion_config(const cJSON *cfg, const char *path, int H, int N,
                                  fusion_config *fc, float *T, af_err *e);
-int model_int_leave_out_meta(const st_file *f, const cJSON *cfg, int L, uint64_t *mask,
-                             af_err *e);
+int model_int_leave_out_meta(const st_file *f, const cJSON *cfg, int L, uint64_t *mask, af_err *e);
 int model_int_load_fusion_tensors(af_model *m, const st_file *f, const fusion_config *fc,
                                   const char *key, float *mem, af_err *e);
 int model_int_load_adapter_tensors(af_model *m, const st_file *f, int i, af_err *e);

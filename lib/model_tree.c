@@ -214,8 +214,7 @@ int model_load_fusion_inputs(af_model *m, const char **paths, int n, const int *
      * leaves them out too, as it does an adapter's (model_leave_out) */
     for (int k = 0; k < n && !rc; k++) {
         uint64_t lo = 0;
-        if (model_int_leave_out_meta(&f[k], keep[2 * k], m->L, &lo, e) ||
-            model_leave_out(m, lo, e))
+        if (model_int_leave_out_meta(&f[k], keep[2 * k], m->L, &lo, e) || model_leave_out(m, lo, e))
             rc = -1;
     }
     /* the parameters of each, site by site as the model's own fusion */
