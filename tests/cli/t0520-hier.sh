@@ -9,8 +9,8 @@ BASE=$FIXTURES/train/base # 2 layers, hidden 16, vocab 64 (gen-train-fixtures.py
 SRC=$TEST_ROOT/src
 mkdir -p "$SRC"
 
-# gen_or SEED N TASK: lines of 9 tokens between [CLS]=2 and [SEP]=3. Three groups of tokens, a
-# 5-19, b 20-34, c 35-49; a group "on" in a line puts 3 of its tokens there, the others are from
+# gen_or SEED N TASK: lines of 12 tokens between [CLS]=2 and [SEP]=3. Three groups of tokens, a
+# 5-19, b 20-34, c 35-49; a group "on" in a line puts 4 of its tokens there, the others are from
 # 50-62, shuffled. Label "yes" when a group of TASK is on. TASK of one letter: that group is on
 # in half the lines, each other in a fifth (the adapter must tell them apart); "ab", "abc": every
 # group on in a quarter of the lines.
@@ -20,17 +20,17 @@ gen_or() {
 	BEGIN {
 		x = seed
 		for (i = 0; i < n; i++) {
-			for (j = 0; j < 9; j++) t[j] = 50 + int(rnd() * 13)
+			for (j = 0; j < 12; j++) t[j] = 50 + int(rnd() * 13)
 			k = 0; y = 0
 			for (g = 0; g < 3; g++) {
 				in_task = index(task, substr("abc", g + 1, 1)) > 0
 				on = rnd() < (length(task) == 1 ? (in_task ? 0.5 : 0.2) : 0.25)
-				if (on) for (r = 0; r < 3; r++) t[k++] = 5 + 15 * g + int(rnd() * 15)
+				if (on) for (r = 0; r < 4; r++) t[k++] = 5 + 15 * g + int(rnd() * 15)
 				if (on && in_task) y = 1
 			}
-			for (j = 8; j > 0; j--) { r = int(rnd() * (j + 1)); v = t[j]; t[j] = t[r]; t[r] = v }
+			for (j = 11; j > 0; j--) { r = int(rnd() * (j + 1)); v = t[j]; t[j] = t[r]; t[r] = v }
 			s = "[2"
-			for (j = 0; j < 9; j++) s = s "," t[j]
+			for (j = 0; j < 12; j++) s = s "," t[j]
 			printf "{\"input_ids\":%s,3],\"label\":\"%s\"}\n", s, y ? "yes" : "no"
 		}
 	}'
