@@ -27,10 +27,11 @@ wait_for() {
 # A checkpoint: a long run stopped by SIGTERM once it has evaluated once.
 LONG="--name t --epochs 20 --batch-size 16 --lr 1e-2 --bottleneck 8 --dev $DATA/dev.jsonl --eval-every 50 -q"
 (
-	cd "$DATA" &&
+	cd "$DATA" || exit 1
+	# a simple command in the background, so that $! is the program under any sh
 	af-train-adapter --base "$BASE" --threads 1 $LONG --log log.jsonl -o out.st big.jsonl 2>err &
 	pid=$!
-	cd "$DATA" && wait_for log.jsonl && kill -TERM $pid
+	wait_for log.jsonl && kill -TERM $pid
 	wait $pid
 	test -s "$DATA/out.st.ckpt"
 ) || echo "# setup failed: no checkpoint"
