@@ -4,6 +4,7 @@
  * Each report is a function of one opened file (or, for --fusion-weights, of af-infer's
  * output); main() picks the report. */
 #include "common.h"
+#include "curves.h"
 #include "hub.h"
 #include "inspect.h"
 
@@ -15,7 +16,7 @@
 #include <unistd.h>
 
 typedef struct {
-    int json, csv, diff, fusion_weights, by_label;
+    int json, csv, diff, fusion_weights, by_label, curves;
     int colour;           /* hm_colour for terminal heatmaps */
     const char *png;      /* --png FILE */
     const char **tensors; /* --tensor NAME, repeatable */
@@ -26,6 +27,7 @@ static void usage(void) {
     printf("Usage: %s [--json] [--tensor NAME]... FILE...\n"
            "       %s --diff [--json] A B\n"
            "       %s --fusion-weights [--by-label] [--csv|--json|--png OUT] [FILE|-]...\n"
+           "       %s --curves --png OUT STUDY.tsv\n"
            "Describe safetensors files: what each is (base, adapter, fusion, other), its\n"
            "metadata, its tensors (name, dtype, shape, parameters) and totals; for a fusion\n"
            "file with fixed (weighted) fusion, its weights over the adapters as a heatmap.\n"
@@ -39,13 +41,17 @@ static void usage(void) {
            "  -b, --by-label     also one map per gold label\n"
            "  --csv              the weights as CSV (group,layer,adapter,value)\n"
            "  --png FILE         the heatmap as a PNG image\n"
+           "Learning curves:\n"
+           "  -c, --curves       draw a study's TSV (columns task, method, size, mean, sd;\n"
+           "                     scripts/study.sh) as a PNG: a panel per task, a line per\n"
+           "                     method, accuracy against log training size, bars of one sd\n"
            "  --color WHEN       auto (default: on a terminal, unless NO_COLOR is set),\n"
            "                     always or never; COLORTERM=truecolor gives 24-bit colour\n"
            "  -h, --help         show this help\n"
            "  -V, --version      show the version\n"
            "\n"
            "An invalid file is reported with the rule it breaks; the exit status is then 1.\n",
-           af_prog, af_prog, af_prog);
+           af_prog, af_prog, af_prog, af_prog);
 }
 
 /* Text from a file goes to a terminal: control characters are shown, not obeyed. */
@@ -394,6 +400,18 @@ static int report_diff(const char *pa, const char *pb, const options *o) {
     return 0;
 }
 
+/* ---- --curves -----------------------------------------------------------------------------------
+ */
+
+static int report_curves(const char *path, const char *png) {
+    curves c;
+    af_err e;
+    int rc = curves_read(&c, path, &e) || curves_png(png, &c, &e);
+    if (rc) warnx("%s", e.msg);
+    curves_free(&c); /* curves_read leaves c empty when it fails */
+    return rc;
+}
+
 /* ---- main ---------------------------------------------------------------------------------------- */
 
 static int colour_mode(const char *when) {
@@ -414,6 +432,7 @@ int main(int argc, char **argv) {
                                              {"diff", no_argument, NULL, 'd'},
                                              {"fusion-weights", no_argument, NULL, 'w'},
                                              {"by-label", no_argument, NULL, 'b'},
+                                             {"curves", no_argument, NULL, 'c'},
                                              {"csv", no_argument, NULL, O_CSV},
                                              {"png", required_argument, NULL, O_PNG},
                                              {"color", required_argument, NULL, O_COLOR},
@@ -426,13 +445,16 @@ int main(int argc, char **argv) {
     const char *when = "auto";
     int c;
     opterr = 0; /* usage_error says it, with the hint to --help */
-    while ((c = getopt_long(argc, argv, ":jt:dwbhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":jt:dwbchV", longopts, NULL)) != -1) {
         switch (c) {
         case 'j': o.json = 1; break;
         case 't': o.tensors[o.ntensors++] = optarg; break;
         case 'd': o.diff = 1; break;
         case 'w': o.fusion_weights = 1; break;
         case 'b': o.by_label = 1; break;
+        case 'c':
+            o.curves = 1;
+            break;
         case O_CSV: o.csv = 1; break;
         case O_PNG: o.png = optarg; break;
         case O_COLOR:
@@ -457,6 +479,15 @@ int main(int argc, char **argv) {
     }
     if (o.json + o.csv + (o.png != NULL) > 1) usage_error("--json, --csv and --png exclude each other");
     if (o.by_label && !o.fusion_weights) usage_error("--by-label is for --fusion-weights");
+    if (o.curves) {
+        if (o.diff || o.fusion_weights || o.by_label || o.ntensors || o.json || o.csv)
+            usage_error("--curves draws a study's TSV; --diff, --fusion-weights, --by-label, "
+                        "--tensor, --json and --csv do not apply");
+        if (!o.png) usage_error("--curves draws a PNG: give --png OUT");
+        if (nfiles != 1) usage_error("--curves draws one TSV, %d given", nfiles);
+        free(o.tensors);
+        return finish(report_curves(argv[optind], o.png));
+    }
     if (o.diff) {
         if (o.fusion_weights || o.ntensors || o.csv || o.png)
             usage_error("--diff compares two files; --tensor, --fusion-weights, --csv and --png "

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canvas.h"
 #include "font.h"
 #include "png.h"
 
@@ -243,35 +244,8 @@ cJSON *heatmap_json(const heatmap *maps, int n) {
 
 /* ---- image ----------------------------------------------------------------------------------- */
 
-typedef struct {
-    int w, h;
-    uint8_t *rgb; /* [h, w, 3] */
-} canvas;
-
-static void rect(canvas *c, int x, int y, int w, int h, const uint8_t col[3]) {
-    for (int yy = y < 0 ? 0 : y; yy < y + h && yy < c->h; yy++)
-        for (int xx = x < 0 ? 0 : x; xx < x + w && xx < c->w; xx++)
-            memcpy(c->rgb + ((size_t)yy * c->w + xx) * 3, col, 3);
-}
-
-#define SCALE 2                    /* font pixels are SCALE × SCALE image pixels */
-#define ADV ((FONT_W + 1) * SCALE) /* advance per character */
-#define TEXT_H ((FONT_H + FONT_DESCENT) * SCALE)
-
-static int text_w(const char *s) {
-    int n = (int)strlen(s);
-    return n ? n * ADV - SCALE : 0;
-}
-
-static void text(canvas *c, int x, int y, const char *s, const uint8_t col[3]) {
-    for (; *s; s++, x += ADV) {
-        int dy;
-        const char *const *g = font_glyph((unsigned char)*s, &dy);
-        for (int r = 0; r < FONT_H; r++)
-            for (int k = 0; k < FONT_W; k++)
-                if (g[r][k] == '#') rect(c, x + k * SCALE, y + (r + dy) * SCALE, SCALE, SCALE, col);
-    }
-}
+#define SCALE CANVAS_SCALE
+#define TEXT_H CANVAS_TEXT_H
 
 enum { MARGIN = 16, PAD = 8, CELL_H = TEXT_H + 2 * PAD, LEGEND_W = 240, GAP = 2 };
 static const uint8_t WHITE[3] = {255, 255, 255}, INK[3] = {34, 34, 34}, BLACK[3] = {0, 0, 0};
@@ -282,13 +256,13 @@ typedef struct {
 
 static layout panel_layout(const heatmap *h, const char *row_axis) {
     layout L;
-    L.lw = text_w(row_axis);
+    L.lw = canvas_text_w(row_axis);
     for (int i = 0; i < h->rows; i++)
-        L.lw = text_w(h->row_labels[i]) > L.lw ? text_w(h->row_labels[i]) : L.lw;
+        L.lw = canvas_text_w(h->row_labels[i]) > L.lw ? canvas_text_w(h->row_labels[i]) : L.lw;
     L.lw += 2 * PAD;
-    L.cw = text_w("0.000");
+    L.cw = canvas_text_w("0.000");
     for (int j = 0; j < h->cols; j++)
-        L.cw = text_w(h->col_labels[j]) > L.cw ? text_w(h->col_labels[j]) : L.cw;
+        L.cw = canvas_text_w(h->col_labels[j]) > L.cw ? canvas_text_w(h->col_labels[j]) : L.cw;
     L.cw += 2 * PAD;
     L.height = (h->title ? TEXT_H + 2 * PAD : 0) + 2 * (TEXT_H + PAD) + PAD + h->rows * CELL_H;
     return L;
@@ -298,47 +272,49 @@ static void draw_panel(canvas *c, int y, const heatmap *h, const layout *L, cons
                        const char *col_axis) {
     int x0 = MARGIN + L->lw, gw = h->cols * L->cw;
     if (h->title) {
-        text(c, MARGIN, y + PAD, h->title, INK);
+        canvas_text(c, MARGIN, y + PAD, h->title, INK);
         y += TEXT_H + 2 * PAD;
     }
-    text(c, x0 + (gw - text_w(col_axis)) / 2, y, col_axis, INK);
+    canvas_text(c, x0 + (gw - canvas_text_w(col_axis)) / 2, y, col_axis, INK);
     y += TEXT_H + PAD;
-    text(c, MARGIN + L->lw - PAD - text_w(row_axis), y, row_axis, INK);
+    canvas_text(c, MARGIN + L->lw - PAD - canvas_text_w(row_axis), y, row_axis, INK);
     for (int j = 0; j < h->cols; j++)
-        text(c, x0 + j * L->cw + (L->cw - text_w(h->col_labels[j])) / 2, y, h->col_labels[j], INK);
+        canvas_text(c, x0 + j * L->cw + (L->cw - canvas_text_w(h->col_labels[j])) / 2, y,
+                    h->col_labels[j], INK);
     y += TEXT_H + 2 * PAD;
     for (int i = 0; i < h->rows; i++) {
         int yy = y + i * CELL_H;
         int ty = yy + (CELL_H - FONT_H * SCALE) / 2; /* digits and capitals centred */
-        text(c, MARGIN + L->lw - PAD - text_w(h->row_labels[i]), ty, h->row_labels[i], INK);
+        canvas_text(c, MARGIN + L->lw - PAD - canvas_text_w(h->row_labels[i]), ty, h->row_labels[i],
+                    INK);
         for (int j = 0; j < h->cols; j++) {
             double v = h->v[(size_t)i * h->cols + j];
             uint8_t rgb[3];
             char num[32];
             heatmap_colour(v, rgb);
-            rect(c, x0 + j * L->cw + GAP / 2, yy + GAP / 2, L->cw - GAP, CELL_H - GAP, rgb);
+            canvas_rect(c, x0 + j * L->cw + GAP / 2, yy + GAP / 2, L->cw - GAP, CELL_H - GAP, rgb);
             cell_text(num, sizeof num, v);
-            text(c, x0 + j * L->cw + (L->cw - text_w(num)) / 2, ty, num,
-                 dark_text(rgb) ? BLACK : WHITE);
+            canvas_text(c, x0 + j * L->cw + (L->cw - canvas_text_w(num)) / 2, ty, num,
+                        dark_text(rgb) ? BLACK : WHITE);
         }
     }
 }
 
 static void draw_legend(canvas *c, int y, int x0) {
-    text(c, x0 - PAD - text_w("weight"), y, "weight", INK);
+    canvas_text(c, x0 - PAD - canvas_text_w("weight"), y, "weight", INK);
     for (int k = 0; k < LEGEND_W; k++) {
         uint8_t rgb[3];
         heatmap_colour((k + 0.5) / LEGEND_W, rgb);
-        rect(c, x0 + k, y, 1, TEXT_H, rgb);
+        canvas_rect(c, x0 + k, y, 1, TEXT_H, rgb);
     }
     static const char *const ticks[] = {"0", "0.25", "0.5", "0.75", "1"};
     for (int t = 0; t < 5; t++) {
         int x = x0 + t * (LEGEND_W - 1) / 4;
-        rect(c, x, y + TEXT_H, 1, PAD / 2, INK);
-        int tx = x - text_w(ticks[t]) / 2;
+        canvas_rect(c, x, y + TEXT_H, 1, PAD / 2, INK);
+        int tx = x - canvas_text_w(ticks[t]) / 2;
         if (t == 0) tx = x;
-        if (t == 4) tx = x - text_w(ticks[t]) + 1;
-        text(c, tx, y + TEXT_H + PAD, ticks[t], INK);
+        if (t == 4) tx = x - canvas_text_w(ticks[t]) + 1;
+        canvas_text(c, tx, y + TEXT_H + PAD, ticks[t], INK);
     }
 }
 
@@ -354,23 +330,24 @@ int heatmap_png(const char *path, const heatmap *maps, int n, const char *row_ax
     for (int m = 0; m < n; m++) {
         L[m].lw = lw; /* one left column, so stacked maps line up */
         int w = MARGIN + lw + maps[m].cols * L[m].cw + MARGIN;
-        if (maps[m].title && MARGIN + text_w(maps[m].title) + MARGIN > w)
-            w = MARGIN + text_w(maps[m].title) + MARGIN;
+        if (maps[m].title && MARGIN + canvas_text_w(maps[m].title) + MARGIN > w)
+            w = MARGIN + canvas_text_w(maps[m].title) + MARGIN;
         W = w > W ? w : W;
         H += L[m].height + (m ? 2 * PAD : 0);
     }
-    int legend_x = MARGIN + (lw > text_w("weight") + PAD ? lw : text_w("weight") + 2 * PAD);
-    W = legend_x + LEGEND_W + MARGIN + text_w("1") > W ? legend_x + LEGEND_W + MARGIN + text_w("1")
-                                                       : W;
+    int legend_x =
+        MARGIN + (lw > canvas_text_w("weight") + PAD ? lw : canvas_text_w("weight") + 2 * PAD);
+    W = legend_x + LEGEND_W + MARGIN + canvas_text_w("1") > W
+            ? legend_x + LEGEND_W + MARGIN + canvas_text_w("1")
+            : W;
     int legend_y = H + 2 * PAD;
     H = legend_y + 2 * TEXT_H + PAD + MARGIN;
-    canvas c = {W, H, af_malloc((size_t)W * H * 3)};
-    rect(&c, 0, 0, W, H, WHITE);
+    canvas c = canvas_new(W, H, WHITE);
     for (int m = 0, y = MARGIN; m < n; y += L[m].height + 2 * PAD, m++)
         draw_panel(&c, y, &maps[m], &L[m], row_axis, col_axis);
     draw_legend(&c, legend_y, legend_x);
     int rc = png_write_rgb(path, c.rgb, W, H, e);
-    free(c.rgb);
+    canvas_free(&c);
     free(L);
     return rc;
 }

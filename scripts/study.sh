@@ -34,7 +34,13 @@ jobs=2
 min_passes=2400
 source_epochs=3
 while [ $# -gt 0 ]; do
-    [ $# -ge 2 ] || case $1 in -h | --help) ;; *) echo "study.sh: $1 needs a value" >&2; exit 2 ;; esac
+    case $1 in
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --shared | --work | --results | --base | --data | --tasks | --sizes | --seeds | --jobs | \
+        --min-passes | --source-epochs)
+        [ $# -ge 2 ] || { echo "study.sh: $1 needs a value" >&2; exit 2; } ;;
+    *) echo "study.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
     case $1 in
     --shared) shared=$2 ;;
     --work) work=$2 ;;
@@ -47,8 +53,6 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2 ;;
     --min-passes) min_passes=$2 ;;
     --source-epochs) source_epochs=$2 ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "study.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift 2
 done
