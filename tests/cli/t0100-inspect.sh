@@ -146,6 +146,22 @@ open(\"ctl.safetensors\", \"wb\").write(struct.pack(\"<Q\", len(h)) + h + b\"x\"
 	! grep -q "$(printf "\033")" out
 '
 
+test_expect_success '--curves: a study TSV drawn as a PNG; malformed tables and misuse refused' '
+	printf "task\tmethod\tsize\tseeds\tmean\tsd\nt\ta\t50\t5\t0.5\t0.05\nt\ta\t500\t5\t0.7\t0.02\nt\tb\t50\t5\t0.55\t0.01\n" >c.tsv &&
+	af-inspect --curves --png c.png c.tsv &&
+	head -c 8 c.png | od -An -c | grep -q "P   N   G" &&
+	printf "task\tmethod\tsize\tmean\tsd\nt\ta\t50\tzero\t0\n" >bad.tsv &&
+	test_exit 1 af-inspect --curves --png bad.png bad.tsv 2>err &&
+	test_grep "bad.tsv:2: column mean: a number expected" err &&
+	test ! -e bad.png &&
+	test_exit 2 af-inspect --curves c.tsv 2>err &&
+	test_grep "give --png OUT" err &&
+	test_exit 2 af-inspect --curves --json --png x.png c.tsv 2>err &&
+	test_exit 2 af-inspect --curves --png x.png c.tsv c.tsv 2>err &&
+	test_grep "one TSV, 2 given" err &&
+	test_exit 2 af-inspect --curves --png c.tsv c.tsv 2>err
+'
+
 test_expect_success 'usage errors exit 2, --help and --version exit 0' '
 	test_exit 2 af-inspect 2>err &&
 	test_grep "no file given" err &&
