@@ -25,8 +25,8 @@ BATCH   ?= 16
 # Each run sees at least MIN_PASSES examples (epochs = max(MIN_EPOCHS, MIN_PASSES / size)):
 # a 50-example run gets the optimizer steps a few hundred would, or the small sizes would
 # measure too few steps rather than too little data.
-MIN_PASSES ?= 2400
-MIN_EPOCHS ?= 3
+MIN_PASSES ?= 1200
+MIN_EPOCHS ?= 2
 SOURCE_EPOCHS ?= 3
 ADAPTER_LR ?= 1e-3
 FUSION_LR  ?= 5e-4
@@ -47,6 +47,9 @@ comma := ,
 adapters = $(foreach s,$(subst $(comma), ,$(SOURCES_$(1))),$(OUT)/adapters/$(s).safetensors)
 runs = $(foreach m,$(METHODS),$(foreach n,$(SIZES),$(foreach s,$(SEEDS),$(OUT)/runs/$(1)/$(m)/$(n)-$(s).tsv)))
 ALL_RUNS := $(foreach t,$(TASKS),$(call runs,$(t)))
+# Built seed by seed: a study stopped early has every method and size for its first seeds.
+BY_SEED := $(foreach s,$(SEEDS),$(foreach t,$(TASKS),$(foreach n,$(SIZES),$(foreach m,$(METHODS),\
+    $(OUT)/runs/$(t)/$(m)/$(n)-$(s).tsv))))
 
 # Tokenized: a `pair` column in the header makes a sentence pair.
 $(OUT)/tok/%.jsonl:
@@ -69,7 +72,7 @@ $(OUT)/runs/%.tsv:
 
 # One row per run, then mean and sample standard deviation over the seeds, in the order of
 # TASKS, METHODS and sizes.
-$(OUT)/study-runs.tsv: $(ALL_RUNS)
+$(OUT)/study-runs.tsv: $(BY_SEED)
 	@{ printf 'task\tmethod\tsize\tseed\taccuracy\n'; cat $(ALL_RUNS); } > $@.tmp && mv $@.tmp $@
 
 $(OUT)/study.tsv: $(OUT)/study-runs.tsv

@@ -31,7 +31,7 @@ tasks="fortune:domain,gloss rt:sst2,cola,snli"
 sizes="50 100 300 1000 all"
 seeds=5
 jobs=2
-min_passes=2400
+min_passes=1200
 source_epochs=3
 while [ $# -gt 0 ]; do
     case $1 in
