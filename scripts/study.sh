@@ -10,7 +10,8 @@
 #               from the shared data directory, ../shared/data by default)
 #   2. base     af's embedded base (scripts/base)
 #   3. runs     scripts/study.mk, two runs at a time with one thread each
-#   4. results  RESULTS/study.tsv, RESULTS/study-runs.tsv, RESULTS/study.png
+#   4. results  RESULTS/study.tsv, RESULTS/study-runs.tsv, RESULTS/study.png, and the paired
+#               differences of fusion and the baselines (study-paired.awk) in study-paired.txt
 #
 # usage: scripts/study.sh [--shared DIR] [--work DIR] [--results DIR] [--base DIR] [--data DIR]
 #                         [--tasks "T:S1,S2 ..."] [--sizes "50 100 ..."] [--seeds N] [--jobs N]
@@ -119,6 +120,10 @@ cp "$out/study.tsv" "$results/study.tsv.tmp" && mv "$results/study.tsv.tmp" "$re
 cp "$out/study-runs.tsv" "$results/study-runs.tsv.tmp" &&
     mv "$results/study-runs.tsv.tmp" "$results/study-runs.tsv"
 column -t -s "$(printf '\t')" "$results/study.tsv"
+say "fusion against the baselines, paired by seed (the same subset)"
+awk -f "$top/scripts/study-paired.awk" "$results/study-runs.tsv" >"$results/study-paired.txt.tmp"
+mv "$results/study-paired.txt.tmp" "$results/study-paired.txt"
+cat "$results/study-paired.txt"
 "$bin/af-inspect" --curves --png "$results/study.png" "$results/study.tsv"
 echo "plot: $results/study.png"
 # The budget is CPU time (the machine may be shared): `times` gives this shell's children's

@@ -62,6 +62,8 @@ test_expect_success 'the study runs: 4 methods x 2 sizes x 2 seeds, a TSV of mea
 	cut -f2 $R/study.tsv | sed 1d | sort -u | paste -sd, - | grep -qx "attention,head-only,single,weighted" &&
 	cut -f3 $R/study.tsv | sed 1d | sort -un | paste -sd, - | grep -qx "8,60" &&
 	test_grep "plot: " out &&
+	test $(grep -c "^tgt " $R/study-paired.txt) = 8 &&
+	grep "^tgt  *8  *attention - single " $R/study-paired.txt | grep -q " [0-2]/2$" &&
 	head -c 8 $R/study.png | od -An -c | grep -q "P   N   G"
 '
 
