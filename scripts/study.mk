@@ -10,6 +10,10 @@
 # DATA/TASK/train.tsv (and dev.tsv for a target) have the header `sentence[<TAB>pair]<TAB>label`.
 # Results: OUT/study-runs.tsv (one row per run: task method size seed accuracy) and
 # OUT/study.tsv (one row per task x method x size: n seeds, mean, sd).
+#
+# OUT is a cache keyed by names alone (task, method, size, seed): a run done is not redone when
+# the data or an option changes, so that a study stopped early resumes where it stopped. After
+# changing either, remove OUT (or OUT/runs and OUT/sub).
 
 BASE    ?= base
 DATA    ?= data
