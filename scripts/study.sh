@@ -127,5 +127,6 @@ cat "$results/study-paired.txt"
 "$bin/af-inspect" --curves --png "$results/study.png" "$results/study.tsv"
 echo "plot: $results/study.png"
 # The budget is CPU time (the machine may be shared): `times` gives this shell's children's
-# user and sys time, every run included.
-echo "study finished in $(($(date +%s) - start)) s wall; CPU time user, sys: $(times | tail -n 1)"
+# user and sys time, every run included (run here, not in a pipeline's subshell).
+times >"$work/times.txt"
+echo "study finished in $(($(date +%s) - start)) s wall; CPU time user, sys: $(tail -n 1 "$work/times.txt")"
