@@ -722,3 +722,33 @@ int st_writer_write(st_writer *w, const char *path, af_err *e) {
     free(h.p);
     return rc;
 }
+
+/* Written through st_writer_write: a temp file renamed over path, so a failure leaves it whole. */
+int st_rewrite_f16(const char *path, af_err *e) {
+    st_file f;
+    if (st_open(&f, path, e)) return -1;
+    st_writer w;
+    st_writer_init(&w);
+    uint16_t **bufs = af_calloc(f.ntensors, sizeof *bufs);
+    int rc = 0;
+    for (int i = 0; i < f.nmeta; i++) st_writer_meta(&w, f.meta[i].key, f.meta[i].value);
+    for (int i = 0; i < f.ntensors && rc == 0; i++) {
+        const st_tensor *t = &f.tensors[i];
+        if (t->dtype != ST_F32) {
+            st_writer_add(&w, t->name, t->dtype, t->ndim, t->shape, t->data);
+            continue;
+        }
+        float *x = af_malloc(t->numel * sizeof(float) + 1);
+        rc = st_to_f32(t, x, t->numel, e);
+        bufs[i] = af_malloc(t->numel * sizeof(uint16_t) + 1);
+        for (int64_t k = 0; k < t->numel; k++) bufs[i][k] = st_f32_to_f16(x[k]);
+        free(x);
+        st_writer_add(&w, t->name, ST_F16, t->ndim, t->shape, bufs[i]);
+    }
+    if (rc == 0) rc = st_writer_write(&w, path, e);
+    st_writer_free(&w);
+    for (int i = 0; i < f.ntensors; i++) free(bufs[i]);
+    free(bufs);
+    st_close(&f);
+    return rc;
+}

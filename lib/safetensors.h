@@ -94,4 +94,8 @@ uint16_t st_f32_to_f16(float f);
 float st_bf16_to_f32(uint16_t h);
 uint16_t st_f32_to_bf16(float f);
 
+/* Rewrites the file at path with every F32 tensor as F16 (rounded to nearest even), the other
+ * tensors and the metadata as they are. */
+int st_rewrite_f16(const char *path, af_err *e);
+
 #endif

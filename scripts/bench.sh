@@ -121,8 +121,9 @@ better() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(b == "" || a + 0 > b + 0) }';
 # one measurement: run IMPL MODEL MODE -> $tmp/IMPL-MODEL-MODE (best of repeats, by ex/s);
 # MODE fuse-mb0: af's fusion training with --micro-batch 0 (whole batches in one pass)
 measure() {
-    impl=$1 model=$2 mode=$3 bmode=$3 extra=
+    impl=$1 model=$2 mode=$3 bmode=$3 extra= base=base-$2 f16=
     [ "$mode" = fuse-mb0 ] && bmode=fusion extra="--micro-batch 0"
+    [ "$mode" = f16-adapter ] && bmode=infer_adapter base=base16-$2 f16=--f16
     if [ "$model" = mini ]; then B=32 S=64 n=${steps:-10} w=3; else B=16 S=128 n=${steps:-4} w=2; fi
     out=$tmp/run.$$
     if [ "$impl" = ort ]; then
@@ -134,9 +135,9 @@ measure() {
         flatten "$out"
     elif [ "$impl" = af ]; then
         # the random base, written once by a process of its own and read back as the tools do
-        [ -d "$tmp/base-$model" ] || "$dir/bench-model" --model "$model" --make-base "$tmp/base-$model"
+        [ -d "$tmp/$base" ] || "$dir/bench-model" --model "$model" --make-base "$tmp/$base" $f16
         "$dir/bench-rss" "$dir/bench-model" --model "$model" --mode "$bmode" --batch $B --seq $S \
-            --base "$tmp/base-$model" $extra \
+            --base "$tmp/$base" $extra \
             --threads "$threads" --steps "$n" --warmup $w --peak "$peak" >"$out" 2>"$out.err" || {
             echo "af $model $mode failed: $(tail -1 "$out.err")" >&2; return 0; }
     else
@@ -228,6 +229,26 @@ if [ $ort_on = 1 ]; then
     done
     echo "(best of $repeat, af, PyTorch and ONNX Runtime alternating; ORT picks its own kernels)"
 fi
+
+case ",$modes," in *,infer_adapter,*)
+    # the same base rounded to F16 as checkpoints ship: af keeps it 16-bit (bert_load_16)
+    echo
+    echo "## inference from an F16 copy of the base, one adapter: af's peak RSS against PyTorch's (F32)"
+    printf '%-5s %-7s | %8s %8s | %8s | %6s %s\n' model shape "af ex/s" "RSS MiB" "pt RSS" RSS \
+        "(target 0.30x)"
+    for model in $models; do
+        r=0
+        while [ $r -lt "$repeat" ]; do measure af "$model" f16-adapter; r=$((r + 1)); done
+        a=$tmp/af-$model-f16-adapter t=$tmp/torch-$model-infer_adapter
+        [ -f "$a" ] && [ -f "$t" ] || continue
+        if [ "$model" = mini ]; then shape=32x64; else shape=16x128; fi
+        awk -v m="$model" -v s="$shape" -v ae="$(val "$a" ex_per_s)" -v ar="$(val "$a" rss_mib)" \
+            -v tr="$(val "$t" rss_mib)" 'BEGIN {
+            printf "%-5s %-7s | %8.1f %8.0f | %8.0f | %5.2fx %s\n", m, s, ae, ar, tr, ar / tr,
+                (ar / tr <= 0.30 ? "met" : "MISSED") }'
+    done
+    ;;
+esac
 
 if [ $sst2 = 1 ]; then
     echo

@@ -10,7 +10,8 @@
  *                                         --drop-layers; the batch's examples go through the
  *                                         layer cache, which the warmup steps fill, so the
  *                                         timed steps are those of a second epoch)
- *   bench-model --model mini|base --make-base DIR     (writes the random base, F32)
+ *   bench-model --model mini|base --make-base DIR [--f16]   (writes the random base, F32, or
+ *                                                           rounded to F16 as checkpoints ship)
  *   bench-model --measure-peak     (best sgemm GFLOP/s of BERT's FFN shape, and OpenBLAS's core)
  *
  * With --base the encoder is read from DIR as the tools read theirs (bert_load_16); the bench
@@ -30,6 +31,7 @@
 #include "model.h"
 #include "ops.h"
 #include "optim.h"
+#include "safetensors.h"
 #include "train.h"
 
 #include <cblas.h>
@@ -146,11 +148,13 @@ int main(int argc, char **argv) {
                                          {"help", no_argument, 0, 'h'},
                                          {"base", required_argument, 0, 'B'},
                                          {"make-base", required_argument, 0, 'M'},
+                                         {"f16", no_argument, 0, 'H'},
                                          {"micro-batch", required_argument, 0, 'u'},
                                          {"drop-layers", required_argument, 0, 'D'},
                                          {0, 0, 0, 0}};
     int peak_only = 0;
     const char *base_dir = NULL, *make_base = NULL;
+    int f16 = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
@@ -165,6 +169,9 @@ int main(int argc, char **argv) {
         case 'P': peak_only = 1; break;
         case 'B': base_dir = optarg; break;
         case 'M': make_base = optarg; break;
+        case 'H':
+            f16 = 1;
+            break;
         case 'u': micro = !strcmp(optarg, "auto") ? TRAIN_PASS_AUTO : atoi(optarg); break;
         case 'D':
             drop = atoi(optarg);
@@ -175,7 +182,7 @@ int main(int argc, char **argv) {
                  "                   adapter|fusion] [--batch B]\n"
                  "                   [--seq S] [--threads T] [--steps N] [--warmup N] [--peak GF]\n"
                  "                   [--base DIR] [--micro-batch N|auto] [--drop-layers K]\n"
-                 "       bench-model [--model mini|base] --make-base DIR\n"
+                 "       bench-model [--model mini|base] --make-base DIR [--f16]\n"
                  "       bench-model --measure-peak [--threads T]");
             return 0;
         default: return 2;
@@ -219,6 +226,9 @@ int main(int argc, char **argv) {
     if (make_base) {
         bert_init_random(&base, &c, 1);
         if (bert_save(&base, make_base, NULL, &e)) die(make_base, &e);
+        char wts[600];
+        snprintf(wts, sizeof wts, "%s/model.safetensors", make_base);
+        if (f16 && st_rewrite_f16(wts, &e)) die(wts, &e);
         bert_free(&base);
         return 0;
     }
