@@ -13,72 +13,9 @@
 #include "ops.h"
 #include "safetensors.h"
 #include "site.h"
-#include "tap.h"
+#include "kfixture.h"
 
-#define OUT_TOL 1e-4
-#define GRAD_TOL 1e-3
-#define GRAD_FLOOR 1e-2
 #define MAXN 8
-
-static st_file F;
-static const char *fname;
-static int missing;
-
-static const char *meta(const char *key) {
-    const char *v = st_meta_get(&F, key);
-    if (!v) {
-        diag("%s: metadata %s missing", fname, key);
-        missing++;
-        return "0";
-    }
-    return v;
-}
-
-static void load(float *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void load(float *dst, size_t n, const char *fmt, ...) {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const st_tensor *t = st_find(&F, name);
-    af_err e;
-    if (!t || (size_t)t->numel != n || st_to_f32(t, dst, (int64_t)n, &e)) {
-        diag("%s: tensor %s: %zu floats expected, %s", fname, name, n,
-             t ? "other size or dtype found" : "not found");
-        missing++;
-        memset(dst, 0, n * sizeof(float));
-    }
-}
-
-static void cmp_out(const char *what, const float *c, size_t n) {
-    float *ref = malloc(n * sizeof(float));
-    load(ref, n, "%s", what);
-    double d = tap_maxdiff(c, ref, n);
-    ok(d <= OUT_TOL, "%s: %s (max abs diff %.2e)", fname, what, d);
-    free(ref);
-}
-
-static void cmp_grad(const float *c, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void cmp_grad(const float *c, size_t n, const char *fmt, ...) {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    float *ref = malloc(n * sizeof(float));
-    load(ref, n, "%s", name);
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)c[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    double rel = sqrt(num) / fmax(sqrt(den), GRAD_FLOOR);
-    ok(rel <= GRAD_TOL, "%s: %s (rel err %.2e)", fname, name, rel);
-    free(ref);
-}
 
 /* A fusion {"method", "T", "in"} of the metadata, its parameters loaded from `pre`. */
 typedef struct {
