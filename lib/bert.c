@@ -974,10 +974,6 @@ int bert_lean_rows(int B, int S, int group) {
     return (int)(R < (size_t)B ? (size_t)B : R);
 }
 
-static int lean_rows(int B, int S, int group) {
-    return bert_lean_rows(B, S, group);
-}
-
 static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, int train,
                               const frozen_plan *fp, int lean, int group) {
     size_t M = (size_t)B * S, H = cfg->hidden, F = cfg->ffn, L = cfg->layers;
@@ -995,7 +991,7 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->compact = fp && fp->cls_only;
         A->lean = lean && !train;
         A->ffn_rows = A->lean ? (int)lean_ffn_rows(B, S) : B * S;
-        A->group_rows = A->lean && group ? lean_rows(B, S, 1) : 0;
+        A->group_rows = A->lean && group ? bert_lean_rows(B, S, 1) : 0;
         A->probs_kept = !fp || S < RECOMPUTE_PROBS_S;
         A->rot = fp && !(fp->flags & BERT_PLAN_ATTN_HOOKS);
         A->sum_out = fp && (fp->flags & BERT_PLAN_SUM_HOOKS);
@@ -1022,7 +1018,7 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
             /* inference: one set for every layer, no attention probabilities kept (but the
              * [CLS]-only layer's, B·NH·S), the feed-forward in blocks of rows */
             if (l == 0) {
-                size_t R = (size_t)lean_rows(B, S, group), FR = lean_ffn_rows(B, S);
+                size_t R = (size_t)bert_lean_rows(B, S, group), FR = lean_ffn_rows(B, S);
                 shared.qkv = CF(R * 3 * H), shared.probs = CF(Pc), shared.h1 = CF(R * H);
                 shared.ctx = shared.h2 = CF(R * H), shared.a = CF(R * H), shared.u = CF(FR * F);
                 shared.mean1 = CF(R), shared.rstd1 = CF(R), shared.mean2 = CF(R);
