@@ -75,6 +75,25 @@ test_expect_success 'one adapter (a layer runs a few sequences at a time): one l
 	same_answers grouped.jsonl single.jsonl
 '
 
+# --weights: f32 is how an F32 base is held anyway (the same bytes); f16 and bf16 hold it rounded,
+# which moves the probabilities a little and no more; anything else is a usage error
+test_expect_success '--weights f32, f16, bf16 on an F32 base; a bad type is refused' '
+	gen 40 >w.jsonl &&
+	A1="--base $BASE --adapter $IN/a.safetensors" &&
+	af-infer $A1 w.jsonl >plain.jsonl &&
+	af-infer $A1 --weights f32 w.jsonl >f32.jsonl && cmp plain.jsonl f32.jsonl &&
+	af-infer $A1 --weights f16 w.jsonl >f16.jsonl && af-infer $A1 --weights bf16 w.jsonl >bf16.jsonl &&
+	! cmp -s plain.jsonl bf16.jsonl &&
+	python3 -c "
+import json, sys
+a = [json.loads(l)[\"probs\"] for l in open(\"plain.jsonl\")]
+for f in (\"f16.jsonl\", \"bf16.jsonl\"):
+    b = [json.loads(l)[\"probs\"] for l in open(f)]
+    d = max(abs(x - y) for p, q in zip(a, b) for x, y in zip(p, q))
+    assert len(a) == len(b) == 40 and d < 2e-2, (f, d)" &&
+	test_exit 2 af-infer $A1 --weights f8 w.jsonl 2>err && test_grep "is not f32, f16 or bf16" err
+'
+
 test_expect_success 'fusion weights cover attended tokens only, also when --max-len cut them all' '
 	printf "{\"input_ids\":[2,5,6,7,8,3],\"attention_mask\":[0,0,0,0,1,1]}\n" >cut.jsonl &&
 	af-infer $AB --fusion-weights=tokens --max-len 3 cut.jsonl >tok.jsonl 2>/dev/null &&
