@@ -890,6 +890,9 @@ struct bert_acts {
     int group_rows;             /* lean, grouped: each layer runs a group of whole sequences of
                                    at most this many rows at a time (its buffers' rows); 0: the
                                    batch at once */
+    int workers;                /* grouped: groups that may run at once, each in its own set of
+                                   buffers wla[k] (wla[0] is every la[l]) */
+    layer_acts *wla;
     int rot;                    /* frozen, no attention site hooked: the attention sites keep
                                    their LayerNorm's input h1 + x in h1, so the hidden states
                                    rotate through two buffers as in lean acts */
@@ -968,10 +971,9 @@ static size_t lean_ffn_rows(int B, int S) {
 }
 
 int bert_lean_rows(int B, int S, int group) {
-    size_t M = (size_t)B * S, R = M < LEAN_FFN_ROWS ? M : LEAN_FFN_ROWS;
-    if (!group) return (int)M;
-    if (R < (size_t)S) R = (size_t)S;
-    return (int)(R < (size_t)B ? (size_t)B : R);
+    if (!group) return B * S;
+    size_t R = lean_ffn_rows(B, S); /* whole sequences, so at least one */
+    return (int)(R < (size_t)S ? (size_t)S : R);
 }
 
 static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, int train,
@@ -990,8 +992,9 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
         A->frozen = fp != NULL, A->lowest = fp ? fp->lowest : 0;
         A->compact = fp && fp->cls_only;
         A->lean = lean && !train;
+        A->workers = A->lean && group > 0 ? group : 1;
         A->ffn_rows = A->lean ? (int)lean_ffn_rows(B, S) : B * S;
-        A->group_rows = A->lean && group ? bert_lean_rows(B, S, 1) : 0;
+        A->group_rows = A->lean && group > 0 ? bert_lean_rows(B, S, group) : 0;
         A->probs_kept = !fp || S < RECOMPUTE_PROBS_S;
         A->rot = fp && !(fp->flags & BERT_PLAN_ATTN_HOOKS);
         A->sum_out = fp && (fp->flags & BERT_PLAN_SUM_HOOKS);
@@ -1014,17 +1017,27 @@ static bert_acts *layout_acts(carver *c, const bert_config *cfg, int B, int S, i
     float *dtmp = NULL, *dg = NULL, *du = NULL;
     if (!fp) {
         layer_acts shared = {0};
-        for (size_t l = 0; lean && !train && l < L; l++) {
+        if (lean && !train) {
             /* inference: one set for every layer, no attention probabilities kept (but the
-             * [CLS]-only layer's, B·NH·S), the feed-forward in blocks of rows */
-            if (l == 0) {
-                size_t R = (size_t)bert_lean_rows(B, S, group), FR = lean_ffn_rows(B, S);
-                shared.qkv = CF(R * 3 * H), shared.probs = CF(Pc), shared.h1 = CF(R * H);
-                shared.ctx = shared.h2 = CF(R * H), shared.a = CF(R * H), shared.u = CF(FR * F);
-                shared.mean1 = CF(R), shared.rstd1 = CF(R), shared.mean2 = CF(R);
-                shared.rstd2 = CF(R);
+             * [CLS]-only layer's, B·NH·S, in the first set), the feed-forward in blocks of rows;
+             * a set per group that runs at once. Within a layer, buffers whose lives do not
+             * overlap share memory: q, k, v are spent once attention has run, before the
+             * feed-forward's u is written; the context once projected, before the attention
+             * site writes a; h1 once that site has read it, before the feed-forward writes h2. */
+            int W = group > 0 ? group : 1;
+            size_t R = (size_t)bert_lean_rows(B, S, group), FR = lean_ffn_rows(B, S);
+            size_t big = R * 3 * H > FR * F ? R * 3 * H : FR * F;
+            layer_acts *wla = carve(c, W * sizeof *wla);
+            if (A) A->wla = wla;
+            for (int k = 0; k < W; k++) {
+                layer_acts x = {0};
+                x.qkv = x.u = CF(big), x.probs = k == 0 ? CF(Pc) : NULL;
+                x.ctx = x.a = CF(R * H), x.h1 = x.h2 = CF(R * H);
+                x.mean1 = CF(R), x.rstd1 = CF(R), x.mean2 = CF(R), x.rstd2 = CF(R);
+                if (A) wla[k] = x;
+                if (k == 0) shared = x;
             }
-            if (A) la[l] = shared;
+            for (size_t l = 0; A && l < L; l++) la[l] = shared;
         }
         for (size_t l = 0; !(lean && !train) && l < L; l++) {
             layer_acts x = shared;
@@ -1242,14 +1255,21 @@ static int hooked(const bert_hooks *hk, int l, int site) {
 
 /* out = LN(h + r), or the hook's replacement of it. sum (unless NULL; may be h): h + r, kept
  * for the backward when h and r are not. */
-static void site_forward(bert_acts *A, const bert_hooks *hk, int l, int site, float *out,
-                         const float *h, const float *r, const float *ln_w, const float *ln_b,
-                         float eps, float *mean, float *rstd, int M, float *sum) {
+static void site_forward_slot(bert_acts *A, const bert_hooks *hk, int slot, int l, int site,
+                              float *out, const float *h, const float *r, const float *ln_w,
+                              const float *ln_b, float eps, float *mean, float *rstd, int M,
+                              float *sum) {
     if (A->active[2 * l + site]) {
-        hk->forward(hk->ctx, l, site, out, h, r, ln_w, ln_b, eps, M);
+        hk->forward(hk->ctx, l, site, slot, out, h, r, ln_w, ln_b, eps, M);
         return;
     }
     layernorm_forward_sum(out, mean, rstd, sum, h, r, ln_w, ln_b, M, A->H, eps);
+}
+
+static void site_forward(bert_acts *A, const bert_hooks *hk, int l, int site, float *out,
+                         const float *h, const float *r, const float *ln_w, const float *ln_b,
+                         float eps, float *mean, float *rstd, int M, float *sum) {
+    site_forward_slot(A, hk, 0, l, site, out, h, r, ln_w, ln_b, eps, mean, rstd, M, sum);
 }
 
 /* A dropout's seed, drawn as dropout_forward draws it (one number, only when p > 0). */
@@ -1520,10 +1540,9 @@ static void layer_forward_cls(const bert *m, bert_acts *A, int l, const bert_hoo
 }
 
 /* Grouped inference (lean acts with group_rows): layer l for sequences b0 .. b0+n-1 alone, in
- * the group's buffers; the hooks see those rows. No dropout (inference). */
+ * the buffers la of slot `slot`; the hooks see those rows. No dropout (inference). */
 static void layer_forward_group(const bert *m, bert_acts *A, const bert_layer *W, int l,
-                                const bert_hooks *hk, int b0, int n) {
-    layer_acts *la = &A->la[l];
+                                const bert_hooks *hk, layer_acts *la, int slot, int b0, int n) {
     const bert_config *c = &m->cfg;
     int S = A->S, R = n * S, H = A->H, F = A->F, NH = A->NH;
     const float *x = hidk(A, l) + (size_t)b0 * S * H;
@@ -1532,16 +1551,77 @@ static void layer_forward_group(const bert *m, bert_acts *A, const bert_layer *W
     attention_forward(la->ctx, NULL, NULL, la->qkv, A->mask + (size_t)b0 * S, n, S, NH, H / NH, 0,
                       0);
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, R, H, H);
-    site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, x, W->ln1_w, W->ln1_b, c->ln_eps,
-                 la->mean1, la->rstd1, R, NULL);
+    site_forward_slot(A, hk, slot, l, BERT_SITE_ATTN, la->a, la->h1, x, W->ln1_w, W->ln1_b,
+                      c->ln_eps, la->mean1, la->rstd1, R, NULL);
     for (int r = 0; r < R; r += A->ffn_rows) {
         int k = R - r < A->ffn_rows ? R - r : A->ffn_rows;
         linear_forward(la->u, la->a + (size_t)r * H, W->ff1_w, W->ff1_b, k, H, F);
         act_apply(A, la->u, la->u, (size_t)k * F, c->act);
         linear_forward(la->h2 + (size_t)r * H, la->u, W->ff2_w, W->ff2_b, k, F, H);
     }
-    site_forward(A, hk, l, BERT_SITE_OUT, y, la->h2, la->a, W->ln2_w, W->ln2_b, c->ln_eps,
-                 la->mean2, la->rstd2, R, NULL);
+    site_forward_slot(A, hk, slot, l, BERT_SITE_OUT, y, la->h2, la->a, W->ln2_w, W->ln2_b,
+                      c->ln_eps, la->mean2, la->rstd2, R, NULL);
+}
+
+/* A grouped layer's groups as a pool job: slot k runs sequences B·k/slots .. B·(k+1)/slots - 1
+ * (as equal shares as whole sequences allow) in groups of at most G, in its own buffers wla[k];
+ * one slot: every group in wla[0], one after the other. */
+typedef struct {
+    const bert *m;
+    bert_acts *A;
+    const bert_layer *W;
+    const bert_hooks *hk;
+    int l, G, slots;
+    const float *qc; /* the [CLS]-only layer: its first tokens' queries, and the job is its keys,
+                        values and attention (layer_forward_cls_group) */
+} group_job;
+
+/* The [CLS]-only layer's part for sequences b0 .. b0+n-1 in slot buffers w: their keys and
+ * values, and their first tokens' attention into the first set's ctx and probs (rows b0..). */
+static void cls_group_attention(const group_job *j, layer_acts *w, int b0, int n) {
+    bert_acts *A = j->A;
+    const bert_layer *W = j->W;
+    int S = A->S, H = A->H, NH = A->NH;
+    const float *x = hidk(A, j->l) + (size_t)b0 * S * H;
+    linear_forward_ld(w->qkv + H, 3 * H, x, H, W->qkv_w + (size_t)H * H, W->qkv_b + H, n * S, H,
+                      2 * H);
+    for (int b = 0; b < n; b++)
+        memcpy(w->qkv + (size_t)b * S * 3 * H, j->qc + (size_t)(b0 + b) * H, H * sizeof(float));
+    attention_cls_forward(A->wla[0].ctx + (size_t)b0 * H, A->wla[0].probs + (size_t)b0 * NH * S,
+                          w->qkv, A->mask + (size_t)b0 * S, n, S, NH, H / NH, 0, 0);
+}
+
+static void group_part(void *p, int lo, int hi) {
+    const group_job *j = p;
+    int B = j->A->B;
+    for (int k = lo; k < hi; k++) {
+        int end = (int)((long)B * (k + 1) / j->slots);
+        for (int b0 = (int)((long)B * k / j->slots); b0 < end; b0 += j->G) {
+            int n = end - b0 < j->G ? end - b0 : j->G;
+            if (j->qc)
+                cls_group_attention(j, &j->A->wla[k], b0, n);
+            else
+                layer_forward_group(j->m, j->A, j->W, j->l, j->hk, &j->A->wla[k], k, b0, n);
+        }
+    }
+}
+
+/* Layer l's groups, at once when the acts have the slots, the pool the threads, the hooks (if
+ * any is active in the layer) the slots, and the batch shares out evenly enough (every slot's
+ * products run on one thread, so the slot with the most sequences sets the time: an even
+ * share, or one sequence more in at most an eighth); else one after the other, each product
+ * split between the threads. */
+static void run_groups(group_job *j) {
+    bert_acts *A = j->A;
+    int W = A->workers, B = A->B;
+    int hooked_here = A->active[2 * j->l] || A->active[2 * j->l + 1];
+    int at_once = W > 1 && af_threads() >= W && B >= W && (B % W == 0 || B >= 8 * W) &&
+                  (!hooked_here || (j->hk && j->hk->slots >= W));
+    j->slots = at_once ? W : 1;
+    if (j->slots == 1)
+        group_part(j, 0, 1);
+    else
+        af_parallel(j->slots, group_part, j);
 }
 
 /* The [CLS]-only last layer, grouped: keys and values (and the first tokens' attention) a group
@@ -1550,21 +1630,14 @@ static void layer_forward_cls_group(const bert *m, bert_acts *A, const bert_laye
                                     const bert_hooks *hk, int G) {
     layer_acts *la = &A->la[l];
     const bert_config *c = &m->cfg;
-    int B = A->B, S = A->S, H = A->H, F = A->F, NH = A->NH;
+    int B = A->B, S = A->S, H = A->H, F = A->F;
     const float *x = hidk(A, l);
     float *y = hidk(A, l + 1);
     gather_cls(A->xc, x, B, S, H);
     float *qc = A->yc; /* free until the end of the layer */
     linear_forward(qc, A->xc, W->qkv_w, W->qkv_b, B, H, H);
-    for (int b0 = 0; b0 < B; b0 += G) {
-        int n = B - b0 < G ? B - b0 : G;
-        linear_forward_ld(la->qkv + H, 3 * H, x + (size_t)b0 * S * H, H, W->qkv_w + (size_t)H * H,
-                          W->qkv_b + H, n * S, H, 2 * H);
-        for (int b = 0; b < n; b++)
-            memcpy(la->qkv + (size_t)b * S * 3 * H, qc + (size_t)(b0 + b) * H, H * sizeof(float));
-        attention_cls_forward(la->ctx + (size_t)b0 * H, la->probs + (size_t)b0 * NH * S, la->qkv,
-                              A->mask + (size_t)b0 * S, n, S, NH, H / NH, 0, 0);
-    }
+    group_job j = {m, A, W, hk, l, G, 1, qc};
+    run_groups(&j);
     linear_forward(la->h1, la->ctx, W->ao_w, W->ao_b, B, H, H);
     site_forward(A, hk, l, BERT_SITE_ATTN, la->a, la->h1, A->xc, W->ln1_w, W->ln1_b, c->ln_eps,
                  la->mean1, la->rstd1, B, NULL);
@@ -1586,8 +1659,8 @@ static void layer_forward_grouped(const bert *m, bert_acts *A, int l, const bert
         layer_forward_cls_group(m, A, W, l, hk, G);
         return;
     }
-    for (int b0 = 0; b0 < A->B; b0 += G)
-        layer_forward_group(m, A, W, l, hk, b0, A->B - b0 < G ? A->B - b0 : G);
+    group_job j = {m, A, W, hk, l, G, 1, NULL};
+    run_groups(&j);
 }
 
 void bert_acts_cls_only(bert_acts *acts, int on) {

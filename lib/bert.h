@@ -112,9 +112,11 @@ typedef struct {
     /* Non-zero when the hook replaces out = LN(h + r) at (layer, site). */
     int (*active)(void *ctx, int layer, int site);
     /* out[M,H] from h[M,H] and r[M,H]; ln_w/ln_b/eps: the site's original LayerNorm. The hook keeps
-     * what its backward will need (it knows layer and site). M = B*S, padding tokens included. */
-    void (*forward)(void *ctx, int layer, int site, float *out, const float *h, const float *r,
-                    const float *ln_w, const float *ln_b, float eps, int M);
+     * what its backward will need (it knows layer and site). M = B*S, padding tokens included.
+     * slot: which of the hook's `slots` sets of scratch to use (always 0 but in grouped inference,
+     * where calls on different slots may run at the same time, on different threads). */
+    void (*forward)(void *ctx, int layer, int site, int slot, float *out, const float *h,
+                    const float *r, const float *ln_w, const float *ln_b, float eps, int M);
     /* Sets (overwrites) dh, dr from dout, for the h, r of the last forward. */
     void (*backward)(void *ctx, int layer, int site, float *dh, float *dr, const float *dout,
                      const float *h, const float *r, const float *ln_w, const float *ln_b,
@@ -122,6 +124,9 @@ typedef struct {
     /* Non-zero: forward and backward read h and r only as h + r (Pfeiffer adapters), so the
      * encoder may pass h = h + r and r = NULL (it still wants both dh and dr set). */
     int sum_only;
+    /* Grouped inference may run this many groups at once, each calling forward with its own
+     * slot 0 .. slots - 1; 0 or 1: one call at a time. */
+    int slots;
 } bert_hooks;
 
 /* Activations for one batch shape, carved from an arena. */
@@ -135,13 +140,18 @@ bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int 
 
 /* Inference activations that keep only the last layer's hidden states (the layers take two
  * buffers in turn): bert_hidden(l) is NULL for l < layers - 1. No attention probabilities are
- * kept and the feed-forward runs in blocks of rows. group: each layer runs a few whole sequences
- * at a time (bert_lean_rows rows at most), so its buffers hold those rows, not the batch's: for
- * hooks that keep nothing per row past their call (adapters; not a fusion whose weights are read
- * after the forward). */
+ * kept and the feed-forward runs in blocks of rows. group > 0: each layer runs a few whole
+ * sequences at a time (bert_lean_rows rows at most), so its buffers hold those rows, not the
+ * batch's: for hooks that keep nothing per row past their call (adapters; not a fusion whose
+ * weights are read after the forward). group is also the number of groups that may run at once,
+ * each on its own thread with its own buffers and single-threaded matrix products (no product
+ * split between threads: each thread packs its operands once, and nothing waits between
+ * products): the same bits as one at a time. A forward runs them so when the pool has that many
+ * threads and the hooks have that many slots (or none is active); 0: the batch at once. */
 size_t bert_acts_bytes_lean(const bert_config *cfg, int B, int S, int group);
 bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S, int group);
-/* The most rows a hook is called with in a forward through such acts (B·S when not grouped). */
+/* The most rows a hook is called with in a forward through such acts (B·S when not grouped);
+ * the more groups run at once, the fewer rows each (their buffers add up to about the same). */
 int bert_lean_rows(int B, int S, int group);
 
 /* Activations for training adapters on a frozen base: bert_backward will be called with

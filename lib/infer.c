@@ -589,6 +589,7 @@ int infer_stream(af_model *m, const infer_opts *o, const char *input, FILE *out,
                 metrics_init(&st->mt[h], hd->kind == HEAD_REGRESSION ? 0 : hd->L);
         }
     }
+    m->keep_fusion_weights = o->fusion_weights != 0;
     model_prepare(m, R.B, R.S, 0);
     R.W = R.B * INFER_WINDOW_BATCHES;
     R.ex = af_calloc(R.W, sizeof *R.ex);

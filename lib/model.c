@@ -832,12 +832,12 @@ static float fusion_T(const af_model *m) {
     return m->temperature > 0 ? m->temperature : 1.0f;
 }
 
-static void hook_forward(void *ctx, int l, int s, float *out, const float *h, const float *r,
-                         const float *ln_w, const float *ln_b, float eps, int M) {
+static void hook_forward(void *ctx, int l, int s, int slot, float *out, const float *h,
+                         const float *r, const float *ln_w, const float *ln_b, float eps, int M) {
     af_model *m = ctx;
     int p = 2 * l + s;
-    site_forward(out, &m->sc[p], &m->sites[p], h, r, ln_w, ln_b, eps, M, fusion_T(m),
-                 m->train ? &m->rng : NULL);
+    site_forward(out, &m->sc[(size_t)slot * 2 * m->L + p], &m->sites[p], h, r, ln_w, ln_b, eps, M,
+                 fusion_T(m), m->train ? &m->rng : NULL);
 }
 
 static void hook_backward(void *ctx, int l, int s, float *dh, float *dr, const float *dout,
@@ -858,16 +858,22 @@ static int max_labels(const af_model *m) {
     return L;
 }
 
-/* Inference runs a few sequences at a time through each layer (bert_acts_new_lean's groups)
- * unless a fusion's per-token weights must outlive the forward (model_fusion_weights). */
-static int infer_grouped(const af_model *m) {
-    return !m->fused;
+/* Every token's fusion weights must outlive an inference forward (model_fusion_weights). */
+static int weights_kept(const af_model *m) {
+    return m->fused && m->keep_fusion_weights;
+}
+
+/* Inference runs a few sequences at a time through each layer, as many groups at once as the
+ * pool has threads (bert_acts_new_lean's groups; each its own site caches), unless a fusion's
+ * per-token weights must outlive the forward: 0, or the groups that run at once. */
+static int infer_groups(const af_model *m) {
+    return m->train || weights_kept(m) ? 0 : af_threads();
 }
 
 /* Rows a site's caches need: in training the last layer runs [CLS] rows only (model_run); a
  * grouped inference calls a site with a group's rows. */
 static int site_rows(const af_model *m, int p, int M) {
-    if (!m->train) return bert_lean_rows(m->maxB, m->maxS, infer_grouped(m));
+    if (!m->train) return bert_lean_rows(m->maxB, m->maxS, infer_groups(m));
     return p / 2 == m->L - 1 ? m->maxB : M;
 }
 
@@ -877,8 +883,10 @@ static size_t arena_bytes(af_model *m, int maxB, int maxS, int train, int *lowes
                           size_t *scratch_out, int *plan_out) {
     free(m->sites), free(m->sc);
     m->maxB = maxB, m->maxS = maxS, m->train = train;
+    /* a set of site caches and scratch per group that runs at once */
+    m->slots = infer_groups(m) > 1 ? infer_groups(m) : 1;
     m->sites = af_calloc(2 * m->L, sizeof(site));
-    m->sc = af_calloc(2 * m->L, sizeof(site_cache));
+    m->sc = af_calloc((size_t)m->slots * 2 * m->L, sizeof(site_cache));
     int M = maxB * maxS, H = m->H, Lmax = max_labels(m);
     size_t scratch = 0; /* the sites' backward scratch: they run one at a time, so they share */
     /* Training never changes the base: its activations follow the frozen plan, from the
@@ -897,7 +905,7 @@ static size_t arena_bytes(af_model *m, int maxB, int maxS, int train, int *lowes
         s->fusion = m->fused ? &m->fw[p] : NULL;
         s->fusion_grad = m->fused && m->fgrad ? &m->fg[p] : NULL;
         s->tree = m->fused && m->nfin ? &m->trees[p] : NULL;
-        bytes += site_cache_floats_shared(s, site_rows(m, p, M)) * sizeof(float) + 64;
+        bytes += m->slots * (site_cache_floats_shared(s, site_rows(m, p, M)) * sizeof(float) + 64);
         size_t k = site_scratch_floats(s, site_rows(m, p, M));
         scratch = k > scratch ? k : scratch;
     }
@@ -905,8 +913,8 @@ static size_t arena_bytes(af_model *m, int maxB, int maxS, int train, int *lowes
     int plan = (site_has(m, BERT_SITE_ATTN) ? BERT_PLAN_ATTN_HOOKS : 0) |
                (m->arch == SITE_PFEIFFER ? BERT_PLAN_SUM_HOOKS : 0);
     bytes += train ? bert_acts_bytes_frozen(&m->base->cfg, maxB, maxS, lowest, 1, scratch, plan)
-                   : bert_acts_bytes_lean(&m->base->cfg, maxB, maxS, infer_grouped(m)) +
-                         scratch * sizeof(float) + 64;
+                   : bert_acts_bytes_lean(&m->base->cfg, maxB, maxS, infer_groups(m)) +
+                         m->slots * (scratch * sizeof(float) + 64);
     bytes += ((size_t)M * H + 2 * (size_t)maxB * H + 3 * (size_t)maxB * Lmax + maxB) * 4 +
              2 * maxB * sizeof(int) + head_cache_floats(H, maxB) * 4 + 16 * 64;
     *lowest_out = lowest, *scratch_out = scratch, *plan_out = plan;
@@ -935,18 +943,21 @@ void model_prepare(af_model *m, int maxB, int maxS, int train) {
     af_arena_init(&m->arena, bytes);
     m->acts =
         train ? bert_acts_new_frozen(&m->arena, &m->base->cfg, maxB, maxS, lowest, 1, scratch, plan)
-              : bert_acts_new_lean(&m->arena, &m->base->cfg, maxB, maxS, infer_grouped(m));
-    /* not zeroed: sites write their scratch before reading it (in training it is the encoder's
-     * backward scratch), and inference never touches the backward's part, so its pages are
-     * never made resident */
-    float *shared = train ? bert_acts_hook_scratch(m->acts)
-                          : af_arena_alloc(&m->arena, scratch * sizeof(float));
-    for (int p = 0; p < 2 * m->L; p++)
-        if (m->sites[p].N) {
-            int R = site_rows(m, p, M);
-            float *mem = af_arena_floats(&m->arena, site_cache_floats_shared(&m->sites[p], R));
-            site_cache_carve_shared(&m->sc[p], mem, shared, &m->sites[p], R);
-        }
+              : bert_acts_new_lean(&m->arena, &m->base->cfg, maxB, maxS, infer_groups(m));
+    for (int k = 0; k < m->slots; k++) {
+        /* not zeroed: sites write their scratch before reading it (in training it is the
+         * encoder's backward scratch), and inference never touches the backward's part, so its
+         * pages are never made resident */
+        float *shared = train ? bert_acts_hook_scratch(m->acts)
+                              : af_arena_alloc(&m->arena, scratch * sizeof(float));
+        for (int p = 0; p < 2 * m->L; p++)
+            if (m->sites[p].N) {
+                int R = site_rows(m, p, M);
+                float *mem = af_arena_floats(&m->arena, site_cache_floats_shared(&m->sites[p], R));
+                site_cache_carve_shared(&m->sc[(size_t)k * 2 * m->L + p], mem, shared, &m->sites[p],
+                                        R);
+            }
+    }
     m->dhidden = train ? af_arena_floats(&m->arena, (size_t)M * H) : NULL;
     m->cls = af_arena_floats(&m->arena, (size_t)maxB * H);
     m->dcls = af_arena_floats(&m->arena, (size_t)maxB * H);
@@ -995,12 +1006,12 @@ static double model_pass(af_model *m, const bert_batch *b, const int *head_of, c
                          int ldg, int train, float *out, int ldo, int Btot, int last,
                          const int *ex) {
     /* Pfeiffer sites read h and r only as h + r (site.h) */
-    bert_hooks hooks = {m, hook_active, hook_forward, hook_backward, m->arch == SITE_PFEIFFER};
+    bert_hooks hooks = {m,       hook_active, hook_forward, hook_backward, m->arch == SITE_PFEIFFER,
+                        m->slots};
     int B = b->B, S = b->S, H = m->H;
-    /* The heads read only [CLS]: the last layer need not compute the other tokens, unless a
-     * model prepared for inference has fusion weights someone may read for every token
-     * (af-infer --fusion-weights). */
-    bert_acts_cls_only(m->acts, m->train || !m->fused);
+    /* The heads read only [CLS]: the last layer need not compute the other tokens, unless
+     * someone reads every token's fusion weights (af-infer --fusion-weights). */
+    bert_acts_cls_only(m->acts, m->train || !weights_kept(m));
     const float *hid = encode(m, b, &hooks, train, ex);
     if (!hid) return NAN;
     /* training runs [CLS]-only: the encoder's backward reads the first tokens' rows alone */
@@ -1109,13 +1120,15 @@ double model_fusion_reg(const af_model *m) {
 }
 
 const float *model_fusion_weights(const af_model *m, int p) {
-    if (!m->fused || !m->sites || !m->sites[p].N) return NULL;
+    if (!m->fused || !m->sites || !m->sites[p].N || (!m->train && !weights_kept(m))) return NULL;
     return m->sc[p].fc.p;
 }
 
 const float *model_fusion_weights_level(const af_model *m, int p, int k) {
     if (k == m->nfin) return model_fusion_weights(m, p);
-    if (!m->fused || !m->sites || !m->sites[p].N || k < 0 || k > m->nfin) return NULL;
+    if (!m->fused || !m->sites || !m->sites[p].N || k < 0 || k > m->nfin ||
+        (!m->train && !weights_kept(m)))
+        return NULL;
     return fusion_tree_weights(&m->sc[p].tc, k);
 }
 

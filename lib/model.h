@@ -113,10 +113,15 @@ typedef struct af_model {
 
     /* What trains (set before model_prepare): gradients exist only for these. */
     int train_adapters, train_fusion, train_heads;
+    /* Inference (set before model_prepare): someone reads every token's fusion weights after a
+     * forward (model_fusion_weights). Without it inference runs a few sequences at a time and
+     * the last layer computes [CLS] rows only, so the weights are not kept. */
+    int keep_fusion_weights;
 
     /* Runtime, sized by model_prepare. */
     site *sites;           /* [2L]; sites[p].N == 0 where no adapter sits */
-    site_cache *sc;        /* [2L] */
+    int slots;             /* groups an inference forward runs at once (1: training) */
+    site_cache *sc;        /* [slots·2L]: slot k's site p at [k·2L + p] */
     af_arena arena;
     int maxB, maxS, train;
     bert_acts *acts;
@@ -223,7 +228,7 @@ double model_run(af_model *m, const bert_batch *b, const int *head_of, const flo
 double model_run_cached(af_model *m, const bert_batch *b, const int *ex, const int *head_of,
                         const float *gold, int ldg, int train, float *out, int ldo);
 /* Weights over adapters of the last forward (its last pass) at site p = 2l + s: (B·S, N), or
- * NULL. */
+ * NULL (also after an inference forward unless keep_fusion_weights was set). */
 const float *model_fusion_weights(const af_model *m, int p);
 /* The fusion regulariser of the current weights (0 unless attention fusion trains). */
 double model_fusion_reg(const af_model *m);

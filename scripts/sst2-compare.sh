@@ -8,7 +8,8 @@
 # The adapter keeps its best epoch by accuracy on the last 2,000 training sentences, held out from
 # its training; the dev set is only scored, never used to choose.
 # Environment: AF_BIN, EPOCHS (default 3), REDUCTION (default 4:
-# a 64-unit bottleneck on the 256-wide base), THREADS (default 2), WORK (default build/sst2).
+# a 64-unit bottleneck on the 256-wide base), THREADS (default 2), WORK (default build/sst2),
+# RANDOM_ROW (default 1; 0 skips the random base's row, e.g. when comparing bases).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${AF_BIN:-$top/bin}
@@ -16,6 +17,7 @@ work=${WORK:-$top/build/sst2}
 epochs=${EPOCHS:-3}
 reduction=${REDUCTION:-4}
 threads=${THREADS:-2}
+random_row=${RANDOM_ROW:-1}
 sst=$top/../shared/data/glue/SST-2
 [ -d "$sst" ] || { echo "sst2-compare.sh: $sst not found" >&2; exit 1; }
 mkdir -p "$work"
@@ -24,7 +26,7 @@ if [ -z "$base" ]; then base=$("$top/scripts/base/assemble.sh" "$work/base"); fi
 
 # a random base: the same config and vocabulary, BERT's initialisation, never trained (--lr 0)
 random=$work/random-base
-if [ ! -s "$random/model.safetensors" ]; then
+if [ "$random_row" = 1 ] && [ ! -s "$random/model.safetensors" ]; then
     cfg=$base/config.json
     get() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9]*\).*/\1/p" "$cfg" | head -n 1; }
     cut -f1 "$sst/dev.tsv" | head -n 50 >"$work/one.txt" # one batch to take a step of lr 0 on
@@ -52,7 +54,8 @@ run() { # name base (a finished run is kept: remove WORK/NAME.json to redo it)
     sed 's/.*"accuracy":\([0-9.]*\).*/\1/' "$work/$1.json" | awk '{ printf "%.3f", $1 }'
 }
 acc_base=$(run pretrained "$base")
-acc_random=$(run random "$random")
+acc_random=n/a
+[ "$random_row" = 1 ] && acc_random=$(run random "$random")
 acc_ft=n/a
 if command -v fasttext >/dev/null 2>&1; then
     tail -n +2 "$sst/train.tsv" | awk -F'\t' '{print "__label__" $2 " " $1}' >"$work/ft.train"

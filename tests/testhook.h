@@ -27,8 +27,8 @@ static int th_active(void *ctx, int l, int s) {
     return l < TH_MAXL && t->on[l][s];
 }
 
-static void th_forward(void *ctx, int l, int s, float *out, const float *h, const float *r,
-                       const float *ln_w, const float *ln_b, float eps, int M) {
+static void th_forward(void *ctx, int l, int s, int slot, float *out, const float *h,
+                       const float *r, const float *ln_w, const float *ln_b, float eps, int M) {
     testhook *t = ctx;
     size_t n = (size_t)M * t->H;
     float *z = t->z[l][s];
@@ -84,7 +84,7 @@ static void th_free(testhook *t) {
 }
 
 static bert_hooks th_hooks(testhook *t) {
-    bert_hooks h = {t, th_active, th_forward, th_backward, t->c == 0};
+    bert_hooks h = {t, th_active, th_forward, th_backward, t->c == 0, 1};
     return h;
 }
 

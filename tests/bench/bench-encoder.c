@@ -35,8 +35,8 @@ static int ph_active(void *ctx, int l, int site) {
     return site == BERT_SITE_OUT;
 }
 
-static void ph_forward(void *ctx, int l, int site, float *out, const float *h, const float *r,
-                       const float *ln_w, const float *ln_b, float eps, int M) {
+static void ph_forward(void *ctx, int l, int site, int slot, float *out, const float *h,
+                       const float *r, const float *ln_w, const float *ln_b, float eps, int M) {
     passhook *p = ctx;
     float *z = p->z + (size_t)l * p->M * p->H;
     vec_add2(z, h, r, (size_t)M * p->H);
@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
         float *dout = malloc((size_t)M * c.hidden * sizeof(float));
         for (size_t i = 0; i < (size_t)M * c.hidden; i++) dout[i] = 1e-3f * af_rng_normal(&rng);
         passhook ph = {c.hidden, NULL, NULL, NULL, NULL, (size_t)M};
-        bert_hooks hk = {&ph, ph_active, ph_forward, ph_backward, 0};
+        bert_hooks hk = {&ph, ph_active, ph_forward, ph_backward, 0, 1};
         for (int md = 0; md < NMODES; md++) {
             if (strcmp(mode, "all") && !strstr(mode_names[md], mode)) continue;
             int train = md != MODE_FWD;

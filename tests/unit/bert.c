@@ -751,46 +751,58 @@ static void test_load_as(void) {
 }
 
 /* Inference through lean acts, in groups of sequences (several groups: B·S past the 512 rows
- * of a group) or the batch at once, gives the bits of the general forward, padded sequences and
- * the [CLS]-only last layer included. */
+ * of a group), one at a time or two at once on two threads, or the batch at once, gives the
+ * bits of the general forward, padded sequences and the [CLS]-only last layer included. */
 static void test_lean_groups(void) {
     bert_config c = {0};
     c.vocab_size = 200, c.hidden = 32, c.layers = 2, c.heads = 4, c.ffn = 64, c.max_pos = 80;
     c.type_vocab = 2, c.act = AF_ACT_GELU, c.ln_eps = 1e-12f;
     bert m;
     bert_init_random(&m, &c, 8);
-    enum { B = 13, S = 70 }; /* 910 rows: groups of 7 sequences (490 rows), then 6 */
+    /* 1260 rows: groups of 7 sequences (490 rows), 7, then 4; two at once: sequences 0-8 and
+     * 9-17, each in a group of 7 then 2 */
+    enum { B = 18, S = 70 };
     ok(bert_lean_rows(B, S, 1) == 512 && bert_lean_rows(B, S, 0) == B * S &&
-           bert_lean_rows(2, 600, 1) == 600 && bert_lean_rows(900, 1, 1) == 900,
+           bert_lean_rows(2, 600, 1) == 600 && bert_lean_rows(900, 1, 1) == 900 &&
+           bert_lean_rows(B, S, 2) == 512,
        "lean rows: 512, at least a sequence and the batch's first tokens");
     int *ids = malloc(B * S * sizeof(int)), *mask = malloc(B * S * sizeof(int));
     for (int i = 0; i < B * S; i++)
         ids[i] = (i * 31 + 7) % c.vocab_size, mask[i] = i % S < S - 5 * (i / S);
     bert_batch bb = {B, S, ids, NULL, mask};
-    size_t n = (size_t)B * S * c.hidden;
-    for (int cls = 0; cls < 2; cls++) {
-        af_arena rf, rg, rw;
-        af_arena_init(&rf, bert_acts_bytes(&c, B, S, 0));
-        af_arena_init(&rg, bert_acts_bytes_lean(&c, B, S, 1));
-        af_arena_init(&rw, bert_acts_bytes_lean(&c, B, S, 0));
-        bert_acts *F = bert_acts_new(&rf, &c, B, S, 0), *G = bert_acts_new_lean(&rg, &c, B, S, 1),
-                  *W = bert_acts_new_lean(&rw, &c, B, S, 0);
-        bert_acts_cls_only(F, cls), bert_acts_cls_only(G, cls), bert_acts_cls_only(W, cls);
-        const float *of = bert_forward(&m, F, &bb, NULL, 0, NULL);
-        const float *og = bert_forward(&m, G, &bb, NULL, 0, NULL);
-        const float *ow = bert_forward(&m, W, &bb, NULL, 0, NULL);
-        int same_g = 1, same_w = 1;
-        for (int b = 0; of && og && ow && b < B; b++) { /* [CLS]-only: the first rows are read */
-            size_t at = (size_t)b * S * c.hidden, len = (cls ? 1 : (size_t)S) * c.hidden;
-            same_g &= !memcmp(of + at, og + at, len * sizeof(float));
-            same_w &= !memcmp(of + at, ow + at, len * sizeof(float));
+    for (int threads = 1; threads <= 2; threads++) {
+        af_set_threads(threads);
+        for (int cls = 0; cls < 2; cls++) {
+            af_arena rf, rg, rw, r2;
+            af_arena_init(&rf, bert_acts_bytes(&c, B, S, 0));
+            af_arena_init(&rg, bert_acts_bytes_lean(&c, B, S, 1));
+            af_arena_init(&rw, bert_acts_bytes_lean(&c, B, S, 0));
+            af_arena_init(&r2, bert_acts_bytes_lean(&c, B, S, 2));
+            bert_acts *F = bert_acts_new(&rf, &c, B, S, 0),
+                      *G = bert_acts_new_lean(&rg, &c, B, S, 1),
+                      *W = bert_acts_new_lean(&rw, &c, B, S, 0),
+                      *G2 = bert_acts_new_lean(&r2, &c, B, S, 2);
+            bert_acts_cls_only(F, cls), bert_acts_cls_only(G, cls), bert_acts_cls_only(W, cls);
+            bert_acts_cls_only(G2, cls);
+            const float *of = bert_forward(&m, F, &bb, NULL, 0, NULL);
+            const float *og = bert_forward(&m, G, &bb, NULL, 0, NULL);
+            const float *ow = bert_forward(&m, W, &bb, NULL, 0, NULL);
+            const float *o2 = bert_forward(&m, G2, &bb, NULL, 0, NULL);
+            int same_g = 1, same_w = 1, same_2 = 1;
+            for (int b = 0; of && og && ow && o2 && b < B; b++) { /* [CLS]-only: first rows */
+                size_t at = (size_t)b * S * c.hidden, len = (cls ? 1 : (size_t)S) * c.hidden;
+                same_g &= !memcmp(of + at, og + at, len * sizeof(float));
+                same_w &= !memcmp(of + at, ow + at, len * sizeof(float));
+                same_2 &= !memcmp(of + at, o2 + at, len * sizeof(float));
+            }
+            ok(of && og && ow && o2 && same_g && same_w && same_2,
+               "lean inference%s, %d thread(s): in groups, two groups at once and at once, the "
+               "general forward's bits",
+               cls ? ", [CLS]-only last layer" : "", threads);
+            af_arena_free(&rf), af_arena_free(&rg), af_arena_free(&rw), af_arena_free(&r2);
         }
-        ok(of && og && ow && same_g && same_w,
-           "lean inference%s: in groups and at once, the general forward's bits",
-           cls ? ", [CLS]-only last layer" : "");
-        (void)n;
-        af_arena_free(&rf), af_arena_free(&rg), af_arena_free(&rw);
     }
+    af_set_threads(1);
     free(ids), free(mask);
     bert_free(&m);
 }
