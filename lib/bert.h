@@ -150,9 +150,12 @@ bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int 
  * threads and the hooks have that many slots (or none is active); 0: the batch at once. */
 size_t bert_acts_bytes_lean(const bert_config *cfg, int B, int S, int group);
 bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S, int group);
-/* The most rows a hook is called with in a forward through such acts (B·S when not grouped);
- * the more groups run at once, the fewer rows each (their buffers add up to about the same). */
+/* The most rows a hook is called with in a forward through such acts (B·S when not grouped). */
 int bert_lean_rows(int B, int S, int group);
+/* How many groups should run at once on `threads` threads: all of them for a narrow encoder,
+ * whose products are too small to split well between threads, one for a wide one, whose split
+ * products run as fast and which would hold a set of buffers per group for nothing. */
+int bert_lean_groups(const bert_config *cfg, int threads);
 
 /* Activations for training adapters on a frozen base: bert_backward will be called with
  * grads == NULL and hooks active from site `lowest` (2l + s) up, so only what that backward reads

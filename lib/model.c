@@ -863,11 +863,11 @@ static int weights_kept(const af_model *m) {
     return m->fused && m->keep_fusion_weights;
 }
 
-/* Inference runs a few sequences at a time through each layer, as many groups at once as the
- * pool has threads (bert_acts_new_lean's groups; each its own site caches), unless a fusion's
- * per-token weights must outlive the forward: 0, or the groups that run at once. */
+/* Inference runs a few sequences at a time through each layer (bert_acts_new_lean's groups),
+ * unless a fusion's per-token weights must outlive the forward: 0, or how many groups run at once
+ * (bert_lean_groups; each has its own site caches). */
 static int infer_groups(const af_model *m) {
-    return m->train || weights_kept(m) ? 0 : af_threads();
+    return m->train || weights_kept(m) ? 0 : bert_lean_groups(&m->base->cfg, af_threads());
 }
 
 /* Rows a site's caches need: in training the last layer runs [CLS] rows only (model_run); a

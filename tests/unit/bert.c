@@ -766,6 +766,11 @@ static void test_lean_groups(void) {
            bert_lean_rows(2, 600, 1) == 600 && bert_lean_rows(900, 1, 1) == 900 &&
            bert_lean_rows(B, S, 2) == 512,
        "lean rows: 512, at least a sequence and the batch's first tokens");
+    bert_config wide = c;
+    wide.hidden = 768;
+    ok(bert_lean_groups(&c, 2) == 2 && bert_lean_groups(&c, 1) == 1 &&
+           bert_lean_groups(&wide, 2) == 1,
+       "groups at once: one per thread for a narrow encoder, one for a wide one");
     int *ids = malloc(B * S * sizeof(int)), *mask = malloc(B * S * sizeof(int));
     for (int i = 0; i < B * S; i++)
         ids[i] = (i * 31 + 7) % c.vocab_size, mask[i] = i % S < S - 5 * (i / S);
