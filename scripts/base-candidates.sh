@@ -64,9 +64,10 @@ WORK=$dir/sst2 THREADS=2 RANDOM_ROW=0 "$top/scripts/sst2-compare.sh" "$model" >"
 sst2=$(awk '/pretrained base/ {print $NF}' "$dir/sst2.txt")
 fusion=- own=- head=-
 if [ $demo = 1 ]; then
-    AF_DEMO_BASE=$model "$top/scripts/demo.sh" >"$dir/demo.txt" 2>&1
-    pick() { awk -v k="$1" 'index($0, k) == 1 {print $(NF - 2); exit}' "$dir/demo.txt"; }
-    fusion=$(pick "attention fusion") own=$(pick "own adapter") head=$(pick "head only")
+    AF_DEMO_BASE=$model "$top/scripts/demo.sh" --work "$dir/demo" >"$dir/demo.txt" 2>&1
+    # the demo's table: method, size, mean, sd, per seed
+    pick() { awk -v k="$1" '$1 == k && $2 ~ /^[0-9]+$/ {print $3; exit}' "$dir/demo.txt"; }
+    fusion=$(pick attention) own=$(pick single) head=$(pick head-only)
 fi
 size=$(du -k "$model/model.safetensors" | cut -f1)
 [ -s "$work/results.tsv" ] ||

@@ -230,7 +230,7 @@ if [ $ort_on = 1 ]; then
     echo "(best of $repeat, af, PyTorch and ONNX Runtime alternating; ORT picks its own kernels)"
 fi
 
-case ",$modes," in *,infer_adapter,*)
+case " $modes " in *" infer_adapter "*)
     # the same base rounded to F16 as checkpoints ship: af keeps it 16-bit (bert_load_16)
     echo
     echo "## inference from an F16 copy of the base, one adapter: af's peak RSS against PyTorch's (F32)"
