@@ -343,9 +343,16 @@ static void run_chunks(unsigned g) {
     for (;;) {
         uint64_t v = atomic_load(&pool.next);
         if (job_number(v) != g) return;
-        int grain = J->grain; /* g's as long as the swap below succeeds */
+        /* g's grain and total as long as the swap below succeeds, so both are read before it:
+         * a swap that takes an index past the end does not hold g open, so by the time a
+         * thread preempted right after it read the total, g and g + 1 may be over and g + 2's
+         * parameters in this slot, and that thread would run a chunk of g + 2 that another
+         * thread also takes (and count it done twice, so g + 2's caller could return while
+         * the chunk still runs). fn and ctx are read after the swap only for an index below
+         * the total: g cannot end before that chunk is counted done. */
+        int grain = J->grain, total = J->total;
         if (!atomic_compare_exchange_weak(&pool.next, &v, v + (uint64_t)grain)) continue;
-        int lo = (int)(uint32_t)v, total = J->total;
+        int lo = (int)(uint32_t)v;
         if (lo >= total) return;
         int hi = lo + grain < total ? lo + grain : total;
         J->fn(J->ctx, lo, hi);
