@@ -13,7 +13,10 @@
 # THREADS threads (default 1, so two candidates can run side by side on 2 cores).
 # Results: WORK/NAME/ (default WORK=build/candidates): the model, pretrain.log (the dev MLM
 # evaluations), sst2.txt, demo.txt, and one line appended to WORK/results.tsv.
-# A candidate that was interrupted resumes from its checkpoint when run again.
+# A candidate that was interrupted resumes from its checkpoint when run again (THREADS may
+# differ then). v8k is the recipe of the previous committed base (commit 0c0fe63's scripts/base,
+# built on 2 threads), which the README's table uses as the control; v24k-ww was not run.
+# When a table row changes, a finished candidate's directory must be removed by hand.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${AF_BIN:-$top/bin}
