@@ -146,8 +146,10 @@ bert_acts *bert_acts_new(af_arena *a, const bert_config *cfg, int B, int S, int 
  * weights are read after the forward). group is also the number of groups that may run at once,
  * each on its own thread with its own buffers and single-threaded matrix products (no product
  * split between threads: each thread packs its operands once, and nothing waits between
- * products): the same bits as one at a time. A forward runs them so when the pool has that many
- * threads and the hooks have that many slots (or none is active); 0: the batch at once. */
+ * products): the answers of one at a time (the same bits wherever OpenBLAS runs a product and its
+ * parts with the same kernel; it picks kernels by shape). A forward runs them so when the pool
+ * has that many threads, the hooks that many slots (or none is active) and the batch shares out
+ * evenly enough; 0: the batch at once. */
 size_t bert_acts_bytes_lean(const bert_config *cfg, int B, int S, int group);
 bert_acts *bert_acts_new_lean(af_arena *a, const bert_config *cfg, int B, int S, int group);
 /* The most rows a hook is called with in a forward through such acts (B·S when not grouped). */
