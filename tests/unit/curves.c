@@ -56,25 +56,28 @@ int main(void) {
     ok(c.p[2].size == 5000 && c.p[2].mean == 0.70 && c.p[2].sd == 0.01 && c.p[5].sd == 0.01,
        "columns found by name (a CR at a line's end is not part of it)");
 
-    ok(strstr(read_error("task\tmethod\tsize\tmean\n"), "bad.tsv:1: no column 'sd'") != NULL,
-       "a missing column is named: %s", read_error("task\tmethod\tsize\tmean\n"));
-    const char *msg =
-        read_error("task\tmethod\tsize\tmean\tsd\na\tb\t50\t0.5\t0.1\na\tb\t100\tx\t0\n");
-    ok(strstr(msg, "bad.tsv:3: column mean: a number expected, 'x' found") != NULL, "%s", msg);
-    msg = read_error("task\tmethod\tsize\tmean\tsd\na\tb\t0\t0.5\t0.1\n");
-    ok(strstr(msg, "bad.tsv:2: size 0") != NULL, "a size of 0 has no place on a log axis: %s", msg);
-    msg = read_error("task\tmethod\tsize\tmean\tsd\na\tb\t5\t0.5\t-0.1\n");
-    ok(strstr(msg, "bad.tsv:2: sd") != NULL, "a negative sd: %s", msg);
-    msg = read_error("task\tmethod\tsize\tmean\tsd\na\tb\t5\t0.5\n");
-    ok(strstr(msg, "bad.tsv:2: 5 columns expected") != NULL, "a short row: %s", msg);
-    msg = read_error("task\tmethod\tsize\tmean\tsd\na\tb\t5\t0.5\t0\na\tb\t5\t0.6\t0\n");
-    ok(strstr(msg, "bad.tsv:3: a, b, size 5: a second row") != NULL, "a repeated point: %s", msg);
-    msg = read_error("task\tmethod\tsize\tmean\tsd\n");
-    ok(strstr(msg, "no rows") != NULL, "a header alone: %s", msg);
-    msg = read_error("");
-    ok(strstr(msg, "empty") != NULL, "an empty file: %s", msg);
-    msg = read_error("task\tmethod\tsize\tmean\tsd\na\tb\t5\tnan\t0\n");
-    ok(strstr(msg, "column mean") != NULL, "NaN is not an accuracy: %s", msg);
+    static const struct {
+        const char *tsv, *want, *what;
+    } bad[] = {
+        {"task\tmethod\tsize\tmean\n", "bad.tsv:1: no column 'sd'", "a missing column is named"},
+        {"task\tmethod\tsize\tmean\tsd\na\tb\t50\t0.5\t0.1\na\tb\t100\tx\t0\n",
+         "bad.tsv:3: column mean: a number expected, 'x' found", "not a number"},
+        {"task\tmethod\tsize\tmean\tsd\na\tb\t0\t0.5\t0.1\n", "bad.tsv:2: size 0",
+         "a size of 0 has no place on a log axis"},
+        {"task\tmethod\tsize\tmean\tsd\na\tb\t5\t0.5\t-0.1\n", "bad.tsv:2: sd", "a negative sd"},
+        {"task\tmethod\tsize\tmean\tsd\na\tb\t5\t0.5\n", "bad.tsv:2: 5 columns expected",
+         "a short row"},
+        {"task\tmethod\tsize\tmean\tsd\na\tb\t5\t0.5\t0\na\tb\t5\t0.6\t0\n",
+         "bad.tsv:3: a, b, size 5: a second row", "a repeated point"},
+        {"task\tmethod\tsize\tmean\tsd\n", "no rows", "a header alone"},
+        {"", "empty", "an empty file"},
+        {"task\tmethod\tsize\tmean\tsd\na\tb\t5\tnan\t0\n", "column mean",
+         "NaN is not an accuracy"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *msg = read_error(bad[i].tsv);
+        ok(strstr(msg, bad[i].want) != NULL, "%s: %s", bad[i].what, msg);
+    }
 
     int W, H, W1, H1;
     curves_panel p, q;
