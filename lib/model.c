@@ -1006,8 +1006,12 @@ static double model_pass(af_model *m, const bert_batch *b, const int *head_of, c
                          int ldg, int train, float *out, int ldo, int Btot, int last,
                          const int *ex) {
     /* Pfeiffer sites read h and r only as h + r (site.h) */
-    bert_hooks hooks = {m,       hook_active, hook_forward, hook_backward, m->arch == SITE_PFEIFFER,
-                        m->slots};
+    bert_hooks hooks = {.ctx = m,
+                        .active = hook_active,
+                        .forward = hook_forward,
+                        .backward = hook_backward,
+                        .sum_only = m->arch == SITE_PFEIFFER,
+                        .slots = m->slots};
     int B = b->B, S = b->S, H = m->H;
     /* The heads read only [CLS]: the last layer need not compute the other tokens, unless
      * someone reads every token's fusion weights (af-infer --fusion-weights). */
