@@ -12,7 +12,7 @@
 # lr 1e-3 with 6% warmup, batches of 32 x 4 sequences of 128 tokens, dropout 0, seed 42), on
 # THREADS threads (default 1, so two candidates can run side by side on 2 cores).
 # Results: WORK/NAME/ (default WORK=build/candidates): the model, pretrain.log (the dev MLM
-# evaluations), sst2.txt, demo.txt, and one line appended to WORK/results.tsv.
+# evaluations), sst2.txt, demo.txt, and its row of WORK/results.tsv.
 # A candidate that was interrupted resumes from its checkpoint when run again (THREADS may
 # differ then). v8k is the recipe of the previous committed base (commit 0c0fe63's scripts/base,
 # built on 2 threads), which the README's table uses as the control; v24k-ww was not run.
@@ -73,9 +73,13 @@ if [ $demo = 1 ]; then
     fusion=$(pick attention) own=$(pick single) head=$(pick head-only)
 fi
 size=$(du -k "$model/model.safetensors" | cut -f1)
-[ -s "$work/results.tsv" ] ||
-    printf 'name\tvocab\tsteps\toptions\tsize_kib\tdev_mlm_acc\tsst2_dev_acc\tdemo_fusion\tdemo_own\tdemo_head\n' \
-        >"$work/results.tsv"
-printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$vocab_size" "$steps" "${opts:--}" \
-    "$size" "$mlm" "$sst2" "$fusion" "$own" "$head" >>"$work/results.tsv"
-tail -n 1 "$work/results.tsv"
+# the candidate's row replaces an earlier one of the same name; written whole, then renamed
+tsv=$work/results.tsv
+{
+    printf 'name\tvocab\tsteps\toptions\tsize_kib\tdev_mlm_acc\tsst2_dev_acc\tdemo_fusion\tdemo_own\tdemo_head\n'
+    [ -s "$tsv" ] && awk -F '\t' -v n="$name" 'NR > 1 && $1 != n' "$tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$vocab_size" "$steps" "${opts:--}" \
+        "$size" "$mlm" "$sst2" "$fusion" "$own" "$head"
+} >"$tsv.tmp.$$"
+mv "$tsv.tmp.$$" "$tsv"
+grep "^$name	" "$tsv"
